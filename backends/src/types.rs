@@ -1,0 +1,110 @@
+//! Values that cross the backend seam.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// A body in flight. Errors are I/O errors so any byte source (file, socket, SDK stream) fits.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A resolved or suffix byte range, as S3 `Range` headers express them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last` (inclusive) or `bytes=first-` (`last = None`).
+    FromTo { first: u64, last: Option<u64> },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Turns the range into `[start, end)` for an object of `size` bytes; `None` when it is unsatisfiable.
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        match self {
+            ByteRange::FromTo { first, last } => {
+                if first >= size {
+                    return None;
+                }
+                let end = last.map_or(size, |l| l.saturating_add(1).min(size));
+                (end > first).then_some((first, end))
+            }
+            ByteRange::Suffix(n) => (n > 0 && size > 0).then(|| (size.saturating_sub(n), size)),
+        }
+    }
+}
+
+/// Object attributes as S3 describes them; cloud providers map theirs onto these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Quoted, as S3 sends it.
+    pub etag: String,
+    /// Milliseconds since the Unix epoch.
+    pub last_modified_ms: i64,
+    pub version: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub user_meta: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    pub range: Option<ByteRange>,
+    pub if_match: Option<String>,
+}
+
+pub struct GetResult {
+    pub meta: ObjectMeta,
+    /// `[start, end)` of the bytes in `body`.
+    pub range: (u64, u64),
+    pub body: ByteStream,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub size: Option<u64>,
+    pub meta: ObjectMeta,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub start_after: Option<String>,
+    pub token: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub key: String,
+    pub meta: ObjectMeta,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    pub common_prefixes: Vec<String>,
+    pub next_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteRange::*;
+
+    #[test]
+    fn resolve_ranges() {
+        assert_eq!(FromTo { first: 0, last: Some(4) }.resolve(10), Some((0, 5)));
+        assert_eq!(FromTo { first: 5, last: None }.resolve(10), Some((5, 10)));
+        assert_eq!(FromTo { first: 5, last: Some(100) }.resolve(10), Some((5, 10)));
+        assert_eq!(FromTo { first: 10, last: None }.resolve(10), None);
+        assert_eq!(Suffix(3).resolve(10), Some((7, 10)));
+        assert_eq!(Suffix(30).resolve(10), Some((0, 10)));
+        assert_eq!(Suffix(0).resolve(10), None);
+        assert_eq!(Suffix(3).resolve(0), None);
+    }
+}

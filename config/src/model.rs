@@ -1,0 +1,283 @@
+//! The settings model, its defaults, and layering.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Stable node id; generated once and kept in the first mountpath when unset.
+    pub node_id: Option<String>,
+    /// How long in-flight requests may run after SIGINT/SIGTERM before the process exits.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            node_id: None,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// One directory per disk. Objects are spread over them by HRW.
+    pub mountpaths: Vec<PathBuf>,
+    /// fsync data and directories on every commit. Off trades crash safety of recent writes for speed.
+    pub fsync: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { mountpaths: vec![PathBuf::from("./trove-data")], fsync: true }
+    }
+}
+
+/// One S3 user: the credential and the owner identity reported in ListBuckets and Owner fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub access_key: String,
+    pub secret_key: String,
+    /// Canonical owner id; defaults to the access key.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub users: Vec<User>,
+    /// Root credential (`TROVE_ACCESS_KEY` / `TROVE_SECRET_KEY`); generated and persisted when unset.
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// Bearer token of the native API (`TROVE_ADMIN_TOKEN`); generated and persisted when unset.
+    pub admin_token: Option<String>,
+    /// Serve `/v1/metrics` without the admin token.
+    pub public_metrics: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3Config {
+    /// Enables virtual-hosted-style addressing: `bucket.<domain>`.
+    pub domain: Option<String>,
+    pub region: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config { domain: None, region: "us-east-1".to_owned() }
+    }
+}
+
+/// Values given as command-line flags; `None`/empty means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub mountpaths: Vec<PathBuf>,
+    pub node_id: Option<String>,
+}
+
+impl Config {
+    /// Layers defaults, the TOML file (if any), `TROVE_*` variables and `flags`, then validates.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config> {
+        Self::from_figment(Self::figment(file, flags)?)
+    }
+
+    fn figment(file: Option<&Path>, flags: &Overrides) -> Result<Figment> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(Error::MissingFile(path.to_owned()));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("TROVE_").map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            match key.as_str() {
+                "access_key" | "secret_key" | "admin_token" => format!("auth.{key}").into(),
+                other => other.replace("__", ".").into(),
+            }
+        }));
+        if let Some(listen) = flags.listen {
+            fig = fig.merge(("server.listen", listen));
+        }
+        if !flags.mountpaths.is_empty() {
+            fig = fig.merge(("storage.mountpaths", &flags.mountpaths));
+        }
+        if let Some(id) = &flags.node_id {
+            fig = fig.merge(("server.node_id", id));
+        }
+        Ok(fig)
+    }
+
+    fn from_figment(fig: Figment) -> Result<Config> {
+        let cfg: Config = fig.extract()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.storage.mountpaths.is_empty() {
+            return Err(Error::Setting { key: "storage.mountpaths", reason: "at least one mountpath is required".into() });
+        }
+        let mut seen = HashSet::new();
+        for u in &self.auth.users {
+            if u.access_key.is_empty() || u.secret_key.is_empty() {
+                return Err(Error::Setting { key: "auth.users", reason: "access_key and secret_key must not be empty".into() });
+            }
+            if !seen.insert(&u.access_key) {
+                return Err(Error::Setting { key: "auth.users", reason: format!("access key {:?} is listed twice", u.access_key) });
+            }
+        }
+        if self.auth.access_key.is_some() != self.auth.secret_key.is_some() {
+            return Err(Error::Setting {
+                key: "auth.access_key",
+                reason: "TROVE_ACCESS_KEY and TROVE_SECRET_KEY must be set together".into(),
+            });
+        }
+        if let Some(d) = &self.s3.domain {
+            if d.is_empty() || d.contains('/') {
+                return Err(Error::Setting { key: "s3.domain", reason: format!("{d:?} is not a host name") });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(file: Option<&str>, flags: &Overrides) -> Result<Config> {
+        Config::load(file.map(Path::new), flags)
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        Jail::expect_with(|_| {
+            let c = load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+            assert_eq!(c.storage.mountpaths, vec![PathBuf::from("./trove-data")]);
+            assert!(c.storage.fsync);
+            assert_eq!(c.s3.region, "us-east-1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn layering_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                r#"
+                [server]
+                listen = "127.0.0.1:9000"
+                node_id = "from-file"
+                [storage]
+                mountpaths = ["/a", "/b"]
+                [s3]
+                region = "eu-west-1"
+                [[auth.users]]
+                access_key = "AK"
+                secret_key = "SK"
+                id = "owner"
+                display_name = "Owner"
+                "#,
+            )?;
+            // file beats defaults
+            let c = load(Some("t.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.server.listen.port(), 9000);
+            assert_eq!(c.storage.mountpaths.len(), 2);
+            assert_eq!(c.auth.users[0].display_name.as_deref(), Some("Owner"));
+            // env beats file
+            jail.set_env("TROVE_SERVER__LISTEN", "127.0.0.1:9100");
+            jail.set_env("TROVE_S3__REGION", "ap-south-1");
+            jail.set_env("TROVE_ACCESS_KEY", "root");
+            jail.set_env("TROVE_SECRET_KEY", "rootsecret");
+            let c = load(Some("t.toml"), &Overrides::default()).unwrap();
+            assert_eq!(c.server.listen.port(), 9100);
+            assert_eq!(c.s3.region, "ap-south-1");
+            assert_eq!(c.auth.access_key.as_deref(), Some("root"));
+            // flags beat env
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9200".parse().unwrap()),
+                mountpaths: vec!["/c".into()],
+                node_id: Some("flag".into()),
+            };
+            let c = load(Some("t.toml"), &flags).unwrap();
+            assert_eq!(c.server.listen.port(), 9200);
+            assert_eq!(c.storage.mountpaths, vec![PathBuf::from("/c")]);
+            assert_eq!(c.server.node_id.as_deref(), Some("flag"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_error() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server\nlisten = 1")?;
+            let e = load(Some("bad.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("bad.toml"), "{e}");
+            jail.create_file("badval.toml", "[server]\nlisten = \"nope\"")?;
+            let e = load(Some("badval.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("listen"), "{e}");
+            let e = load(Some("missing.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("missing.toml"), "{e}");
+            jail.set_env("TROVE_ACCESS_KEY", "only-half");
+            let r = load(None, &Overrides::default());
+            assert!(r.is_err(), "{r:?}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn duplicate_users_rejected() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "d.toml",
+                "[[auth.users]]\naccess_key='a'\nsecret_key='b'\n[[auth.users]]\naccess_key='a'\nsecret_key='c'\n",
+            )?;
+            assert!(load(Some("d.toml"), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

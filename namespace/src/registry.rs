@@ -1,0 +1,197 @@
+//! The bucket registry (AIS's "BMD"): S3 names -> bucket identity and properties, versioned and persisted.
+//!
+//! Every change produces a new immutable snapshot with `version + 1`, written with atomic replace (temp file,
+//! fsync, rename, fsync of the directory) before it becomes visible, so a crash leaves either the old or the
+//! new registry on disk. Readers take an `Arc` of the current snapshot and never block writers for long.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Bck, Error, Result};
+
+/// Per-bucket properties, named as AIS names them on the wire (`lru.enabled`, `versioning.validate_warm_get`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketProps {
+    #[serde(default)]
+    pub lru: LruProps,
+    #[serde(default)]
+    pub versioning: VersioningProps,
+    /// For attached cloud buckets: the backend bucket this S3 name stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_bck: Option<Bck>,
+    /// Provider-specific settings (`extra.aws.endpoint`, ...), kept verbatim.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LruProps {
+    pub enabled: bool,
+    /// Seconds after the last access during which a cached copy is never evicted.
+    pub dont_evict_time: u64,
+}
+
+impl Default for LruProps {
+    fn default() -> Self {
+        LruProps { enabled: true, dont_evict_time: 7200 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersioningProps {
+    #[serde(default)]
+    pub validate_warm_get: bool,
+}
+
+/// One registered bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketEntry {
+    pub bck: Bck,
+    /// Canonical id of the owning user.
+    pub owner: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    #[serde(default)]
+    pub props: BucketProps,
+    /// S3 bucket tags, in the order they were given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// An immutable, versioned view of the registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySnapshot {
+    pub version: u64,
+    /// S3 name -> bucket. A `BTreeMap` so ListBuckets comes out sorted.
+    pub buckets: BTreeMap<String, BucketEntry>,
+}
+
+/// The persisted registry of one node.
+#[derive(Debug)]
+pub struct Registry {
+    path: PathBuf,
+    current: RwLock<Arc<RegistrySnapshot>>,
+    /// Serializes writers so versions never fork; readers only touch `current`.
+    write: Mutex<()>,
+}
+
+impl Registry {
+    /// Loads the registry at `path`, or starts an empty one (version 0) when the file does not exist.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Registry> {
+        let path = path.into();
+        let snap = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.clone(), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistrySnapshot::default(),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        Ok(Registry { path, current: RwLock::new(Arc::new(snap)), write: Mutex::new(()) })
+    }
+
+    pub fn snapshot(&self) -> Arc<RegistrySnapshot> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn get(&self, s3_name: &str) -> Option<BucketEntry> {
+        self.snapshot().buckets.get(s3_name).cloned()
+    }
+
+    /// Applies `change` to a copy of the current snapshot, persists it as the next version and publishes it.
+    /// Blocking (file I/O): call from a blocking context.
+    pub fn update<T>(&self, change: impl FnOnce(&mut RegistrySnapshot) -> Result<T>) -> Result<T> {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = RegistrySnapshot::clone(&self.snapshot());
+        let out = change(&mut next)?;
+        next.version += 1;
+        persist(&self.path, &next)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(out)
+    }
+
+    /// Adds a bucket under `s3_name`; fails with `AlreadyExists` when the name is taken.
+    pub fn insert(&self, s3_name: &str, entry: BucketEntry) -> Result<()> {
+        self.update(|snap| {
+            if snap.buckets.contains_key(s3_name) {
+                return Err(Error::AlreadyExists(s3_name.to_owned()));
+            }
+            snap.buckets.insert(s3_name.to_owned(), entry);
+            Ok(())
+        })
+    }
+
+    pub fn remove(&self, s3_name: &str) -> Result<BucketEntry> {
+        self.update(|snap| snap.buckets.remove(s3_name).ok_or_else(|| Error::NotFound(s3_name.to_owned())))
+    }
+
+    /// Changes one bucket in place.
+    pub fn modify<T>(&self, s3_name: &str, change: impl FnOnce(&mut BucketEntry) -> T) -> Result<T> {
+        self.update(|snap| {
+            let entry = snap.buckets.get_mut(s3_name).ok_or_else(|| Error::NotFound(s3_name.to_owned()))?;
+            Ok(change(entry))
+        })
+    }
+}
+
+fn persist(path: &Path, snap: &RegistrySnapshot) -> Result<()> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec_pretty(snap).map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
+    let mut f = fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> BucketEntry {
+        BucketEntry { bck: Bck::ais(name), owner: "me".into(), created_ms: 1, props: BucketProps::default(), tags: vec![] }
+    }
+
+    #[test]
+    fn versioned_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bmd.json");
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.snapshot().version, 0);
+        reg.insert("a", entry("a")).unwrap();
+        reg.insert("b", entry("b")).unwrap();
+        assert!(matches!(reg.insert("a", entry("a")), Err(Error::AlreadyExists(_))));
+        reg.modify("b", |e| e.tags.push(("k".into(), "v".into()))).unwrap();
+        reg.remove("a").unwrap();
+        assert!(matches!(reg.remove("a"), Err(Error::NotFound(_))));
+        let snap = reg.snapshot();
+        assert_eq!(snap.version, 4);
+
+        let again = Registry::open(&path).unwrap();
+        assert_eq!(*again.snapshot(), *snap);
+        assert_eq!(again.get("b").unwrap().tags, vec![("k".to_owned(), "v".to_owned())]);
+        assert!(!path.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn failed_change_keeps_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path().join("bmd.json")).unwrap();
+        assert!(reg.modify("nope", |_| ()).is_err());
+        assert_eq!(reg.snapshot().version, 0);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bmd.json");
+        fs::write(&path, b"{not json").unwrap();
+        assert!(matches!(Registry::open(&path), Err(Error::Corrupt { .. })));
+    }
+}
