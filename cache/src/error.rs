@@ -1,0 +1,30 @@
+//! Errors of the storage layer.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("no such object")]
+    NotFound,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("object metadata is too large for this filesystem")]
+    MetadataTooLarge,
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: unreadable object metadata")]
+    Corrupt { path: PathBuf },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.to_owned(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,162 @@
+//! Listing a bucket in binary key order with bounded memory.
+//!
+//! A directory's children are ranges of keys: a file is one key, a directory `d` is every key starting with
+//! `d/` (plus the key `d` itself when it holds `%%obj`). To produce the next `n` keys after a position, each
+//! directory is scanned and only the `n` smallest candidate children are kept (a bounded heap), so a page
+//! costs one scan per visited directory and memory proportional to the page, never to the bucket.
+
+use std::collections::BinaryHeap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use trove_namespace::Bck;
+
+use crate::layout::{decode_name, Decoded, DIR_OBJECT, DIR_SEGMENT};
+use crate::meta::ObjMeta;
+use crate::store::{is_missing, Store};
+use crate::{Error, Result};
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Child {
+    /// An object with this full key.
+    Object(Vec<u8>, PathBuf),
+    /// A directory whose keys all start with this prefix (which ends in `/`).
+    Dir(Vec<u8>, PathBuf),
+}
+
+impl Child {
+    fn sort_key(&self) -> &[u8] {
+        match self {
+            Child::Object(k, _) | Child::Dir(k, _) => k,
+        }
+    }
+}
+
+impl Store {
+    /// Up to `limit` objects of `bck` whose keys start with `prefix` and sort after `start` (bytewise), in order.
+    pub fn list(&self, bck: &Bck, start: &[u8], prefix: &str, limit: usize) -> Result<Vec<(String, ObjMeta)>> {
+        let mut merged: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        for mp in 0..self.mountpaths().len() {
+            let root = self.objects_root(mp, bck);
+            let mut out = Vec::new();
+            walk(&root, &[], start, prefix.as_bytes(), limit, &mut out)?;
+            merged.extend(out);
+        }
+        merged.sort_by(|a, b| a.0.cmp(&b.0));
+        merged.truncate(limit);
+        let mut result = Vec::with_capacity(merged.len());
+        for (key, path) in merged {
+            match ObjMeta::read_at(&path) {
+                Ok(meta) => result.push((String::from_utf8(key).unwrap_or_default(), meta)),
+                // Deleted between the scan and now: skip it, as S3 listings are not snapshots either.
+                Err(Error::Io { source, .. }) if is_missing(&source) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Whether a subtree whose keys all start with `sub` may hold keys `> start` that start with `prefix`.
+fn dir_wanted(sub: &[u8], start: &[u8], prefix: &[u8]) -> bool {
+    let prefix_overlaps = sub.starts_with(prefix) || prefix.starts_with(sub);
+    let all_before_start = sub < start && !start.starts_with(sub);
+    // `sub` + 0xFF is the position right after the whole subtree (0xFF never occurs in UTF-8).
+    let past_subtree = start.starts_with(sub) && start.get(sub.len()) == Some(&0xFF);
+    prefix_overlaps && !all_before_start && !past_subtree
+}
+
+fn key_wanted(key: &[u8], start: &[u8], prefix: &[u8]) -> bool {
+    key > start && key.starts_with(prefix)
+}
+
+fn walk(dir: &Path, dir_key: &[u8], start: &[u8], prefix: &[u8], limit: usize, out: &mut Vec<(Vec<u8>, PathBuf)>) -> Result<()> {
+    let mut pos = start.to_vec();
+    loop {
+        let need = limit - out.len();
+        if need == 0 {
+            return Ok(());
+        }
+        let batch = smallest_children(dir, dir_key, &pos, prefix, need)?;
+        let exhausted = batch.len() < need;
+        for child in batch {
+            if out.len() >= limit {
+                return Ok(());
+            }
+            match child {
+                Child::Object(key, path) => {
+                    pos.clone_from(&key);
+                    out.push((key, path));
+                }
+                Child::Dir(sub, path) => {
+                    walk(&path, &sub, &pos, prefix, limit, out)?;
+                    // The whole subtree is done (or the page is full): continue after it.
+                    pos = sub;
+                    pos.push(0xFF);
+                }
+            }
+        }
+        if exhausted {
+            return Ok(());
+        }
+    }
+}
+
+/// The `need` smallest children of `dir` that can contribute keys after `start` with `prefix`.
+fn smallest_children(dir: &Path, dir_key: &[u8], start: &[u8], prefix: &[u8], need: usize) -> Result<Vec<Child>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if is_missing(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut heap: BinaryHeap<Child> = BinaryHeap::new();
+    let offer = |c: Child, heap: &mut BinaryHeap<Child>| {
+        if heap.len() < need {
+            heap.push(c);
+        } else if heap.peek().is_some_and(|top| c.sort_key() < top.sort_key()) {
+            heap.pop();
+            heap.push(c);
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
+        let seg = match decode_name(name) {
+            Decoded::Segment(s) => s,
+            Decoded::Reserved => continue,
+            Decoded::Hashed => match full_segment(&path, is_dir) {
+                Some(s) => s,
+                None => continue,
+            },
+        };
+        let mut key = dir_key.to_vec();
+        key.extend_from_slice(seg.as_bytes());
+        if is_dir {
+            if path.join(DIR_OBJECT).exists() && key_wanted(&key, start, prefix) {
+                offer(Child::Object(key.clone(), path.join(DIR_OBJECT)), &mut heap);
+            }
+            key.push(b'/');
+            if dir_wanted(&key, start, prefix) {
+                offer(Child::Dir(key, path), &mut heap);
+            }
+        } else if key_wanted(&key, start, prefix) {
+            offer(Child::Object(key, path), &mut heap);
+        }
+    }
+    let mut v = heap.into_vec();
+    v.sort_by(|a, b| a.sort_key().cmp(b.sort_key()));
+    Ok(v)
+}
+
+/// The full segment behind a hashed name: the last segment of the object's key, or the `%%seg` file.
+fn full_segment(path: &Path, is_dir: bool) -> Option<String> {
+    if is_dir {
+        fs::read_to_string(path.join(DIR_SEGMENT)).ok()
+    } else {
+        let key = ObjMeta::read_at(path).ok()?.key;
+        key.rsplit('/').next().map(str::to_owned)
+    }
+}

@@ -1,0 +1,140 @@
+//! The per-object metadata record and its encoding in an extended attribute.
+//!
+//! The record is set on the work file before it is renamed into place, so data and metadata are published by
+//! one atomic rename (as AIS does). Tag changes rewrite the attribute in place, which is atomic too.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+const XATTR: &str = "user.trove.meta";
+
+/// Everything S3 reports about an object besides its bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjMeta {
+    /// The full key; needed to decode hashed path names and for rebuilds.
+    pub key: String,
+    pub size: u64,
+    /// Hex MD5, or `md5(md5s)-N` for multipart uploads; without quotes.
+    pub etag: String,
+    pub mtime_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// HTTP-date string, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    /// Algorithm (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`) -> base64 value, as S3 returns them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+    /// Sizes of the parts of a multipart object, in order; empty for a single PUT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+impl ObjMeta {
+    /// `[start, end)` of part `n` (1-based) of a multipart object; a single-PUT object is one part.
+    pub fn part_range(&self, n: usize) -> Option<(u64, u64)> {
+        if self.parts.is_empty() {
+            return (n == 1).then_some((0, self.size));
+        }
+        let start: u64 = self.parts.iter().take(n.checked_sub(1)?).sum();
+        let len = *self.parts.get(n - 1)?;
+        Some((start, start + len))
+    }
+
+    pub fn parts_count(&self) -> usize {
+        self.parts.len().max(1)
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Internal(format!("encoding metadata: {e}")))
+    }
+
+    fn decode(bytes: &[u8], path: &Path) -> Result<ObjMeta> {
+        serde_json::from_slice(bytes).map_err(|_| Error::Corrupt { path: path.to_owned() })
+    }
+
+    pub fn write_to(&self, file: &File, path: &Path) -> Result<()> {
+        let bytes = self.encode()?;
+        xattr::FileExt::set_xattr(file, XATTR, &bytes).map_err(|e| xattr_error(e, path))
+    }
+
+    pub fn write_at(&self, path: &Path) -> Result<()> {
+        let bytes = self.encode()?;
+        xattr::set(path, XATTR, &bytes).map_err(|e| xattr_error(e, path))
+    }
+
+    pub fn read_from(file: &File, path: &Path) -> Result<ObjMeta> {
+        match xattr::FileExt::get_xattr(file, XATTR) {
+            Ok(Some(b)) => Self::decode(&b, path),
+            Ok(None) => Err(Error::Corrupt { path: path.to_owned() }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    pub fn read_at(path: &Path) -> Result<ObjMeta> {
+        match xattr::get(path, XATTR) {
+            Ok(Some(b)) => Self::decode(&b, path),
+            Ok(None) => Err(Error::Corrupt { path: path.to_owned() }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+fn xattr_error(e: std::io::Error, path: &Path) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::E2BIG) | Some(libc::ERANGE) => Error::MetadataTooLarge,
+        _ => Error::io(path, e),
+    }
+}
+
+/// Checks that `dir`'s filesystem keeps user extended attributes (Trove's metadata lives there).
+pub fn check_xattr_support(dir: &Path) -> Result<()> {
+    let probe = dir.join(".trove-xattr-probe");
+    let f = File::create(&probe).map_err(|e| Error::io(&probe, e))?;
+    let res = xattr::FileExt::set_xattr(&f, XATTR, b"{}");
+    let _ = std::fs::remove_file(&probe);
+    res.map_err(|e| Error::Unsupported(format!("{}: the filesystem does not keep user extended attributes ({e})", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xattr_round_trip_and_part_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        check_xattr_support(dir.path()).unwrap();
+        let path = dir.path().join("o");
+        let f = File::create(&path).unwrap();
+        let mut m = ObjMeta { key: "k".into(), size: 15, etag: "abc-3".into(), parts: vec![5, 5, 5], ..Default::default() };
+        m.user.insert("color".into(), "blue".into());
+        m.write_to(&f, &path).unwrap();
+        assert_eq!(ObjMeta::read_at(&path).unwrap(), m);
+        assert_eq!(m.part_range(1), Some((0, 5)));
+        assert_eq!(m.part_range(3), Some((10, 15)));
+        assert_eq!(m.part_range(4), None);
+        assert_eq!(m.part_range(0), None);
+        let single = ObjMeta { size: 7, ..Default::default() };
+        assert_eq!(single.part_range(1), Some((0, 7)));
+        assert_eq!(single.part_range(2), None);
+    }
+}

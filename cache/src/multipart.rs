@@ -1,0 +1,218 @@
+//! Multipart uploads: parts staged under the bucket's `%mp/<upload-id>/`, assembled on completion.
+//!
+//! An upload lives on the mountpath its key hashes to, so completion is a local copy (`copy_file_range`) of
+//! the parts into one work file, followed by the ordinary atomic commit.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use trove_namespace::Bck;
+
+use crate::layout::{self, UPLOADS_DIR};
+use crate::meta::ObjMeta;
+use crate::store::{is_missing, Staged, Store};
+use crate::{Error, Result};
+
+const UPLOAD_FILE: &str = "upload.json";
+/// S3's minimum size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// What CreateMultipartUpload recorded: the final object's metadata and who started it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: i64,
+    pub owner: String,
+    /// Metadata the completed object gets (content type, user metadata, tags, checksum algorithm...).
+    pub meta: ObjMeta,
+    #[serde(default)]
+    pub checksum_algorithm: Option<String>,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub number: u32,
+    pub meta: ObjMeta,
+}
+
+/// A part named in CompleteMultipartUpload.
+#[derive(Debug, Clone)]
+pub struct CompletedPart {
+    pub number: u32,
+    /// Without quotes.
+    pub etag: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompleteError {
+    #[error("part {0} was not uploaded or its ETag does not match")]
+    InvalidPart(u32),
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than the minimum allowed size")]
+    EntityTooSmall(u32),
+    #[error("no parts given")]
+    Empty,
+}
+
+impl Store {
+    fn upload_dir(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<PathBuf> {
+        if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::NoSuchUpload);
+        }
+        let mp = self.mountpath_index(bck, key);
+        Ok(layout::bucket_dir(&self.mountpaths()[mp].root, bck).join(UPLOADS_DIR).join(upload_id))
+    }
+
+    pub fn create_upload(&self, bck: &Bck, upload: &Upload) -> Result<()> {
+        let dir = self.upload_dir(bck, &upload.key, &upload.upload_id)?;
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let bytes = serde_json::to_vec(upload).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut staged = self.stage(bck, &upload.key)?;
+        io::Write::write_all(&mut staged.file, &bytes).map_err(|e| Error::io(staged.path(), e))?;
+        self.publish(staged, &dir.join(UPLOAD_FILE))
+    }
+
+    pub fn get_upload(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Upload> {
+        let path = self.upload_dir(bck, key, upload_id)?.join(UPLOAD_FILE);
+        let bytes = fs::read(&path).map_err(|e| if is_missing(&e) { Error::NoSuchUpload } else { Error::io(&path, e) })?;
+        let up: Upload = serde_json::from_slice(&bytes).map_err(|_| Error::Corrupt { path })?;
+        if up.key != key {
+            return Err(Error::NoSuchUpload);
+        }
+        Ok(up)
+    }
+
+    /// Starts writing part `number`; commit it with [`Store::commit_part`].
+    pub fn stage_part(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Staged> {
+        self.get_upload(bck, key, upload_id)?;
+        self.stage(bck, key)
+    }
+
+    pub fn commit_part(&self, staged: Staged, bck: &Bck, key: &str, upload_id: &str, number: u32, meta: &ObjMeta) -> Result<()> {
+        let dir = self.upload_dir(bck, key, upload_id)?;
+        if !dir.join(UPLOAD_FILE).exists() {
+            return Err(Error::NoSuchUpload); // aborted while the part was in flight
+        }
+        meta.write_to(&staged.file, staged.path())?;
+        self.publish(staged, &dir.join(format!("{number:05}")))
+    }
+
+    fn publish(&self, mut staged: Staged, target: &std::path::Path) -> Result<()> {
+        if self.fsync() {
+            staged.file.sync_all().map_err(|e| Error::io(staged.path(), e))?;
+        }
+        fs::rename(staged.path(), target).map_err(|e| Error::io(target, e))?;
+        staged.mark_done();
+        Ok(())
+    }
+
+    /// Parts uploaded so far, by part number.
+    pub fn list_parts(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Vec<Part>> {
+        self.get_upload(bck, key, upload_id)?;
+        let dir = self.upload_dir(bck, key, upload_id)?;
+        let mut parts = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            match ObjMeta::read_at(&entry.path()) {
+                Ok(meta) => parts.push(Part { number, meta }),
+                Err(Error::Io { source, .. }) if is_missing(&source) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    /// Every upload in progress in `bck`, sorted by key then initiation time.
+    pub fn list_uploads(&self, bck: &Bck) -> Result<Vec<Upload>> {
+        let mut uploads = Vec::new();
+        for mp in self.mountpaths() {
+            let dir = layout::bucket_dir(&mp.root, bck).join(UPLOADS_DIR);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(Error::io(&dir, e)),
+            };
+            for entry in entries.flatten() {
+                if let Ok(bytes) = fs::read(entry.path().join(UPLOAD_FILE)) {
+                    if let Ok(up) = serde_json::from_slice::<Upload>(&bytes) {
+                        uploads.push(up);
+                    }
+                }
+            }
+        }
+        uploads.sort_by(|a, b| (a.key.as_bytes(), a.initiated_ms).cmp(&(b.key.as_bytes(), b.initiated_ms)));
+        Ok(uploads)
+    }
+
+    pub fn abort_upload(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<()> {
+        self.get_upload(bck, key, upload_id)?;
+        let dir = self.upload_dir(bck, key, upload_id)?;
+        fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+    }
+
+    /// Checks the part list, assembles the object and commits it. The object's ETag is `md5(md5s)-N`.
+    /// Returns the committed metadata, or the S3 error that the part list deserves.
+    pub fn complete_upload(
+        &self,
+        bck: &Bck,
+        key: &str,
+        upload_id: &str,
+        wanted: &[CompletedPart],
+        finish: impl FnOnce(&Upload, &[Part]) -> ObjMeta,
+    ) -> Result<std::result::Result<ObjMeta, CompleteError>> {
+        let upload = self.get_upload(bck, key, upload_id)?;
+        let have = self.list_parts(bck, key, upload_id)?;
+        let chosen = match choose_parts(&have, wanted) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let dir = self.upload_dir(bck, key, upload_id)?;
+        let mut staged = self.stage(bck, key)?;
+        let mut md5s = Md5::new();
+        for part in &chosen {
+            let path = dir.join(format!("{:05}", part.number));
+            let mut src = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            io::copy(&mut src, &mut staged.file).map_err(|e| Error::io(staged.path(), e))?;
+            let raw = hex::decode(&part.meta.etag).unwrap_or_default();
+            md5s.update(&raw);
+        }
+        let mut meta = finish(&upload, &chosen);
+        meta.etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        meta.size = chosen.iter().map(|p| p.meta.size).sum();
+        meta.parts = chosen.iter().map(|p| p.meta.size).collect();
+        self.commit(staged, bck, key, &meta)?;
+        let _ = fs::remove_dir_all(&dir);
+        Ok(Ok(meta))
+    }
+}
+
+fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<Vec<Part>, CompleteError> {
+    if wanted.is_empty() {
+        return Err(CompleteError::Empty);
+    }
+    let mut chosen: Vec<Part> = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        if chosen.last().is_some_and(|p| p.number >= w.number) {
+            return Err(CompleteError::InvalidPartOrder);
+        }
+        let part = have.iter().find(|p| p.number == w.number).ok_or(CompleteError::InvalidPart(w.number))?;
+        if part.meta.etag != w.etag.trim_matches('"') {
+            return Err(CompleteError::InvalidPart(w.number));
+        }
+        chosen.push(part.clone());
+    }
+    let last = chosen.len() - 1;
+    if let Some(small) = chosen[..last].iter().find(|p| p.meta.size < MIN_PART_SIZE) {
+        return Err(CompleteError::EntityTooSmall(small.number));
+    }
+    Ok(chosen)
+}
+

@@ -1,0 +1,330 @@
+//! Object storage over a node's mountpaths: staged writes published by rename, reads, deletes.
+//!
+//! Writers stream into a work file under `<mountpath>/%wk`, set the metadata xattr, fsync, and rename the file
+//! into place; a crash at any instant leaves the old object or the new one. Changes of the directory tree
+//! (commit, delete, turning a file `a` into a directory when `a/b` arrives) are serialized by one lock per store;
+//! reads take no lock. All functions here do blocking file I/O: call them from a blocking context.
+
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use trove_namespace::hrw::{self, Member};
+use trove_namespace::Bck;
+
+use std::os::unix::ffi::OsStrExt;
+
+use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DIR, WORK_DIR};
+use crate::meta::{check_xattr_support, ObjMeta};
+use crate::{Error, Result};
+
+/// One disk of this node.
+#[derive(Debug)]
+pub struct Mountpath {
+    pub root: PathBuf,
+    member: Member,
+}
+
+impl Mountpath {
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.join(WORK_DIR)
+    }
+}
+
+#[derive(Debug)]
+pub struct Store {
+    mountpaths: Vec<Mountpath>,
+    members: Vec<Member>,
+    fsync: bool,
+    tree: Mutex<()>,
+}
+
+/// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
+#[derive(Debug)]
+pub struct Staged {
+    pub file: File,
+    path: PathBuf,
+    mountpath: usize,
+    done: bool,
+}
+
+impl Staged {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn mark_done(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the mountpaths, checks they can hold Trove's data, and cleans leftover work files.
+    pub fn open(paths: &[PathBuf], fsync: bool) -> Result<Store> {
+        let mut mountpaths = Vec::with_capacity(paths.len());
+        for p in paths {
+            fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+            let root = fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+            if !fs::metadata(&root).map_err(|e| Error::io(&root, e))?.is_dir() {
+                return Err(Error::Unsupported(format!("{}: not a directory", root.display())));
+            }
+            check_xattr_support(&root)?;
+            let member = Member::new(root.to_string_lossy());
+            mountpaths.push(Mountpath { root, member });
+        }
+        let members = mountpaths.iter().map(|m| m.member.clone()).collect();
+        let store = Store { mountpaths, members, fsync, tree: Mutex::new(()) };
+        for mp in &store.mountpaths {
+            crate::space::clean_work_dir(mp)?;
+        }
+        Ok(store)
+    }
+
+    pub fn mountpaths(&self) -> &[Mountpath] {
+        &self.mountpaths
+    }
+
+    /// The mountpath that holds `key` of `bck` (HRW over this node's mountpaths, AIS's function).
+    pub fn mountpath_index(&self, bck: &Bck, key: &str) -> usize {
+        let ns = hrw::ns_uname(&bck.ns.uuid, &bck.ns.name);
+        let digest = hrw::object_digest(bck.provider.as_str(), &ns, &bck.name, key);
+        hrw::owner(&self.members, digest).unwrap_or(0)
+    }
+
+    pub(crate) fn objects_root(&self, mp: usize, bck: &Bck) -> PathBuf {
+        layout::bucket_dir(&self.mountpaths[mp].root, bck).join(OBJECTS_DIR)
+    }
+
+    pub(crate) fn lock_tree(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn fsync(&self) -> bool {
+        self.fsync
+    }
+
+    /// Starts a write of `key` into a work file on the key's mountpath.
+    pub fn stage(&self, bck: &Bck, key: &str) -> Result<Staged> {
+        self.stage_on(self.mountpath_index(bck, key))
+    }
+
+    pub(crate) fn stage_on(&self, mp: usize) -> Result<Staged> {
+        let dir = self.mountpaths[mp].work_dir();
+        let path = dir.join(format!("{:032x}", rand::random::<u128>()));
+        let file = match File::create_new(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                File::create_new(&path)
+            }
+            other => other,
+        }
+        .map_err(|e| Error::io(&path, e))?;
+        Ok(Staged { file, path, mountpath: mp, done: false })
+    }
+
+    /// Publishes a staged write as `key`: metadata xattr, fsync, rename into place.
+    pub fn commit(&self, mut staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
+        meta.write_to(&staged.file, &staged.path)?;
+        if self.fsync {
+            staged.file.sync_all().map_err(|e| Error::io(&staged.path, e))?;
+        }
+        let root = self.objects_root(staged.mountpath, bck);
+        let (rel, hashed_dirs) = layout::key_path(key);
+        let _tree = self.lock_tree();
+        let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
+        let target = match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => target.join(DIR_OBJECT),
+            _ => target,
+        };
+        fs::rename(&staged.path, &target).map_err(|e| Error::io(&target, e))?;
+        staged.done = true;
+        if self.fsync {
+            sync_dir(target.parent().unwrap_or(&root))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the directories above `rel`, turning a file that stands where a directory must be into
+    /// `dir/%%obj`. Caller holds the tree lock.
+    fn prepare_parents(&self, mp: usize, root: &Path, rel: &Path, hashed_dirs: &[(usize, String)]) -> Result<PathBuf> {
+        let mut cur = root.to_path_buf();
+        if !cur.is_dir() {
+            fs::create_dir_all(&cur).map_err(|e| Error::io(&cur, e))?;
+        }
+        let comps: Vec<_> = rel.components().collect();
+        for (i, c) in comps.iter().enumerate() {
+            cur.push(c);
+            if i + 1 == comps.len() {
+                break;
+            }
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => self.file_to_dir(mp, &cur)?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    fs::create_dir(&cur).map_err(|e| Error::io(&cur, e))?;
+                    if let Some((_, seg)) = hashed_dirs.iter().find(|(idx, _)| *idx == i) {
+                        fs::write(cur.join(DIR_SEGMENT), seg).map_err(|e| Error::io(&cur, e))?;
+                    }
+                }
+                Err(e) => return Err(Error::io(&cur, e)),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Replaces file `path` by a directory holding it as `%%obj`, via a work directory so that a crash in
+    /// between is repaired at start-up (see `space::clean_work_dir`).
+    fn file_to_dir(&self, mp: usize, path: &Path) -> Result<()> {
+        let tmp = self.mountpaths[mp].work_dir().join(format!("conv-{:032x}", rand::random::<u128>()));
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::write(tmp.join(CONVERSION_TARGET), path.as_os_str().as_bytes()).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(path, tmp.join(DIR_OBJECT)).map_err(|e| Error::io(path, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        let _ = fs::remove_file(path.join(CONVERSION_TARGET));
+        Ok(())
+    }
+
+    /// Path of the object `key`, following `%%obj` when the key's path is a directory.
+    fn locate(&self, bck: &Bck, key: &str) -> Result<PathBuf> {
+        let root = self.objects_root(self.mountpath_index(bck, key), bck);
+        let p = root.join(layout::key_path(key).0);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => Ok(p.join(DIR_OBJECT)),
+            Ok(_) => Ok(p),
+            Err(e) if is_missing(&e) => Err(Error::NotFound),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    /// Opens an object for reading. The open file stays valid even if the object is replaced or deleted.
+    pub fn open_object(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
+        match self.try_open(bck, key) {
+            // A concurrent file->directory conversion can hide the object for an instant: look again under the lock.
+            Err(Error::NotFound) => {
+                let _tree = self.lock_tree();
+                self.try_open(bck, key)
+            }
+            other => other,
+        }
+    }
+
+    fn try_open(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
+        let p = self.locate(bck, key)?;
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if is_missing(&e) => return Err(Error::NotFound),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let meta = ObjMeta::read_from(&f, &p)?;
+        Ok((f, meta))
+    }
+
+    pub fn head(&self, bck: &Bck, key: &str) -> Result<ObjMeta> {
+        self.open_object(bck, key).map(|(_, m)| m)
+    }
+
+    /// Rewrites an object's metadata in place (tags); atomic because one xattr set is.
+    pub fn update_meta(&self, bck: &Bck, key: &str, change: impl FnOnce(&mut ObjMeta)) -> Result<ObjMeta> {
+        let _tree = self.lock_tree();
+        let p = self.locate(bck, key)?;
+        let mut meta = ObjMeta::read_at(&p).map_err(|e| match e {
+            Error::Io { source, .. } if is_missing(&source) => Error::NotFound,
+            other => other,
+        })?;
+        change(&mut meta);
+        meta.write_at(&p)?;
+        Ok(meta)
+    }
+
+    /// Deletes an object; `Ok(false)` when it did not exist. Empty directories left behind are removed.
+    pub fn delete(&self, bck: &Bck, key: &str) -> Result<bool> {
+        let mp = self.mountpath_index(bck, key);
+        let root = self.objects_root(mp, bck);
+        let _tree = self.lock_tree();
+        let p = match self.locate(bck, key) {
+            Ok(p) => p,
+            Err(Error::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if is_missing(&e) => return Ok(false),
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+        prune_empty_dirs(&root, p.parent())?;
+        if self.fsync {
+            if let Some(parent) = p.parent().filter(|d| d.exists()) {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// True when no mountpath holds an object of `bck`.
+    pub fn bucket_is_empty(&self, bck: &Bck) -> Result<bool> {
+        Ok(self.list(bck, b"", "", 1)?.is_empty())
+    }
+
+    /// Removes all data of `bck` (objects and uploads) from every mountpath. Each bucket directory is first
+    /// renamed into the work directory, so a crash leaves nothing half-deleted in the namespace.
+    pub fn remove_bucket(&self, bck: &Bck) -> Result<()> {
+        let _tree = self.lock_tree();
+        for mp in &self.mountpaths {
+            let dir = layout::bucket_dir(&mp.root, bck);
+            if !dir.exists() {
+                continue;
+            }
+            let wk = mp.work_dir();
+            fs::create_dir_all(&wk).map_err(|e| Error::io(&wk, e))?;
+            let trash = wk.join(format!("del-{:032x}", rand::random::<u128>()));
+            fs::rename(&dir, &trash).map_err(|e| Error::io(&dir, e))?;
+            fs::remove_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn is_missing(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// Removes `dir` and its parents up to (not including) `root` while they hold no objects.
+pub(crate) fn prune_empty_dirs(root: &Path, mut dir: Option<&Path>) -> Result<()> {
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        let mut entries = match fs::read_dir(d) {
+            Ok(e) => e,
+            Err(e) if is_missing(&e) => break,
+            Err(e) => return Err(Error::io(d, e)),
+        };
+        let only_reserved =
+            entries.all(|e| e.is_ok_and(|e| e.file_name() == DIR_SEGMENT || e.file_name() == CONVERSION_TARGET));
+        if !only_reserved {
+            break;
+        }
+        let _ = fs::remove_file(d.join(DIR_SEGMENT));
+        let _ = fs::remove_file(d.join(CONVERSION_TARGET));
+        match fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => break,
+            Err(e) => return Err(Error::io(d, e)),
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}

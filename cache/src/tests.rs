@@ -1,0 +1,199 @@
+//! Store tests on real temporary directories.
+
+use std::io::{Read, Write};
+
+use trove_namespace::Bck;
+
+use crate::multipart::{CompleteError, CompletedPart, Upload, MIN_PART_SIZE};
+use crate::{Error, ObjMeta, Store};
+
+fn store(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..n).map(|i| dir.path().join(format!("mp{i}"))).collect();
+    let s = Store::open(&paths, false).unwrap();
+    (dir, s)
+}
+
+fn put(s: &Store, b: &Bck, key: &str, data: &[u8]) {
+    let mut st = s.stage(b, key).unwrap();
+    st.file.write_all(data).unwrap();
+    let meta = ObjMeta { key: key.into(), size: data.len() as u64, etag: hex::encode(data), ..Default::default() };
+    s.commit(st, b, key, &meta).unwrap();
+}
+
+fn get(s: &Store, b: &Bck, key: &str) -> Vec<u8> {
+    let (mut f, meta) = s.open_object(b, key).unwrap_or_else(|e| panic!("{key}: {e}"));
+    assert_eq!(meta.key, key);
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).unwrap();
+    v
+}
+
+fn keys(s: &Store, b: &Bck, start: &str, prefix: &str, limit: usize) -> Vec<String> {
+    s.list(b, start.as_bytes(), prefix, limit).unwrap().into_iter().map(|(k, _)| k).collect()
+}
+
+const HOSTILE: &[&str] = &[
+    "a", "a/b", "a/b/c", "a-c", "dir/", "dir/x", "x//y", "//", "./p", "../q", "a/./b", "a/../b", "%", "%%obj",
+    "sp ace+plus%pct#hash~tilde", "日本語/ключ ü", "B", "é", "trailing/",
+];
+
+#[test]
+fn hostile_keys_round_trip_and_list_in_byte_order() {
+    for n in [1, 3] {
+        let (_d, s) = store(n);
+        let b = Bck::ais("bkt");
+        let long_seg = "L".repeat(300);
+        let long_dir_key = format!("{long_seg}/inner");
+        let long_file_key = format!("d/{long_seg}");
+        let max_key = "k/".repeat(511) + "ab";
+        let mut all: Vec<String> = HOSTILE.iter().map(|k| (*k).to_owned()).collect();
+        all.extend([long_dir_key, long_file_key, max_key]);
+        for k in &all {
+            put(&s, &b, k, k.as_bytes());
+        }
+        for k in &all {
+            assert_eq!(get(&s, &b, k), k.as_bytes(), "{k}");
+        }
+        let mut expect = all.clone();
+        expect.sort();
+        assert_eq!(keys(&s, &b, "", "", 1000), expect);
+        // Paging one key at a time gives the same order.
+        let mut paged = Vec::new();
+        let mut pos = String::new();
+        while let Some(k) = keys(&s, &b, &pos, "", 1).pop() {
+            paged.push(k.clone());
+            pos = k;
+        }
+        assert_eq!(paged, expect);
+        // Prefix filtering.
+        let want: Vec<_> = expect.iter().filter(|k| k.starts_with("a/")).cloned().collect();
+        assert_eq!(keys(&s, &b, "", "a/", 1000), want);
+    }
+}
+
+#[test]
+fn file_and_directory_of_the_same_name_coexist() {
+    let (_d, s) = store(1);
+    let b = Bck::ais("bkt");
+    put(&s, &b, "a", b"file");
+    put(&s, &b, "a/b", b"child");
+    assert_eq!(get(&s, &b, "a"), b"file");
+    put(&s, &b, "a", b"file2");
+    assert_eq!(get(&s, &b, "a"), b"file2");
+    assert!(s.delete(&b, "a/b").unwrap());
+    assert_eq!(get(&s, &b, "a"), b"file2");
+    assert!(s.delete(&b, "a").unwrap());
+    assert!(!s.delete(&b, "a").unwrap());
+    assert!(s.bucket_is_empty(&b).unwrap());
+    // Nothing but the empty objects root remains.
+    let root = s.objects_root(0, &b);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+}
+
+#[test]
+fn overwrite_keeps_open_readers_intact() {
+    let (_d, s) = store(1);
+    let b = Bck::ais("bkt");
+    put(&s, &b, "k", b"old-data");
+    let (mut f, _) = s.open_object(&b, "k").unwrap();
+    put(&s, &b, "k", b"new");
+    s.delete(&b, "k").unwrap();
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).unwrap();
+    assert_eq!(v, b"old-data");
+    assert!(matches!(s.open_object(&b, "k"), Err(Error::NotFound)));
+}
+
+#[test]
+fn uncommitted_writes_vanish_and_work_dir_is_cleaned_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = vec![dir.path().join("mp")];
+    let b = Bck::ais("bkt");
+    {
+        let s = Store::open(&paths, true).unwrap();
+        put(&s, &b, "k", b"v1");
+        let mut st = s.stage(&b, "k").unwrap();
+        st.file.write_all(b"torn").unwrap();
+        std::mem::forget(st); // as if the process died mid-write
+        assert_eq!(std::fs::read_dir(dir.path().join("mp/%wk")).unwrap().count(), 1);
+    }
+    let s = Store::open(&paths, true).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path().join("mp/%wk")).unwrap().count(), 0);
+    assert_eq!(get(&s, &b, "k"), b"v1");
+}
+
+#[test]
+fn interrupted_conversion_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = vec![dir.path().join("mp")];
+    let b = Bck::ais("bkt");
+    let s = Store::open(&paths, false).unwrap();
+    put(&s, &b, "a", b"file");
+    // Simulate a crash after the file moved into the conversion directory, before that moved back.
+    let root = s.objects_root(0, &b);
+    let conv = dir.path().join("mp/%wk/conv-1");
+    std::fs::create_dir_all(&conv).unwrap();
+    std::fs::write(conv.join("%%target"), root.join("a").to_str().unwrap()).unwrap();
+    std::fs::rename(root.join("a"), conv.join("%%obj")).unwrap();
+    drop(s);
+    let s = Store::open(&paths, false).unwrap();
+    assert_eq!(get(&s, &b, "a"), b"file");
+    assert_eq!(keys(&s, &b, "", "", 10), vec!["a"]);
+}
+
+#[test]
+fn buckets_are_separate_and_removable() {
+    let (_d, s) = store(2);
+    let b1 = Bck::ais("one");
+    let b2: Bck = "s3://#ns/one".parse().unwrap();
+    put(&s, &b1, "k", b"1");
+    put(&s, &b2, "k", b"2");
+    assert_eq!(get(&s, &b1, "k"), b"1");
+    assert_eq!(get(&s, &b2, "k"), b"2");
+    s.remove_bucket(&b1).unwrap();
+    assert!(s.bucket_is_empty(&b1).unwrap());
+    assert_eq!(get(&s, &b2, "k"), b"2");
+}
+
+#[test]
+fn multipart_assembles_and_validates() {
+    let (_d, s) = store(2);
+    let b = Bck::ais("bkt");
+    let up = Upload {
+        key: "big".into(),
+        upload_id: "00ff".into(),
+        initiated_ms: 1,
+        owner: "me".into(),
+        meta: ObjMeta { content_type: Some("text/plain".into()), ..Default::default() },
+        checksum_algorithm: None,
+    };
+    s.create_upload(&b, &up).unwrap();
+    let part1 = vec![b'x'; MIN_PART_SIZE as usize];
+    let part2 = b"tail".to_vec();
+    for (n, data) in [(1u32, &part1), (2, &part2)] {
+        let mut st = s.stage_part(&b, "big", "00ff").unwrap();
+        st.file.write_all(data).unwrap();
+        let etag = hex::encode(md5::Md5::digest(data));
+        let meta = ObjMeta { size: data.len() as u64, etag, ..Default::default() };
+        s.commit_part(st, &b, "big", "00ff", n, &meta).unwrap();
+    }
+    let parts = s.list_parts(&b, "big", "00ff").unwrap();
+    assert_eq!(parts.len(), 2);
+    let cp = |n: u32| CompletedPart { number: n, etag: parts[n as usize - 1].meta.etag.clone() };
+    let finish = |u: &Upload, _: &[crate::Part]| ObjMeta { key: u.key.clone(), ..u.meta.clone() };
+    assert_eq!(s.complete_upload(&b, "big", "00ff", &[cp(2), cp(1)], finish).unwrap(), Err(CompleteError::InvalidPartOrder));
+    let bad = CompletedPart { number: 1, etag: "nope".into() };
+    assert_eq!(s.complete_upload(&b, "big", "00ff", &[bad], finish).unwrap(), Err(CompleteError::InvalidPart(1)));
+    assert_eq!(s.list_uploads(&b).unwrap().len(), 1);
+    let meta = s.complete_upload(&b, "big", "00ff", &[cp(1), cp(2)], finish).unwrap().unwrap();
+    assert!(meta.etag.ends_with("-2"));
+    assert_eq!(meta.parts, vec![MIN_PART_SIZE, 4]);
+    assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+    let data = get(&s, &b, "big");
+    assert_eq!(data.len() as u64, MIN_PART_SIZE + 4);
+    assert!(s.list_uploads(&b).unwrap().is_empty());
+    assert!(matches!(s.list_parts(&b, "big", "00ff"), Err(Error::NoSuchUpload)));
+}
+
+use md5::Digest;
