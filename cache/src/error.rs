@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("no such object")]
     NotFound,
+    #[error("precondition failed")]
+    PreconditionFailed,
     #[error("no such upload")]
     NoSuchUpload,
     #[error("object metadata is too large for this filesystem")]

@@ -42,6 +42,12 @@ pub struct ObjMeta {
     /// Algorithm (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`) -> base64 value, as S3 returns them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    /// `COMPOSITE` or `FULL_OBJECT` for checksums of multipart objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// Per-part checksums of a multipart object (of its checksum algorithm), in part order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
     /// Sizes of the parts of a multipart object, in order; empty for a single PUT.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<u64>,

@@ -158,16 +158,17 @@ impl Store {
         fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
     }
 
-    /// Checks the part list, assembles the object and commits it. The object's ETag is `md5(md5s)-N`.
-    /// Returns the committed metadata, or the S3 error that the part list deserves.
-    pub fn complete_upload(
+    /// Checks the part list and concatenates the chosen parts into a staged file. `on_data`, when given, sees
+    /// every byte in order (for full-object checksums); otherwise the copy stays in the kernel. The caller builds
+    /// the final metadata (ETag from [`multipart_etag`]) and commits, then calls [`Store::finish_upload`].
+    pub fn assemble_upload(
         &self,
         bck: &Bck,
         key: &str,
         upload_id: &str,
         wanted: &[CompletedPart],
-        finish: impl FnOnce(&Upload, &[Part]) -> ObjMeta,
-    ) -> Result<std::result::Result<ObjMeta, CompleteError>> {
+        mut on_data: Option<&mut dyn FnMut(&[u8])>,
+    ) -> Result<std::result::Result<(Upload, Vec<Part>, Staged), CompleteError>> {
         let upload = self.get_upload(bck, key, upload_id)?;
         let have = self.list_parts(bck, key, upload_id)?;
         let chosen = match choose_parts(&have, wanted) {
@@ -176,22 +177,41 @@ impl Store {
         };
         let dir = self.upload_dir(bck, key, upload_id)?;
         let mut staged = self.stage(bck, key)?;
-        let mut md5s = Md5::new();
+        let mut buf = vec![0u8; if on_data.is_some() { 1 << 20 } else { 0 }];
         for part in &chosen {
             let path = dir.join(format!("{:05}", part.number));
             let mut src = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            io::copy(&mut src, &mut staged.file).map_err(|e| Error::io(staged.path(), e))?;
-            let raw = hex::decode(&part.meta.etag).unwrap_or_default();
-            md5s.update(&raw);
+            match on_data.as_mut() {
+                None => {
+                    io::copy(&mut src, &mut staged.file).map_err(|e| Error::io(staged.path(), e))?;
+                }
+                Some(f) => loop {
+                    let n = io::Read::read(&mut src, &mut buf).map_err(|e| Error::io(&path, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    f(&buf[..n]);
+                    io::Write::write_all(&mut staged.file, &buf[..n]).map_err(|e| Error::io(staged.path(), e))?;
+                },
+            }
         }
-        let mut meta = finish(&upload, &chosen);
-        meta.etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
-        meta.size = chosen.iter().map(|p| p.meta.size).sum();
-        meta.parts = chosen.iter().map(|p| p.meta.size).collect();
-        self.commit(staged, bck, key, &meta)?;
-        let _ = fs::remove_dir_all(&dir);
-        Ok(Ok(meta))
+        Ok(Ok((upload, chosen, staged)))
     }
+
+    /// Removes a completed upload's parts.
+    pub fn finish_upload(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<()> {
+        let dir = self.upload_dir(bck, key, upload_id)?;
+        fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
+    }
+}
+
+/// S3's multipart ETag: MD5 of the concatenated binary MD5s of the parts, then `-N`.
+pub fn multipart_etag(parts: &[Part]) -> String {
+    let mut md5s = Md5::new();
+    for p in parts {
+        md5s.update(hex::decode(&p.meta.etag).unwrap_or_default());
+    }
+    format!("{}-{}", hex::encode(md5s.finalize()), parts.len())
 }
 
 fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<Vec<Part>, CompleteError> {

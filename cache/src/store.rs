@@ -132,7 +132,20 @@ impl Store {
     }
 
     /// Publishes a staged write as `key`: metadata xattr, fsync, rename into place.
-    pub fn commit(&self, mut staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
+    pub fn commit(&self, staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
+        self.commit_if(staged, bck, key, meta, |_| Ok(()))
+    }
+
+    /// Like [`Store::commit`], but first checks the current object (if any) with `check` under the tree lock, so a
+    /// conditional write (`If-None-Match: *`, `If-Match`) cannot race another writer.
+    pub fn commit_if(
+        &self,
+        mut staged: Staged,
+        bck: &Bck,
+        key: &str,
+        meta: &ObjMeta,
+        check: impl FnOnce(Option<&ObjMeta>) -> Result<()>,
+    ) -> Result<()> {
         meta.write_to(&staged.file, &staged.path)?;
         if self.fsync {
             staged.file.sync_all().map_err(|e| Error::io(&staged.path, e))?;
@@ -140,6 +153,12 @@ impl Store {
         let root = self.objects_root(staged.mountpath, bck);
         let (rel, hashed_dirs) = layout::key_path(key);
         let _tree = self.lock_tree();
+        let current = match self.try_open(bck, key) {
+            Ok((_, m)) => Some(m),
+            Err(Error::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        check(current.as_ref())?;
         let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
         let target = match fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => target.join(DIR_OBJECT),

@@ -181,12 +181,24 @@ fn multipart_assembles_and_validates() {
     let parts = s.list_parts(&b, "big", "00ff").unwrap();
     assert_eq!(parts.len(), 2);
     let cp = |n: u32| CompletedPart { number: n, etag: parts[n as usize - 1].meta.etag.clone() };
-    let finish = |u: &Upload, _: &[crate::Part]| ObjMeta { key: u.key.clone(), ..u.meta.clone() };
-    assert_eq!(s.complete_upload(&b, "big", "00ff", &[cp(2), cp(1)], finish).unwrap(), Err(CompleteError::InvalidPartOrder));
+    let err = |r: crate::Result<Result<(Upload, Vec<crate::Part>, crate::Staged), CompleteError>>| r.unwrap().err();
+    assert_eq!(err(s.assemble_upload(&b, "big", "00ff", &[cp(2), cp(1)], None)), Some(CompleteError::InvalidPartOrder));
     let bad = CompletedPart { number: 1, etag: "nope".into() };
-    assert_eq!(s.complete_upload(&b, "big", "00ff", &[bad], finish).unwrap(), Err(CompleteError::InvalidPart(1)));
+    assert_eq!(err(s.assemble_upload(&b, "big", "00ff", &[bad], None)), Some(CompleteError::InvalidPart(1)));
     assert_eq!(s.list_uploads(&b).unwrap().len(), 1);
-    let meta = s.complete_upload(&b, "big", "00ff", &[cp(1), cp(2)], finish).unwrap().unwrap();
+    let mut seen = 0usize;
+    let mut count = |d: &[u8]| seen += d.len();
+    let (up, parts, staged) = s.assemble_upload(&b, "big", "00ff", &[cp(1), cp(2)], Some(&mut count)).unwrap().unwrap();
+    let meta = ObjMeta {
+        key: up.key.clone(),
+        etag: crate::multipart::multipart_etag(&parts),
+        size: parts.iter().map(|p| p.meta.size).sum(),
+        parts: parts.iter().map(|p| p.meta.size).collect(),
+        ..up.meta.clone()
+    };
+    s.commit(staged, &b, "big", &meta).unwrap();
+    s.finish_upload(&b, "big", "00ff").unwrap();
+    assert_eq!(seen as u64, MIN_PART_SIZE + 4);
     assert!(meta.etag.ends_with("-2"));
     assert_eq!(meta.parts, vec![MIN_PART_SIZE, 4]);
     assert_eq!(meta.content_type.as_deref(), Some("text/plain"));

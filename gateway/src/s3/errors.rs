@@ -1,0 +1,45 @@
+//! The one mapping from storage and registry errors to S3 errors. Client mistakes never become 500s; real
+//! internal failures are logged here, once, and answered with InternalError.
+
+use s3s::{s3_error, S3Error, S3ErrorCode};
+
+pub fn from_store(e: trove_cache::Error) -> S3Error {
+    use trove_cache::Error as E;
+    match e {
+        E::NotFound => s3_error!(NoSuchKey, "The specified key does not exist."),
+        E::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        E::MetadataTooLarge => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
+        E::Io { ref source, .. } if source.raw_os_error() == Some(libc_enospc()) => {
+            let mut err = S3Error::with_message(S3ErrorCode::Custom("InsufficientStorage".into()), "Insufficient storage on the node.");
+            err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            err
+        }
+        other => internal(other),
+    }
+}
+
+pub fn from_registry(e: trove_namespace::Error) -> S3Error {
+    use trove_namespace::Error as E;
+    match e {
+        E::NotFound(_) => no_such_bucket(),
+        E::AlreadyExists(_) => s3_error!(BucketAlreadyExists),
+        E::InvalidName(reason) => s3_error!(InvalidBucketName, "{reason}"),
+        other => internal(other),
+    }
+}
+
+pub fn internal(e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "internal error");
+    s3_error!(InternalError, "We encountered an internal error. Please try again.")
+}
+
+pub fn no_such_bucket() -> S3Error {
+    s3_error!(NoSuchBucket, "The specified bucket does not exist")
+}
+
+const fn libc_enospc() -> i32 {
+    28
+}

@@ -1,0 +1,135 @@
+//! The one shared handle of a node: storage, bucket registry, users. `Send + Sync`, free of runtime handles,
+//! so any number of runtimes can share it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use trove_cache::Store;
+use trove_config::Config;
+use trove_namespace::Registry;
+
+/// An S3 user: credential plus the owner identity S3 reports.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub access_key: String,
+    pub secret_key: String,
+    pub id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Registry,
+    /// By access key.
+    pub users: HashMap<String, User>,
+    pub admin_token: String,
+    pub region: String,
+    pub node_id: String,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Credentials generated on first start when none are configured, kept in the data directory (mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratedSecrets {
+    pub access_key: String,
+    pub secret_key: String,
+    pub admin_token: String,
+    pub node_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] trove_cache::Error),
+    #[error("{0}")]
+    Registry(#[from] trove_namespace::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: unreadable secrets file: {source}")]
+    Secrets { path: PathBuf, source: serde_json::Error },
+}
+
+/// What start-up generated and must tell the operator once.
+pub struct Generated {
+    pub credential: Option<(String, String)>,
+    pub admin_token: Option<String>,
+}
+
+impl AppState {
+    pub fn open(cfg: &Config) -> Result<(AppState, Generated), StartError> {
+        let store = Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?;
+        let sys = store.mountpaths()[0].root.join(".trove");
+        std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
+        let registry = Registry::open(sys.join("bmd.json"))?;
+        let (secrets, fresh) = load_or_generate_secrets(&sys.join("secrets.json"))?;
+
+        let mut users = HashMap::new();
+        let (root_ak, root_sk) = match (&cfg.auth.access_key, &cfg.auth.secret_key) {
+            (Some(ak), Some(sk)) => (ak.clone(), sk.clone()),
+            _ => (secrets.access_key.clone(), secrets.secret_key.clone()),
+        };
+        let configured_root = cfg.auth.access_key.is_some();
+        users.insert(
+            root_ak.clone(),
+            User { access_key: root_ak.clone(), secret_key: root_sk.clone(), id: root_ak.clone(), display_name: "trove".into() },
+        );
+        for u in &cfg.auth.users {
+            let id = u.id.clone().unwrap_or_else(|| u.access_key.clone());
+            let display_name = u.display_name.clone().unwrap_or_else(|| id.clone());
+            users.insert(
+                u.access_key.clone(),
+                User { access_key: u.access_key.clone(), secret_key: u.secret_key.clone(), id, display_name },
+            );
+        }
+        let admin_token = cfg.auth.admin_token.clone().unwrap_or_else(|| secrets.admin_token.clone());
+        let generated = Generated {
+            credential: (fresh && !configured_root).then(|| (root_ak, root_sk)),
+            admin_token: (fresh && cfg.auth.admin_token.is_none()).then(|| admin_token.clone()),
+        };
+        let node_id = cfg.server.node_id.clone().unwrap_or_else(|| secrets.node_id.clone());
+        Ok((AppState { store, registry, users, admin_token, region: cfg.s3.region.clone(), node_id }, generated))
+    }
+
+    pub fn user(&self, access_key: &str) -> Option<&User> {
+        self.users.get(access_key)
+    }
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    (0..len).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
+}
+
+fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), StartError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let s = serde_json::from_slice(&bytes).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+            return Ok((s, false));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(StartError::Io { path: path.to_owned(), source }),
+    }
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let s = GeneratedSecrets {
+        access_key: format!("TROVE{}", random_string(15, UPPER)),
+        secret_key: random_string(40, ANY),
+        admin_token: random_string(48, ANY),
+        node_id: random_string(8, ANY),
+    };
+    let bytes = serde_json::to_vec_pretty(&s).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+    let io = |source| StartError::Io { path: path.to_owned(), source };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok((s, true))
+}
