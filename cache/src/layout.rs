@@ -142,8 +142,32 @@ mod tests {
     use std::path::Component;
 
     const HOSTILE: &[&str] = &[
-        "a", "a/b", "dir/", "x//y", "//", "/", "./p", "../q", "a/./b", "a/../b", "..", ".", "...", "%", "%2E", "%%obj",
-        "%%e", "a%2Fb", "sp ace+plus%pct#hash~tilde", "日本語/ключ ü", "\u{1F600}", "a\\b", "-", "~", "*", "%25",
+        "a",
+        "a/b",
+        "dir/",
+        "x//y",
+        "//",
+        "/",
+        "./p",
+        "../q",
+        "a/./b",
+        "a/../b",
+        "..",
+        ".",
+        "...",
+        "%",
+        "%2E",
+        "%%obj",
+        "%%e",
+        "a%2Fb",
+        "sp ace+plus%pct#hash~tilde",
+        "日本語/ключ ü",
+        "\u{1F600}",
+        "a\\b",
+        "-",
+        "~",
+        "*",
+        "%25",
     ];
 
     fn decode_path(p: &Path) -> String {

@@ -70,7 +70,14 @@ fn key_wanted(key: &[u8], start: &[u8], prefix: &[u8]) -> bool {
     key > start && key.starts_with(prefix)
 }
 
-fn walk(dir: &Path, dir_key: &[u8], start: &[u8], prefix: &[u8], limit: usize, out: &mut Vec<(Vec<u8>, PathBuf)>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    dir_key: &[u8],
+    start: &[u8],
+    prefix: &[u8],
+    limit: usize,
+    out: &mut Vec<(Vec<u8>, PathBuf)>,
+) -> Result<()> {
     let mut pos = start.to_vec();
     loop {
         let need = limit - out.len();

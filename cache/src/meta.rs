@@ -118,7 +118,9 @@ pub fn check_xattr_support(dir: &Path) -> Result<()> {
     let f = File::create(&probe).map_err(|e| Error::io(&probe, e))?;
     let res = xattr::FileExt::set_xattr(&f, XATTR, b"{}");
     let _ = std::fs::remove_file(&probe);
-    res.map_err(|e| Error::Unsupported(format!("{}: the filesystem does not keep user extended attributes ({e})", dir.display())))
+    res.map_err(|e| {
+        Error::Unsupported(format!("{}: the filesystem does not keep user extended attributes ({e})", dir.display()))
+    })
 }
 
 #[cfg(test)]
@@ -131,7 +133,8 @@ mod tests {
         check_xattr_support(dir.path()).unwrap();
         let path = dir.path().join("o");
         let f = File::create(&path).unwrap();
-        let mut m = ObjMeta { key: "k".into(), size: 15, etag: "abc-3".into(), parts: vec![5, 5, 5], ..Default::default() };
+        let mut m =
+            ObjMeta { key: "k".into(), size: 15, etag: "abc-3".into(), parts: vec![5, 5, 5], ..Default::default() };
         m.user.insert("color".into(), "blue".into());
         m.write_to(&f, &path).unwrap();
         assert_eq!(ObjMeta::read_at(&path).unwrap(), m);

@@ -80,7 +80,8 @@ impl Store {
 
     pub fn get_upload(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Upload> {
         let path = self.upload_dir(bck, key, upload_id)?.join(UPLOAD_FILE);
-        let bytes = fs::read(&path).map_err(|e| if is_missing(&e) { Error::NoSuchUpload } else { Error::io(&path, e) })?;
+        let bytes =
+            fs::read(&path).map_err(|e| if is_missing(&e) { Error::NoSuchUpload } else { Error::io(&path, e) })?;
         let up: Upload = serde_json::from_slice(&bytes).map_err(|_| Error::Corrupt { path })?;
         if up.key != key {
             return Err(Error::NoSuchUpload);
@@ -94,7 +95,15 @@ impl Store {
         self.stage(bck, key)
     }
 
-    pub fn commit_part(&self, staged: Staged, bck: &Bck, key: &str, upload_id: &str, number: u32, meta: &ObjMeta) -> Result<()> {
+    pub fn commit_part(
+        &self,
+        staged: Staged,
+        bck: &Bck,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        meta: &ObjMeta,
+    ) -> Result<()> {
         let dir = self.upload_dir(bck, key, upload_id)?;
         if !dir.join(UPLOAD_FILE).exists() {
             return Err(Error::NoSuchUpload); // aborted while the part was in flight
@@ -119,7 +128,9 @@ impl Store {
         let mut parts = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
             match ObjMeta::read_at(&entry.path()) {
                 Ok(meta) => parts.push(Part { number, meta }),
                 Err(Error::Io { source, .. }) if is_missing(&source) => {}
@@ -235,4 +246,3 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
     }
     Ok(chosen)
 }
-

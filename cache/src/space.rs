@@ -44,7 +44,9 @@ pub(crate) fn clean_work_dir(mp: &Mountpath) -> Result<()> {
 
 /// Puts an interrupted conversion's directory where it was going: its `%%target` file names the place.
 fn restore_conversion(dir: &std::path::Path) -> bool {
-    let Ok(target) = fs::read(dir.join(CONVERSION_TARGET)) else { return false };
+    let Ok(target) = fs::read(dir.join(CONVERSION_TARGET)) else {
+        return false;
+    };
     let target = std::path::PathBuf::from(std::ffi::OsString::from_vec(target));
     if target.exists() || !dir.join(DIR_OBJECT).exists() {
         return false;

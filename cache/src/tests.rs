@@ -34,8 +34,25 @@ fn keys(s: &Store, b: &Bck, start: &str, prefix: &str, limit: usize) -> Vec<Stri
 }
 
 const HOSTILE: &[&str] = &[
-    "a", "a/b", "a/b/c", "a-c", "dir/", "dir/x", "x//y", "//", "./p", "../q", "a/./b", "a/../b", "%", "%%obj",
-    "sp ace+plus%pct#hash~tilde", "日本語/ключ ü", "B", "é", "trailing/",
+    "a",
+    "a/b",
+    "a/b/c",
+    "a-c",
+    "dir/",
+    "dir/x",
+    "x//y",
+    "//",
+    "./p",
+    "../q",
+    "a/./b",
+    "a/../b",
+    "%",
+    "%%obj",
+    "sp ace+plus%pct#hash~tilde",
+    "日本語/ключ ü",
+    "B",
+    "é",
+    "trailing/",
 ];
 
 #[test]

@@ -34,11 +34,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            node_id: None,
-            shutdown_grace_secs: 30,
-        }
+        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), node_id: None, shutdown_grace_secs: 30 }
     }
 }
 
@@ -145,15 +141,24 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         if self.storage.mountpaths.is_empty() {
-            return Err(Error::Setting { key: "storage.mountpaths", reason: "at least one mountpath is required".into() });
+            return Err(Error::Setting {
+                key: "storage.mountpaths",
+                reason: "at least one mountpath is required".into(),
+            });
         }
         let mut seen = HashSet::new();
         for u in &self.auth.users {
             if u.access_key.is_empty() || u.secret_key.is_empty() {
-                return Err(Error::Setting { key: "auth.users", reason: "access_key and secret_key must not be empty".into() });
+                return Err(Error::Setting {
+                    key: "auth.users",
+                    reason: "access_key and secret_key must not be empty".into(),
+                });
             }
             if !seen.insert(&u.access_key) {
-                return Err(Error::Setting { key: "auth.users", reason: format!("access key {:?} is listed twice", u.access_key) });
+                return Err(Error::Setting {
+                    key: "auth.users",
+                    reason: format!("access key {:?} is listed twice", u.access_key),
+                });
             }
         }
         if self.auth.access_key.is_some() != self.auth.secret_key.is_some() {

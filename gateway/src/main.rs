@@ -1,1 +1,81 @@
-fn main() {}
+//! `trove`: the Trove node (`trove serve`) and its command-line tools (`trove bench`).
+
+mod bench;
+mod native;
+mod s3;
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use trove_config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "trove", version, about = "S3-compatible caching gateway for AI datasets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Trove node.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+        /// A data directory (one per disk); repeatable [default: ./trove-data].
+        #[arg(long = "mountpath", value_name = "DIR")]
+        mountpaths: Vec<PathBuf>,
+        /// Stable node id (generated once when unset).
+        #[arg(long)]
+        node_id: Option<String>,
+    },
+    /// Load-test an S3 endpoint: PUT then GET N objects of a given size over C connections.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen, mountpaths, node_id } => {
+            let overrides = Overrides { listen, mountpaths, node_id };
+            match Config::load(config.as_deref(), &overrides) {
+                Ok(cfg) => {
+                    init_logging();
+                    runtime().and_then(|rt| rt.block_on(server::serve(cfg)))
+                }
+                Err(e) => Err(anyhow::Error::new(e)),
+            }
+        }
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trove: error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, as an operator reads it in a terminal or a log.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).init();
+}

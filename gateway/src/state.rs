@@ -13,7 +13,6 @@ use trove_namespace::Registry;
 /// An S3 user: credential plus the owner identity S3 reports.
 #[derive(Debug, Clone)]
 pub struct User {
-    pub access_key: String,
     pub secret_key: String,
     pub id: String,
     pub display_name: String,
@@ -75,15 +74,12 @@ impl AppState {
         let configured_root = cfg.auth.access_key.is_some();
         users.insert(
             root_ak.clone(),
-            User { access_key: root_ak.clone(), secret_key: root_sk.clone(), id: root_ak.clone(), display_name: "trove".into() },
+            User { secret_key: root_sk.clone(), id: root_ak.clone(), display_name: "trove".into() },
         );
         for u in &cfg.auth.users {
             let id = u.id.clone().unwrap_or_else(|| u.access_key.clone());
             let display_name = u.display_name.clone().unwrap_or_else(|| id.clone());
-            users.insert(
-                u.access_key.clone(),
-                User { access_key: u.access_key.clone(), secret_key: u.secret_key.clone(), id, display_name },
-            );
+            users.insert(u.access_key.clone(), User { secret_key: u.secret_key.clone(), id, display_name });
         }
         let admin_token = cfg.auth.admin_token.clone().unwrap_or_else(|| secrets.admin_token.clone());
         let generated = Generated {
@@ -106,7 +102,8 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), StartError> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let s = serde_json::from_slice(&bytes).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+            let s = serde_json::from_slice(&bytes)
+                .map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
             return Ok((s, false));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -120,13 +117,15 @@ fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), Sta
         admin_token: random_string(48, ANY),
         node_id: random_string(8, ANY),
     };
-    let bytes = serde_json::to_vec_pretty(&s).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+    let bytes =
+        serde_json::to_vec_pretty(&s).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
     let io = |source| StartError::Io { path: path.to_owned(), source };
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
     }

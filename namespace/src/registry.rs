@@ -85,7 +85,9 @@ impl Registry {
     pub fn open(path: impl Into<PathBuf>) -> Result<Registry> {
         let path = path.into();
         let snap = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.clone(), source })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.clone(), source })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistrySnapshot::default(),
             Err(source) => return Err(Error::Io { path, source }),
         };
@@ -155,7 +157,13 @@ mod tests {
     use super::*;
 
     fn entry(name: &str) -> BucketEntry {
-        BucketEntry { bck: Bck::ais(name), owner: "me".into(), created_ms: 1, props: BucketProps::default(), tags: vec![] }
+        BucketEntry {
+            bck: Bck::ais(name),
+            owner: "me".into(),
+            created_ms: 1,
+            props: BucketProps::default(),
+            tags: vec![],
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub fn from_store(e: trove_cache::Error) -> S3Error {
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
         ),
+        E::PreconditionFailed => crate::s3::conditions::precondition_failed(),
         E::MetadataTooLarge => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
         E::Io { ref source, .. } if source.raw_os_error() == Some(libc_enospc()) => {
             let mut err = S3Error::with_message(S3ErrorCode::Custom("InsufficientStorage".into()), "Insufficient storage on the node.");

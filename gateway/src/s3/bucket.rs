@@ -1,0 +1,171 @@
+//! Bucket operations on AIS-local buckets: create, head, delete, list, location, tagging.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
+
+use crate::s3::ctx::{blocking, caller, owned_bucket};
+use crate::s3::errors;
+use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
+use crate::state::SharedState;
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn timestamp_ms(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+pub async fn create(
+    state: &SharedState,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let user = caller(state, &req)?.clone();
+    let name = req.input.bucket.clone();
+    validate_s3_bucket_name(&name).map_err(|e| s3_error!(InvalidBucketName, "{e}"))?;
+    let location = req
+        .input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|l| l.as_str().to_owned())
+        .filter(|l| !l.is_empty());
+    if let Some(existing) = state.registry.get(&name) {
+        return Err(if existing.owner == user.id {
+            s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+        } else {
+            s3_error!(BucketAlreadyExists, "The requested bucket name is not available.")
+        });
+    }
+    let mut props = BucketProps::default();
+    if let Some(loc) = &location {
+        props.extra = serde_json::json!({ "location": loc });
+    }
+    let entry = BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![] };
+    let st = state.clone();
+    let n = name.clone();
+    blocking(move || {
+        st.registry.insert(&n, entry).map_err(|e| match e {
+            trove_namespace::Error::AlreadyExists(_) => s3_error!(BucketAlreadyExists),
+            other => errors::from_registry(other),
+        })
+    })
+    .await?;
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
+}
+
+pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    let user = caller(state, &req)?;
+    owned_bucket(state, &req.input.bucket, user)?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))
+}
+
+pub async fn delete(
+    state: &SharedState,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let st = state.clone();
+    let name = req.input.bucket.clone();
+    blocking(move || {
+        if !st.store.bucket_is_empty(&entry.bck).map_err(errors::from_store)? {
+            return Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"));
+        }
+        st.registry.remove(&name).map_err(errors::from_registry)?;
+        st.store.remove_bucket(&entry.bck).map_err(errors::from_store)
+    })
+    .await?;
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}
+
+pub async fn list(state: &SharedState, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    let user = caller(state, &req)?;
+    let snap = state.registry.snapshot();
+    let prefix = req.input.prefix.clone().unwrap_or_default();
+    let max = req.input.max_buckets.map_or(10_000, |m| m.clamp(1, 10_000) as usize);
+    let after = req.input.continuation_token.clone().unwrap_or_default();
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut next = None;
+    for (name, entry) in
+        snap.buckets.range::<str, _>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded))
+    {
+        if entry.owner != user.id || !name.starts_with(&prefix) {
+            continue;
+        }
+        if buckets.len() == max {
+            next = buckets.last().and_then(|b| b.name.clone());
+            break;
+        }
+        buckets.push(Bucket {
+            name: Some(name.clone()),
+            creation_date: Some(timestamp_ms(entry.created_ms)),
+            bucket_region: Some(state.region.clone()),
+        });
+    }
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(Owner { id: Some(user.id.clone()), display_name: Some(user.display_name.clone()) }),
+        continuation_token: next,
+        prefix: req.input.prefix,
+    }))
+}
+
+pub async fn location(
+    state: &SharedState,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let loc = entry
+        .props
+        .extra
+        .get("location")
+        .and_then(|v| v.as_str())
+        .map(|s| BucketLocationConstraint::from(s.to_owned()));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint: loc }))
+}
+
+pub async fn put_tagging(
+    state: &SharedState,
+    req: S3Request<PutBucketTaggingInput>,
+) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+    let user = caller(state, &req)?;
+    owned_bucket(state, &req.input.bucket, user)?;
+    check_tag_set(&req.input.tagging.tag_set, 50)?;
+    let tags = to_pairs(&req.input.tagging.tag_set);
+    let st = state.clone();
+    let name = req.input.bucket.clone();
+    blocking(move || st.registry.modify(&name, |e| e.tags = tags).map_err(errors::from_registry)).await?;
+    Ok(S3Response::new(PutBucketTaggingOutput {}))
+}
+
+pub async fn get_tagging(
+    state: &SharedState,
+    req: S3Request<GetBucketTaggingInput>,
+) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    if entry.tags.is_empty() {
+        return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
+    }
+    Ok(S3Response::new(GetBucketTaggingOutput { tag_set: to_tag_set(&entry.tags) }))
+}
+
+pub async fn delete_tagging(
+    state: &SharedState,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+    let user = caller(state, &req)?;
+    owned_bucket(state, &req.input.bucket, user)?;
+    let st = state.clone();
+    let name = req.input.bucket.clone();
+    blocking(move || st.registry.modify(&name, |e| e.tags.clear()).map_err(errors::from_registry)).await?;
+    Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+}

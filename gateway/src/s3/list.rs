@@ -1,0 +1,215 @@
+//! ListObjects (v1) and ListObjectsV2 over AIS-local buckets.
+//!
+//! Both versions share one pager: keys come from the store in byte order, a page at a time; keys that contain
+//! the delimiter after the prefix fold into a common prefix, and the pager then jumps past everything under
+//! that prefix instead of reading it. A common prefix that is not after the marker was already returned.
+
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+use trove_cache::{ObjMeta, Store};
+use trove_namespace::Bck;
+
+use crate::s3::bucket::timestamp_ms;
+use crate::s3::ctx::{blocking, caller, owned_bucket};
+use crate::s3::errors;
+use crate::state::SharedState;
+
+pub const MAX_KEYS: usize = 1000;
+
+/// One page of a listing.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub objects: Vec<(String, ObjMeta)>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix returned: where the next page starts.
+    pub last: Option<String>,
+}
+
+pub fn list_page(
+    store: &Store,
+    bck: &Bck,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: &str,
+    max_keys: usize,
+) -> trove_cache::Result<Page> {
+    let mut page = Page::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    // Start at the marker, or right before the prefix: nothing sorts between them that could match.
+    let mut pos: Vec<u8> = if after.as_bytes() >= prefix.as_bytes() { after.as_bytes().to_vec() } else { Vec::new() };
+    let mut count = 0usize;
+    loop {
+        let batch = store.list(bck, &pos, prefix, max_keys - count + 1)?;
+        if batch.is_empty() {
+            return Ok(page);
+        }
+        let mut skip: Option<String> = None;
+        for (key, meta) in batch {
+            if skip.as_deref().is_some_and(|cp| key.starts_with(cp)) {
+                continue;
+            }
+            let folded = delimiter
+                .and_then(|d| key[prefix.len()..].find(d).map(|i| key[..prefix.len() + i + d.len()].to_owned()));
+            match folded {
+                Some(cp) => {
+                    if cp.as_bytes() > after.as_bytes() {
+                        if count == max_keys {
+                            page.truncated = true;
+                            return Ok(page);
+                        }
+                        page.prefixes.push(cp.clone());
+                        page.last = Some(cp.clone());
+                        count += 1;
+                    }
+                    pos = cp.as_bytes().to_vec();
+                    pos.push(0xFF);
+                    skip = Some(cp);
+                }
+                None => {
+                    if count == max_keys {
+                        page.truncated = true;
+                        return Ok(page);
+                    }
+                    pos = key.as_bytes().to_vec();
+                    page.last = Some(key.clone());
+                    page.objects.push((key, meta));
+                    count += 1;
+                }
+            }
+        }
+    }
+}
+
+/// What `encoding-type=url` escapes: everything but unreserved characters and `/`.
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+fn encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String {
+    let url = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);
+    move |s: String| {
+        if url {
+            utf8_percent_encode(&s, URL_ENCODE).to_string()
+        } else {
+            s
+        }
+    }
+}
+
+fn check_encoding(encoding: Option<&EncodingType>) -> S3Result<()> {
+    match encoding {
+        Some(e) if e.as_str() != EncodingType::URL => {
+            Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn max_keys(m: Option<i32>) -> S3Result<usize> {
+    match m {
+        None => Ok(MAX_KEYS),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys cannot be negative")),
+        Some(n) => Ok((n as usize).min(MAX_KEYS)),
+    }
+}
+
+fn object_entry(key: String, meta: &ObjMeta, owner: Option<Owner>, enc: &impl Fn(String) -> String) -> Object {
+    Object {
+        key: Some(enc(key)),
+        size: Some(meta.size as i64),
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        last_modified: Some(timestamp_ms(meta.mtime_ms)),
+        storage_class: Some(ObjectStorageClass::from(
+            meta.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()),
+        )),
+        owner,
+        checksum_algorithm: (!meta.checksums.is_empty())
+            .then(|| meta.checksums.keys().map(|k| ChecksumAlgorithm::from(k.clone())).collect()),
+        ..Default::default()
+    }
+}
+
+pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    let user = caller(state, &req)?.clone();
+    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let i = req.input;
+    check_encoding(i.encoding_type.as_ref())?;
+    let max = max_keys(i.max_keys)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let marker = i.marker.clone().unwrap_or_default();
+    let st = state.clone();
+    let (p, d, m) = (prefix.clone(), i.delimiter.clone(), marker.clone());
+    let page =
+        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &m, max).map_err(errors::from_store))
+            .await?;
+    let enc = encoder(i.encoding_type.as_ref());
+    let owner = Owner { id: Some(user.id.clone()), display_name: Some(user.display_name.clone()) };
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: Some(enc(prefix)),
+        marker: Some(enc(marker)),
+        max_keys: Some(max as i32),
+        is_truncated: Some(page.truncated),
+        next_marker: if page.truncated { page.last.clone().map(&enc) } else { None },
+        contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, Some(owner.clone()), &enc)).collect()),
+        common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+        delimiter: i.delimiter.map(&enc),
+        encoding_type: i.encoding_type,
+        request_charged: None,
+    }))
+}
+
+fn encode_token(pos: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pos.as_bytes())
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+}
+
+pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let user = caller(state, &req)?.clone();
+    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let i = req.input;
+    check_encoding(i.encoding_type.as_ref())?;
+    let max = max_keys(i.max_keys)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let after = match i.continuation_token.as_deref() {
+        Some(t) => decode_token(t)?,
+        None => i.start_after.clone().unwrap_or_default(),
+    };
+    let st = state.clone();
+    let (p, d) = (prefix.clone(), i.delimiter.clone());
+    let page =
+        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &after, max).map_err(errors::from_store))
+            .await?;
+    let enc = encoder(i.encoding_type.as_ref());
+    let owner = i
+        .fetch_owner
+        .unwrap_or(false)
+        .then(|| Owner { id: Some(user.id.clone()), display_name: Some(user.display_name.clone()) });
+    let key_count = (page.objects.len() + page.prefixes.len()) as i32;
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: Some(enc(prefix)),
+        max_keys: Some(max as i32),
+        key_count: Some(key_count),
+        continuation_token: i.continuation_token,
+        is_truncated: Some(page.truncated),
+        next_continuation_token: if page.truncated { page.last.as_deref().map(encode_token) } else { None },
+        contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, owner.clone(), &enc)).collect()),
+        common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+        delimiter: i.delimiter.map(&enc),
+        encoding_type: i.encoding_type,
+        start_after: i.start_after.map(&enc),
+        request_charged: None,
+    }))
+}

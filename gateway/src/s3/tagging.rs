@@ -1,0 +1,106 @@
+//! Tag sets: S3's limits, the `x-amz-tagging` header form, and object tagging operations.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::errors;
+use crate::state::SharedState;
+
+const MAX_KEY: usize = 128;
+const MAX_VALUE: usize = 256;
+/// Objects allow 10 tags, buckets 50.
+pub const MAX_OBJECT_TAGS: usize = 10;
+
+pub fn check_tag_set(tags: &[Tag], max: usize) -> S3Result<()> {
+    if tags.len() > max {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than {max}"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tags {
+        let k = t.key.as_deref().unwrap_or_default();
+        let v = t.value.as_deref().unwrap_or_default();
+        if k.is_empty() || k.chars().count() > MAX_KEY {
+            return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid"));
+        }
+        if v.chars().count() > MAX_VALUE {
+            return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid"));
+        }
+        if !seen.insert(k) {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key"));
+        }
+    }
+    Ok(())
+}
+
+pub fn to_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())).collect()
+}
+
+pub fn to_tag_set(pairs: &[(String, String)]) -> TagSet {
+    pairs.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect()
+}
+
+/// Parses the URL-query form of `x-amz-tagging` (`k1=v1&k2=v2`).
+pub fn parse_header(h: &str) -> S3Result<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = form_urlencoded_pairs(h);
+    let tags: Vec<Tag> = pairs.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect();
+    check_tag_set(&tags, MAX_OBJECT_TAGS)?;
+    Ok(pairs)
+}
+
+fn form_urlencoded_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
+}
+
+pub async fn get_object(
+    state: &SharedState,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    check_key(&req.input.key)?;
+    let st = state.clone();
+    let key = req.input.key.clone();
+    let meta = blocking(move || st.store.head(&entry.bck, &key).map_err(errors::from_store)).await?;
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&meta.tags), version_id: None }))
+}
+
+pub async fn put_object(
+    state: &SharedState,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    check_key(&req.input.key)?;
+    check_tag_set(&req.input.tagging.tag_set, MAX_OBJECT_TAGS)?;
+    let tags = to_pairs(&req.input.tagging.tag_set);
+    let st = state.clone();
+    let key = req.input.key.clone();
+    blocking(move || st.store.update_meta(&entry.bck, &key, |m| m.tags = tags).map_err(errors::from_store)).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+}
+
+pub async fn delete_object(
+    state: &SharedState,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    check_key(&req.input.key)?;
+    let st = state.clone();
+    let key = req.input.key.clone();
+    blocking(move || st.store.update_meta(&entry.bck, &key, |m| m.tags.clear()).map_err(errors::from_store)).await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
+}

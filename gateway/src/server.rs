@@ -1,0 +1,152 @@
+//! The listener: one port serves S3 at the root and the native API under `/v1/`. Handles graceful shutdown
+//! (SIGINT/SIGTERM: stop accepting, let in-flight requests finish within a grace period) and turns a panic
+//! inside one request into a 500 for that request only.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::FutureExt;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use trove_config::Config;
+
+use crate::native;
+use crate::s3::{Auth, TroveS3};
+use crate::state::{AppState, SharedState};
+
+struct Frontend {
+    state: SharedState,
+    s3: S3Service,
+    domain: Option<String>,
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    // Bind first: a taken port is the most common start-up mistake and should fail before touching data.
+    let listener = std::net::TcpListener::bind(cfg.server.listen)
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+
+    let c = cfg.clone();
+    let (state, generated) =
+        tokio::task::spawn_blocking(move || AppState::open(&c)).await?.context("cannot open the data directory")?;
+    let state = Arc::new(state);
+    if let Some((ak, sk)) = &generated.credential {
+        println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
+    }
+    if let Some(t) = &generated.admin_token {
+        println!("Generated admin token (kept in the data directory): {t}");
+    }
+
+    let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
+    builder.set_auth(Auth(state.clone()));
+    if let Some(domain) = &cfg.s3.domain {
+        let host =
+            s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("invalid s3.domain {domain:?}: {e}"))?;
+        builder.set_host(host);
+    }
+    let frontend = Arc::new(Frontend { state: state.clone(), s3: builder.build(), domain: cfg.s3.domain.clone() });
+
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(listen = %local, node = %state.node_id, mountpaths = state.store.mountpaths().len(), "trove serving");
+    println!("Trove listening on http://{local}");
+
+    let graceful = GracefulShutdown::new();
+    let http = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let fe = frontend.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let fe = fe.clone();
+                    async move { Ok::<_, Infallible>(fe.handle(req).await) }
+                });
+                let conn = http.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "in-flight requests did not finish in time");
+    }
+    Ok(())
+}
+
+impl Frontend {
+    fn is_virtual_host(&self, req: &Request<Incoming>) -> bool {
+        let Some(domain) = &self.domain else {
+            return false;
+        };
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        host.len() > domain.len()
+            && host.ends_with(domain.as_str())
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<s3s::Body> {
+        if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
+            return native::handle(&self.state, req.method(), req.uri().path(), req.headers());
+        }
+        let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
+        match call.catch_unwind().await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                tracing::error!(error = ?e, "request failed");
+                internal_error()
+            }
+            Err(_) => {
+                tracing::error!("request handler panicked");
+                internal_error()
+            }
+        }
+    }
+}
+
+fn internal_error() -> Response<s3s::Body> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>";
+    let mut r = Response::new(s3s::Body::from(body.to_owned()));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    r
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
