@@ -387,12 +387,13 @@ def test_copy_replaces_tags(s3, source):
 
 def test_copy_between_buckets(s3, source, bucket_name):
     bucket, key, _, _ = source
-    s3.create_bucket(Bucket=bucket_name)
+    other = bucket_name + "-dst"
+    s3.create_bucket(Bucket=other)
     try:
-        s3.copy_object(Bucket=bucket_name, Key="copy", CopySource={"Bucket": bucket, "Key": key})
-        assert s3.get_object(Bucket=bucket_name, Key="copy")["Body"].read() == BODY
+        s3.copy_object(Bucket=other, Key="copy", CopySource={"Bucket": bucket, "Key": key})
+        assert s3.get_object(Bucket=other, Key="copy")["Body"].read() == BODY
     finally:
-        delete_bucket_recursively(s3, bucket_name)
+        delete_bucket_recursively(s3, other)
 
 
 def test_copy_onto_itself_requires_replace(s3, source):

@@ -74,8 +74,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// Logs go to stdout; stderr is kept for the one-line start-up error. s3s logs every client error at ERROR
+/// level, so it is off unless `RUST_LOG` asks for it.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).init();
 }

@@ -50,7 +50,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(domain) = &cfg.s3.domain {
         let host =
             s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("invalid s3.domain {domain:?}: {e}"))?;
-        builder.set_host(host);
+        builder.set_host(DomainHost(host));
     }
     let frontend = Arc::new(Frontend { state: state.clone(), s3: builder.build(), domain: cfg.s3.domain.clone() });
 
@@ -114,9 +114,21 @@ impl Frontend {
         if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
             return native::handle(&self.state, req.method(), req.uri().path(), req.headers());
         }
+        if presigned_expiry_too_long(req.uri().query().unwrap_or_default()) {
+            return xml_error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            );
+        }
         let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
         match call.catch_unwind().await {
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(mut resp)) => {
+                if resp.extensions().get::<crate::s3::PartialContent>().is_some() {
+                    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                }
+                resp
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = ?e, "request failed");
                 internal_error()
@@ -129,10 +141,38 @@ impl Frontend {
     }
 }
 
+/// s3s's `SingleDomain` with the port stripped from the Host header first (clients send `bucket.domain:port`).
+struct DomainHost(s3s::host::SingleDomain);
+
+impl s3s::host::S3Host for DomainHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        self.0.parse_host_header(name)
+    }
+}
+
+/// SigV4 caps presigned URLs at seven days; s3s does not check the cap itself.
+fn presigned_expiry_too_long(query: &str) -> bool {
+    const MAX_SECS: i64 = 604_800;
+    query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("X-Amz-Expires="))
+        .any(|v| v.parse::<i64>().map_or(true, |n| n > MAX_SECS))
+}
+
 fn internal_error() -> Response<s3s::Body> {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>";
-    let mut r = Response::new(s3s::Body::from(body.to_owned()));
-    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    xml_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error. Please try again.")
+}
+
+fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut r = Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
     r
 }

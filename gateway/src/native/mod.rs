@@ -6,8 +6,9 @@ use http::{Response, StatusCode};
 
 use crate::state::SharedState;
 
+/// `/v1/...` is the native API; a bare `/v1` stays S3 so that CreateBucket("v1") gets InvalidBucketName.
 pub fn is_native_path(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/")
+    path.starts_with("/v1/")
 }
 
 pub fn handle(

@@ -111,12 +111,21 @@ fn body_error(e: s3s::StdError) -> S3Error {
         Ok(s3) => *s3,
         Err(e) => {
             let msg = e.to_string();
-            if msg.contains("Signature") || msg.contains("signature") {
+            if msg.contains("Sha256Mismatch") {
+                // s3s hashes single-chunk payloads against x-amz-content-sha256 as they stream.
+                let mut e = S3Error::with_message(
+                    s3s::S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                );
+                e.set_status_code(http::StatusCode::BAD_REQUEST);
+                e
+            } else if msg.contains("Signature") || msg.contains("signature") {
                 s3_error!(
                     SignatureDoesNotMatch,
                     "The request signature we calculated does not match the signature you provided."
                 )
             } else {
+                tracing::debug!(error = %msg, "request body ended with an error");
                 s3_error!(IncompleteBody, "{msg}")
             }
         }

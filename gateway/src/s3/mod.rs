@@ -20,6 +20,10 @@ pub use auth::Auth;
 
 use crate::state::SharedState;
 
+/// Response extension: answer 206 (s3s fixes HeadObject's status at 200, but a ranged HEAD is 206 in S3).
+#[derive(Clone, Copy)]
+pub struct PartialContent;
+
 #[derive(Clone)]
 pub struct TroveS3 {
     pub state: SharedState,

@@ -328,7 +328,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
     let checksum_mode = i.checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
     let d = describe(&meta, &overrides, checksum_mode, part);
     let c = &d.checksums;
-    Ok(S3Response::new(HeadObjectOutput {
+    let mut resp = S3Response::new(HeadObjectOutput {
         content_length: Some((end - start) as i64),
         content_range: partial.then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
         accept_ranges: Some("bytes".to_owned()),
@@ -350,7 +350,12 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         parts_count: part.map(|_| meta.parts_count() as i32),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
-    }))
+    });
+    if partial {
+        // s3s always answers HeadObject with 200; the server turns this marker into 206.
+        resp.extensions.insert(crate::s3::PartialContent);
+    }
+    Ok(resp)
 }
 
 pub async fn delete(
