@@ -411,7 +411,7 @@ def test_copy_missing_source(s3, bucket, bucket_name):
     with s3_error("NoSuchKey", 404):
         s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "missing"})
     with s3_error("NoSuchBucket", 404):
-        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket_name, "Key": "k"})
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket_name + "-missing", "Key": "k"})
 
 
 def test_copy_hostile_key(s3, bucket):

@@ -121,11 +121,15 @@ impl Frontend {
                 "X-Amz-Expires must be less than a week (in seconds) that is 604800",
             );
         }
+        let close_after = expects_continue_without_body(&req);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
         match call.catch_unwind().await {
             Ok(Ok(mut resp)) => {
                 if resp.extensions().get::<crate::s3::PartialContent>().is_some() {
                     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                }
+                if close_after {
+                    resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
                 resp
             }
@@ -152,6 +156,15 @@ impl s3s::host::S3Host for DomainHost {
         };
         self.0.parse_host_header(name)
     }
+}
+
+/// `Expect: 100-continue` with an empty body: hyper answers without a `100 Continue`, and botocore (aws-cli,
+/// boto3) then mishandles the reused connection, so that the next request on it hangs. Closing the connection
+/// after such a response avoids it; zero-byte uploads are rare enough for the extra connect not to matter.
+fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
 }
 
 /// SigV4 caps presigned URLs at seven days; s3s does not check the cap itself.
