@@ -157,7 +157,7 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
         next_marker: if page.truncated { page.last.clone().map(&enc) } else { None },
         contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, Some(owner.clone()), &enc)).collect()),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
-        delimiter: i.delimiter.map(&enc),
+        delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         encoding_type: i.encoding_type,
         request_charged: None,
     }))
@@ -207,9 +207,63 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
         next_continuation_token: if page.truncated { page.last.as_deref().map(encode_token) } else { None },
         contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, owner.clone(), &enc)).collect()),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
-        delimiter: i.delimiter.map(&enc),
+        delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         encoding_type: i.encoding_type,
         start_after: i.start_after.map(&enc),
+        request_charged: None,
+    }))
+}
+
+/// ListObjectVersions on a bucket without versioning: every object is its only version, `null`, and latest.
+pub async fn versions(
+    state: &SharedState,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let user = caller(state, &req)?.clone();
+    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let i = req.input;
+    check_encoding(i.encoding_type.as_ref())?;
+    let max = max_keys(i.max_keys)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let marker = i.key_marker.clone().unwrap_or_default();
+    let st = state.clone();
+    let (p, d, m) = (prefix.clone(), i.delimiter.clone(), marker.clone());
+    let page =
+        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &m, max).map_err(errors::from_store))
+            .await?;
+    let enc = encoder(i.encoding_type.as_ref());
+    let owner = Owner { id: Some(user.id.clone()), display_name: Some(user.display_name.clone()) };
+    let versions = page
+        .objects
+        .into_iter()
+        .map(|(k, m)| ObjectVersion {
+            key: Some(enc(k)),
+            version_id: Some("null".to_owned()),
+            is_latest: Some(true),
+            size: Some(m.size as i64),
+            e_tag: Some(ETag::Strong(m.etag.clone())),
+            last_modified: Some(timestamp_ms(m.mtime_ms)),
+            storage_class: Some(ObjectVersionStorageClass::from(
+                m.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()),
+            )),
+            owner: Some(owner.clone()),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(i.bucket),
+        prefix: Some(enc(prefix)),
+        key_marker: Some(enc(marker)),
+        version_id_marker: i.version_id_marker,
+        max_keys: Some(max as i32),
+        is_truncated: Some(page.truncated),
+        next_key_marker: if page.truncated { page.last.clone().map(&enc) } else { None },
+        next_version_id_marker: None,
+        versions: Some(versions),
+        delete_markers: None,
+        common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+        delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
+        encoding_type: i.encoding_type,
         request_charged: None,
     }))
 }
