@@ -53,6 +53,9 @@ pub struct ObjMeta {
     pub parts: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// S3 canned ACL of the object; `None` is private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 impl ObjMeta {

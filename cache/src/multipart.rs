@@ -218,11 +218,21 @@ impl Store {
 
 /// S3's multipart ETag: MD5 of the concatenated binary MD5s of the parts, then `-N`.
 pub fn multipart_etag(parts: &[Part]) -> String {
+    etag_of(parts.iter().map(|p| p.meta.etag.as_str()))
+}
+
+/// The multipart ETag from the part ETags a client listed (to recognise a repeated CompleteMultipartUpload).
+pub fn multipart_etag_of_list(parts: &[CompletedPart]) -> String {
+    etag_of(parts.iter().map(|p| p.etag.trim_matches('"')))
+}
+
+fn etag_of<'a>(etags: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let n = etags.len();
     let mut md5s = Md5::new();
-    for p in parts {
-        md5s.update(hex::decode(&p.meta.etag).unwrap_or_default());
+    for e in etags {
+        md5s.update(hex::decode(e).unwrap_or_default());
     }
-    format!("{}-{}", hex::encode(md5s.finalize()), parts.len())
+    format!("{}-{n}", hex::encode(md5s.finalize()))
 }
 
 fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<Vec<Part>, CompleteError> {
@@ -231,7 +241,12 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
     }
     let mut chosen: Vec<Part> = Vec::with_capacity(wanted.len());
     for w in wanted {
-        if chosen.last().is_some_and(|p| p.number >= w.number) {
+        // A part listed twice in a row (re-uploaded while the first upload was in flight) counts once: the
+        // later entry, which must match the part as stored now.
+        if chosen.last().is_some_and(|p| p.number == w.number) {
+            chosen.pop();
+        }
+        if chosen.last().is_some_and(|p| p.number > w.number) {
             return Err(CompleteError::InvalidPartOrder);
         }
         let part = have.iter().find(|p| p.number == w.number).ok_or(CompleteError::InvalidPart(w.number))?;

@@ -18,7 +18,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use trove_config::Config;
 
 use crate::native;
-use crate::s3::{Auth, TroveS3};
+use crate::s3::{Access, Auth, TroveS3};
 use crate::state::{AppState, SharedState};
 
 struct Frontend {
@@ -47,6 +47,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
     builder.set_auth(Auth(state.clone()));
+    builder.set_access(Access);
     if let Some(domain) = &cfg.s3.domain {
         let host =
             s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("invalid s3.domain {domain:?}: {e}"))?;
@@ -114,13 +115,11 @@ impl Frontend {
         if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
             return native::handle(&self.state, req.method(), req.uri().path(), req.headers());
         }
-        if presigned_expiry_too_long(req.uri().query().unwrap_or_default()) {
-            return xml_error(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-            );
+        if presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
+            let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
+            return xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg);
         }
+        let request_id = format!("{:016X}", rand::random::<u64>());
         let close_after = expects_continue_without_body(&req);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
         match call.catch_unwind().await {
@@ -131,7 +130,7 @@ impl Frontend {
                 if close_after {
                     resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
-                resp
+                with_request_id(resp, &request_id).await
             }
             Ok(Err(e)) => {
                 tracing::error!(error = ?e, "request failed");
@@ -167,13 +166,39 @@ fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
         && h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
 }
 
-/// SigV4 caps presigned URLs at seven days; s3s does not check the cap itself.
-fn presigned_expiry_too_long(query: &str) -> bool {
+/// SigV4 allows presigned URLs to live 0 s to 7 days; s3s does not check the bounds itself.
+fn presigned_expiry_out_of_range(query: &str) -> bool {
     const MAX_SECS: i64 = 604_800;
     query
         .split('&')
         .filter_map(|kv| kv.strip_prefix("X-Amz-Expires="))
-        .any(|v| v.parse::<i64>().map_or(true, |n| n > MAX_SECS))
+        .any(|v| v.parse::<i64>().map_or(true, |n| !(0..=MAX_SECS).contains(&n)))
+}
+
+/// Every S3 response carries `x-amz-request-id`; an error body names the same id in `<RequestId>`, as S3's do.
+async fn with_request_id(mut resp: Response<s3s::Body>, id: &str) -> Response<s3s::Body> {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let is_xml_error = resp.status().as_u16() >= 400
+        && resp.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !is_xml_error {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let body = match text.rfind("</Error>") {
+        Some(at) if !text.contains("<RequestId>") => {
+            format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..])
+        }
+        _ => text.into_owned(),
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, s3s::Body::from(body))
 }
 
 fn internal_error() -> Response<s3s::Body> {

@@ -61,6 +61,9 @@ pub struct BucketEntry {
     /// S3 bucket tags, in the order they were given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// S3 canned ACL (`private`, `public-read`, `public-read-write`, `authenticated-read`); `None` is private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 /// An immutable, versioned view of the registry.

@@ -4,6 +4,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
 
+use crate::s3::access::{self, Perm};
 use crate::s3::ctx::{blocking, caller, owned_bucket};
 use crate::s3::errors;
 use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
@@ -34,6 +35,10 @@ pub async fn create(
         .map(|l| l.as_str().to_owned())
         .filter(|l| !l.is_empty());
     if let Some(existing) = state.registry.get(&name) {
+        // us-east-1 (S3's legacy region) answers 200 when the owner creates its bucket again.
+        if existing.owner == user.id && state.region == "us-east-1" {
+            return Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }));
+        }
         return Err(if existing.owner == user.id {
             s3_error!(
                 BucketAlreadyOwnedByYou,
@@ -47,7 +52,9 @@ pub async fn create(
     if let Some(loc) = &location {
         props.extra = serde_json::json!({ "location": loc });
     }
-    let entry = BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![] };
+    let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
+    let entry =
+        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl };
     let st = state.clone();
     let n = name.clone();
     blocking(move || {
@@ -61,8 +68,8 @@ pub async fn create(
 }
 
 pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-    let user = caller(state, &req)?;
-    owned_bucket(state, &req.input.bucket, user)?;
+    let user = access::caller_opt(state, &req)?;
+    access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))
 }
 

@@ -1,6 +1,8 @@
 //! The S3 frontend on s3s. This is the only file that implements `s3s::S3`; each method hands the request to
 //! the function of its group module. Operations not listed here are answered NotImplemented by s3s.
 
+mod access;
+mod acl;
 mod auth;
 mod body;
 mod bucket;
@@ -16,6 +18,7 @@ mod tagging;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 
+pub use access::Access;
 pub use auth::Auth;
 
 use crate::state::SharedState;
@@ -66,6 +69,18 @@ impl S3 for TroveS3 {
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
         bucket::delete_tagging(&self.state, req).await
+    }
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket(&self.state, req).await
+    }
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket(&self.state, req).await
+    }
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object(&self.state, req).await
+    }
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object(&self.state, req).await
     }
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         object::put(&self.state, req).await

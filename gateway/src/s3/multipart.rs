@@ -9,6 +9,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::multipart::multipart_etag;
 use trove_cache::{CompleteError, CompletedPart as StoreCompletedPart, ObjMeta, Upload};
 
+use crate::s3::access::owner_of;
 use crate::s3::body::{self, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions;
@@ -54,7 +55,7 @@ pub async fn create(
         owner: user.id.clone(),
         meta: ObjMeta {
             content_type: Some(i.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
-            content_encoding: i.content_encoding,
+            content_encoding: crate::s3::object::strip_aws_chunked(i.content_encoding),
             content_disposition: i.content_disposition,
             content_language: i.content_language,
             cache_control: i.cache_control,
@@ -168,7 +169,12 @@ pub async fn complete(
     let st = state.clone();
     let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
     let meta = blocking(move || {
-        let upload = st.store.get_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
+        let upload = match st.store.get_upload(&bck, &key, &upload_id) {
+            Ok(u) => u,
+            // S3 answers a repeated Complete of a finished upload with the same result.
+            Err(trove_cache::Error::NoSuchUpload) => return already_completed(&st, &bck, &key, &wanted),
+            Err(e) => return Err(errors::from_store(e)),
+        };
         let algorithm = upload.checksum_algorithm.clone();
         let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
         let mut hasher = algorithm.as_ref().filter(|_| full_object).map(|a| body::hasher_for(std::slice::from_ref(a)));
@@ -234,6 +240,19 @@ pub async fn complete(
         checksum_type: (!c.is_empty()).then(|| meta.checksum_type.clone().map(ChecksumType::from)).flatten(),
         ..Default::default()
     }))
+}
+
+fn already_completed(
+    st: &SharedState,
+    bck: &trove_namespace::Bck,
+    key: &str,
+    wanted: &[StoreCompletedPart],
+) -> S3Result<ObjMeta> {
+    let etag = trove_cache::multipart::multipart_etag_of_list(wanted);
+    match st.store.head(bck, key) {
+        Ok(meta) if meta.etag == etag => Ok(meta),
+        _ => Err(errors::from_store(trove_cache::Error::NoSuchUpload)),
+    }
 }
 
 fn complete_error(e: CompleteError) -> s3s::S3Error {
@@ -309,11 +328,6 @@ pub async fn list_parts(state: &SharedState, req: S3Request<ListPartsInput>) -> 
         ),
         ..Default::default()
     }))
-}
-
-fn owner_of(state: &SharedState, id: &str) -> Owner {
-    let display = state.users.values().find(|u| u.id == id).map_or_else(|| id.to_owned(), |u| u.display_name.clone());
-    Owner { id: Some(id.to_owned()), display_name: Some(display) }
 }
 
 pub async fn list_uploads(

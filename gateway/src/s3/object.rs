@@ -6,6 +6,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
 
+use crate::s3::access::{self, Perm};
 use crate::s3::body::{self, FileBody, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
@@ -28,6 +29,13 @@ pub fn http_date(t: &Timestamp) -> Option<String> {
 
 fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+/// `aws-chunked` describes the upload's framing, not the object: S3 drops it from the stored encoding.
+pub fn strip_aws_chunked(encoding: Option<String>) -> Option<String> {
+    let kept: Vec<&str> =
+        encoding.as_deref()?.split(',').map(str::trim).filter(|e| !e.is_empty() && *e != "aws-chunked").collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// Checksums given as headers, by algorithm.
@@ -86,14 +94,15 @@ pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> BTreeMa
 }
 
 pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let user = access::caller_opt(state, &req)?;
+    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
     if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
     }
     let tags = input.tagging.as_deref().map(tagging::parse_header).transpose()?.unwrap_or_default();
+    let acl = input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
     let mut expected = header_checksums(
         input.checksum_crc32,
         input.checksum_crc32c,
@@ -124,7 +133,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         etag: received.etag(),
         mtime_ms: now_ms(),
         content_type: Some(input.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
-        content_encoding: input.content_encoding.filter(|e| e != "aws-chunked"),
+        content_encoding: strip_aws_chunked(input.content_encoding),
         content_disposition: input.content_disposition,
         content_language: input.content_language,
         cache_control: input.cache_control,
@@ -133,6 +142,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         tags,
         checksums: received.checksums.clone(),
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD"),
+        acl,
         ..Default::default()
     };
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
@@ -158,6 +168,20 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         checksum_type: (!c.is_empty()).then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
         ..Default::default()
     }))
+}
+
+/// A failed object lookup as the caller may see it: NoSuchKey only for those allowed to list the bucket.
+fn readable_error(
+    entry: &trove_namespace::BucketEntry,
+    user: Option<&crate::state::User>,
+    e: trove_cache::Error,
+) -> s3s::S3Error {
+    if matches!(e, trove_cache::Error::NotFound) {
+        if let Err(denied) = access::check_object_read(entry, user, None) {
+            return denied;
+        }
+    }
+    errors::from_store(e)
 }
 
 /// The attributes that GET and HEAD both report.
@@ -247,12 +271,13 @@ fn select_range(meta: &ObjMeta, range: Option<&Range>, part: Option<i32>) -> S3R
 }
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let user = access::caller_opt(state, &req)?;
+    let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
     let i = req.input;
     check_key(&i.key)?;
     // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
-    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(errors::from_store)?;
+    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
+    access::check_object_read(&entry, user, Some(&meta))?;
     let cond = ReadConditions {
         if_match: i.if_match.as_ref(),
         if_none_match: i.if_none_match.as_ref(),
@@ -303,11 +328,12 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
 }
 
 pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let user = access::caller_opt(state, &req)?;
+    let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
     let i = req.input;
     check_key(&i.key)?;
-    let meta = state.store.head(&entry.bck, &i.key).map_err(errors::from_store)?;
+    let meta = state.store.head(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
+    access::check_object_read(&entry, user, Some(&meta))?;
     let cond = ReadConditions {
         if_match: i.if_match.as_ref(),
         if_none_match: i.if_none_match.as_ref(),
@@ -351,6 +377,9 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     });
+    if !meta.tags.is_empty() {
+        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(meta.tags.len()));
+    }
     if partial {
         // s3s always answers HeadObject with 200; the server turns this marker into 206.
         resp.extensions.insert(crate::s3::PartialContent);
@@ -362,8 +391,8 @@ pub async fn delete(
     state: &SharedState,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let user = access::caller_opt(state, &req)?;
+    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
     check_key(&req.input.key)?;
     let st = state.clone();
     let key = req.input.key.clone();
@@ -429,7 +458,8 @@ pub async fn attributes(
     let i = req.input;
     check_key(&i.key)?;
     let meta = state.store.head(&entry.bck, &i.key).map_err(errors::from_store)?;
-    let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str() == a);
+    // Clients send one comma-separated header; s3s may hand it over as a single element.
+    let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str().split(',').any(|v| v.trim() == a));
     let checksum = (wants(ObjectAttributes::CHECKSUM) && !meta.checksums.is_empty()).then(|| {
         let c = &meta.checksums;
         Checksum {

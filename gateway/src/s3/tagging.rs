@@ -74,7 +74,9 @@ pub async fn get_object(
     let st = state.clone();
     let key = req.input.key.clone();
     let meta = blocking(move || st.store.head(&entry.bck, &key).map_err(errors::from_store)).await?;
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&meta.tags), version_id: None }))
+    let mut tags = meta.tags;
+    tags.sort();
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&tags), version_id: None }))
 }
 
 pub async fn put_object(

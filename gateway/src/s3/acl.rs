@@ -1,0 +1,66 @@
+//! Get/PutBucketAcl and Get/PutObjectAcl with canned ACLs (see `access`).
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use crate::s3::access::{grants, owner_of, requested_acl};
+use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::errors;
+use crate::state::SharedState;
+
+pub async fn get_bucket(
+    state: &SharedState,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let owner = owner_of(state, &entry.owner);
+    Ok(S3Response::new(GetBucketAclOutput { grants: Some(grants(&owner, entry.acl.as_deref())), owner: Some(owner) }))
+}
+
+pub async fn put_bucket(
+    state: &SharedState,
+    req: S3Request<PutBucketAclInput>,
+) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let owner = owner_of(state, &entry.owner);
+    let acl =
+        requested_acl(req.input.acl.as_ref().map(|a| a.as_str()), req.input.access_control_policy.as_ref(), &owner)?;
+    let st = state.clone();
+    let name = req.input.bucket.clone();
+    blocking(move || st.registry.modify(&name, |e| e.acl = acl).map_err(errors::from_registry)).await?;
+    Ok(S3Response::new(PutBucketAclOutput {}))
+}
+
+pub async fn get_object(
+    state: &SharedState,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    check_key(&req.input.key)?;
+    let meta = state.store.head(&entry.bck, &req.input.key).map_err(errors::from_store)?;
+    let owner = owner_of(state, &entry.owner);
+    Ok(S3Response::new(GetObjectAclOutput {
+        grants: Some(grants(&owner, meta.acl.as_deref())),
+        owner: Some(owner),
+        request_charged: None,
+    }))
+}
+
+pub async fn put_object(
+    state: &SharedState,
+    req: S3Request<PutObjectAclInput>,
+) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let user = caller(state, &req)?;
+    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    check_key(&req.input.key)?;
+    let owner = owner_of(state, &entry.owner);
+    let acl =
+        requested_acl(req.input.acl.as_ref().map(|a| a.as_str()), req.input.access_control_policy.as_ref(), &owner)?;
+    let st = state.clone();
+    let key = req.input.key.clone();
+    blocking(move || st.store.update_meta(&entry.bck, &key, |m| m.acl = acl).map_err(errors::from_store)).await?;
+    Ok(S3Response::new(PutObjectAclOutput::default()))
+}
