@@ -69,7 +69,7 @@ pub fn escape_segment(seg: &str) -> (String, bool) {
     // Do not split a `%25` escape; the prefix is cosmetic, the hash makes the name unique.
     let prefix = escaped[..cut].trim_end_matches(['%', '2']);
     let b = seg.as_bytes();
-    (format!("{prefix}{HASH_MARK}{:016x}{:016x}", xxh64(b, 0), xxh64(b, 0x5452_4f56_45)), true)
+    (format!("{prefix}{HASH_MARK}{:016x}{:016x}", xxh64(b, 0), xxh64(b, 0x0054_524f_5645)), true)
 }
 
 /// What a directory entry stands for, decoded from its name.

@@ -40,6 +40,12 @@ pub struct Part {
     pub meta: ObjMeta,
 }
 
+/// Sees the bytes of an object being assembled, in order.
+pub type DataSink<'a> = dyn FnMut(&[u8]) + 'a;
+
+/// An assembled upload: what it recorded, the parts used, and the staged object, ready to commit.
+pub type Assembled = (Upload, Vec<Part>, Staged);
+
 /// A part named in CompleteMultipartUpload.
 #[derive(Debug, Clone)]
 pub struct CompletedPart {
@@ -178,8 +184,8 @@ impl Store {
         key: &str,
         upload_id: &str,
         wanted: &[CompletedPart],
-        mut on_data: Option<&mut dyn FnMut(&[u8])>,
-    ) -> Result<std::result::Result<(Upload, Vec<Part>, Staged), CompleteError>> {
+        mut on_data: Option<&mut DataSink<'_>>,
+    ) -> Result<std::result::Result<Assembled, CompleteError>> {
         let upload = self.get_upload(bck, key, upload_id)?;
         let have = self.list_parts(bck, key, upload_id)?;
         let chosen = match choose_parts(&have, wanted) {

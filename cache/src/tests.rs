@@ -198,7 +198,7 @@ fn multipart_assembles_and_validates() {
     let parts = s.list_parts(&b, "big", "00ff").unwrap();
     assert_eq!(parts.len(), 2);
     let cp = |n: u32| CompletedPart { number: n, etag: parts[n as usize - 1].meta.etag.clone() };
-    let err = |r: crate::Result<Result<(Upload, Vec<crate::Part>, crate::Staged), CompleteError>>| r.unwrap().err();
+    let err = |r: crate::Result<Result<crate::multipart::Assembled, CompleteError>>| r.unwrap().err();
     assert_eq!(err(s.assemble_upload(&b, "big", "00ff", &[cp(2), cp(1)], None)), Some(CompleteError::InvalidPartOrder));
     let bad = CompletedPart { number: 1, etag: "nope".into() };
     assert_eq!(err(s.assemble_upload(&b, "big", "00ff", &[bad], None)), Some(CompleteError::InvalidPart(1)));

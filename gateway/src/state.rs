@@ -83,7 +83,7 @@ impl AppState {
         }
         let admin_token = cfg.auth.admin_token.clone().unwrap_or_else(|| secrets.admin_token.clone());
         let generated = Generated {
-            credential: (fresh && !configured_root).then(|| (root_ak, root_sk)),
+            credential: (fresh && !configured_root).then_some((root_ak, root_sk)),
             admin_token: (fresh && cfg.auth.admin_token.is_none()).then(|| admin_token.clone()),
         };
         let node_id = cfg.server.node_id.clone().unwrap_or_else(|| secrets.node_id.clone());

@@ -166,6 +166,7 @@ mod tests {
             created_ms: 1,
             props: BucketProps::default(),
             tags: vec![],
+            acl: None,
         }
     }
 

@@ -183,7 +183,7 @@ pub async fn complete(
                 h.update(d);
             }
         };
-        let on_data: Option<&mut dyn FnMut(&[u8])> =
+        let on_data: Option<&mut trove_cache::multipart::DataSink<'_>> =
             if full_object && algorithm.is_some() { Some(&mut feed) } else { None };
         let (upload, chosen, staged) =
             match st.store.assemble_upload(&bck, &key, &upload_id, &wanted, on_data).map_err(errors::from_store)? {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust unit tests of each crate, then the black-box compatibility suite
+# (compat-tests/, pytest) against a real `trove` process with boto3 and aws-cli. Installs what the tests need
+# (Python virtualenvs from PyPI) by itself. Works with no stdin (CI=true).
+#
+# Optional environment:
+#   CARGO_TARGET_DIR   cargo's target directory; when unset, a shared /work/target is reused if it exists
+#   S3TESTS_DIR        a ceph/s3-tests checkout: also run the s3-tests listed in compat-tests/s3tests/expected-pass.txt
+#   PYTEST_ARGS        extra pytest arguments (e.g. "-k multipart -x")
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then
+  export CARGO_TARGET_DIR=/work/target
+fi
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+
+echo "== build"
+cargo build --workspace --all-targets
+
+echo "== unit tests"
+cargo test --workspace
+
+echo "== compatibility tests"
+bash compat-tests/setup.sh
+export TROVE_BIN="$TARGET/debug/trove"
+# shellcheck disable=SC2086
+compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q compat-tests ${PYTEST_ARGS:-}
