@@ -165,3 +165,46 @@ pub fn owner_of(state: &AppState, id: &str) -> Owner {
     let display = state.users.values().find(|u| u.id == id).map_or_else(|| id.to_owned(), |u| u.display_name.clone());
     Owner { id: Some(id.to_owned()), display_name: Some(display) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User { secret_key: "s".into(), id: "u".into(), display_name: "U".into() }
+    }
+
+    #[test]
+    fn canned_acls_grant_what_s3_says() {
+        let u = user();
+        for (acl, anon_read, anon_write, auth_read) in [
+            (None, false, false, false),
+            (Some("public-read"), true, false, true),
+            (Some("public-read-write"), true, true, true),
+            (Some("authenticated-read"), false, false, true),
+        ] {
+            assert_eq!(grants_by(acl, None, Perm::Read), anon_read, "{acl:?}");
+            assert_eq!(grants_by(acl, None, Perm::Write), anon_write, "{acl:?}");
+            assert_eq!(grants_by(acl, Some(&u), Perm::Read), auth_read, "{acl:?}");
+        }
+    }
+
+    #[test]
+    fn canned_names() {
+        assert_eq!(check_canned("private").unwrap(), None);
+        assert_eq!(check_canned("bucket-owner-full-control").unwrap(), None);
+        assert_eq!(check_canned("public-read").unwrap().as_deref(), Some("public-read"));
+        assert!(check_canned("world-writable").is_err());
+    }
+
+    #[test]
+    fn grant_lists_round_trip_to_canned() {
+        let owner = Owner { id: Some("u".into()), display_name: Some("U".into()) };
+        for acl in [None, Some("public-read"), Some("public-read-write"), Some("authenticated-read")] {
+            let policy = s3s::dto::AccessControlPolicy { grants: Some(grants(&owner, acl)), owner: Some(owner.clone()) };
+            assert_eq!(requested_acl(None, Some(&policy), &owner).unwrap().as_deref(), acl);
+        }
+        let odd = s3s::dto::AccessControlPolicy { grants: Some(vec![]), owner: None };
+        assert!(requested_acl(None, Some(&odd), &owner).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Cache-hit GET benchmark: Trove vs nginx serving the very same files, same machine, same run.
+#
+# Starts a release `trove serve` on a temporary mountpath, PUTs N objects of each size with `trove bench`,
+# then points nginx (static files, sendfile, open_file_cache) at the objects' files inside Trove's data
+# directory, so both servers read identical bytes from the same page cache. Each round measures:
+#   - trove bench (signed SigV4 GETs) against Trove
+#   - trove bench --anonymous against nginx   (same load tool)
+#   - wrk against nginx                        (the reference load tool)
+# Prints one line per measurement. Needs nginx and wrk (Debian: nginx-light wrk; installed when missing and root).
+#
+# Environment: SIZES ["4KiB 1MiB"], OBJECTS [1000], DURATION [10], ROUNDS [2], CONN_SMALL [64], CONN_LARGE [16]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SIZES=${SIZES:-"4KiB 1MiB"} OBJECTS=${OBJECTS:-1000} DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-2}
+CONN_SMALL=${CONN_SMALL:-64} CONN_LARGE=${CONN_LARGE:-16}
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "bench: needs nginx and wrk (apt-get install nginx-light wrk)" >&2; exit 2; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
+cargo build --release -q -p trove-gateway
+TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK"   # nginx workers run as an unprivileged user
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TPORT=$(free_port) NPORT=$(free_port)
+export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey
+"$TROVE" serve --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$TPORT/v1/health" >/dev/null && break; sleep 0.1; done
+
+mkdir -p "$WORK/nginx-tmp"
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000000;
+    open_file_cache max=10000 inactive=60s;
+    client_body_temp_path $WORK/nginx-tmp;
+    proxy_temp_path $WORK/nginx-tmp;
+    fastcgi_temp_path $WORK/nginx-tmp;
+    uwsgi_temp_path $WORK/nginx-tmp;
+    scgi_temp_path $WORK/nginx-tmp;
+    server {
+        listen 127.0.0.1:$NPORT;
+        # /<bucket>/<key> -> the object's file in Trove's layout (<mountpath>/@ais/<bucket>/%ob/<key>)
+        location ~ ^/([^/]+)/(.*)\$ { alias $WORK/data/@ais/\$1/%ob/\$2; }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" &
+PIDS+=($!)
+sleep 0.5
+
+echo "machine: $(nproc) cores; $(date -u +%FT%TZ); trove $("$TROVE" --version)"
+for size in $SIZES; do
+  bucket="bench-$(echo "$size" | tr 'A-Z' 'a-z')"
+  conn=$CONN_SMALL; [ "$size" = "4KiB" ] || conn=$CONN_LARGE
+  "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
+    --concurrency "$conn" --duration 1 | grep PUT | sed "s/^/size=$size trove-put /"
+  for round in $(seq "$ROUNDS"); do
+    "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
+      --concurrency "$conn" --duration "$DURATION" --get-only | grep GET | sed "s/^/size=$size round=$round trove /"
+    "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
+      --concurrency "$conn" --duration "$DURATION" --get-only --anonymous | grep GET | sed "s/^/size=$size round=$round nginx /"
+    wrk -t2 -c"$conn" -d"${DURATION}s" "http://127.0.0.1:$NPORT/$bucket/bench/obj-0000001" \
+      | awk -v s="$size" -v r="$round" '/Requests\/sec/ {rps=$2} /Transfer\/sec/ {tr=$2} END {printf "size=%s round=%s nginx-wrk requests/s=%s transfer/s=%s\n", s, r, rps, tr}'
+  done
+done
