@@ -544,6 +544,7 @@ HOSTILE_KEYS = [
     "%2F%00%wk/%ob",  # looks like escapes and like layout markers
     "tab\there",
     "question?mark&amp=1",
+    "nul\x00byte",  # NUL cannot be in a file name; escaped as %00
 ]
 
 

@@ -13,7 +13,8 @@ pub enum Error {
     NoSuchUpload,
     #[error("object metadata is too large for this filesystem")]
     MetadataTooLarge,
-    #[error("{path}: {source}")]
+    /// Displays the path only: the I/O error is the `source`, which error reports print after it.
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: unreadable object metadata")]
     Corrupt { path: PathBuf },

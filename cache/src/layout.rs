@@ -8,7 +8,7 @@
 //!
 //! A key is split at `/`; each segment becomes one path component, escaped so that every valid S3 key maps to a
 //! unique path that stays inside the bucket directory, and ordinary keys stay readable:
-//! - `%` becomes `%25`; the segments `.` and `..` become `%2E` and `%2E%2E`.
+//! - `%` becomes `%25` and NUL `%00`; the segments `.` and `..` become `%2E` and `%2E%2E`.
 //! - an empty segment (from `a//b` or a trailing `/`) becomes `%%e`.
 //! - a segment whose escaped form exceeds 255 bytes keeps a readable prefix followed by `%%h` and a 128-bit hash;
 //!   the full segment is kept in the object's metadata (files) or in a `%%seg` file (directories).
@@ -58,7 +58,8 @@ pub fn escape_segment(seg: &str) -> (String, bool) {
         ".." => return ("%2E%2E".to_owned(), false),
         _ => {}
     }
-    let escaped = seg.replace('%', "%25");
+    // NUL cannot appear in a file name; `%` is the escape character itself.
+    let escaped = seg.replace('%', "%25").replace('\0', "%00");
     if escaped.len() <= NAME_MAX {
         return (escaped, false);
     }
@@ -160,6 +161,7 @@ mod tests {
         "%%obj",
         "%%e",
         "a%2Fb",
+        "nul\0byte",
         "sp ace+plus%pct#hash~tilde",
         "日本語/ключ ü",
         "\u{1F600}",

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 const XATTR: &str = "user.trove.meta";
+/// What one object's metadata may take: ext4 keeps about 4 KiB of extended attributes per file in all.
+const XATTR_BUDGET: usize = 3800;
 
 /// Everything S3 reports about an object besides its bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +50,9 @@ pub struct ObjMeta {
     /// Per-part checksums of a multipart object (of its checksum algorithm), in part order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub part_checksums: Vec<String>,
-    /// Sizes of the parts of a multipart object, in order; empty for a single PUT.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Sizes of the parts of a multipart object, in order; empty for a single PUT. Stored as runs of equal
+    /// sizes (`[[size, count], ...]`), so a 10,000-part upload takes a few bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "runs")]
     pub parts: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
@@ -73,8 +76,15 @@ impl ObjMeta {
         self.parts.len().max(1)
     }
 
+    /// The JSON record. Per-part checksums of uploads with many parts do not fit the budget; they are dropped
+    /// then (the object's own checksum stays), rather than refusing the upload.
     fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(|e| Error::Internal(format!("encoding metadata: {e}")))
+        let enc = |m: &ObjMeta| serde_json::to_vec(m).map_err(|e| Error::Internal(format!("encoding metadata: {e}")));
+        let bytes = enc(self)?;
+        if bytes.len() <= XATTR_BUDGET || self.part_checksums.is_empty() {
+            return Ok(bytes);
+        }
+        enc(&ObjMeta { part_checksums: Vec::new(), ..self.clone() })
     }
 
     fn decode(bytes: &[u8], path: &Path) -> Result<ObjMeta> {
@@ -126,9 +136,51 @@ pub fn check_xattr_support(dir: &Path) -> Result<()> {
     })
 }
 
+/// Serde for part sizes as runs of equal values.
+mod runs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(sizes: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &size in sizes {
+            match runs.last_mut() {
+                Some((v, n)) if *v == size => *n += 1,
+                _ => runs.push((size, 1)),
+            }
+        }
+        runs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let runs = Vec::<(u64, u64)>::deserialize(d)?;
+        Ok(runs.into_iter().flat_map(|(v, n)| std::iter::repeat_n(v, n as usize)).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ten_thousand_parts_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o");
+        let f = File::create(&path).unwrap();
+        let mut parts = vec![8 << 20; 9_999];
+        parts.push(123);
+        let m = ObjMeta {
+            key: "k".repeat(1024),
+            parts,
+            part_checksums: vec!["AAAAAA==".into(); 10_000],
+            checksums: [("CRC32".to_owned(), "BBBBBB==".to_owned())].into(),
+            ..Default::default()
+        };
+        m.write_to(&f, &path).unwrap();
+        let back = ObjMeta::read_at(&path).unwrap();
+        assert_eq!(back.parts, m.parts);
+        assert!(back.part_checksums.is_empty(), "dropped to fit");
+        assert_eq!(back.checksums, m.checksums);
+    }
 
     #[test]
     fn xattr_round_trip_and_part_ranges() {

@@ -298,7 +298,7 @@ mod tests {
         };
         assert_eq!(
             hex::encode(s.signing_key("20130524")),
-            "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5b9bfdf09f"
+            "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378"
         );
     }
 }

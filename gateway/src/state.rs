@@ -42,13 +42,13 @@ pub struct GeneratedSecrets {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] trove_cache::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] trove_namespace::Error),
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: unreadable secrets file: {source}")]
+    #[error("{}: unreadable secrets file", path.display())]
     Secrets { path: PathBuf, source: serde_json::Error },
 }
 

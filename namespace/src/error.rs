@@ -15,9 +15,10 @@ pub enum Error {
     AlreadyExists(String),
     #[error("bucket {0:?} not found")]
     NotFound(String),
-    #[error("registry file {path}: {source}")]
+    /// Display names the file; the cause is the `source`, which error reports print after it.
+    #[error("registry file {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("registry file {path} is corrupt: {source}")]
+    #[error("registry file {} is corrupt", path.display())]
     Corrupt { path: PathBuf, source: serde_json::Error },
 }
 

@@ -201,7 +201,8 @@ mod tests {
     fn grant_lists_round_trip_to_canned() {
         let owner = Owner { id: Some("u".into()), display_name: Some("U".into()) };
         for acl in [None, Some("public-read"), Some("public-read-write"), Some("authenticated-read")] {
-            let policy = s3s::dto::AccessControlPolicy { grants: Some(grants(&owner, acl)), owner: Some(owner.clone()) };
+            let policy =
+                s3s::dto::AccessControlPolicy { grants: Some(grants(&owner, acl)), owner: Some(owner.clone()) };
             assert_eq!(requested_acl(None, Some(&policy), &owner).unwrap().as_deref(), acl);
         }
         let odd = s3s::dto::AccessControlPolicy { grants: Some(vec![]), owner: None };

@@ -288,7 +288,14 @@ mod tests {
         (dir, store, bck)
     }
 
-    fn page(s: &Store, b: &Bck, prefix: &str, delim: Option<&str>, after: &str, max: usize) -> (Vec<String>, Vec<String>, bool) {
+    fn page(
+        s: &Store,
+        b: &Bck,
+        prefix: &str,
+        delim: Option<&str>,
+        after: &str,
+        max: usize,
+    ) -> (Vec<String>, Vec<String>, bool) {
         let p = list_page(s, b, prefix, delim, after, max).unwrap();
         (p.objects.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
     }
@@ -309,7 +316,10 @@ mod tests {
         let (o, p, _) = page(&s, &b, "c/", Some("/"), "", 10);
         assert_eq!((o, p), (vec!["c/y".into()], vec!["c/x/".into()]));
         let (o, p, _) = page(&s, &b, "", Some("/1"), "", 10);
-        assert_eq!((o, p), (vec!["a/2".into(), "b".into(), "c/y".into(), "d".into()], vec!["a/1".into(), "c/x/1".into()]));
+        assert_eq!(
+            (o, p),
+            (vec!["a/2".into(), "b".into(), "c/y".into(), "d".into()], vec!["a/1".into(), "c/x/1".into()])
+        );
         assert_eq!(page(&s, &b, "", None, "", 0), (vec![], vec![], false));
     }
 }
