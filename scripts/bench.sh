@@ -5,6 +5,7 @@
 # then points nginx (static files, sendfile, open_file_cache) at the objects' files inside Trove's data
 # directory, so both servers read identical bytes from the same page cache. Each round measures:
 #   - trove bench (signed SigV4 GETs) against Trove
+#   - trove bench --anonymous against Trove   (objects are public-read: no SigV4 on either side)
 #   - trove bench --anonymous against nginx   (same load tool)
 #   - wrk against nginx                        (the reference load tool)
 # Prints one line per measurement. Needs nginx and wrk (Debian: nginx-light wrk; installed when missing and root).
@@ -71,10 +72,12 @@ for size in $SIZES; do
   bucket="bench-$(echo "$size" | tr 'A-Z' 'a-z')"
   conn=$CONN_SMALL; [ "$size" = "4KiB" ] || conn=$CONN_LARGE
   "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
-    --concurrency "$conn" --duration 1 | grep PUT | sed "s/^/size=$size trove-put /"
+    --concurrency "$conn" --duration 1 --acl public-read | grep PUT | sed "s/^/size=$size trove-put /"
   for round in $(seq "$ROUNDS"); do
     "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
       --concurrency "$conn" --duration "$DURATION" --get-only | grep GET | sed "s/^/size=$size round=$round trove /"
+    "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
+      --concurrency "$conn" --duration "$DURATION" --get-only --anonymous | grep GET | sed "s/^/size=$size round=$round trove-anon /"
     "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
       --concurrency "$conn" --duration "$DURATION" --get-only --anonymous | grep GET | sed "s/^/size=$size round=$round nginx /"
     wrk -t2 -c"$conn" -d"${DURATION}s" "http://127.0.0.1:$NPORT/$bucket/bench/obj-0000001" \

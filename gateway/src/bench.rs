@@ -44,9 +44,13 @@ pub struct Args {
     /// Skip creating the bucket and PUTting the objects.
     #[arg(long)]
     get_only: bool,
-    /// Send unsigned requests (for static file servers).
+    /// Send unsigned requests (for static file servers, or Trove objects PUT with `--acl public-read`).
     #[arg(long)]
     anonymous: bool,
+    /// Canned ACL for the bucket and objects created in the PUT phase (e.g. `public-read`), so that a later
+    /// `--anonymous` run measures the server without SigV4 on either side.
+    #[arg(long)]
+    acl: Option<String>,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<usize> {
@@ -97,24 +101,27 @@ impl Signer {
         cached.1.clone()
     }
 
-    /// Headers to add: `(x-amz-date, authorization)`.
-    fn sign(&self, method: &str, path: &str) -> (String, String) {
+    /// Headers to add: `(x-amz-date, authorization)`; `acl` is the `x-amz-acl` header when the request has one.
+    fn sign(&self, method: &str, path: &str, acl: Option<&str>) -> (String, String) {
         let now = time::OffsetDateTime::now_utc();
         let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
         let amz_date = now.format(&fmt).unwrap_or_default();
         let date = &amz_date[..8];
+        let (acl_line, acl_name) = match acl {
+            Some(a) => (format!("x-amz-acl:{a}\n"), ";x-amz-acl"),
+            None => (String::new(), ""),
+        };
+        let signed = format!("host{acl_name};x-amz-content-sha256;x-amz-date");
         let canonical = format!(
-            "{method}\n{path}\n\nhost:{}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\nUNSIGNED-PAYLOAD",
+            "{method}\n{path}\n\nhost:{}\n{acl_line}x-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{amz_date}\n\n{signed}\nUNSIGNED-PAYLOAD",
             self.host
         );
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let to_sign =
             format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
         let sig = hex::encode(hmac(&self.signing_key(date), to_sign.as_bytes()));
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}",
-            self.access_key
-        );
+        let auth =
+            format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={sig}", self.access_key);
         (amz_date, auth)
     }
 }
@@ -141,8 +148,12 @@ async fn connect(ctx: &Ctx) -> anyhow::Result<Conn> {
 /// Sends one request and drains the body; returns the status and the number of body bytes.
 async fn request(ctx: &Ctx, conn: &mut Conn, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, usize)> {
     let mut b = http::Request::builder().method(method).uri(path).header("host", &ctx.host);
+    let acl = ctx.args.acl.as_deref().filter(|_| method == "PUT");
+    if let Some(acl) = acl {
+        b = b.header("x-amz-acl", acl);
+    }
     if let Some(s) = &ctx.signer {
-        let (date, auth) = s.sign(method, path);
+        let (date, auth) = s.sign(method, path, acl);
         b = b
             .header("x-amz-date", date)
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
@@ -265,7 +276,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !args.get_only {
         let mut conn = connect(&ctx).await?;
         let (status, _) = request(&ctx, &mut conn, "PUT", &format!("/{}", args.bucket), Bytes::new()).await?;
-        if status != 200 && status != 409 {
+        if !matches!(status, 200 | 409) {
             bail!("creating bucket {} failed with HTTP {status}", args.bucket);
         }
         run_phase(ctx.clone(), true).await?.report("PUT");
