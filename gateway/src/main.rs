@@ -1,6 +1,7 @@
 //! `trove`: the Trove node (`trove serve`) and its command-line tools (`trove bench`).
 
 mod bench;
+mod cluster;
 mod native;
 mod s3;
 mod server;

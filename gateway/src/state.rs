@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trove_cache::Store;
+
+use crate::cluster::Cluster;
 use trove_config::Config;
 use trove_namespace::Registry;
 
@@ -27,6 +29,7 @@ pub struct AppState {
     pub admin_token: String,
     pub region: String,
     pub node_id: String,
+    pub cluster: Cluster,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -87,7 +90,11 @@ impl AppState {
             admin_token: (fresh && cfg.auth.admin_token.is_none()).then(|| admin_token.clone()),
         };
         let node_id = cfg.server.node_id.clone().unwrap_or_else(|| secrets.node_id.clone());
-        Ok((AppState { store, registry, users, admin_token, region: cfg.s3.region.clone(), node_id }, generated))
+        let cluster = Cluster::single(&node_id);
+        Ok((
+            AppState { store, registry, users, admin_token, region: cfg.s3.region.clone(), node_id, cluster },
+            generated,
+        ))
     }
 
     pub fn user(&self, access_key: &str) -> Option<&User> {

@@ -10,7 +10,7 @@ use crate::s3::access::{self, Perm};
 use crate::s3::body::{self, FileBody, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::ctx::{blocking, caller, check_key, owned_bucket, route};
 use crate::s3::errors;
 use crate::s3::tagging;
 use crate::state::SharedState;
@@ -98,6 +98,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
+    route(state, &entry.bck, &input.key)?;
     if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
     }
@@ -275,6 +276,7 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
     let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
     let i = req.input;
     check_key(&i.key)?;
+    route(state, &entry.bck, &i.key)?;
     // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
     let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
     access::check_object_read(&entry, user, Some(&meta))?;
@@ -332,6 +334,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
     let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
     let i = req.input;
     check_key(&i.key)?;
+    route(state, &entry.bck, &i.key)?;
     let meta = state.store.head(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
     access::check_object_read(&entry, user, Some(&meta))?;
     let cond = ReadConditions {
@@ -394,6 +397,7 @@ pub async fn delete(
     let user = access::caller_opt(state, &req)?;
     let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
     check_key(&req.input.key)?;
+    route(state, &entry.bck, &req.input.key)?;
     let st = state.clone();
     let key = req.input.key.clone();
     blocking(move || st.store.delete(&entry.bck, &key).map_err(errors::from_store)).await?;
