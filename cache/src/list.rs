@@ -16,7 +16,7 @@ use crate::meta::ObjMeta;
 use crate::store::{is_missing, Store};
 use crate::{Error, Result};
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq)]
 enum Child {
     /// An object with this full key.
     Object(Vec<u8>, PathBuf),
@@ -29,6 +29,19 @@ impl Child {
         match self {
             Child::Object(k, _) | Child::Dir(k, _) => k,
         }
+    }
+}
+
+/// Children order by the smallest key they can hold; the bounded heap relies on this (not on the variant).
+impl Ord for Child {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.sort_key().cmp(other.sort_key())
+    }
+}
+
+impl PartialOrd for Child {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
