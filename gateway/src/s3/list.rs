@@ -134,22 +134,55 @@ fn object_entry(key: String, meta: &ObjMeta, owner: Option<Owner>, enc: &impl Fn
     }
 }
 
+/// What every listing call does first: who may list, the request's limits, and one page from the store.
+struct Listing {
+    page: Page,
+    /// The bucket owner, reported as the owner of its objects.
+    owner: Owner,
+    max: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn list<T>(
+    state: &SharedState,
+    req: &S3Request<T>,
+    bucket: &str,
+    encoding: Option<&EncodingType>,
+    max_keys_param: Option<i32>,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: String,
+) -> S3Result<Listing> {
+    let user = access::caller_opt(state, req)?;
+    let entry = access::bucket_for(state, bucket, user, Perm::Read)?;
+    check_encoding(encoding)?;
+    let max = max_keys(max_keys_param)?;
+    let owner = access::owner_of(state, &entry.owner);
+    let st = state.clone();
+    let (p, d) = (prefix.to_owned(), delimiter.map(str::to_owned));
+    let page =
+        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &after, max).map_err(errors::from_store))
+            .await?;
+    Ok(Listing { page, owner, max })
+}
+
 pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
-    let bucket_owner = access::owner_of(state, &entry.owner);
-    let i = req.input;
-    check_encoding(i.encoding_type.as_ref())?;
-    let max = max_keys(i.max_keys)?;
+    let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.marker.clone().unwrap_or_default();
-    let st = state.clone();
-    let (p, d, m) = (prefix.clone(), i.delimiter.clone(), marker.clone());
-    let page =
-        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &m, max).map_err(errors::from_store))
-            .await?;
+    let Listing { page, owner, max } = list(
+        state,
+        &req,
+        &i.bucket,
+        i.encoding_type.as_ref(),
+        i.max_keys,
+        &prefix,
+        i.delimiter.as_deref(),
+        marker.clone(),
+    )
+    .await?;
+    let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
-    let owner = bucket_owner;
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
         // v1 echoes Prefix unencoded (botocore does not decode it, and s3-tests checks it raw).
@@ -179,24 +212,18 @@ fn decode_token(token: &str) -> S3Result<String> {
 }
 
 pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
-    let bucket_owner = access::owner_of(state, &entry.owner);
-    let i = req.input;
-    check_encoding(i.encoding_type.as_ref())?;
-    let max = max_keys(i.max_keys)?;
+    let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let after = match i.continuation_token.as_deref() {
         Some(t) => decode_token(t)?,
         None => i.start_after.clone().unwrap_or_default(),
     };
-    let st = state.clone();
-    let (p, d) = (prefix.clone(), i.delimiter.clone());
-    let page =
-        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &after, max).map_err(errors::from_store))
+    let Listing { page, owner, max } =
+        list(state, &req, &i.bucket, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), after)
             .await?;
+    let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
-    let owner = i.fetch_owner.unwrap_or(false).then_some(bucket_owner);
+    let owner = i.fetch_owner.unwrap_or(false).then_some(owner);
     let key_count = (page.objects.len() + page.prefixes.len()) as i32;
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -220,21 +247,22 @@ pub async fn versions(
     state: &SharedState,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
-    let bucket_owner = access::owner_of(state, &entry.owner);
-    let i = req.input;
-    check_encoding(i.encoding_type.as_ref())?;
-    let max = max_keys(i.max_keys)?;
+    let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.key_marker.clone().unwrap_or_default();
-    let st = state.clone();
-    let (p, d, m) = (prefix.clone(), i.delimiter.clone(), marker.clone());
-    let page =
-        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &m, max).map_err(errors::from_store))
-            .await?;
+    let Listing { page, owner, max } = list(
+        state,
+        &req,
+        &i.bucket,
+        i.encoding_type.as_ref(),
+        i.max_keys,
+        &prefix,
+        i.delimiter.as_deref(),
+        marker.clone(),
+    )
+    .await?;
+    let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
-    let owner = bucket_owner;
     let versions = page
         .objects
         .into_iter()

@@ -13,7 +13,7 @@ use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, caller, check_key, owned_bucket, route};
 use crate::s3::errors;
 use crate::s3::tagging;
-use crate::state::SharedState;
+use crate::state::{SharedState, User};
 
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
@@ -273,8 +273,74 @@ fn select_range(meta: &ObjMeta, range: Option<&Range>, part: Option<i32>) -> S3R
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
+    let (output, _) = read(state, user, req.input, true)?;
+    Ok(S3Response::new(output))
+}
+
+/// HEAD is a GET without the body: the same checks, range and headers.
+pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let user = access::caller_opt(state, &req)?;
     let i = req.input;
+    let as_get = GetObjectInput {
+        bucket: i.bucket,
+        key: i.key,
+        checksum_mode: i.checksum_mode,
+        if_match: i.if_match,
+        if_none_match: i.if_none_match,
+        if_modified_since: i.if_modified_since,
+        if_unmodified_since: i.if_unmodified_since,
+        part_number: i.part_number,
+        range: i.range,
+        response_cache_control: i.response_cache_control,
+        response_content_disposition: i.response_content_disposition,
+        response_content_encoding: i.response_content_encoding,
+        response_content_language: i.response_content_language,
+        response_content_type: i.response_content_type,
+        response_expires: i.response_expires,
+        ..Default::default()
+    };
+    let (o, partial) = read(state, user, as_get, false)?;
+    let mut resp = S3Response::new(HeadObjectOutput {
+        content_length: o.content_length,
+        content_range: o.content_range,
+        accept_ranges: o.accept_ranges,
+        e_tag: o.e_tag,
+        last_modified: o.last_modified,
+        content_type: o.content_type,
+        content_encoding: o.content_encoding,
+        content_disposition: o.content_disposition,
+        content_language: o.content_language,
+        cache_control: o.cache_control,
+        expires: o.expires,
+        metadata: o.metadata,
+        checksum_crc32: o.checksum_crc32,
+        checksum_crc32c: o.checksum_crc32c,
+        checksum_crc64nvme: o.checksum_crc64nvme,
+        checksum_sha1: o.checksum_sha1,
+        checksum_sha256: o.checksum_sha256,
+        checksum_type: o.checksum_type,
+        parts_count: o.parts_count,
+        storage_class: o.storage_class,
+        ..Default::default()
+    });
+    // HeadObjectOutput has no tag count field, and s3s always answers it with 200: add both here.
+    if let Some(n) = o.tag_count {
+        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    if partial {
+        resp.extensions.insert(crate::s3::PartialContent);
+    }
+    Ok(resp)
+}
+
+/// The shared body of GET and HEAD; returns the output and whether it is a partial (206) answer.
+fn read(
+    state: &SharedState,
+    user: Option<&User>,
+    i: GetObjectInput,
+    with_body: bool,
+) -> S3Result<(GetObjectOutput, bool)> {
+    let entry = access::bucket_for_object_read(state, &i.bucket)?;
     check_key(&i.key)?;
     route(state, &entry.bck, &i.key)?;
     // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
@@ -297,13 +363,14 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
         expires: i.response_expires,
     };
     let part = i.part_number.map(|n| n as usize);
+    // Checksums describe whole objects (or whole parts), so a plain range gets none.
     let checksum_mode = i.checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-        || (part.is_some() && !meta.part_checksums.is_empty());
+        || (with_body && part.is_some() && !meta.part_checksums.is_empty());
     let whole_or_part = (start == 0 && end == meta.size) || part.is_some();
     let d = describe(&meta, &overrides, checksum_mode && whole_or_part, part);
     let c = &d.checksums;
-    Ok(S3Response::new(GetObjectOutput {
-        body: Some(FileBody::new(file, start, end).into_blob()),
+    let output = GetObjectOutput {
+        body: with_body.then(|| FileBody::new(file, start, end).into_blob()),
         content_length: Some((end - start) as i64),
         content_range: partial.then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
         accept_ranges: Some("bytes".to_owned()),
@@ -326,68 +393,8 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
         tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
-    }))
-}
-
-pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for_object_read(state, &req.input.bucket)?;
-    let i = req.input;
-    check_key(&i.key)?;
-    route(state, &entry.bck, &i.key)?;
-    let meta = state.store.head(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
-    access::check_object_read(&entry, user, Some(&meta))?;
-    let cond = ReadConditions {
-        if_match: i.if_match.as_ref(),
-        if_none_match: i.if_none_match.as_ref(),
-        if_modified_since: i.if_modified_since.as_ref(),
-        if_unmodified_since: i.if_unmodified_since.as_ref(),
     };
-    conditions::check(&cond, &meta)?;
-    let (start, end, partial) = select_range(&meta, i.range.as_ref(), i.part_number)?;
-    let overrides = Overrides {
-        content_type: i.response_content_type,
-        content_encoding: i.response_content_encoding,
-        content_disposition: i.response_content_disposition,
-        content_language: i.response_content_language,
-        cache_control: i.response_cache_control,
-        expires: i.response_expires,
-    };
-    let part = i.part_number.map(|n| n as usize);
-    let checksum_mode = i.checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-    let d = describe(&meta, &overrides, checksum_mode, part);
-    let c = &d.checksums;
-    let mut resp = S3Response::new(HeadObjectOutput {
-        content_length: Some((end - start) as i64),
-        content_range: partial.then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
-        accept_ranges: Some("bytes".to_owned()),
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
-        last_modified: Some(timestamp_ms(meta.mtime_ms)),
-        content_type: d.content_type,
-        content_encoding: d.content_encoding,
-        content_disposition: d.content_disposition,
-        content_language: d.content_language,
-        cache_control: d.cache_control,
-        expires: d.expires,
-        metadata: d.metadata,
-        checksum_crc32: c.get("CRC32").cloned(),
-        checksum_crc32c: c.get("CRC32C").cloned(),
-        checksum_crc64nvme: c.get("CRC64NVME").cloned(),
-        checksum_sha1: c.get("SHA1").cloned(),
-        checksum_sha256: c.get("SHA256").cloned(),
-        checksum_type: d.checksum_type,
-        parts_count: part.map(|_| meta.parts_count() as i32),
-        storage_class: meta.storage_class.clone().map(StorageClass::from),
-        ..Default::default()
-    });
-    if !meta.tags.is_empty() {
-        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(meta.tags.len()));
-    }
-    if partial {
-        // s3s always answers HeadObject with 200; the server turns this marker into 206.
-        resp.extensions.insert(crate::s3::PartialContent);
-    }
-    Ok(resp)
+    Ok((output, partial))
 }
 
 pub async fn delete(
