@@ -176,3 +176,13 @@ pub async fn delete_tagging(
     blocking(move || st.registry.modify(&name, |e| e.tags.clear()).map_err(errors::from_registry)).await?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
+
+/// Versioning is not implemented, so every bucket reports the state of a never-versioned bucket: no status.
+pub async fn versioning(
+    state: &SharedState,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    let user = caller(state, &req)?;
+    owned_bucket(state, &req.input.bucket, user)?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

@@ -52,6 +52,12 @@ impl S3 for TroveS3 {
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         bucket::location(&self.state, req).await
     }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        bucket::versioning(&self.state, req).await
+    }
     async fn put_bucket_tagging(
         &self,
         req: S3Request<PutBucketTaggingInput>,
