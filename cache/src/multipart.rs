@@ -115,7 +115,7 @@ impl Store {
             return Err(Error::NoSuchUpload); // aborted while the part was in flight
         }
         meta.write_to(&staged.file, staged.path())?;
-        self.publish(staged, &dir.join(format!("{number:05}")))
+        self.publish(staged, &dir.join(part_file_name(number, &meta.etag)))
     }
 
     fn publish(&self, mut staged: Staged, target: &std::path::Path) -> Result<()> {
@@ -127,14 +127,28 @@ impl Store {
         Ok(())
     }
 
-    /// Parts uploaded so far, by part number.
+    /// Parts uploaded so far, by part number: the latest upload of each number.
     pub fn list_parts(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Vec<Part>> {
+        let mut all = self.part_versions(bck, key, upload_id)?;
+        // Sorted by number, then upload time: the last of each run of equal numbers is the latest.
+        all.reverse();
+        all.dedup_by_key(|p| p.number);
+        all.reverse();
+        Ok(all)
+    }
+
+    /// Every stored upload of every part, sorted by number and then upload time. A part number uploaded
+    /// twice keeps both copies (named by their ETags) until the upload ends, so that Complete assembles
+    /// exactly the bytes whose ETag the client lists, even when two uploads of one part race.
+    fn part_versions(&self, bck: &Bck, key: &str, upload_id: &str) -> Result<Vec<Part>> {
         self.get_upload(bck, key, upload_id)?;
         let dir = self.upload_dir(bck, key, upload_id)?;
         let mut parts = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let name = entry.file_name();
+            let Some(number) = name.to_str().and_then(|n| n.split('.').next()).and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             match ObjMeta::read_at(&entry.path()) {
@@ -143,7 +157,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        parts.sort_by_key(|p| p.number);
+        parts.sort_by_key(|p| (p.number, p.meta.mtime_ms));
         Ok(parts)
     }
 
@@ -187,7 +201,7 @@ impl Store {
         mut on_data: Option<&mut DataSink<'_>>,
     ) -> Result<std::result::Result<Assembled, CompleteError>> {
         let upload = self.get_upload(bck, key, upload_id)?;
-        let have = self.list_parts(bck, key, upload_id)?;
+        let have = self.part_versions(bck, key, upload_id)?;
         let chosen = match choose_parts(&have, wanted) {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
@@ -196,7 +210,7 @@ impl Store {
         let mut staged = self.stage(bck, key)?;
         let mut buf = vec![0u8; if on_data.is_some() { 1 << 20 } else { 0 }];
         for part in &chosen {
-            let path = dir.join(format!("{:05}", part.number));
+            let path = dir.join(part_file_name(part.number, &part.meta.etag));
             let mut src = File::open(&path).map_err(|e| Error::io(&path, e))?;
             match on_data.as_mut() {
                 None => {
@@ -220,6 +234,11 @@ impl Store {
         let dir = self.upload_dir(bck, key, upload_id)?;
         fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))
     }
+}
+
+/// A stored part: its number and the MD5 of its bytes, so concurrent uploads of one number do not collide.
+fn part_file_name(number: u32, etag: &str) -> String {
+    format!("{number:05}.{etag}")
 }
 
 /// S3's multipart ETag: MD5 of the concatenated binary MD5s of the parts, then `-N`.
@@ -247,18 +266,20 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
     }
     let mut chosen: Vec<Part> = Vec::with_capacity(wanted.len());
     for w in wanted {
-        // A part listed twice in a row (re-uploaded while the first upload was in flight) counts once: the
-        // later entry, which must match the part as stored now.
+        // A part listed twice in a row (uploaded twice, e.g. racing itself) counts once: the later entry wins,
+        // and its bytes are the copy with that ETag.
         if chosen.last().is_some_and(|p| p.number == w.number) {
             chosen.pop();
         }
         if chosen.last().is_some_and(|p| p.number > w.number) {
             return Err(CompleteError::InvalidPartOrder);
         }
-        let part = have.iter().find(|p| p.number == w.number).ok_or(CompleteError::InvalidPart(w.number))?;
-        if part.meta.etag != w.etag.trim_matches('"') {
-            return Err(CompleteError::InvalidPart(w.number));
-        }
+        let etag = w.etag.trim_matches('"');
+        let part = have
+            .iter()
+            .rev()
+            .find(|p| p.number == w.number && p.meta.etag == etag)
+            .ok_or(CompleteError::InvalidPart(w.number))?;
         chosen.push(part.clone());
     }
     let last = chosen.len() - 1;

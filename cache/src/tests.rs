@@ -259,3 +259,37 @@ fn small_pages_over_mixed_files_and_directories() {
 fn keys_after(s: &Store, b: &Bck, pos: &str, limit: usize) -> Vec<String> {
     keys(s, b, pos, "", limit)
 }
+
+#[test]
+fn complete_takes_the_part_copy_the_client_names() {
+    let (_d, s) = store(1);
+    let b = Bck::ais("bkt");
+    let up = Upload {
+        key: "k".into(),
+        upload_id: "0a".into(),
+        initiated_ms: 1,
+        owner: "me".into(),
+        meta: ObjMeta::default(),
+        checksum_algorithm: None,
+    };
+    s.create_upload(&b, &up).unwrap();
+    let mut etags = Vec::new();
+    for (t, data) in [(1, b"first".as_slice()), (2, b"second".as_slice())] {
+        let mut st = s.stage_part(&b, "k", "0a").unwrap();
+        st.file.write_all(data).unwrap();
+        let etag = hex::encode(md5::Md5::digest(data));
+        let meta = ObjMeta { size: data.len() as u64, etag: etag.clone(), mtime_ms: t, ..Default::default() };
+        s.commit_part(st, &b, "k", "0a", 1, &meta).unwrap();
+        etags.push(etag);
+    }
+    // ListParts shows the latest upload of part 1...
+    assert_eq!(s.list_parts(&b, "k", "0a").unwrap()[0].meta.etag, etags[1]);
+    // ...but Complete assembles the copy whose ETag is listed (the later entry of a duplicated number wins).
+    let wanted =
+        [CompletedPart { number: 1, etag: etags[1].clone() }, CompletedPart { number: 1, etag: etags[0].clone() }];
+    let (_, parts, staged) = s.assemble_upload(&b, "k", "0a", &wanted, None).unwrap().unwrap();
+    let meta =
+        ObjMeta { key: "k".into(), size: 5, etag: crate::multipart::multipart_etag(&parts), ..Default::default() };
+    s.commit(staged, &b, "k", &meta).unwrap();
+    assert_eq!(get(&s, &b, "k"), b"first");
+}
