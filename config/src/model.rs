@@ -30,11 +30,18 @@ pub struct ServerConfig {
     pub node_id: Option<String>,
     /// How long in-flight requests may run after SIGINT/SIGTERM before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Worker threads, each with its own single-threaded runtime; one per core when unset.
+    pub threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), node_id: None, shutdown_grace_secs: 30 }
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            node_id: None,
+            shutdown_grace_secs: 30,
+            threads: None,
+        }
     }
 }
 
@@ -166,6 +173,9 @@ impl Config {
                 key: "auth.access_key",
                 reason: "TROVE_ACCESS_KEY and TROVE_SECRET_KEY must be set together".into(),
             });
+        }
+        if self.server.threads == Some(0) {
+            return Err(Error::Setting { key: "server.threads", reason: "must be at least 1".into() });
         }
         if let Some(d) = &self.s3.domain {
             if d.is_empty() || d.contains('/') {

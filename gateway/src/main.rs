@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             match Config::load(config.as_deref(), &overrides) {
                 Ok(cfg) => {
                     init_logging();
-                    runtime().and_then(|rt| rt.block_on(server::serve(cfg)))
+                    server::serve(cfg)
                 }
                 Err(e) => Err(anyhow::Error::new(e)),
             }
