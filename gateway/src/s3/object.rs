@@ -185,24 +185,39 @@ fn readable_error(
     errors::from_store(e)
 }
 
-/// The attributes that GET and HEAD both report.
-pub struct Described {
+/// The standard headers a GET can override with `response-*` query parameters.
+#[derive(Default)]
+pub struct Headers {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub content_disposition: Option<String>,
     pub content_language: Option<String>,
     pub cache_control: Option<String>,
     pub expires: Option<Timestamp>,
-    pub metadata: Option<Metadata>,
-    pub checksums: BTreeMap<String, String>,
-    pub checksum_type: Option<ChecksumType>,
 }
 
-/// Stored attributes with `response-*` overrides applied; checksums only when asked for (`x-amz-checksum-mode`),
-/// and for a part of a multipart object, that part's checksum.
-pub fn describe(meta: &ObjMeta, o: &Overrides, checksum_mode: bool, part: Option<usize>) -> Described {
+impl Headers {
+    /// These overrides, falling back to what the object has stored.
+    fn or_stored(self, meta: &ObjMeta) -> Headers {
+        Headers {
+            content_type: self.content_type.or_else(|| meta.content_type.clone()),
+            content_encoding: self.content_encoding.or_else(|| meta.content_encoding.clone()),
+            content_disposition: self.content_disposition.or_else(|| meta.content_disposition.clone()),
+            content_language: self.content_language.or_else(|| meta.content_language.clone()),
+            cache_control: self.cache_control.or_else(|| meta.cache_control.clone()),
+            expires: self.expires.or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
+        }
+    }
+}
+
+/// The checksums to report: none unless asked for; for a part of a multipart object, that part's.
+fn reported_checksums(
+    meta: &ObjMeta,
+    asked: bool,
+    part: Option<usize>,
+) -> (BTreeMap<String, String>, Option<ChecksumType>) {
     let mut checksums = BTreeMap::new();
-    if checksum_mode {
+    if asked {
         match part {
             Some(n) if !meta.part_checksums.is_empty() => {
                 if let (Some(algo), Some(v)) = (meta.checksums.keys().next(), meta.part_checksums.get(n - 1)) {
@@ -215,27 +230,7 @@ pub fn describe(meta: &ObjMeta, o: &Overrides, checksum_mode: bool, part: Option
     let checksum_type = (!checksums.is_empty()).then(|| {
         ChecksumType::from(meta.checksum_type.clone().unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_owned()))
     });
-    Described {
-        content_type: o.content_type.clone().or_else(|| meta.content_type.clone()),
-        content_encoding: o.content_encoding.clone().or_else(|| meta.content_encoding.clone()),
-        content_disposition: o.content_disposition.clone().or_else(|| meta.content_disposition.clone()),
-        content_language: o.content_language.clone().or_else(|| meta.content_language.clone()),
-        cache_control: o.cache_control.clone().or_else(|| meta.cache_control.clone()),
-        expires: o.expires.clone().or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
-        metadata: (!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect()),
-        checksums,
-        checksum_type,
-    }
-}
-
-#[derive(Default)]
-pub struct Overrides {
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub cache_control: Option<String>,
-    pub expires: Option<Timestamp>,
+    (checksums, checksum_type)
 }
 
 /// The byte range to serve: a part, a Range header, or everything. `Err` is S3's 416.
@@ -354,7 +349,7 @@ fn read(
     };
     conditions::check(&cond, &meta)?;
     let (start, end, partial) = select_range(&meta, i.range.as_ref(), i.part_number)?;
-    let overrides = Overrides {
+    let headers = Headers {
         content_type: i.response_content_type,
         content_encoding: i.response_content_encoding,
         content_disposition: i.response_content_disposition,
@@ -367,8 +362,8 @@ fn read(
     let checksum_mode = i.checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
         || (with_body && part.is_some() && !meta.part_checksums.is_empty());
     let whole_or_part = (start == 0 && end == meta.size) || part.is_some();
-    let d = describe(&meta, &overrides, checksum_mode && whole_or_part, part);
-    let c = &d.checksums;
+    let h = headers.or_stored(&meta);
+    let (c, checksum_type) = reported_checksums(&meta, checksum_mode && whole_or_part, part);
     let output = GetObjectOutput {
         body: with_body.then(|| FileBody::new(file, start, end).into_blob()),
         content_length: Some((end - start) as i64),
@@ -376,19 +371,19 @@ fn read(
         accept_ranges: Some("bytes".to_owned()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
         last_modified: Some(timestamp_ms(meta.mtime_ms)),
-        content_type: d.content_type,
-        content_encoding: d.content_encoding,
-        content_disposition: d.content_disposition,
-        content_language: d.content_language,
-        cache_control: d.cache_control,
-        expires: d.expires,
-        metadata: d.metadata,
+        content_type: h.content_type,
+        content_encoding: h.content_encoding,
+        content_disposition: h.content_disposition,
+        content_language: h.content_language,
+        cache_control: h.cache_control,
+        expires: h.expires,
+        metadata: (!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect()),
         checksum_crc32: c.get("CRC32").cloned(),
         checksum_crc32c: c.get("CRC32C").cloned(),
         checksum_crc64nvme: c.get("CRC64NVME").cloned(),
         checksum_sha1: c.get("SHA1").cloned(),
         checksum_sha256: c.get("SHA256").cloned(),
-        checksum_type: d.checksum_type,
+        checksum_type,
         parts_count: part.map(|_| meta.parts_count() as i32),
         tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
