@@ -261,3 +261,18 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::presigned_expiry_out_of_range;
+
+    #[test]
+    fn presigned_expiry_bounds() {
+        assert!(!presigned_expiry_out_of_range(""));
+        assert!(!presigned_expiry_out_of_range("X-Amz-Expires=0"));
+        assert!(!presigned_expiry_out_of_range("a=1&X-Amz-Expires=604800&b=2"));
+        assert!(presigned_expiry_out_of_range("X-Amz-Expires=604801"));
+        assert!(presigned_expiry_out_of_range("X-Amz-Expires=-7"));
+        assert!(presigned_expiry_out_of_range("X-Amz-Expires=soon"));
+    }
+}

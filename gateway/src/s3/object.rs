@@ -524,3 +524,17 @@ pub async fn attributes(
         ..Default::default()
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::strip_aws_chunked;
+
+    #[test]
+    fn aws_chunked_is_not_a_stored_encoding() {
+        assert_eq!(strip_aws_chunked(None), None);
+        assert_eq!(strip_aws_chunked(Some("aws-chunked".into())), None);
+        assert_eq!(strip_aws_chunked(Some("gzip, aws-chunked".into())).as_deref(), Some("gzip"));
+        assert_eq!(strip_aws_chunked(Some("aws-chunked,br".into())).as_deref(), Some("br"));
+        assert_eq!(strip_aws_chunked(Some("gzip".into())).as_deref(), Some("gzip"));
+    }
+}
