@@ -19,6 +19,9 @@ use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DI
 use crate::meta::{check_xattr_support, ObjMeta};
 use crate::{Error, Result};
 
+/// A check of the current object (if any) that a conditional write must pass.
+type Precondition<'a> = Box<dyn FnOnce(Option<&ObjMeta>) -> Result<()> + 'a>;
+
 /// One disk of this node.
 #[derive(Debug)]
 pub struct Mountpath {
@@ -133,18 +136,29 @@ impl Store {
 
     /// Publishes a staged write as `key`: metadata xattr, fsync, rename into place.
     pub fn commit(&self, staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
-        self.commit_if(staged, bck, key, meta, |_| Ok(()))
+        self.publish_object(staged, bck, key, meta, None)
     }
 
     /// Like [`Store::commit`], but first checks the current object (if any) with `check` under the tree lock, so a
     /// conditional write (`If-None-Match: *`, `If-Match`) cannot race another writer.
     pub fn commit_if(
         &self,
-        mut staged: Staged,
+        staged: Staged,
         bck: &Bck,
         key: &str,
         meta: &ObjMeta,
         check: impl FnOnce(Option<&ObjMeta>) -> Result<()>,
+    ) -> Result<()> {
+        self.publish_object(staged, bck, key, meta, Some(Box::new(check)))
+    }
+
+    fn publish_object(
+        &self,
+        mut staged: Staged,
+        bck: &Bck,
+        key: &str,
+        meta: &ObjMeta,
+        check: Option<Precondition<'_>>,
     ) -> Result<()> {
         meta.write_to(&staged.file, &staged.path)?;
         if self.fsync {
@@ -152,22 +166,29 @@ impl Store {
         }
         let root = self.objects_root(staged.mountpath, bck);
         let (rel, hashed_dirs) = layout::key_path(key);
-        let _tree = self.lock_tree();
-        let current = match self.try_open(bck, key) {
-            Ok((_, m)) => Some(m),
-            Err(Error::NotFound) => None,
-            Err(e) => return Err(e),
+        let parent = {
+            let _tree = self.lock_tree();
+            if let Some(check) = check {
+                let current = match self.try_open(bck, key) {
+                    Ok((_, m)) => Some(m),
+                    Err(Error::NotFound) => None,
+                    Err(e) => return Err(e),
+                };
+                check(current.as_ref())?;
+            }
+            let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
+            let target = match fs::symlink_metadata(&target) {
+                Ok(m) if m.is_dir() => target.join(DIR_OBJECT),
+                _ => target,
+            };
+            fs::rename(&staged.path, &target).map_err(|e| Error::io(&target, e))?;
+            staged.done = true;
+            target.parent().map(Path::to_path_buf)
         };
-        check(current.as_ref())?;
-        let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
-        let target = match fs::symlink_metadata(&target) {
-            Ok(m) if m.is_dir() => target.join(DIR_OBJECT),
-            _ => target,
-        };
-        fs::rename(&staged.path, &target).map_err(|e| Error::io(&target, e))?;
-        staged.done = true;
+        // The directory fsync makes the rename durable; it runs after the lock so that slow syncs do not hold
+        // up other writers. The caller answers the client only after it returns.
         if self.fsync {
-            sync_dir(target.parent().unwrap_or(&root))?;
+            sync_dir(parent.as_deref().unwrap_or(&root))?;
         }
         Ok(())
     }

@@ -99,8 +99,8 @@ pub async fn receive(
             file.write_all(&chunk).await.map_err(errors::internal)?;
         }
     }
+    // Durability (fsync) is the commit's job, per the configured policy.
     file.flush().await.map_err(errors::internal)?;
-    file.into_inner().sync_data().await.ok();
     Ok(Received { size, md5: md5.finalize().into(), checksums: checksum_map(hasher.finalize()) })
 }
 
