@@ -293,3 +293,33 @@ fn complete_takes_the_part_copy_the_client_names() {
     s.commit(staged, &b, "k", &meta).unwrap();
     assert_eq!(get(&s, &b, "k"), b"first");
 }
+
+#[test]
+fn readers_never_miss_an_object_while_its_path_turns_into_a_directory() {
+    // A writer turns file "rN" into directory "rN/" (moving the object to "rN/%%obj") and overwrites it,
+    // while this thread reads "rN": the object must never appear missing.
+    let (_d, s) = store(1);
+    let s = std::sync::Arc::new(s);
+    let b = Bck::ais("bkt");
+    for round in 0..20 {
+        let base = format!("r{round}");
+        put(&s, &b, &base, b"first");
+        let writer = {
+            let (s, b, base) = (s.clone(), b.clone(), base.clone());
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    put(&s, &b, &format!("{base}/child{i}"), b"c");
+                    put(&s, &b, &base, b"again");
+                }
+            })
+        };
+        for _ in 0..200 {
+            match s.open_object(&b, &base) {
+                Ok(_) => {}
+                Err(e) => panic!("round {round}: {base} vanished: {e}"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(get(&s, &b, &base), b"again");
+    }
+}
