@@ -59,10 +59,10 @@ impl Store {
         merged.truncate(limit);
         let mut result = Vec::with_capacity(merged.len());
         for (key, path) in merged {
-            match ObjMeta::read_at(&path) {
+            match self.meta_at(&path) {
                 Ok(meta) => result.push((String::from_utf8(key).unwrap_or_default(), meta)),
                 // Deleted between the scan and now: skip it, as S3 listings are not snapshots either.
-                Err(Error::Io { source, .. }) if is_missing(&source) => {}
+                Err(Error::NotFound) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -258,14 +258,19 @@ impl Store {
     }
 
     fn try_open(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
-        let p = self.locate(bck, key)?;
-        let f = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if is_missing(&e) => return Err(Error::NotFound),
-            Err(e) => return Err(Error::io(&p, e)),
-        };
-        let meta = ObjMeta::read_from(&f, &p)?;
-        Ok((f, meta))
+        open_at(self.locate(bck, key)?)
+    }
+
+    /// The metadata of the object whose file was found at `path` by a directory scan. Like reads, it looks
+    /// again under the tree lock when a concurrent file->directory conversion hides the object.
+    pub(crate) fn meta_at(&self, path: &Path) -> Result<ObjMeta> {
+        match open_at(path.to_path_buf()) {
+            Err(Error::NotFound | Error::Corrupt { .. }) => {
+                let _tree = self.lock_tree();
+                open_at(path.to_path_buf()).map(|(_, m)| m)
+            }
+            other => other.map(|(_, m)| m),
+        }
     }
 
     pub fn head(&self, bck: &Bck, key: &str) -> Result<ObjMeta> {
@@ -331,6 +336,22 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Opens the object file at `p` with its metadata. The file may have become a directory (`a/b` arrived)
+/// since `p` was found: the object is then that directory's `%%obj`.
+fn open_at(mut p: PathBuf) -> Result<(File, ObjMeta)> {
+    let mut f = open_existing(&p)?;
+    if f.metadata().map_err(|e| Error::io(&p, e))?.is_dir() {
+        p.push(DIR_OBJECT);
+        f = open_existing(&p)?;
+    }
+    let meta = ObjMeta::read_from(&f, &p)?;
+    Ok((f, meta))
+}
+
+fn open_existing(p: &Path) -> Result<File> {
+    File::open(p).map_err(|e| if is_missing(&e) { Error::NotFound } else { Error::io(p, e) })
 }
 
 pub(crate) fn is_missing(e: &std::io::Error) -> bool {

@@ -314,9 +314,12 @@ fn readers_never_miss_an_object_while_its_path_turns_into_a_directory() {
             })
         };
         for _ in 0..200 {
-            match s.open_object(&b, &base) {
-                Ok(_) => {}
-                Err(e) => panic!("round {round}: {base} vanished: {e}"),
+            if let Err(e) = s.open_object(&b, &base) {
+                panic!("round {round}: {base} vanished: {e}");
+            }
+            let listed = s.list(&b, base.as_bytes().strip_suffix(b"0").unwrap_or(b""), &base, 1000);
+            if let Err(e) = listed {
+                panic!("round {round}: listing failed: {e}");
             }
         }
         writer.join().unwrap();
