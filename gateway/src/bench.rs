@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
+
+use crate::s3::sigv4;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -77,28 +77,17 @@ struct Signer {
     access_key: String,
     region: String,
     host: String,
-    key: std::sync::Mutex<(String, Vec<u8>)>,
+    key: std::sync::Mutex<(String, [u8; 32])>,
     secret: String,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
 impl Signer {
-    fn signing_key(&self, date: &str) -> Vec<u8> {
+    fn signing_key(&self, date: &str) -> [u8; 32] {
         let mut cached = self.key.lock().unwrap_or_else(|e| e.into_inner());
         if cached.0 != date {
-            let k = hmac(format!("AWS4{}", self.secret).as_bytes(), date.as_bytes());
-            let k = hmac(&k, self.region.as_bytes());
-            let k = hmac(&k, b"s3");
-            *cached = (date.to_owned(), hmac(&k, b"aws4_request"));
+            *cached = (date.to_owned(), sigv4::signing_key(&self.secret, date, &self.region, "s3"));
         }
-        cached.1.clone()
+        cached.1
     }
 
     /// Headers to add: `(x-amz-date, authorization)`; `acl` is the `x-amz-acl` header when the request has one.
@@ -107,21 +96,21 @@ impl Signer {
         let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
         let amz_date = now.format(&fmt).unwrap_or_default();
         let date = &amz_date[..8];
-        let (acl_line, acl_name) = match acl {
-            Some(a) => (format!("x-amz-acl:{a}\n"), ";x-amz-acl"),
-            None => (String::new(), ""),
-        };
-        let signed = format!("host{acl_name};x-amz-content-sha256;x-amz-date");
-        let canonical = format!(
-            "{method}\n{path}\n\nhost:{}\n{acl_line}x-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{amz_date}\n\n{signed}\nUNSIGNED-PAYLOAD",
-            self.host
-        );
+        let mut headers = vec![("host", self.host.as_str())];
+        if let Some(a) = acl {
+            headers.push(("x-amz-acl", a));
+        }
+        headers.push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD"));
+        headers.push(("x-amz-date", &amz_date));
+        let canonical =
+            sigv4::Canonical { method, path, query: "", headers: &headers, payload_hash: "UNSIGNED-PAYLOAD" };
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let to_sign =
-            format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-        let sig = hex::encode(hmac(&self.signing_key(date), to_sign.as_bytes()));
-        let auth =
-            format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={sig}", self.access_key);
+        let sig = canonical.signature(&self.signing_key(date), &amz_date, &scope);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={sig}",
+            self.access_key,
+            canonical.signed_headers()
+        );
         (amz_date, auth)
     }
 }
@@ -262,7 +251,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         secret: args.secret_key.clone(),
         region: args.region.clone(),
         host: host.clone(),
-        key: std::sync::Mutex::new((String::new(), Vec::new())),
+        key: std::sync::Mutex::new((String::new(), [0; 32])),
     });
     if signer.is_some() && (args.access_key.is_empty() || args.secret_key.is_empty()) {
         bail!("credentials required: --access-key/--secret-key or TROVE_ACCESS_KEY/TROVE_SECRET_KEY (or --anonymous)");
@@ -295,21 +284,5 @@ mod tests {
         assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("3XB").is_err());
-    }
-
-    /// The AWS SigV4 documentation's example signing key (GET of examplebucket/test.txt, 20130524).
-    #[test]
-    fn signing_key_matches_aws_example() {
-        let s = Signer {
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            region: "us-east-1".into(),
-            host: "examplebucket.s3.amazonaws.com".into(),
-            key: std::sync::Mutex::new((String::new(), Vec::new())),
-        };
-        assert_eq!(
-            hex::encode(s.signing_key("20130524")),
-            "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378"
-        );
     }
 }

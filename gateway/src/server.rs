@@ -153,6 +153,11 @@ impl Frontend {
             return xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg);
         }
         let request_id = format!("{:016X}", rand::random::<u64>());
+        if !self.is_virtual_host(&req) {
+            if let Some(resp) = crate::s3::fast_get::try_serve(&self.state, &req) {
+                return with_request_id(resp, &request_id).await;
+            }
+        }
         let close_after = expects_continue_without_body(&req);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
         match call.catch_unwind().await {

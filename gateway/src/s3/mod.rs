@@ -10,9 +10,11 @@ mod conditions;
 mod copy;
 mod ctx;
 mod errors;
+pub mod fast_get;
 mod list;
 mod multipart;
 mod object;
+pub mod sigv4;
 mod tagging;
 
 use s3s::dto::*;

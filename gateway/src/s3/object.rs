@@ -211,7 +211,7 @@ impl Headers {
 }
 
 /// The checksums to report: none unless asked for; for a part of a multipart object, that part's.
-fn reported_checksums(
+pub fn reported_checksums(
     meta: &ObjMeta,
     asked: bool,
     part: Option<usize>,

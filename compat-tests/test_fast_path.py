@@ -1,0 +1,88 @@
+"""The GET/HEAD fast path must answer exactly as the s3s path does, and let in exactly whom s3s lets in.
+
+A plain signed GET/HEAD of an owned object is served by the fast path; adding a header outside its allowlist
+(here `x-amz-expected-bucket-owner`, which Trove does not act on) sends the same request through s3s. The two
+answers are compared header by header, and every way of getting the signature wrong must be refused."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from support import ALT, MAIN, User, key_path, raw_request, xml_error_code
+
+BODY = b"fast path body\n"
+KEYS = ["plain.txt", "dir/sp ace+plus%pct ü.bin"]
+# Headers that legitimately differ between two answers.
+VOLATILE = {"date", "x-amz-request-id"}
+
+
+def via_s3s(headers=None):
+    return dict(headers or {}, **{"x-amz-expected-bucket-owner": MAIN.access_key})
+
+
+@pytest.fixture
+def objects(s3, bucket):
+    for key in KEYS:
+        s3.put_object(Bucket=bucket, Key=key, Body=BODY, ContentType="text/plain", Metadata={"color": "blue"},
+                      CacheControl="max-age=60", Tagging="a=1&b=2")
+    return bucket
+
+
+def comparable(response):
+    return {k.lower(): v for k, v in response.headers.items() if k.lower() not in VOLATILE}
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("key", KEYS)
+def test_same_answer_as_s3s(trove, objects, method, key):
+    fast = raw_request(method, trove.endpoint, key_path(objects, key))
+    slow = raw_request(method, trove.endpoint, key_path(objects, key), headers=via_s3s())
+    assert fast.status_code == slow.status_code == 200
+    assert fast.content == slow.content == (b"" if method == "HEAD" else BODY)
+    assert comparable(fast) == comparable(slow)
+
+
+def test_checksum_mode_same_answer(trove, objects):
+    mode = {"x-amz-checksum-mode": "ENABLED"}
+    fast = raw_request("GET", trove.endpoint, key_path(objects, KEYS[0]), headers=mode)
+    slow = raw_request("GET", trove.endpoint, key_path(objects, KEYS[0]), headers=via_s3s(mode))
+    assert comparable(fast) == comparable(slow)
+
+
+@pytest.mark.parametrize("route", ["fast", "s3s"])
+def test_who_gets_in(trove, objects, route):
+    extra = {} if route == "fast" else via_s3s()
+    path = key_path(objects, KEYS[0])
+
+    wrong_secret = User(MAIN.access_key, "not-the-secret")
+    r = raw_request("GET", trove.endpoint, path, user=wrong_secret, headers=extra)
+    assert (r.status_code, xml_error_code(r)) == (403, "SignatureDoesNotMatch")
+
+    unknown = User("NOSUCHACCESSKEY00001", "whatever")
+    r = raw_request("GET", trove.endpoint, path, user=unknown, headers=extra)
+    assert (r.status_code, xml_error_code(r)) == (403, "InvalidAccessKeyId")
+
+    stale = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)
+    r = raw_request("GET", trove.endpoint, path, when=stale, headers=extra)
+    assert r.status_code == 403
+
+    r = raw_request("GET", trove.endpoint, path, user=ALT, headers=extra)
+    assert (r.status_code, xml_error_code(r)) == (403, "AccessDenied")
+
+    r = raw_request("GET", trove.endpoint, path, user=None, headers=extra)
+    assert (r.status_code, xml_error_code(r)) == (403, "AccessDenied")
+
+    r = raw_request("GET", trove.endpoint, key_path(objects, "missing"), headers=extra)
+    assert (r.status_code, xml_error_code(r)) == (404, "NoSuchKey")
+
+
+def test_tampered_signed_header_is_refused(trove, objects):
+    from support import sign_headers
+    import requests
+
+    url = trove.endpoint + key_path(objects, KEYS[0])
+    headers = sign_headers("GET", url)
+    # Another object's path under the same signature.
+    other = trove.endpoint + key_path(objects, KEYS[1])
+    r = requests.get(other, headers=headers, timeout=10)
+    assert (r.status_code, xml_error_code(r)) == (403, "SignatureDoesNotMatch")

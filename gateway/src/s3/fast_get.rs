@@ -1,0 +1,179 @@
+//! The GET/HEAD fast path in front of s3s (DESIGN §10).
+//!
+//! A plain, header-signed, path-style read of an object its caller owns is answered here: one pass over the
+//! headers, SigV4 verified with a signing key cached per thread (access key, date, region), the object opened
+//! inline, headers written directly. Anything else — a query string, a header outside a short allowlist (so
+//! ranges, conditionals, checksum mode), a signature this module does not reproduce, any error, anonymous
+//! access — returns `None` and the request goes through s3s unchanged. The fast path therefore only ever
+//! accepts what it can verify completely, and every error answer still comes from the one S3 frontend.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use time::OffsetDateTime;
+
+use crate::cluster::Owner;
+use crate::s3::body::FileBody;
+use crate::s3::bucket::timestamp_ms;
+use crate::s3::ctx::MAX_KEY_LEN;
+use crate::s3::object::{http_date, reported_checksums};
+use crate::s3::sigv4::{self, Authorization, Canonical};
+use crate::state::AppState;
+
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// SigV4's allowed clock skew.
+const MAX_SKEW_SECS: i64 = 15 * 60;
+/// Headers a plain read may carry; any other header sends the request to s3s.
+const ALLOWED: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "amz-sdk-invocation-id",
+    "amz-sdk-request",
+    "authorization",
+    "connection",
+    "content-length",
+    "host",
+    "user-agent",
+    "x-amz-checksum-mode",
+    "x-amz-content-sha256",
+    "x-amz-date",
+    "x-amz-user-agent",
+];
+
+thread_local! {
+    /// Signing keys by (access key, date, region): deriving one costs four HMACs.
+    static KEYS: RefCell<HashMap<(String, String, String), [u8; 32]>> = RefCell::new(HashMap::new());
+}
+
+fn cached_key(secret: &str, auth: &Authorization<'_>) -> [u8; 32] {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() > 1024 {
+            keys.clear();
+        }
+        *keys
+            .entry((auth.access_key.to_owned(), auth.date.to_owned(), auth.region.to_owned()))
+            .or_insert_with(|| sigv4::signing_key(secret, auth.date, auth.region, "s3"))
+    })
+}
+
+fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(s, &fmt).ok().map(|t| t.assume_utc())
+}
+
+/// Answers the request when it is a plain signed read of an owned object; `None` hands it to s3s.
+pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::Body>> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return None,
+    };
+    if req.uri().query().is_some() {
+        return None;
+    }
+    let path = req.uri().path();
+    let (bucket, raw_key) = path.strip_prefix('/')?.split_once('/')?;
+    if raw_key.is_empty() || bucket.contains('%') {
+        return None;
+    }
+    let h = req.headers();
+    if h.keys().any(|name| !ALLOWED.contains(&name.as_str())) {
+        return None;
+    }
+    if h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0") {
+        return None;
+    }
+    let auth = Authorization::parse(h.get(http::header::AUTHORIZATION)?.to_str().ok()?)?;
+    if auth.service != "s3" || auth.region != state.region {
+        return None;
+    }
+    // Every signed header present once, names sorted (as SigV4 requires), host and date among them.
+    if !auth.signed_headers.windows(2).all(|w| w[0] < w[1])
+        || !auth.signed_headers.contains(&"host")
+        || !auth.signed_headers.contains(&"x-amz-date")
+    {
+        return None;
+    }
+    let mut signed = Vec::with_capacity(auth.signed_headers.len());
+    for name in &auth.signed_headers {
+        let mut values = h.get_all(*name).iter();
+        let value = values.next()?.to_str().ok()?;
+        if values.next().is_some() {
+            return None;
+        }
+        signed.push((*name, value));
+    }
+    let amz_date = h.get("x-amz-date")?.to_str().ok()?;
+    let when = parse_amz_date(amz_date)?;
+    if !amz_date.starts_with(auth.date) || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS {
+        return None;
+    }
+    let payload_hash = h.get("x-amz-content-sha256")?.to_str().ok()?;
+    if payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != EMPTY_SHA256 {
+        return None;
+    }
+    let user = state.user(auth.access_key)?;
+    let canonical = Canonical { method: req.method().as_str(), path, query: "", headers: &signed, payload_hash };
+    let expected = canonical.signature(&cached_key(&user.secret_key, &auth), amz_date, &auth.scope());
+    if !sigv4::same(&expected, auth.signature) {
+        return None;
+    }
+
+    let key = percent_encoding::percent_decode_str(raw_key).decode_utf8().ok()?;
+    if key.len() > MAX_KEY_LEN {
+        return None;
+    }
+    let snapshot = state.registry.snapshot();
+    let entry = snapshot.buckets.get(bucket)?;
+    if entry.owner != user.id || state.cluster.owner(&entry.bck, &key) != Owner::Local {
+        return None;
+    }
+    let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
+
+    let mut resp = Response::builder().status(StatusCode::OK);
+    let headers = resp.headers_mut()?;
+    let mut put = |name: &str, value: &str| -> Option<()> {
+        headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
+        Some(())
+    };
+    put("content-length", &meta.size.to_string())?;
+    put("accept-ranges", "bytes")?;
+    put("etag", &format!("\"{}\"", meta.etag))?;
+    put("last-modified", &http_date(&timestamp_ms(meta.mtime_ms))?)?;
+    for (name, value) in [
+        ("content-type", &meta.content_type),
+        ("content-encoding", &meta.content_encoding),
+        ("content-disposition", &meta.content_disposition),
+        ("content-language", &meta.content_language),
+        ("cache-control", &meta.cache_control),
+        ("expires", &meta.expires),
+        ("x-amz-storage-class", &meta.storage_class),
+    ] {
+        if let Some(v) = value {
+            put(name, v)?;
+        }
+    }
+    for (k, v) in &meta.user {
+        // Non-ASCII values need s3s's encoding; leave those objects to it.
+        if !v.is_ascii() {
+            return None;
+        }
+        put(&format!("x-amz-meta-{k}"), v)?;
+    }
+    if !meta.tags.is_empty() {
+        put("x-amz-tagging-count", &meta.tags.len().to_string())?;
+    }
+    let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
+    let (checksums, checksum_type) = reported_checksums(&meta, checksum_mode, None);
+    for (algo, value) in &checksums {
+        put(&format!("x-amz-checksum-{}", algo.to_ascii_lowercase()), value)?;
+    }
+    if let Some(t) = checksum_type {
+        put("x-amz-checksum-type", t.as_str())?;
+    }
+    let body = if head { s3s::Body::empty() } else { s3s::Body::from(FileBody::new(file, 0, meta.size).into_blob()) };
+    resp.body(body).ok()
+}
