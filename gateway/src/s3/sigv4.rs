@@ -69,19 +69,35 @@ impl Canonical<'_> {
         self.headers.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(";")
     }
 
-    /// The hex signature for `amz_date` (`YYYYMMDDTHHMMSSZ`) and `scope` (`date/region/service/aws4_request`).
+    /// The raw signature for `amz_date` (`YYYYMMDDTHHMMSSZ`) and `scope` (`date/region/service/aws4_request`).
+    pub fn signature_bytes(&self, key: &[u8; 32], amz_date: &str, scope: &str) -> [u8; 32] {
+        let mut hash_hex = [0u8; 64];
+        let digest = Sha256::digest(self.request().as_bytes());
+        hex::encode_to_slice(digest, &mut hash_hex).expect("64 hex digits for 32 bytes");
+        let mut to_sign = String::with_capacity(120);
+        to_sign.push_str("AWS4-HMAC-SHA256\n");
+        to_sign.push_str(amz_date);
+        to_sign.push('\n');
+        to_sign.push_str(scope);
+        to_sign.push('\n');
+        to_sign.push_str(std::str::from_utf8(&hash_hex).expect("hex is ASCII"));
+        hmac(key, to_sign.as_bytes())
+    }
+
+    /// The hex signature, as it appears in the Authorization header.
     pub fn signature(&self, key: &[u8; 32], amz_date: &str, scope: &str) -> String {
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(self.request().as_bytes()))
-        );
-        hex::encode(hmac(key, to_sign.as_bytes()))
+        hex::encode(self.signature_bytes(key, amz_date, scope))
     }
 }
 
-/// Constant-time comparison of two signatures.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether a hex signature from a request is `expected`, compared in constant time. Only the canonical
+/// lowercase form counts, as in s3s, so the fast path never accepts a spelling that s3s would refuse.
+pub fn matches(given_hex: &str, expected: &[u8; 32]) -> bool {
+    let mut given = [0u8; 32];
+    if given_hex.bytes().any(|b| b.is_ascii_uppercase()) || hex::decode_to_slice(given_hex, &mut given).is_err() {
+        return false;
+    }
+    given.iter().zip(expected).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The parts of `Authorization: AWS4-HMAC-SHA256 Credential=AK/DATE/REGION/SERVICE/aws4_request,
@@ -163,8 +179,11 @@ mod tests {
         assert_ne!(other.signature(&key, "20130524T000000Z", scope), good);
         let wrong_key = signing_key("not-the-secret", "20130524", "us-east-1", "s3");
         assert_ne!(example(&HEADERS).signature(&wrong_key, "20130524T000000Z", scope), good);
-        assert!(same(&good, &good.clone()));
-        assert!(!same(&good, &good[1..]));
+        let raw = example(&HEADERS).signature_bytes(&key, "20130524T000000Z", scope);
+        assert!(matches(&good, &raw));
+        assert!(!matches(&good.to_uppercase(), &raw), "only the canonical lowercase form");
+        assert!(!matches(&good[1..], &raw));
+        assert!(!matches(&"0".repeat(64), &raw));
     }
 
     #[test]
