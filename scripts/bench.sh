@@ -4,9 +4,10 @@
 # Starts a release `trove serve` on a temporary mountpath, PUTs N objects of each size with `trove bench`,
 # then points nginx (static files, sendfile, open_file_cache) at the objects' files inside Trove's data
 # directory, so both servers read identical bytes from the same page cache. Each round measures:
-#   - trove bench (signed SigV4 GETs) against Trove
-#   - trove bench --anonymous against Trove   (objects are public-read: no SigV4 on either side)
+#   - trove bench (signed SigV4 GETs) against Trove           (served by the GET fast path)
+#   - trove bench --anonymous against Trove   (objects are public-read: no SigV4 on either side; s3s path)
 #   - trove bench --anonymous against nginx   (same load tool)
+# Each trove bench line ends with the server's CPU time per request, from /proc.
 #   - wrk against nginx                        (the reference load tool)
 # Prints one line per measurement. Needs nginx and wrk (Debian: nginx-light wrk; installed when missing and root).
 #
@@ -67,6 +68,22 @@ nginx -c "$WORK/nginx.conf" &
 PIDS+=($!)
 sleep 0.5
 
+TROVE_PID=${PIDS[0]} NGINX_PID=${PIDS[1]}
+# CPU time (clock ticks) used so far by a process and its children's threads: server cost per request is a
+# steadier figure than throughput when the load tool shares the machine's cores.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
+HZ=$(getconf CLK_TCK)
+# measure LABEL PIDS... -- COMMAND...: runs the load, prints its GET line plus the server's CPU per request.
+measure() {
+  local label=$1; shift; local pids=()
+  while [ "$1" != "--" ]; do pids+=("$1"); shift; done; shift
+  local t0 t1 line n
+  t0=$(ticks "${pids[@]}"); line=$("$@" | grep GET); t1=$(ticks "${pids[@]}")
+  n=$(echo "$line" | sed 's/.*objects=\([0-9]*\).*/\1/')
+  echo "$label $line server-cpu/req=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" 'BEGIN {printf "%.1fus", n ? d * 1e6 / hz / n : 0}')"
+}
+
 echo "machine: $(nproc) cores; $(date -u +%FT%TZ); trove $("$TROVE" --version)"
 for size in $SIZES; do
   bucket="bench-$(echo "$size" | tr 'A-Z' 'a-z')"
@@ -74,12 +91,13 @@ for size in $SIZES; do
   "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
     --concurrency "$conn" --duration 1 --acl public-read | grep PUT | sed "s/^/size=$size trove-put /"
   for round in $(seq "$ROUNDS"); do
-    "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
-      --concurrency "$conn" --duration "$DURATION" --get-only | grep GET | sed "s/^/size=$size round=$round trove /"
-    "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
-      --concurrency "$conn" --duration "$DURATION" --get-only --anonymous | grep GET | sed "s/^/size=$size round=$round trove-anon /"
-    "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
-      --concurrency "$conn" --duration "$DURATION" --get-only --anonymous | grep GET | sed "s/^/size=$size round=$round nginx /"
+    measure "size=$size round=$round trove" "$TROVE_PID" -- "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" \
+      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only
+    measure "size=$size round=$round trove-anon" "$TROVE_PID" -- "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" \
+      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only --anonymous
+    # shellcheck disable=SC2046
+    measure "size=$size round=$round nginx" $(nginx_pids) -- "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" \
+      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only --anonymous
     wrk -t2 -c"$conn" -d"${DURATION}s" "http://127.0.0.1:$NPORT/$bucket/bench/obj-0000001" \
       | awk -v s="$size" -v r="$round" '/Requests\/sec/ {rps=$2} /Transfer\/sec/ {tr=$2} END {printf "size=%s round=%s nginx-wrk requests/s=%s transfer/s=%s\n", s, r, rps, tr}'
   done
