@@ -18,7 +18,7 @@ use crate::cluster::Owner;
 use crate::s3::body::FileBody;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::MAX_KEY_LEN;
-use crate::s3::object::{http_date, reported_checksums};
+use crate::s3::object::{http_date, read_headers};
 use crate::s3::sigv4::{self, Authorization, Canonical};
 use crate::state::AppState;
 
@@ -164,17 +164,8 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
         }
         put(&format!("x-amz-meta-{k}"), v)?;
     }
-    if !meta.tags.is_empty() {
-        put("x-amz-tagging-count", &meta.tags.len().to_string())?;
-    }
     let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
-    let (checksums, checksum_type) = reported_checksums(&meta, checksum_mode, None);
-    for (algo, value) in &checksums {
-        put(&format!("x-amz-checksum-{}", algo.to_ascii_lowercase()), value)?;
-    }
-    if let Some(t) = checksum_type {
-        put("x-amz-checksum-type", t.as_str())?;
-    }
+    headers.extend(read_headers(&meta, checksum_mode, None));
     let body = if head { s3s::Body::empty() } else { s3s::Body::from(FileBody::new(file, 0, meta.size).into_blob()) };
     resp.body(body).ok()
 }

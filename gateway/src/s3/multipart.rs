@@ -16,7 +16,7 @@ use crate::s3::conditions;
 use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
 use crate::s3::errors;
 use crate::s3::object::{
-    header_checksums, http_date, now_ms, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
+    checksum_headers, header_checksums, http_date, now_ms, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
 };
 use crate::s3::tagging;
 use crate::state::SharedState;
@@ -118,16 +118,10 @@ pub async fn upload_part(
     let (bck, key, upload_id, n) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
     let m = meta.clone();
     blocking(move || st.store.commit_part(staged, &bck, &key, &upload_id, n, &m).map_err(errors::from_store)).await?;
-    let c = &meta.checksums;
-    Ok(S3Response::new(UploadPartOutput {
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
-        checksum_crc32: c.get("CRC32").cloned(),
-        checksum_crc32c: c.get("CRC32C").cloned(),
-        checksum_crc64nvme: c.get("CRC64NVME").cloned(),
-        checksum_sha1: c.get("SHA1").cloned(),
-        checksum_sha256: c.get("SHA256").cloned(),
-        ..Default::default()
-    }))
+    let mut resp =
+        S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
+    resp.headers.extend(checksum_headers(&meta.checksums, None));
+    Ok(resp)
 }
 
 /// The composite checksum of a multipart object: the checksum of the concatenated binary part checksums, `-N`.

@@ -158,17 +158,10 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
             .map_err(errors::from_store)
     })
     .await?;
-    let c = &meta.checksums;
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(ETag::Strong(meta.etag.clone())),
-        checksum_crc32: c.get("CRC32").cloned(),
-        checksum_crc32c: c.get("CRC32C").cloned(),
-        checksum_crc64nvme: c.get("CRC64NVME").cloned(),
-        checksum_sha1: c.get("SHA1").cloned(),
-        checksum_sha256: c.get("SHA256").cloned(),
-        checksum_type: (!c.is_empty()).then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-        ..Default::default()
-    }))
+    let mut resp =
+        S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
+    resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));
+    Ok(resp)
 }
 
 /// A failed object lookup as the caller may see it: NoSuchKey only for those allowed to list the bucket.
@@ -210,27 +203,41 @@ impl Headers {
     }
 }
 
-/// The checksums to report: none unless asked for; for a part of a multipart object, that part's.
-pub fn reported_checksums(
-    meta: &ObjMeta,
-    asked: bool,
-    part: Option<usize>,
-) -> (BTreeMap<String, String>, Option<ChecksumType>) {
-    let mut checksums = BTreeMap::new();
-    if asked {
+/// `x-amz-checksum-<algorithm>` headers for `sums`, plus `x-amz-checksum-type` when there are any.
+pub fn checksum_headers(sums: &BTreeMap<String, String>, kind: Option<&str>) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for (algo, value) in sums {
+        let name = http::HeaderName::from_bytes(format!("x-amz-checksum-{}", algo.to_ascii_lowercase()).as_bytes());
+        if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_str(value)) {
+            h.insert(name, value);
+        }
+    }
+    if let Some(kind) = kind.filter(|_| !sums.is_empty()).and_then(|k| http::HeaderValue::from_str(k).ok()) {
+        h.insert("x-amz-checksum-type", kind);
+    }
+    h
+}
+
+/// The headers of a read that s3s's output types do not carry the same way for GET and HEAD: the tag count,
+/// and the checksums (none unless asked for; for a part of a multipart object, that part's).
+pub fn read_headers(meta: &ObjMeta, checksums_asked: bool, part: Option<usize>) -> http::HeaderMap {
+    let mut sums = BTreeMap::new();
+    if checksums_asked {
         match part {
             Some(n) if !meta.part_checksums.is_empty() => {
                 if let (Some(algo), Some(v)) = (meta.checksums.keys().next(), meta.part_checksums.get(n - 1)) {
-                    checksums.insert(algo.clone(), v.clone());
+                    sums.insert(algo.clone(), v.clone());
                 }
             }
-            _ => checksums.clone_from(&meta.checksums),
+            _ => sums.clone_from(&meta.checksums),
         }
     }
-    let checksum_type = (!checksums.is_empty()).then(|| {
-        ChecksumType::from(meta.checksum_type.clone().unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_owned()))
-    });
-    (checksums, checksum_type)
+    let kind = meta.checksum_type.as_deref().unwrap_or(ChecksumType::FULL_OBJECT);
+    let mut h = checksum_headers(&sums, Some(kind));
+    if !meta.tags.is_empty() {
+        h.insert("x-amz-tagging-count", http::HeaderValue::from(meta.tags.len()));
+    }
+    h
 }
 
 /// The byte range to serve: a part, a Range header, or everything. `Err` is S3's 416.
@@ -268,8 +275,10 @@ fn select_range(meta: &ObjMeta, range: Option<&Range>, part: Option<i32>) -> S3R
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let user = access::caller_opt(state, &req)?;
-    let (output, _) = read(state, user, req.input, true)?;
-    Ok(S3Response::new(output))
+    let (output, headers, _) = read(state, user, req.input, true)?;
+    let mut resp = S3Response::new(output);
+    resp.headers.extend(headers);
+    Ok(resp)
 }
 
 /// HEAD is a GET without the body: the same checks, range and headers.
@@ -294,7 +303,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         response_expires: i.response_expires,
         ..Default::default()
     };
-    let (o, partial) = read(state, user, as_get, false)?;
+    let (o, headers, partial) = read(state, user, as_get, false)?;
     let mut resp = S3Response::new(HeadObjectOutput {
         content_length: o.content_length,
         content_range: o.content_range,
@@ -308,33 +317,26 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         cache_control: o.cache_control,
         expires: o.expires,
         metadata: o.metadata,
-        checksum_crc32: o.checksum_crc32,
-        checksum_crc32c: o.checksum_crc32c,
-        checksum_crc64nvme: o.checksum_crc64nvme,
-        checksum_sha1: o.checksum_sha1,
-        checksum_sha256: o.checksum_sha256,
-        checksum_type: o.checksum_type,
         parts_count: o.parts_count,
         storage_class: o.storage_class,
         ..Default::default()
     });
-    // HeadObjectOutput has no tag count field, and s3s always answers it with 200: add both here.
-    if let Some(n) = o.tag_count {
-        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
-    }
+    resp.headers.extend(headers);
+    // s3s always answers HeadObject with 200: the server turns this marker into 206.
     if partial {
         resp.extensions.insert(crate::s3::PartialContent);
     }
     Ok(resp)
 }
 
-/// The shared body of GET and HEAD; returns the output and whether it is a partial (206) answer.
+/// The shared body of GET and HEAD: the output, extra headers (see [`read_headers`]), and whether the answer
+/// is partial (206).
 fn read(
     state: &SharedState,
     user: Option<&User>,
     i: GetObjectInput,
     with_body: bool,
-) -> S3Result<(GetObjectOutput, bool)> {
+) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     let entry = access::bucket_for_object_read(state, &i.bucket)?;
     check_key(&i.key)?;
     route(state, &entry.bck, &i.key)?;
@@ -363,7 +365,7 @@ fn read(
         || (with_body && part.is_some() && !meta.part_checksums.is_empty());
     let whole_or_part = (start == 0 && end == meta.size) || part.is_some();
     let h = headers.or_stored(&meta);
-    let (c, checksum_type) = reported_checksums(&meta, checksum_mode && whole_or_part, part);
+    let extra = read_headers(&meta, checksum_mode && whole_or_part, part);
     let output = GetObjectOutput {
         body: with_body.then(|| FileBody::new(file, start, end).into_blob()),
         content_length: Some((end - start) as i64),
@@ -378,18 +380,11 @@ fn read(
         cache_control: h.cache_control,
         expires: h.expires,
         metadata: (!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect()),
-        checksum_crc32: c.get("CRC32").cloned(),
-        checksum_crc32c: c.get("CRC32C").cloned(),
-        checksum_crc64nvme: c.get("CRC64NVME").cloned(),
-        checksum_sha1: c.get("SHA1").cloned(),
-        checksum_sha256: c.get("SHA256").cloned(),
-        checksum_type,
         parts_count: part.map(|_| meta.parts_count() as i32),
-        tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
         storage_class: meta.storage_class.clone().map(StorageClass::from),
         ..Default::default()
     };
-    Ok((output, partial))
+    Ok((output, extra, partial))
 }
 
 pub async fn delete(
