@@ -6,6 +6,8 @@
 - `s3`, `s3_alt`: boto3 clients (path style, us-east-1, no retries) for the session server.
 - `bucket_name`, `bucket`: a unique name; a created bucket that is emptied and deleted afterwards.
 - `aws`: runs aws-cli (from `.venv-awscli`) against the session server.
+- `moto`, `gcs`, `azurite`: cloud emulators (emulators.py) shared by the session, started on first use;
+  `emulator_factory`: emulators of a single test (for stop/restart/crash tests and special modes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from emulators import EMULATORS, Azurite, EmulatorMissing, GcsEmulator, Moto
 from support import (
     ALT,
     COMPAT_DIR,
@@ -147,6 +150,58 @@ def aws(trove, tmp_path):
         return proc
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud emulators
+# ---------------------------------------------------------------------------------------------
+
+
+def _start_emulator(emulator):
+    try:
+        return emulator.start()
+    except EmulatorMissing as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Moto:
+    """moto_server (S3, any key accepted), shared by the session."""
+    emulator = _start_emulator(Moto(tmp_path_factory.mktemp("moto")))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory) -> GcsEmulator:
+    """gcp-storage-emulator (GCS JSON API, anonymous), shared by the session."""
+    emulator = _start_emulator(GcsEmulator(tmp_path_factory.mktemp("gcs")))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory) -> Azurite:
+    """Azurite blob service (account devstoreaccount1), shared by the session."""
+    emulator = _start_emulator(Azurite(tmp_path_factory.mktemp("azurite")))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def emulator_factory(tmp_path):
+    """`make(provider, start=True, **kwargs)` -> a new emulator of this test only ("aws" | "gcp" | "azure";
+    kwargs go to the class, e.g. enforce_auth=True for moto); all are stopped afterwards."""
+    made = []
+
+    def make(provider: str, start: bool = True, **kwargs):
+        emulator = EMULATORS[provider](tmp_path / f"{provider}-emulator{len(made)}", **kwargs)
+        made.append(emulator)
+        return _start_emulator(emulator) if start else emulator
+
+    yield make
+    for emulator in made:
+        emulator.stop()  # also ends a paused (SIGSTOP) emulator
 
 
 def pytest_report_header(config):

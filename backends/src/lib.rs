@@ -1,18 +1,23 @@
 //! The seam between Trove and the storage providers that hold remote buckets.
 //!
-//! [`Backend`] is one trait, streaming in both directions, that every provider module implements (AWS S3,
-//! GCS, Azure Blob, remote AIS). It knows nothing about caching: the cache crate drives it on cold GETs and
-//! write-through PUTs, the gateway for listing and bucket checks. Provider modules arrive with the cloud-backend
-//! work; this crate fixes the contract they fill.
+//! [`Backend`] is one trait, streaming in both directions, that every provider module implements: [`aws`] (any
+//! S3-compatible origin), [`gcp`] (the GCS JSON API) and [`azure`] (Blob storage). [`retry::Resilient`] wraps
+//! any of them with timeouts, bounded retries with backoff, and request counters. This crate knows nothing
+//! about caching: the cache crate drives it on cold GETs, the gateway on writes, listings and bucket checks.
 
+pub mod aws;
+pub mod azure;
+mod chunks;
 mod error;
+pub mod gcp;
+pub mod retry;
 mod types;
 
 use async_trait::async_trait;
 
 pub use error::{Error, Result};
 pub use types::{
-    ByteRange, ByteStream, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, PutOptions,
+    ByteRange, ByteStream, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload,
 };
 
 /// One provider's buckets. Keys, ETags and versions pass through unchanged.
@@ -26,14 +31,37 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta>;
 
-    /// Streams an object or a range of it. Suffix ranges may be resolved by the implementation via `head`.
+    /// Streams an object or a range of it. Suffix ranges are resolved by the implementation (via `head` for
+    /// providers without them).
     async fn get(&self, bucket: &str, key: &str, opts: GetOptions) -> Result<GetResult>;
 
-    /// Uploads a stream of known or unknown length; large objects go up as a backend multipart upload.
-    async fn put(&self, bucket: &str, key: &str, body: ByteStream, opts: PutOptions) -> Result<ObjectMeta>;
+    /// Uploads a payload; large objects go up in pieces (S3 multipart, GCS resumable chunks, Azure blocks).
+    async fn put(&self, bucket: &str, key: &str, body: Payload, meta: &ObjectMeta) -> Result<ObjectMeta>;
 
+    /// Deletes an object; deleting a missing object is not an error (S3 semantics).
     async fn delete(&self, bucket: &str, key: &str) -> Result<()>;
 
     /// One page of a listing; `ListPage::next_token` continues it.
     async fn list(&self, bucket: &str, req: ListRequest) -> Result<ListPage>;
+
+    /// Server-side copy inside `bucket`; `meta` replaces the metadata when given, else it is copied.
+    async fn copy(&self, bucket: &str, src_key: &str, dst_key: &str, meta: Option<&ObjectMeta>) -> Result<ObjectMeta>;
+
+    /// Starts a backend multipart upload; returns the backend's handle for it.
+    async fn create_multipart(&self, bucket: &str, key: &str, meta: &ObjectMeta) -> Result<String>;
+
+    /// Uploads part `number` (1-based); returns the backend's token for the part (an S3 ETag, a block id ...).
+    async fn upload_part(&self, bucket: &str, key: &str, upload: &str, number: u32, body: Payload) -> Result<String>;
+
+    /// Joins the parts, in the order given, into the object `key` with `meta`.
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        parts: &[(u32, String)],
+        meta: &ObjectMeta,
+    ) -> Result<ObjectMeta>;
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload: &str) -> Result<()>;
 }

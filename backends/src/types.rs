@@ -2,12 +2,24 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
 
 /// A body in flight. Errors are I/O errors so any byte source (file, socket, SDK stream) fits.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+impl ByteRange {
+    /// The `Range` header value (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
+    pub fn header(&self) -> String {
+        match *self {
+            ByteRange::FromTo { first, last: Some(l) } => format!("bytes={first}-{l}"),
+            ByteRange::FromTo { first, last: None } => format!("bytes={first}-"),
+            ByteRange::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+}
 
 /// A resolved or suffix byte range, as S3 `Range` headers express them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +50,11 @@ impl ByteRange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub size: u64,
-    /// Quoted, as S3 sends it.
+    /// Without quotes. S3: its ETag; GCS: hex MD5 when the object has one, else its etag; Azure: its ETag.
     pub etag: String,
     /// Milliseconds since the Unix epoch.
     pub last_modified_ms: i64,
+    /// The provider's version of the object (S3 version id, GCS generation), when it has one.
     pub version: Option<String>,
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
@@ -64,10 +77,31 @@ pub struct GetResult {
     pub body: ByteStream,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct PutOptions {
-    pub size: Option<u64>,
-    pub meta: ObjectMeta,
+/// A body that can be read again from the start: uploads are retried, and cut into parts, from it.
+#[derive(Clone)]
+pub struct Payload {
+    pub size: u64,
+    /// Opens a stream of the body from `offset` to the end.
+    pub open: Arc<dyn Fn(u64) -> ByteStream + Send + Sync>,
+}
+
+impl Payload {
+    /// A payload held in memory (tests, small control objects).
+    pub fn from_bytes(b: Bytes) -> Payload {
+        Payload {
+            size: b.len() as u64,
+            open: Arc::new(move |off| {
+                let rest = b.slice((off as usize).min(b.len())..);
+                Box::pin(futures::stream::iter([Ok(rest)]))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload({} bytes)", self.size)
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -22,6 +22,9 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Internal(String),
+    /// The backend of a remote bucket failed or refused.
+    #[error(transparent)]
+    Backend(#[from] trove_backends::Error),
 }
 
 impl Error {

@@ -1,9 +1,9 @@
-//! Local object storage and (later) the cache tier of a Trove node.
+//! Local object storage and the cache tier of a Trove node.
 //!
 //! [`Store`] owns a node's mountpaths: the AIS-like on-disk [`layout`], per-object metadata ([`ObjMeta`], kept
 //! in an xattr), atomic staged writes ([`Staged`], published by rename), ordered bounded listing, multipart
 //! uploads, and start-up cleanup of work files. AIS-local buckets keep their primary data here; cached copies of
-//! remote objects will live here too.
+//! remote objects live here too, filled by [`ReadThrough`] (single-flight streaming cold GETs).
 //!
 //! All `Store` methods do blocking file I/O; async callers run them on a blocking thread.
 
@@ -12,12 +12,14 @@ pub mod layout;
 mod list;
 mod meta;
 pub mod multipart;
+mod readthrough;
 mod space;
 mod store;
 
 pub use error::{Error, Result};
 pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
+pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
 pub use store::{Mountpath, Staged, Store};
 
 #[cfg(test)]

@@ -59,6 +59,57 @@ pub struct ObjMeta {
     /// S3 canned ACL of the object; `None` is private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// For a cached copy: the backend's version of the object (S3 version id, GCS generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl ObjMeta {
+    /// The record of a cached copy of a backend object: its ETag, version, time and headers as the backend has them.
+    pub fn from_backend(key: &str, m: &trove_backends::ObjectMeta) -> ObjMeta {
+        ObjMeta {
+            key: key.to_owned(),
+            size: m.size,
+            etag: m.etag.clone(),
+            mtime_ms: m.last_modified_ms,
+            content_type: m.content_type.clone(),
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            user: m.user_meta.clone(),
+            version: m.version.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// What a backend is told about an object written through Trove.
+    pub fn to_backend(&self) -> trove_backends::ObjectMeta {
+        trove_backends::ObjectMeta {
+            size: self.size,
+            etag: self.etag.clone(),
+            last_modified_ms: self.mtime_ms,
+            version: self.version.clone(),
+            content_type: self.content_type.clone(),
+            content_encoding: self.content_encoding.clone(),
+            cache_control: self.cache_control.clone(),
+            content_disposition: self.content_disposition.clone(),
+            content_language: self.content_language.clone(),
+            user_meta: self.user.clone(),
+        }
+    }
+
+    /// Whether a cached copy still matches the backend's object (AIS's `CheckEq`, reduced to what every
+    /// provider reports: size, then version when both have one, then ETag).
+    pub fn same_as_backend(&self, m: &trove_backends::ObjectMeta) -> bool {
+        if self.size != m.size {
+            return false;
+        }
+        if let (Some(a), Some(b)) = (&self.version, &m.version) {
+            return a == b;
+        }
+        self.etag == m.etag
+    }
 }
 
 impl ObjMeta {

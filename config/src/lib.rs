@@ -13,4 +13,4 @@ mod error;
 mod model;
 
 pub use error::{Error, Result};
-pub use model::{AuthConfig, Config, Overrides, S3Config, ServerConfig, StorageConfig, User};
+pub use model::{AuthConfig, Config, Overrides, S3Config, ServerConfig, StorageConfig, User, AttachConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, GcpConfig};

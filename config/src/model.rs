@@ -20,6 +20,104 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub s3: S3Config,
+    #[serde(default)]
+    pub backends: BackendsConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Cloud buckets attached at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<AttachConfig>,
+}
+
+/// Access to the providers behind remote buckets, and how hard Trove tries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackendsConfig {
+    /// Bound of one backend call (time to the first byte; idle gap inside a stream).
+    pub timeout_secs: f64,
+    pub connect_timeout_secs: f64,
+    /// Attempts in all for a retryable failure (5xx, throttling, connection errors).
+    pub max_attempts: u32,
+    pub aws: Option<AwsConfig>,
+    pub gcp: Option<GcpConfig>,
+    pub azure: Option<AzureConfig>,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        BackendsConfig {
+            timeout_secs: 30.0,
+            connect_timeout_secs: 5.0,
+            max_attempts: 3,
+            aws: None,
+            gcp: None,
+            azure: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwsConfig {
+    /// Any S3-compatible origin; `AWS_ENDPOINT_URL` or AWS itself when unset.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Without these the AWS SDK's chain is used (`AWS_*` environment, profiles, instance roles).
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub path_style: bool,
+    /// An S3 request for an unknown bucket name checks `s3://NAME` and attaches it.
+    pub auto_attach: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GcpConfig {
+    /// JSON API endpoint (an emulator); `STORAGE_EMULATOR_HOST` or Google when unset.
+    pub endpoint: Option<String>,
+    /// Service-account JSON; `GOOGLE_APPLICATION_CREDENTIALS` when unset. Anonymous with an emulator endpoint.
+    pub credentials_file: Option<PathBuf>,
+    pub auto_attach: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AzureConfig {
+    pub account: Option<String>,
+    pub key: Option<String>,
+    pub sas: Option<String>,
+    pub connection_string: Option<String>,
+    /// Blob service URL (an emulator: `http://127.0.0.1:10000/devstoreaccount1`).
+    pub endpoint: Option<String>,
+    pub auto_attach: bool,
+}
+
+/// How cold objects are fetched into the cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Objects larger than this (bytes) are fetched with parallel ranged reads.
+    pub parallel_fetch_threshold: u64,
+    pub parallel_fetch_chunk: u64,
+    pub parallel_fetch_workers: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { parallel_fetch_threshold: 64 << 20, parallel_fetch_chunk: 16 << 20, parallel_fetch_workers: 4 }
+    }
+}
+
+/// `[[buckets]]`: a cloud bucket exposed under an S3 name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachConfig {
+    /// The S3 bucket name clients use.
+    pub name: String,
+    /// `s3://origin`, `gs://origin` or `az://container`.
+    pub source: String,
+    /// Bucket properties with AIS names, e.g. `{ versioning = { validate_warm_get = true } }`.
+    #[serde(default)]
+    pub props: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +170,7 @@ pub struct User {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
     pub users: Vec<User>,
@@ -81,8 +179,14 @@ pub struct AuthConfig {
     pub secret_key: Option<String>,
     /// Bearer token of the native API (`TROVE_ADMIN_TOKEN`); generated and persisted when unset.
     pub admin_token: Option<String>,
-    /// Serve `/v1/metrics` without the admin token.
+    /// Serve `/v1/metrics` without the admin token (the default, as Prometheus scrapers expect).
     pub public_metrics: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { users: Vec::new(), access_key: None, secret_key: None, admin_token: None, public_metrics: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +277,15 @@ impl Config {
                 key: "auth.access_key",
                 reason: "TROVE_ACCESS_KEY and TROVE_SECRET_KEY must be set together".into(),
             });
+        }
+        if !(self.backends.timeout_secs > 0.0) || !(self.backends.connect_timeout_secs > 0.0) {
+            return Err(Error::Setting { key: "backends.timeout_secs", reason: "timeouts must be positive".into() });
+        }
+        if self.backends.max_attempts == 0 {
+            return Err(Error::Setting { key: "backends.max_attempts", reason: "must be at least 1".into() });
+        }
+        if self.cache.parallel_fetch_chunk == 0 || self.cache.parallel_fetch_workers == 0 {
+            return Err(Error::Setting { key: "cache.parallel_fetch_chunk", reason: "chunk and workers must be at least 1".into() });
         }
         if self.server.threads == Some(0) {
             return Err(Error::Setting { key: "server.threads", reason: "must be at least 1".into() });

@@ -1,8 +1,12 @@
 //! `trove`: the Trove node (`trove serve`) and its command-line tools (`trove bench`).
 
+mod attach;
 mod bench;
+mod cli;
 mod cluster;
+mod metrics;
 mod native;
+mod providers;
 mod s3;
 mod server;
 mod state;
@@ -40,6 +44,13 @@ enum Command {
     },
     /// Load-test an S3 endpoint: PUT then GET N objects of a given size over C connections.
     Bench(bench::Args),
+    /// Buckets of a running node: list, attach and detach cloud buckets, properties.
+    Bucket {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        cmd: cli::BucketCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +67,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Bucket { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::bucket(&conn, cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use trove_config::Config;
 
 use crate::native;
+use crate::providers::Providers;
 use crate::s3::{Access, Auth, TroveS3};
 use crate::state::{AppState, SharedState};
 
@@ -37,8 +38,17 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
     listener.set_nonblocking(true)?;
 
-    let (state, generated) = AppState::open(&cfg).context("cannot open the data directory")?;
+    // Backend clients and attach work run on a small runtime of their own that lives as long as the node, so
+    // anything the SDKs keep running in the background (connection pools, token refresh) has a home.
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("trove-background")
+        .enable_all()
+        .build()?;
+    let providers = background.block_on(Providers::connect(&cfg.backends)).context("cannot set up the backends")?;
+    let (state, generated) = AppState::open(&cfg, providers).context("cannot open the data directory")?;
     let state = Arc::new(state);
+    background.block_on(crate::attach::attach_configured(&state, &cfg.buckets)).context("cannot attach [[buckets]]")?;
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
     }
@@ -144,9 +154,28 @@ impl Frontend {
             && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
     }
 
+    /// The bucket an S3 request names (virtual-hosted or path-style), for auto-attach.
+    fn bucket_name(&self, req: &Request<Incoming>) -> Option<String> {
+        if self.is_virtual_host(req) {
+            let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let domain = self.domain.as_deref()?;
+            return host.strip_suffix(domain)?.strip_suffix('.').map(str::to_owned);
+        }
+        let seg = req.uri().path().strip_prefix('/')?.split('/').next()?;
+        (!seg.is_empty()).then(|| seg.to_owned())
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<s3s::Body> {
         if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
-            return native::handle(&self.state, req.method(), req.uri().path(), req.headers());
+            return native::handle(&self.state, req).await;
+        }
+        if !self.state.providers.auto_attach().is_empty() {
+            if let Some(name) = self.bucket_name(&req) {
+                if self.state.registry.get(&name).is_none() {
+                    crate::attach::auto_attach(&self.state, &name).await;
+                }
+            }
         }
         if presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
             let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trove_cache::Store;
+use trove_cache::{FetchConfig, ReadThrough, Store};
 
 use crate::cluster::Cluster;
+use crate::metrics::Metrics;
+use crate::providers::Providers;
 use trove_config::Config;
 use trove_namespace::Registry;
 
@@ -20,9 +22,8 @@ pub struct User {
     pub display_name: String,
 }
 
-#[derive(Debug)]
 pub struct AppState {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub registry: Registry,
     /// By access key.
     pub users: HashMap<String, User>,
@@ -30,6 +31,20 @@ pub struct AppState {
     pub region: String,
     pub node_id: String,
     pub cluster: Cluster,
+    /// Canonical id of the root user, the owner of attached cloud buckets.
+    pub root_id: String,
+    pub providers: Providers,
+    pub readthrough: Arc<ReadThrough>,
+    pub metrics: Metrics,
+    pub public_metrics: bool,
+    /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
+    pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("node_id", &self.node_id).field("providers", &self.providers).finish()
+    }
 }
 
 pub type SharedState = Arc<AppState>;
@@ -62,8 +77,8 @@ pub struct Generated {
 }
 
 impl AppState {
-    pub fn open(cfg: &Config) -> Result<(AppState, Generated), StartError> {
-        let store = Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?;
+    pub fn open(cfg: &Config, providers: Providers) -> Result<(AppState, Generated), StartError> {
+        let store = Arc::new(Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?);
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
         let registry = Registry::open(sys.join("bmd.json"))?;
@@ -75,6 +90,7 @@ impl AppState {
             _ => (secrets.access_key.clone(), secrets.secret_key.clone()),
         };
         let configured_root = cfg.auth.access_key.is_some();
+        let root_key = root_ak.clone();
         users.insert(
             root_ak.clone(),
             User { secret_key: root_sk.clone(), id: root_ak.clone(), display_name: "trove".into() },
@@ -91,8 +107,29 @@ impl AppState {
         };
         let node_id = cfg.server.node_id.clone().unwrap_or_else(|| secrets.node_id.clone());
         let cluster = Cluster::single(&node_id);
+        let fetch = FetchConfig {
+            parallel_threshold: cfg.cache.parallel_fetch_threshold,
+            chunk_size: cfg.cache.parallel_fetch_chunk,
+            workers: cfg.cache.parallel_fetch_workers,
+        };
+        let readthrough = Arc::new(ReadThrough::new(store.clone(), fetch));
+        let root_id = users.get(&root_key).map(|u| u.id.clone()).unwrap_or(root_key);
         Ok((
-            AppState { store, registry, users, admin_token, region: cfg.s3.region.clone(), node_id, cluster },
+            AppState {
+                store,
+                registry,
+                users,
+                admin_token,
+                region: cfg.s3.region.clone(),
+                node_id,
+                cluster,
+                root_id,
+                providers,
+                readthrough,
+                metrics: Metrics::default(),
+                public_metrics: cfg.auth.public_metrics,
+                auto_attach_misses: Default::default(),
+            },
             generated,
         ))
     }

@@ -22,4 +22,4 @@ mod uri;
 pub use bucket::{validate_s3_bucket_name, Bck, BucketNameError, Namespace};
 pub use error::{Error, Result};
 pub use provider::Provider;
-pub use registry::{BucketEntry, BucketProps, Registry, RegistrySnapshot};
+pub use registry::{BucketEntry, BucketProps, CacheProps, Registry, RegistrySnapshot};

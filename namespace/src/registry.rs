@@ -21,6 +21,8 @@ pub struct BucketProps {
     pub lru: LruProps,
     #[serde(default)]
     pub versioning: VersioningProps,
+    #[serde(default)]
+    pub cache: CacheProps,
     /// For attached cloud buckets: the backend bucket this S3 name stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_bck: Option<Bck>,
@@ -39,6 +41,54 @@ pub struct LruProps {
 impl Default for LruProps {
     fn default() -> Self {
         LruProps { enabled: true, dont_evict_time: 7200 }
+    }
+}
+
+/// How the cache treats a remote bucket (Trove's own properties; AIS has no equivalent names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheProps {
+    /// A ranged cold GET is answered from a backend range at once; with this, the whole object is then
+    /// fetched into the cache in the background.
+    pub background_fill: bool,
+    /// When the backend is unreachable during a revalidating warm GET, serve the cached copy anyway.
+    pub serve_stale: bool,
+}
+
+impl Default for CacheProps {
+    fn default() -> Self {
+        CacheProps { background_fill: true, serve_stale: false }
+    }
+}
+
+impl BucketProps {
+    /// Applies a partial property tree with AIS names (`{"versioning":{"validate_warm_get":true}}`), as
+    /// AIS's `set-bprops` does; unknown names are refused.
+    pub fn apply(&mut self, patch: &serde_json::Value) -> std::result::Result<(), String> {
+        fn merge(base: &mut serde_json::Value, patch: &serde_json::Value, path: &str) -> std::result::Result<(), String> {
+            match (base, patch) {
+                (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                    for (k, v) in p {
+                        let here = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        match b.get_mut(k) {
+                            Some(slot) if slot.is_object() && v.is_object() => merge(slot, v, &here)?,
+                            Some(slot) => *slot = v.clone(),
+                            None if matches!(k.as_str(), "backend_bck" | "extra") => {
+                                b.insert(k.clone(), v.clone());
+                            }
+                            None => return Err(format!("unknown bucket property {here}")),
+                        }
+                    }
+                    Ok(())
+                }
+                (_, serde_json::Value::Null) => Ok(()),
+                _ => Err("bucket properties must be a JSON object".into()),
+            }
+        }
+        let mut tree = serde_json::to_value(&*self).map_err(|e| e.to_string())?;
+        merge(&mut tree, patch, "")?;
+        *self = serde_json::from_value(tree).map_err(|e| format!("invalid bucket properties: {e}"))?;
+        Ok(())
     }
 }
 

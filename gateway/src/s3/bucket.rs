@@ -69,7 +69,12 @@ pub async fn create(
 
 pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
     let user = access::caller_opt(state, &req)?;
-    access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
+    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
+    if entry.bck.provider.is_remote() {
+        // An attached bucket is only as present as its backend bucket.
+        let b = crate::s3::remote::backend(state, &entry)?;
+        b.head_bucket(&entry.bck.name).await.map_err(errors::from_backend)?;
+    }
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))
 }
 

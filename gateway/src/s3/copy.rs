@@ -75,8 +75,48 @@ pub async fn copy_object(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
-    let (src_file, src_meta, src_bck) = open_source(state, &user, &i.copy_source, &cond)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
+        let src = owned_bucket(state, bucket, &user)?;
+        check_key(key)?;
+        if src.bck.provider.is_remote() && src.bck == dest.bck {
+            // Same backend bucket: the backend copies; nothing moves through Trove.
+            let new_meta = replace.then(|| ObjMeta {
+                content_type: Some(i.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+                content_encoding: i.content_encoding.clone(),
+                content_disposition: i.content_disposition.clone(),
+                content_language: i.content_language.clone(),
+                cache_control: i.cache_control.clone(),
+                user: i.metadata.clone().unwrap_or_default().into_iter().collect(),
+                ..Default::default()
+            });
+            if **key == i.key && new_meta.is_none() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+                ));
+            }
+            let meta = crate::s3::remote::copy_within(state, &dest, key, &i.key, new_meta.as_ref()).await?;
+            return Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(CopyObjectResult {
+                    e_tag: Some(ETag::Strong(meta.etag.clone())),
+                    last_modified: Some(timestamp_ms(meta.mtime_ms)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        }
+        if dest.bck.provider.is_remote() {
+            return Err(s3_error!(
+                NotImplemented,
+                "CopyObject into a cloud bucket from a different bucket is not supported; copy through a client"
+            ));
+        }
+        if src.bck.provider.is_remote() {
+            crate::s3::remote::ensure_cached(state, &src, key).await?;
+        }
+    }
+    let (src_file, src_meta, src_bck) = open_source(state, &user, &i.copy_source, &cond)?;
     let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     if src_bck == dest.bck
         && src_meta.key == i.key

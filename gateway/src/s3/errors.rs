@@ -18,7 +18,34 @@ pub fn from_store(e: trove_cache::Error) -> S3Error {
             err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
             err
         }
+        E::Backend(b) => from_backend(b),
         other => internal(other),
+    }
+}
+
+/// A backend's failure as the S3 client sees it: the backend's verdict for missing objects and refusals,
+/// 503 for an unreachable, slow or overloaded backend, 500 with the backend's message otherwise.
+pub fn from_backend(e: trove_backends::Error) -> S3Error {
+    use trove_backends::Error as B;
+    match e {
+        B::NotFound { .. } => s3_error!(NoSuchKey, "The specified key does not exist."),
+        B::NoSuchBucket(b) => s3_error!(NoSuchBucket, "The backend bucket {b} does not exist"),
+        B::AccessDenied(m) => s3_error!(AccessDenied, "The backend denied access: {m}"),
+        B::PreconditionFailed => crate::s3::conditions::precondition_failed(),
+        B::RangeNotSatisfiable => s3_error!(InvalidRange, "The requested range is not satisfiable"),
+        B::Invalid(m) => s3_error!(InvalidRequest, "The backend refused the request: {m}"),
+        B::Unavailable { message, .. } => {
+            tracing::warn!(error = %message, "backend unavailable");
+            if message.contains("429") || message.contains("SlowDown") || message.contains("hrottl") {
+                s3_error!(SlowDown, "Backend throttled: {message}")
+            } else {
+                s3_error!(ServiceUnavailable, "Backend unavailable: {message}")
+            }
+        }
+        other => {
+            tracing::error!(error = %other, "backend error");
+            s3_error!(InternalError, "Backend error: {other}")
+        }
     }
 }
 

@@ -129,10 +129,15 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     }
     let snapshot = state.registry.snapshot();
     let entry = snapshot.buckets.get(bucket)?;
-    if entry.owner != user.id || state.cluster.owner(&entry.bck, &key) != Owner::Local {
+    // Cached copies that must be revalidated against their backend go through s3s.
+    let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
+    if revalidate || entry.owner != user.id || state.cluster.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
+    if entry.bck.provider.is_remote() {
+        state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 
     let mut resp = Response::builder().status(StatusCode::OK);
     let headers = resp.headers_mut()?;

@@ -15,6 +15,7 @@ use crate::s3::access::{self, Perm};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::blocking;
 use crate::s3::errors;
+use crate::s3::remote;
 use crate::state::SharedState;
 
 pub const MAX_KEYS: usize = 1000;
@@ -27,6 +28,8 @@ pub struct Page {
     pub truncated: bool,
     /// The last key or common prefix returned: where the next page starts.
     pub last: Option<String>,
+    /// The ListObjectsV2 continuation token, when the page source makes its own (remote buckets).
+    pub next_token: Option<String>,
 }
 
 pub fn list_page(
@@ -152,12 +155,26 @@ async fn list<T>(
     prefix: &str,
     delimiter: Option<&str>,
     after: String,
+    token: Option<&str>,
 ) -> S3Result<Listing> {
     let user = access::caller_opt(state, req)?;
     let entry = access::bucket_for(state, bucket, user, Perm::Read)?;
     check_encoding(encoding)?;
     let max = max_keys(max_keys_param)?;
     let owner = access::owner_of(state, &entry.owner);
+    if entry.bck.provider.is_remote() {
+        let (after, resume) = match token {
+            Some(t) => remote::decode_token(t)
+                .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+            None => (after, None),
+        };
+        let page = remote::list_page(state, &entry, prefix, delimiter, &after, resume, max).await?;
+        return Ok(Listing { page, owner, max });
+    }
+    let after = match token {
+        Some(t) => decode_token(t)?,
+        None => after,
+    };
     let st = state.clone();
     let (p, d) = (prefix.to_owned(), delimiter.map(str::to_owned));
     let page =
@@ -179,6 +196,7 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
         &prefix,
         i.delimiter.as_deref(),
         marker.clone(),
+        None,
     )
     .await?;
     let i = req.input;
@@ -214,13 +232,19 @@ fn decode_token(token: &str) -> S3Result<String> {
 pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let after = match i.continuation_token.as_deref() {
-        Some(t) => decode_token(t)?,
-        None => i.start_after.clone().unwrap_or_default(),
-    };
-    let Listing { page, owner, max } =
-        list(state, &req, &i.bucket, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), after)
-            .await?;
+    let after = i.start_after.clone().unwrap_or_default();
+    let Listing { page, owner, max } = list(
+        state,
+        &req,
+        &i.bucket,
+        i.encoding_type.as_ref(),
+        i.max_keys,
+        &prefix,
+        i.delimiter.as_deref(),
+        after,
+        i.continuation_token.as_deref(),
+    )
+    .await?;
     let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
     let owner = i.fetch_owner.unwrap_or(false).then_some(owner);
@@ -232,7 +256,11 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
         key_count: Some(key_count),
         continuation_token: i.continuation_token,
         is_truncated: Some(page.truncated),
-        next_continuation_token: if page.truncated { page.last.as_deref().map(encode_token) } else { None },
+        next_continuation_token: if page.truncated {
+            page.next_token.clone().or_else(|| page.last.as_deref().map(encode_token))
+        } else {
+            None
+        },
         contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, owner.clone(), &enc)).collect()),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
         delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
@@ -259,6 +287,7 @@ pub async fn versions(
         &prefix,
         i.delimiter.as_deref(),
         marker.clone(),
+        None,
     )
     .await?;
     let i = req.input;

@@ -14,6 +14,7 @@ pub mod fast_get;
 mod list;
 mod multipart;
 mod object;
+mod remote;
 pub mod sigv4;
 mod tagging;
 

@@ -162,11 +162,11 @@ pub async fn complete(
     let (if_match, if_none_match) = (i.if_match, i.if_none_match);
     let st = state.clone();
     let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
-    let meta = blocking(move || {
+    let assembled = blocking(move || {
         let upload = match st.store.get_upload(&bck, &key, &upload_id) {
             Ok(u) => u,
             // S3 answers a repeated Complete of a finished upload with the same result.
-            Err(trove_cache::Error::NoSuchUpload) => return already_completed(&st, &bck, &key, &wanted),
+            Err(trove_cache::Error::NoSuchUpload) => return already_completed(&st, &bck, &key, &wanted).map(Err),
             Err(e) => return Err(errors::from_store(e)),
         };
         let algorithm = upload.checksum_algorithm.clone();
@@ -211,15 +211,31 @@ pub async fn complete(
                 return Err(s3_error!(BadDigest, "The {algo} you specified did not match the calculated checksum."));
             }
         }
-        st.store
-            .commit_if(staged, &bck, &key, &meta, |cur| {
-                conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur)
-            })
-            .map_err(errors::from_store)?;
-        st.store.finish_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        Ok(meta)
+        Ok(Ok((staged, meta)))
     })
     .await?;
+    let meta = match assembled {
+        Err(done) => done,
+        Ok((staged, mut meta)) => {
+            if entry.bck.provider.is_remote() {
+                // The assembled object goes up as the backend's own multipart upload (S3 parts, GCS resumable
+                // chunks, Azure blocks); the cached copy carries the backend's ETag.
+                crate::s3::remote::write_through(state, &entry, &staged, &mut meta).await?;
+            }
+            let st = state.clone();
+            let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
+            blocking(move || {
+                st.store
+                    .commit_if(staged, &bck, &key, &meta, |cur| {
+                        conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur)
+                    })
+                    .map_err(errors::from_store)?;
+                st.store.finish_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
+                Ok(meta)
+            })
+            .await?
+        }
+    };
     let c = &meta.checksums;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),

@@ -12,6 +12,7 @@ use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, caller, check_key, owned_bucket, route};
 use crate::s3::errors;
+use crate::s3::remote;
 use crate::s3::tagging;
 use crate::state::{SharedState, User};
 
@@ -147,6 +148,11 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         ..Default::default()
     };
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
+    let mut meta = meta;
+    if entry.bck.provider.is_remote() {
+        // Visible only once the backend has it; the cached copy then carries the backend's ETag.
+        remote::write_through(state, &entry, &staged, &mut meta).await?;
+    }
     let st = state.clone();
     let bck = entry.bck.clone();
     let m = meta.clone();
@@ -273,9 +279,33 @@ fn select_range(meta: &ObjMeta, range: Option<&Range>, part: Option<i32>) -> S3R
     }
 }
 
+/// `?latest-ver=true` (AIS): revalidate a cached copy against the backend for this request.
+fn wants_latest(uri: &http::Uri) -> bool {
+    uri.query().is_some_and(|q| q.split('&').any(|p| p == "latest-ver=true" || p == "latest-ver=1"))
+}
+
+/// GET and HEAD of one object, local or remote.
+async fn read_any(
+    state: &SharedState,
+    user: Option<&User>,
+    i: GetObjectInput,
+    with_body: bool,
+    latest: bool,
+) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
+    let entry = access::bucket_for_object_read(state, &i.bucket)?;
+    check_key(&i.key)?;
+    route(state, &entry.bck, &i.key)?;
+    if entry.bck.provider.is_remote() {
+        access::check_object_read(&entry, user, None)?;
+        return remote::read(state, entry, i, with_body, latest).await;
+    }
+    read(state, user, entry, i, with_body)
+}
+
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let user = access::caller_opt(state, &req)?;
-    let (output, headers, _) = read(state, user, req.input, true)?;
+    let latest = wants_latest(&req.uri);
+    let (output, headers, _) = read_any(state, user, req.input, true, latest).await?;
     let mut resp = S3Response::new(output);
     resp.headers.extend(headers);
     Ok(resp)
@@ -284,6 +314,7 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
 /// HEAD is a GET without the body: the same checks, range and headers.
 pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let user = access::caller_opt(state, &req)?;
+    let latest = wants_latest(&req.uri);
     let i = req.input;
     let as_get = GetObjectInput {
         bucket: i.bucket,
@@ -303,7 +334,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         response_expires: i.response_expires,
         ..Default::default()
     };
-    let (o, headers, partial) = read(state, user, as_get, false)?;
+    let (o, headers, partial) = read_any(state, user, as_get, false, latest).await?;
     let mut resp = S3Response::new(HeadObjectOutput {
         content_length: o.content_length,
         content_range: o.content_range,
@@ -334,23 +365,32 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
 fn read(
     state: &SharedState,
     user: Option<&User>,
+    entry: trove_namespace::BucketEntry,
     i: GetObjectInput,
     with_body: bool,
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
-    let entry = access::bucket_for_object_read(state, &i.bucket)?;
-    check_key(&i.key)?;
-    route(state, &entry.bck, &i.key)?;
     // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
     let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
     access::check_object_read(&entry, user, Some(&meta))?;
+    respond(&meta, i, with_body, |start, end| FileBody::new(file, start, end).into_blob())
+}
+
+/// The answer to a GET or HEAD of an object described by `meta`: conditions, range, headers, and the body
+/// from `body(start, end)`.
+pub fn respond(
+    meta: &ObjMeta,
+    i: GetObjectInput,
+    with_body: bool,
+    body: impl FnOnce(u64, u64) -> StreamingBlob,
+) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     let cond = ReadConditions {
         if_match: i.if_match.as_ref(),
         if_none_match: i.if_none_match.as_ref(),
         if_modified_since: i.if_modified_since.as_ref(),
         if_unmodified_since: i.if_unmodified_since.as_ref(),
     };
-    conditions::check(&cond, &meta)?;
-    let (start, end, partial) = select_range(&meta, i.range.as_ref(), i.part_number)?;
+    conditions::check(&cond, meta)?;
+    let (start, end, partial) = select_range(meta, i.range.as_ref(), i.part_number)?;
     let headers = Headers {
         content_type: i.response_content_type,
         content_encoding: i.response_content_encoding,
@@ -364,10 +404,10 @@ fn read(
     let checksum_mode = i.checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
         || (with_body && part.is_some() && !meta.part_checksums.is_empty());
     let whole_or_part = (start == 0 && end == meta.size) || part.is_some();
-    let h = headers.or_stored(&meta);
-    let extra = read_headers(&meta, checksum_mode && whole_or_part, part);
+    let h = headers.or_stored(meta);
+    let extra = read_headers(meta, checksum_mode && whole_or_part, part);
     let output = GetObjectOutput {
-        body: with_body.then(|| FileBody::new(file, start, end).into_blob()),
+        body: with_body.then(|| body(start, end)),
         content_length: Some((end - start) as i64),
         content_range: partial.then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
         accept_ranges: Some("bytes".to_owned()),
@@ -395,6 +435,10 @@ pub async fn delete(
     let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
     check_key(&req.input.key)?;
     route(state, &entry.bck, &req.input.key)?;
+    if entry.bck.provider.is_remote() {
+        remote::delete(state, &entry, &req.input.key).await?;
+        return Ok(S3Response::new(DeleteObjectOutput::default()));
+    }
     let st = state.clone();
     let key = req.input.key.clone();
     blocking(move || st.store.delete(&entry.bck, &key).map_err(errors::from_store)).await?;
@@ -418,6 +462,31 @@ pub async fn delete_many(
         ));
     }
     let quiet = req.input.delete.quiet.unwrap_or(false);
+    if entry.bck.provider.is_remote() {
+        let mut deleted = Vec::new();
+        let mut errs = Vec::new();
+        for o in objects {
+            let outcome = match check_key(&o.key) {
+                Ok(()) => remote::delete(state, &entry, &o.key).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(o.key), ..Default::default() }),
+                Ok(()) => {}
+                Err(e) => errs.push(Error {
+                    key: Some(o.key),
+                    code: Some(e.code().as_str().to_owned()),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                }),
+            }
+        }
+        return Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errs.is_empty()).then_some(errs),
+            request_charged: None,
+        }));
+    }
     let st = state.clone();
     let (deleted, errs) = blocking(move || {
         let mut deleted = Vec::new();

@@ -1,0 +1,397 @@
+//! Read-through of remote buckets: cold GETs fill the cache while clients read.
+//!
+//! A cold GET starts a *fill*: one backend fetch streamed into a work file, committed as a cached copy (with
+//! the backend's ETag, version and headers) when the last byte is on disk. Every client of that object —
+//! the one that started the fill and any number arriving while it runs — reads the work file behind the
+//! writer through its own descriptor, so clients receive bytes as they arrive and the backend is asked once
+//! (single flight). A fill runs in its own task: a client that disconnects does not stop it. Objects above a
+//! size threshold are fetched as parallel ranged reads; the first response's stream supplies the first chunk,
+//! so small objects cost exactly one backend request. A failed fill removes its work file: no partial object
+//! is ever visible.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::watch;
+use trove_backends::{Backend, ByteRange, ByteStream, GetOptions};
+use trove_namespace::Bck;
+
+use crate::{Error, ObjMeta, Result, Store};
+
+/// How cold objects are fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchConfig {
+    /// Objects larger than this are fetched with parallel ranged reads.
+    pub parallel_threshold: u64,
+    /// Size of one ranged read.
+    pub chunk_size: u64,
+    /// Ranged reads in flight per object.
+    pub workers: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig { parallel_threshold: 64 << 20, chunk_size: 16 << 20, workers: 4 }
+    }
+}
+
+/// What the read-through path did, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Fills started, by provider (`Provider as usize`): backend object fetches on behalf of cold GETs, one per
+    /// object however many readers.
+    pub cold_gets: [AtomicU64; 4],
+    /// Bytes written into the cache by fills.
+    pub cold_bytes: AtomicU64,
+    /// Fills that failed.
+    pub cold_failures: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Starting,
+    Streaming { written: u64 },
+    Done,
+    Failed(Arc<String>, FailKind),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FailKind {
+    NotFound,
+    NoSuchBucket,
+    AccessDenied,
+    Unavailable,
+    Other,
+}
+
+/// One object being fetched into the cache.
+pub struct Fill {
+    rx: watch::Receiver<State>,
+    meta: OnceLock<ObjMeta>,
+    file: OnceLock<Arc<File>>,
+}
+
+type Key = (Bck, String);
+
+pub struct ReadThrough {
+    store: Arc<Store>,
+    inflight: Mutex<HashMap<Key, Arc<Fill>>>,
+    cfg: FetchConfig,
+    counters: Arc<Counters>,
+}
+
+fn backend_error(msg: &str, kind: FailKind, bucket: &str, key: &str) -> trove_backends::Error {
+    use trove_backends::Error as B;
+    match kind {
+        FailKind::NotFound => B::NotFound { bucket: bucket.to_owned(), key: key.to_owned() },
+        FailKind::NoSuchBucket => B::NoSuchBucket(bucket.to_owned()),
+        FailKind::AccessDenied => B::AccessDenied(msg.to_owned()),
+        FailKind::Unavailable => B::unavailable(msg),
+        FailKind::Other => B::Other(msg.to_owned()),
+    }
+}
+
+fn kind_of(e: &Error) -> FailKind {
+    use trove_backends::Error as B;
+    match e {
+        Error::Backend(B::NotFound { .. }) => FailKind::NotFound,
+        Error::Backend(B::NoSuchBucket(_)) => FailKind::NoSuchBucket,
+        Error::Backend(B::AccessDenied(_)) => FailKind::AccessDenied,
+        Error::Backend(B::Unavailable { .. }) => FailKind::Unavailable,
+        _ => FailKind::Other,
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task: {e}")))?
+}
+
+impl Fill {
+    /// Waits until the backend answered; returns the object's metadata, or the backend's refusal.
+    pub async fn started(&self, bucket: &str, key: &str) -> Result<ObjMeta> {
+        let mut rx = self.rx.clone();
+        loop {
+            let st = rx.borrow_and_update().clone();
+            match st {
+                State::Starting => {}
+                State::Failed(msg, kind) => return Err(Error::Backend(backend_error(&msg, kind, bucket, key))),
+                State::Streaming { .. } | State::Done => {
+                    return self.meta.get().cloned().ok_or_else(|| Error::Internal("fill without metadata".into()))
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Internal("cold GET abandoned".into()));
+            }
+        }
+    }
+
+    /// Waits for the whole object to be cached.
+    pub async fn finished(&self) -> Result<()> {
+        let mut rx = self.rx.clone();
+        loop {
+            let st = rx.borrow_and_update().clone();
+            match st {
+                State::Done => return Ok(()),
+                State::Failed(msg, _) => return Err(Error::Internal(msg.to_string())),
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Internal("cold GET abandoned".into()));
+            }
+        }
+    }
+
+    /// Bytes `[start, end)` as the fill writes them. Call after [`Fill::started`] succeeded.
+    pub fn reader(self: &Arc<Self>, start: u64, end: u64) -> ByteStream {
+        Box::pin(futures::stream::unfold((self.clone(), start), move |(fill, pos)| async move {
+            if pos >= end {
+                return None;
+            }
+            let size = fill.meta.get().map_or(0, |m| m.size);
+            let mut rx = fill.rx.clone();
+            let avail = loop {
+                let st = rx.borrow_and_update().clone();
+                match st {
+                    State::Streaming { written } if written > pos => break written,
+                    State::Done => break size,
+                    State::Failed(msg, _) => {
+                        return Some((Err(std::io::Error::other(format!("cold GET failed: {msg}"))), (fill, end)))
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Some((Err(std::io::Error::other("cold GET abandoned")), (fill, end)));
+                }
+            };
+            let n = (avail.min(end) - pos).min(MAX_READ) as usize;
+            let Some(file) = fill.file.get().cloned() else {
+                return Some((Err(std::io::Error::other("cold GET without a file")), (fill, end)));
+            };
+            match read_at(file, pos, n).await {
+                Ok(b) => Some((Ok(b), (fill, pos + n as u64))),
+                Err(e) => Some((Err(e), (fill, end))),
+            }
+        }))
+    }
+}
+
+/// Reads from an open file are this large at most.
+const MAX_READ: u64 = 256 << 10;
+
+/// `n` bytes at `pos`, read on a blocking thread.
+async fn read_at(file: Arc<File>, pos: u64, n: usize) -> std::io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Bytes `[start, end)` of a complete file as a stream (uploads to a backend read staged files this way).
+pub fn file_stream(file: Arc<File>, start: u64, end: u64) -> ByteStream {
+    Box::pin(futures::stream::unfold(start, move |pos| {
+        let file = file.clone();
+        async move {
+            if pos >= end {
+                return None;
+            }
+            let n = (end - pos).min(MAX_READ) as usize;
+            match read_at(file, pos, n).await {
+                Ok(b) => Some((Ok(b), pos + n as u64)),
+                Err(e) => Some((Err(e), end)),
+            }
+        }
+    }))
+}
+
+impl ReadThrough {
+    pub fn new(store: Arc<Store>, cfg: FetchConfig) -> ReadThrough {
+        ReadThrough { store, inflight: Mutex::default(), cfg, counters: Arc::default() }
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// The fill of `key` in flight, if any.
+    pub fn in_flight(&self, bck: &Bck, key: &str) -> Option<Arc<Fill>> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).get(&(bck.clone(), key.to_owned())).cloned()
+    }
+
+    /// Starts a fill of `key` from `backend` (bucket `bck.name`), or joins the one in flight.
+    pub fn fill(self: &Arc<Self>, backend: Arc<dyn Backend>, bck: &Bck, key: &str) -> Arc<Fill> {
+        let k = (bck.clone(), key.to_owned());
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = map.get(&k) {
+            return f.clone();
+        }
+        let (tx, rx) = watch::channel(State::Starting);
+        let fill = Arc::new(Fill { rx, meta: OnceLock::new(), file: OnceLock::new() });
+        map.insert(k.clone(), fill.clone());
+        drop(map);
+        self.counters.cold_gets[bck.provider as usize].fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        let f = fill.clone();
+        tokio::spawn(async move {
+            let tx = Arc::new(tx);
+            let outcome = this.fetch(&f, &tx, backend, &k.0, &k.1).await;
+            match outcome {
+                Ok(()) => {
+                    tx.send_replace(State::Done);
+                }
+                Err(e) => {
+                    tracing::warn!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET failed");
+                    this.counters.cold_failures.fetch_add(1, Ordering::Relaxed);
+                    tx.send_replace(State::Failed(Arc::new(e.to_string()), kind_of(&e)));
+                }
+            }
+            this.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+        });
+        fill
+    }
+
+    async fn fetch(
+        &self,
+        fill: &Fill,
+        tx: &Arc<watch::Sender<State>>,
+        backend: Arc<dyn Backend>,
+        bck: &Bck,
+        key: &str,
+    ) -> Result<()> {
+        let store = self.store.clone();
+        let (b, k) = (bck.clone(), key.to_owned());
+        let staged = blocking(move || store.stage(&b, &k)).await?;
+        let file = Arc::new(staged.file.try_clone().map_err(|e| Error::io(staged.path(), e))?);
+        let first = backend.get(&bck.name, key, GetOptions::default()).await?;
+        let meta = ObjMeta::from_backend(key, &first.meta);
+        let size = meta.size;
+        let _ = fill.meta.set(meta.clone());
+        let _ = fill.file.set(file.clone());
+        tx.send_replace(State::Streaming { written: 0 });
+
+        let written = if size > self.cfg.parallel_threshold && self.cfg.chunk_size > 0 {
+            self.fetch_parallel(first.body, tx, &file, backend, bck, key, size).await?
+        } else {
+            write_stream(first.body, &file, 0, u64::MAX, tx.clone()).await?
+        };
+        if written != size {
+            return Err(Error::Backend(trove_backends::Error::unavailable(format!(
+                "backend sent {written} of {size} bytes"
+            ))));
+        }
+        self.counters.cold_bytes.fetch_add(size, Ordering::Relaxed);
+        let store = self.store.clone();
+        let (b, k) = (bck.clone(), key.to_owned());
+        blocking(move || store.commit(staged, &b, &k, &meta)).await
+    }
+
+    /// Chunk 0 from the first response, the rest as ranged reads by `workers` tasks; the readers' watermark
+    /// advances over the chunks finished in order.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_parallel(
+        &self,
+        first: ByteStream,
+        tx: &Arc<watch::Sender<State>>,
+        file: &Arc<File>,
+        backend: Arc<dyn Backend>,
+        bck: &Bck,
+        key: &str,
+        size: u64,
+    ) -> Result<u64> {
+        let chunk = self.cfg.chunk_size;
+        let chunks = size.div_ceil(chunk) as usize;
+        let done = Arc::new(Mutex::new(vec![false; chunks]));
+        let mark = |i: usize| {
+            let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
+            d[i] = true;
+            let upto = d.iter().position(|x| !x).map_or(size, |p| p as u64 * chunk);
+            tx.send_replace(State::Streaming { written: upto });
+        };
+        // Chunk 0 goes through a private progress channel: readers only see completed chunks.
+        let (ptx, _prx) = watch::channel(State::Starting);
+        let n0 = write_stream(first, file, 0, chunk, Arc::new(ptx)).await?;
+        if n0 != chunk.min(size) {
+            return Err(Error::Backend(trove_backends::Error::unavailable("backend stream ended early")));
+        }
+        mark(0);
+        let next = AtomicU64::new(1);
+        let worker = || async {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= chunks {
+                    return Ok::<(), Error>(());
+                }
+                let start = i as u64 * chunk;
+                let end = (start + chunk).min(size);
+                let range = ByteRange::FromTo { first: start, last: Some(end - 1) };
+                let r = backend
+                    .get(&bck.name, key, GetOptions { range: Some(range), if_match: None })
+                    .await?;
+                let (ptx, _prx) = watch::channel(State::Starting);
+                let n = write_stream(r.body, file, start, end - start, Arc::new(ptx)).await?;
+                if n != end - start {
+                    return Err(Error::Backend(trove_backends::Error::unavailable("ranged read ended early")));
+                }
+                mark(i);
+            }
+        };
+        let workers = self.cfg.workers.max(1).min(chunks);
+        let results = futures::future::join_all((0..workers).map(|_| worker())).await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(size)
+    }
+}
+
+/// Writes `body` at `offset` (at most `limit` bytes) on a blocking thread fed through a bounded channel,
+/// publishing progress after every write. Returns the bytes written.
+async fn write_stream(
+    mut body: ByteStream,
+    file: &Arc<File>,
+    offset: u64,
+    limit: u64,
+    progress: Arc<watch::Sender<State>>,
+) -> Result<u64> {
+    let (chunks_tx, mut chunks_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let f = file.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
+        let mut pos = offset;
+        while let Some(b) = chunks_rx.blocking_recv() {
+            f.write_all_at(&b, pos).map_err(|e| Error::io(std::path::Path::new("<cold GET work file>"), e))?;
+            pos += b.len() as u64;
+            progress.send_replace(State::Streaming { written: pos });
+        }
+        Ok(pos - offset)
+    });
+    let mut sent = 0u64;
+    let mut failure = None;
+    while sent < limit {
+        match body.next().await {
+            Some(Ok(mut b)) => {
+                if sent + b.len() as u64 > limit {
+                    b.truncate((limit - sent) as usize);
+                }
+                sent += b.len() as u64;
+                if chunks_tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            None => break,
+        }
+    }
+    drop(chunks_tx);
+    let written = writer.await.map_err(|e| Error::Internal(format!("writer: {e}")))??;
+    match failure {
+        Some(e) => Err(Error::Backend(trove_backends::Error::unavailable(format!("reading from the backend: {e}")))),
+        None => Ok(written),
+    }
+}

@@ -1,0 +1,146 @@
+//! Attaching cloud buckets into the S3 namespace, and detaching them. One implementation serves the config
+//! file (`[[buckets]]`), the native API (`create-bck`, `destroy-bck`), the CLI (through the native API) and
+//! auto-attach on first S3 use.
+
+use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
+
+use crate::state::SharedState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0} is not a cloud bucket (use s3://, gs:// or az://)")]
+    NotRemote(String),
+    #[error("no [backends.{0}] is configured")]
+    NotConfigured(&'static str),
+    #[error("{0}")]
+    InvalidProps(String),
+    #[error("bucket name {0} is taken by another bucket")]
+    Taken(String),
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    #[error(transparent)]
+    Backend(#[from] trove_backends::Error),
+    #[error(transparent)]
+    Registry(#[from] trove_namespace::Error),
+    #[error(transparent)]
+    Store(#[from] trove_cache::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Attaches `bck` under `s3_name` with `props` (AIS names, partial). With `check`, the backend bucket must
+/// answer a HEAD first. Attaching the same bucket again under the same name updates its properties.
+pub async fn attach(
+    state: &SharedState,
+    s3_name: &str,
+    bck: Bck,
+    props: &serde_json::Value,
+    check: bool,
+) -> Result<BucketEntry, AttachError> {
+    validate_s3_bucket_name(s3_name).map_err(|e| AttachError::InvalidName(e.to_string()))?;
+    if !bck.provider.is_remote() || bck.ns.is_remote() {
+        return Err(AttachError::NotRemote(bck.to_string()));
+    }
+    let backend = state.providers.get(bck.provider).ok_or(AttachError::NotConfigured(bck.provider.as_str()))?;
+    if check {
+        trove_backends::Backend::head_bucket(&*backend, &bck.name).await?;
+    }
+    let mut p = BucketProps::default();
+    p.apply(props).map_err(AttachError::InvalidProps)?;
+    p.backend_bck = None;
+    let entry = BucketEntry {
+        bck: bck.clone(),
+        owner: state.root_id.clone(),
+        created_ms: now_ms(),
+        props: p,
+        tags: Vec::new(),
+        acl: None,
+    };
+    let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
+    tokio::task::spawn_blocking(move || {
+        st.registry.update(|snap| match snap.buckets.get_mut(&name) {
+            Some(cur) if cur.bck == e.bck => {
+                cur.props = e.props.clone();
+                Ok(Ok(cur.clone()))
+            }
+            Some(_) => Ok(Err(AttachError::Taken(name.clone()))),
+            None => {
+                snap.buckets.insert(name.clone(), e.clone());
+                Ok(Ok(e))
+            }
+        })
+    })
+    .await
+    .map_err(|e| AttachError::Internal(e.to_string()))??
+}
+
+/// Removes an attached bucket from the namespace and drops its cached copies; the cloud data is untouched.
+pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, AttachError> {
+    let entry = state.registry.get(s3_name).ok_or_else(|| AttachError::NoSuchBucket(s3_name.to_owned()))?;
+    if !entry.bck.provider.is_remote() {
+        return Err(AttachError::NotRemote(entry.bck.to_string()));
+    }
+    let (st, name) = (state.clone(), s3_name.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<BucketEntry, AttachError> {
+        let removed = st.registry.remove(&name)?;
+        // Another name may still stand for the same cloud bucket: its cache stays then.
+        let still_used = st.registry.snapshot().buckets.values().any(|e| e.bck == removed.bck);
+        if !still_used {
+            st.store.remove_bucket(&removed.bck)?;
+        }
+        Ok(removed)
+    })
+    .await
+    .map_err(|e| AttachError::Internal(e.to_string()))?
+}
+
+/// Auto-attach (DESIGN §3): an S3 request for an unknown name tries `NAME` at each provider configured with
+/// `auto_attach`, in order, and attaches the first that answers. Misses are remembered for a while.
+pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
+    const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+    if state.providers.auto_attach().is_empty() || state.registry.get(s3_name).is_some() {
+        return false;
+    }
+    if validate_s3_bucket_name(s3_name).is_err() {
+        return false;
+    }
+    {
+        let misses = state.auto_attach_misses.lock().unwrap_or_else(|e| e.into_inner());
+        if misses.get(s3_name).is_some_and(|t| t.elapsed() < MISS_TTL) {
+            return false;
+        }
+    }
+    for &provider in state.providers.auto_attach() {
+        let bck = Bck { provider, ns: Default::default(), name: s3_name.to_owned() };
+        match attach(state, s3_name, bck, &serde_json::Value::Null, true).await {
+            Ok(_) => {
+                tracing::info!(bucket = s3_name, provider = provider.as_str(), "auto-attached");
+                return true;
+            }
+            Err(e) => tracing::debug!(bucket = s3_name, provider = provider.as_str(), error = %e, "auto-attach"),
+        }
+    }
+    let mut misses = state.auto_attach_misses.lock().unwrap_or_else(|e| e.into_inner());
+    if misses.len() > 10_000 {
+        misses.clear();
+    }
+    misses.insert(s3_name.to_owned(), std::time::Instant::now());
+    false
+}
+
+/// Attaches the `[[buckets]]` of the config at start-up, without contacting the backends (a node must start
+/// while a cloud is unreachable).
+pub async fn attach_configured(state: &SharedState, list: &[trove_config::AttachConfig]) -> Result<(), AttachError> {
+    for b in list {
+        let bck: Bck = b.source.parse().map_err(|e: trove_namespace::Error| AttachError::NotRemote(e.to_string()))?;
+        attach(state, &b.name, bck, &b.props, false).await?;
+    }
+    Ok(())
+}
+

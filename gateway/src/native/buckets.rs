@@ -1,0 +1,166 @@
+//! `/v1/buckets`: AIS's bucket calls. Cloud buckets are attached with `create-bck` on `?provider=aws|gcp|azure`
+//! (S3 name = the cloud bucket's name), or on an `ais` name with `{"backend_bck": {...}}` in the value (S3 name =
+//! that name, AIS's "bucket with a backend"); `destroy-bck` / `evict-remote-bck` detach them again.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde_json::json;
+use trove_namespace::{Bck, BucketEntry, Provider};
+
+use super::{json, Call};
+use crate::attach::{self, AttachError};
+use crate::state::SharedState;
+
+type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;
+
+fn bck_json(b: &Bck) -> serde_json::Value {
+    json!({"name": b.name, "provider": b.provider.as_str(), "namespace": {"uuid": b.ns.uuid, "name": b.ns.name}})
+}
+
+/// AIS's view of a registry entry: a cloud bucket under its own name, or an `ais` bucket with a backend.
+fn entry_json(name: &str, e: &BucketEntry) -> serde_json::Value {
+    if e.bck.provider.is_remote() && e.bck.name != name {
+        json!({"name": name, "provider": "ais", "namespace": {"uuid": "", "name": ""}, "backend_bck": bck_json(&e.bck)})
+    } else {
+        let mut v = bck_json(&Bck { name: name.to_owned(), ..e.bck.clone() });
+        if e.bck.provider.is_remote() {
+            v["backend_bck"] = bck_json(&e.bck);
+        }
+        v
+    }
+}
+
+fn props_json(name: &str, e: &BucketEntry) -> serde_json::Value {
+    let mut v = serde_json::to_value(&e.props).unwrap_or_default();
+    v["provider"] = json!(e.bck.provider.as_str());
+    v["created"] = json!((e.created_ms as i128 * 1_000_000).to_string());
+    if e.bck.provider.is_remote() {
+        v["backend_bck"] = bck_json(&e.bck);
+    }
+    v["name"] = json!(name);
+    v
+}
+
+fn attach_error(e: AttachError) -> (StatusCode, String) {
+    let status = match &e {
+        AttachError::InvalidName(_) | AttachError::NotRemote(_) | AttachError::InvalidProps(_) => StatusCode::BAD_REQUEST,
+        AttachError::NotConfigured(_) => StatusCode::BAD_REQUEST,
+        AttachError::Taken(_) => StatusCode::CONFLICT,
+        AttachError::NoSuchBucket(_) | AttachError::Backend(trove_backends::Error::NoSuchBucket(_)) => StatusCode::NOT_FOUND,
+        AttachError::Backend(trove_backends::Error::AccessDenied(_)) => StatusCode::FORBIDDEN,
+        AttachError::Backend(b) if b.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string())
+}
+
+/// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
+/// that stands for that cloud bucket.
+fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
+    let snap = state.registry.snapshot();
+    if let Some(e) = snap.buckets.get(name) {
+        if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {
+            return Some((name.to_owned(), e.clone()));
+        }
+    }
+    let p = provider.filter(|p| p.is_remote())?;
+    snap.buckets.iter().find(|(_, e)| e.bck.provider == p && e.bck.name == name).map(|(n, e)| (n.clone(), e.clone()))
+}
+
+pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
+    let provider = match call.param("provider").filter(|p| !p.is_empty()) {
+        Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
+        None => None,
+    };
+    let action = call.msg.action.as_str();
+    match (&call.method, name, action) {
+        (&http::Method::GET, "", "" | "list") => {
+            let snap = state.registry.snapshot();
+            let list: Vec<_> = snap
+                .buckets
+                .iter()
+                .filter(|(_, e)| provider.is_none_or(|p| p == e.bck.provider))
+                .map(|(n, e)| entry_json(n, e))
+                .collect();
+            Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&list).unwrap_or_default())))
+        }
+        (&http::Method::HEAD, n, _) if !n.is_empty() => {
+            let (s3_name, e) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let mut r = json(StatusCode::OK, Bytes::new());
+            if let Ok(v) = http::HeaderValue::from_str(&props_json(&s3_name, &e).to_string()) {
+                r.headers_mut().insert("ais-bucket-props", v);
+            }
+            Ok(r)
+        }
+        (&http::Method::POST, n, "create-bck") if !n.is_empty() => {
+            let check = call.param("dont_head_remote_bck") != Some("true");
+            let (s3_name, bck, mut props) = match provider {
+                Some(p) if p.is_remote() => {
+                    (n.to_owned(), Bck { provider: p, ns: Default::default(), name: n.to_owned() }, call.msg.value.clone())
+                }
+                _ => {
+                    let mut props = call.msg.value.clone();
+                    let backend = props.get("backend_bck").cloned().filter(|b| !b.is_null()).ok_or((
+                        StatusCode::BAD_REQUEST,
+                        "creating ais:// buckets over the native API is not supported: use S3 CreateBucket, or give backend_bck to attach a cloud bucket".to_owned(),
+                    ))?;
+                    let bck: Bck = serde_json::from_value(backend)
+                        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid backend_bck: {e}")))?;
+                    if let Some(o) = props.as_object_mut() {
+                        o.remove("backend_bck");
+                    }
+                    (n.to_owned(), bck, props)
+                }
+            };
+            if props.is_null() {
+                props = json!({});
+            }
+            attach::attach(state, &s3_name, bck, &props, check).await.map_err(attach_error)?;
+            Ok(json(StatusCode::OK, Bytes::new()))
+        }
+        (&http::Method::PATCH, n, "set-bprops" | "reset-bprops") if !n.is_empty() => {
+            let (s3_name, _) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == "reset-bprops");
+            let res = tokio::task::spawn_blocking(move || {
+                st.registry.modify(&s3_name, |e| {
+                    if reset {
+                        e.props = trove_namespace::BucketProps::default();
+                        Ok(())
+                    } else {
+                        e.props.apply(&value)
+                    }
+                })
+            })
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            match res {
+                Ok(Ok(())) => Ok(json(StatusCode::OK, Bytes::new())),
+                Ok(Err(msg)) => Err((StatusCode::BAD_REQUEST, msg)),
+                Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            }
+        }
+        (&http::Method::DELETE, n, "destroy-bck" | "evict-remote-bck") if !n.is_empty() => {
+            let (s3_name, e) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            if !e.bck.provider.is_remote() {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "destroying ais:// buckets over the native API is not supported: use S3 DeleteBucket".to_owned(),
+                ));
+            }
+            if action == "evict-remote-bck" && call.param("keep_bck_md") == Some("true") {
+                let (st, bck) = (state.clone(), e.bck.clone());
+                tokio::task::spawn_blocking(move || st.store.remove_bucket(&bck))
+                    .await
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            } else {
+                attach::detach(state, &s3_name).await.map_err(attach_error)?;
+            }
+            Ok(json(StatusCode::OK, Bytes::new()))
+        }
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            format!("unsupported bucket call: {} /v1/buckets/{name} action {:?}", call.method, action),
+        )),
+    }
+}

@@ -1,0 +1,95 @@
+//! The configured cloud providers of a node: one resilient client per provider, built at start-up from
+//! `[backends.*]`, and which of them may attach buckets on first use.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use trove_backends::aws::{Aws, AwsOptions};
+use trove_backends::azure::{Azure, AzureOptions};
+use trove_backends::gcp::{Gcp, GcpOptions};
+use trove_backends::retry::{Policy, Resilient, Stats};
+use trove_backends::Backend;
+use trove_config::BackendsConfig;
+use trove_namespace::Provider;
+
+pub struct Providers {
+    clients: HashMap<Provider, Arc<Resilient>>,
+    auto_attach: Vec<Provider>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers").field("configured", &self.clients.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Gcp(#[from] trove_backends::gcp::ConnectError),
+    #[error(transparent)]
+    Azure(#[from] trove_backends::azure::ConnectError),
+}
+
+impl Providers {
+    pub async fn connect(cfg: &BackendsConfig) -> Result<Providers, ProviderError> {
+        let policy = Policy {
+            timeout: Duration::from_secs_f64(cfg.timeout_secs),
+            max_attempts: cfg.max_attempts,
+            backoff: Duration::from_millis(200),
+        };
+        let mut clients: HashMap<Provider, Arc<Resilient>> = HashMap::new();
+        let mut auto_attach = Vec::new();
+        let wrap = |b: Arc<dyn Backend>| Arc::new(Resilient::new(b, policy));
+        if let Some(a) = &cfg.aws {
+            let opts = AwsOptions {
+                endpoint: a.endpoint.clone(),
+                region: a.region.clone(),
+                credentials: a.access_key.clone().zip(a.secret_key.clone()),
+                path_style: a.path_style,
+                connect_timeout: Some(Duration::from_secs_f64(cfg.connect_timeout_secs)),
+            };
+            clients.insert(Provider::Aws, wrap(Arc::new(Aws::connect(&opts).await)));
+            if a.auto_attach {
+                auto_attach.push(Provider::Aws);
+            }
+        }
+        if let Some(g) = &cfg.gcp {
+            let opts = GcpOptions { endpoint: g.endpoint.clone(), credentials_file: g.credentials_file.clone() };
+            clients.insert(Provider::Gcp, wrap(Arc::new(Gcp::connect(&opts).await?)));
+            if g.auto_attach {
+                auto_attach.push(Provider::Gcp);
+            }
+        }
+        if let Some(z) = &cfg.azure {
+            let opts = AzureOptions {
+                account: z.account.clone(),
+                key: z.key.clone(),
+                sas: z.sas.clone(),
+                connection_string: z.connection_string.clone(),
+                endpoint: z.endpoint.clone(),
+            };
+            clients.insert(Provider::Azure, wrap(Arc::new(Azure::connect(&opts)?)));
+            if z.auto_attach {
+                auto_attach.push(Provider::Azure);
+            }
+        }
+        Ok(Providers { clients, auto_attach })
+    }
+
+    pub fn get(&self, p: Provider) -> Option<Arc<Resilient>> {
+        self.clients.get(&p).cloned()
+    }
+
+    pub fn auto_attach(&self) -> &[Provider] {
+        &self.auto_attach
+    }
+
+    /// Request counters per configured provider, for metrics.
+    pub fn stats(&self) -> Vec<(Provider, Arc<Stats>)> {
+        let mut v: Vec<_> = self.clients.iter().map(|(p, c)| (*p, c.stats())).collect();
+        v.sort_by_key(|(p, _)| p.as_str());
+        v
+    }
+}

@@ -1,0 +1,247 @@
+//! S3 operations on remote buckets (cloud buckets attached under an S3 name): read-through GET and HEAD,
+//! write-through PUT, DELETE that reaches the backend first, and listings paged from the backend.
+//!
+//! The cached copy of an object lives in the store under the backend bucket's identity (`@aws/origin/...`,
+//! as in AIS) with the backend's ETag, version and headers, so a warm GET is the same disk read as an
+//! AIS-local GET, and revalidation (`versioning.validate_warm_get`, `?latest-ver=true`) compares like with like.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Result};
+use trove_backends::{Backend, ByteRange, GetOptions, ListRequest, Payload};
+use trove_cache::{file_stream, ObjMeta, Staged};
+use trove_namespace::BucketEntry;
+
+use crate::s3::body::{FileBody, SyncBody};
+use crate::s3::ctx::blocking;
+use crate::s3::errors;
+use crate::s3::list::Page;
+use crate::s3::object;
+use crate::state::{AppState, SharedState};
+
+/// The backend client of a remote bucket.
+pub fn backend(state: &AppState, entry: &BucketEntry) -> S3Result<Arc<dyn Backend>> {
+    match state.providers.get(entry.bck.provider) {
+        Some(b) => Ok(b),
+        None => Err(s3_error!(
+            ServiceUnavailable,
+            "bucket {} is attached to {} but no [backends.{}] is configured",
+            entry.bck.name,
+            entry.bck.provider.scheme(),
+            entry.bck.provider.as_str()
+        )),
+    }
+}
+
+fn blob(stream: trove_backends::ByteStream) -> StreamingBlob {
+    StreamingBlob::wrap(SyncBody::new(stream))
+}
+
+/// Drops the cached copy of `key` (the backend no longer has that version).
+async fn drop_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
+    let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
+    blocking(move || st.store.delete(&bck, &key).map(|_| ()).map_err(errors::from_store)).await
+}
+
+/// HEADs the backend for a cached copy: `Ok(true)` when it may be served, `Ok(false)` when it is stale (and
+/// has been dropped).
+async fn revalidate(state: &SharedState, entry: &BucketEntry, meta: &ObjMeta) -> S3Result<bool> {
+    let b = backend(state, entry)?;
+    match b.head(&entry.bck.name, &meta.key).await {
+        Ok(m) if meta.same_as_backend(&m) => Ok(true),
+        Ok(_) => {
+            drop_cached(state, entry, &meta.key).await?;
+            Ok(false)
+        }
+        Err(trove_backends::Error::NotFound { .. }) => {
+            drop_cached(state, entry, &meta.key).await?;
+            Err(s3_error!(NoSuchKey, "The specified key does not exist."))
+        }
+        Err(e) if e.is_retryable() && entry.props.cache.serve_stale => {
+            tracing::warn!(bucket = %entry.bck.name, key = %meta.key, error = %e, "backend unreachable: serving the cached copy");
+            Ok(true)
+        }
+        Err(e) => Err(errors::from_backend(e)),
+    }
+}
+
+/// GET or HEAD of an object of a remote bucket: from the cache when present (and still current when asked to
+/// check), else from the backend through a single-flight fill.
+pub async fn read(
+    state: &SharedState,
+    entry: BucketEntry,
+    i: GetObjectInput,
+    with_body: bool,
+    latest: bool,
+) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
+    let bck = entry.bck.clone();
+    let key = i.key.clone();
+    match state.store.open_object(&bck, &key) {
+        Ok((file, meta)) => {
+            let validate = latest || entry.props.versioning.validate_warm_get;
+            if !validate || revalidate(state, &entry, &meta).await? {
+                state.metrics.hits.fetch_add(1, Ordering::Relaxed);
+                return object::respond(&meta, i, with_body, |s, e| FileBody::new(file, s, e).into_blob());
+            }
+        }
+        Err(trove_cache::Error::NotFound) => {}
+        Err(e) => return Err(errors::from_store(e)),
+    }
+    state.metrics.misses.fetch_add(1, Ordering::Relaxed);
+    let b = backend(state, &entry)?;
+    if !with_body {
+        let m = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
+        return object::respond(&ObjMeta::from_backend(&key, &m), i, false, |_, _| StreamingBlob::from(s3s::Body::empty()));
+    }
+    let range = i.range.as_ref().map(|r| match *r {
+        Range::Int { first, last } => ByteRange::FromTo { first, last },
+        Range::Suffix { length } => ByteRange::Suffix(length),
+    });
+    if let Some(range) = range.filter(|_| state.readthrough.in_flight(&bck, &key).is_none()) {
+        // A range of an uncached object comes straight from the backend, at once; the whole object follows
+        // into the cache in the background when the bucket wants it.
+        let r = b.get(&bck.name, &key, GetOptions { range: Some(range), if_match: None }).await.map_err(errors::from_backend)?;
+        if entry.props.cache.background_fill {
+            state.readthrough.fill(b.clone(), &bck, &key);
+        }
+        let meta = ObjMeta::from_backend(&key, &r.meta);
+        let body = r.body;
+        return object::respond(&meta, i, true, move |_, _| blob(body));
+    }
+    let fill = state.readthrough.fill(b, &bck, &key);
+    let meta = fill.started(&bck.name, &key).await.map_err(errors::from_store)?;
+    object::respond(&meta, i, true, move |s, e| blob(fill.reader(s, e)))
+}
+
+/// Makes sure `key` is in the cache (a copy source, for instance), fetching it when it is not.
+pub async fn ensure_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
+    if state.store.head(&entry.bck, key).is_ok() {
+        return Ok(());
+    }
+    let fill = state.readthrough.fill(backend(state, entry)?, &entry.bck, key);
+    fill.started(&entry.bck.name, key).await.map_err(errors::from_store)?;
+    fill.finished().await.map_err(errors::from_store)
+}
+
+/// Write-through: uploads the staged (already verified) body to the backend; on success `meta` takes the
+/// backend's ETag, version and time, and the caller commits the staged file as the cached copy.
+pub async fn write_through(state: &SharedState, entry: &BucketEntry, staged: &Staged, meta: &mut ObjMeta) -> S3Result<()> {
+    let b = backend(state, entry)?;
+    let file = Arc::new(staged.file.try_clone().map_err(errors::internal)?);
+    let size = meta.size;
+    let payload = Payload { size, open: Arc::new(move |off| file_stream(file.clone(), off, size)) };
+    let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
+    meta.etag = m.etag;
+    meta.version = m.version;
+    if m.last_modified_ms > 0 {
+        meta.mtime_ms = m.last_modified_ms;
+    }
+    Ok(())
+}
+
+/// DELETE at the backend first, then the cached copy.
+pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
+    backend(state, entry)?.delete(&entry.bck.name, key).await.map_err(errors::from_backend)?;
+    drop_cached(state, entry, key).await
+}
+
+/// Server-side copy inside one backend bucket; the destination's cached copy (if any) is dropped.
+pub async fn copy_within(
+    state: &SharedState,
+    entry: &BucketEntry,
+    src: &str,
+    dst: &str,
+    replace: Option<&ObjMeta>,
+) -> S3Result<ObjMeta> {
+    let b = backend(state, entry)?;
+    let m = b.copy(&entry.bck.name, src, dst, replace.map(ObjMeta::to_backend).as_ref()).await.map_err(errors::from_backend)?;
+    drop_cached(state, entry, dst).await?;
+    Ok(ObjMeta::from_backend(dst, &m))
+}
+
+/// A continuation token of a remote listing: where the page ended, and the backend's own token to go on.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Token {
+    after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backend: Option<String>,
+}
+
+pub fn decode_token(t: &str) -> Option<(String, Option<String>)> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
+    let tok: Token = serde_json::from_slice(&raw).ok()?;
+    Some((tok.after, tok.backend))
+}
+
+fn encode_token(after: String, backend: Option<String>) -> String {
+    use base64::Engine;
+    let raw = serde_json::to_vec(&Token { after, backend }).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// One page of a listing of a remote bucket, paged from the backend: keys after `after`, continuing the
+/// backend's own listing when `resume` holds its token. Backends that cannot start after a key (Azure) are
+/// paged from their start, skipping what was returned already.
+pub async fn list_page(
+    state: &SharedState,
+    entry: &BucketEntry,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: &str,
+    resume: Option<String>,
+    max_keys: usize,
+) -> S3Result<Page> {
+    let mut page = Page::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let b = backend(state, entry)?;
+    let mut token = resume;
+    loop {
+        let req = ListRequest {
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
+            start_after: (!after.is_empty()).then(|| after.to_owned()),
+            token: token.clone(),
+            max_keys: max_keys - page.objects.len() - page.prefixes.len(),
+        };
+        let got = b.list(&entry.bck.name, req).await.map_err(errors::from_backend)?;
+        let mut items: Vec<(String, Option<ObjMeta>)> = got
+            .entries
+            .into_iter()
+            .filter(|e| e.key.as_str() > after)
+            .map(|e| (e.key.clone(), Some(ObjMeta::from_backend(&e.key, &e.meta))))
+            .chain(got.common_prefixes.into_iter().filter(|p| p.as_str() > after).map(|p| (p, None)))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, m) in items {
+            if page.objects.len() + page.prefixes.len() == max_keys {
+                page.truncated = true;
+                break;
+            }
+            page.last = Some(k.clone());
+            match m {
+                Some(m) => page.objects.push((k, m)),
+                None => page.prefixes.push(k),
+            }
+        }
+        token = got.next_token;
+        if page.truncated {
+            // Stopped inside a backend page: the next page starts after our last key.
+            page.next_token = page.last.clone().map(|l| encode_token(l, None));
+            return Ok(page);
+        }
+        match token {
+            None => return Ok(page),
+            Some(t) if page.objects.len() + page.prefixes.len() == max_keys => {
+                page.truncated = true;
+                page.next_token = Some(encode_token(page.last.clone().unwrap_or_default(), Some(t)));
+                return Ok(page);
+            }
+            Some(_) => {}
+        }
+    }
+}
