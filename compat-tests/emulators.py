@@ -4,9 +4,9 @@ Each class starts one emulator process on 127.0.0.1 (a free port unless one is g
 and stops it by PID (SIGTERM, then SIGKILL). `restart()` comes back on the SAME port, so a Trove configured with
 `endpoint` keeps working, and keeps the data:
 - GCS and Azurite always store their data in a directory under `root` (not in memory);
-- moto has no persistence, so `restart()` copies every bucket and object out before stopping and back in after
-  starting (single-part ETags come back equal; multipart ETags do not). With `enforce_auth` the IAM user cannot
-  survive a restart: a new access key is made and `access_key`/`secret_key` change.
+- moto has no persistence, so `stop()` copies every bucket and object out and the next `start()`/`restart()`
+  copies them back in (single-part ETags come back equal; multipart ETags do not; `kill()` loses them). With
+  `enforce_auth` the IAM user cannot survive: a new access key is made and `access_key`/`secret_key` change.
 
 Binaries come from this directory's environments (see setup.sh): `.venv/bin/moto_server`,
 `.venv/bin/gcp-storage-emulator`, `node_modules/.bin/azurite-blob`. Processes are registered in
@@ -195,16 +195,12 @@ class Emulator:
 
     def restart(self, timeout: float | None = None) -> "Emulator":
         """Stop (if running) and start again on the same port, keeping the data."""
-        self.before_restart()
         if self.running:
             self.stop()
         self._wait_port_free()
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} still busy, cannot restart {type(self).__name__}")
         return self.start(timeout)
-
-    def before_restart(self) -> None:
-        """Save what a restart would lose (moto)."""
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -315,9 +311,11 @@ class Moto(Emulator):
             self._restore(self._snapshot)
             self._snapshot = None
 
-    def before_restart(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Copies the buckets and objects out first, so that a later `start()`/`restart()` brings them back."""
         if self.running:
             self._snapshot = self._take_snapshot()
+        super().stop(timeout)
 
     def _take_snapshot(self) -> list:
         s3 = self.client()

@@ -51,6 +51,11 @@ def test_lifecycle(emulator_factory, provider):
     assert info.content_disposition == 'attachment; filename="o.bin"'
     assert info.metadata == {"color": "blue"}
 
+    emu.stop()  # stop, then start: the data is kept as well
+    emu.start()
+    assert emu.port == port
+    assert emu.get_object("harness-bucket", "dir/obj.bin") == body
+
     emu.reset()
     assert not emu.bucket_exists("harness-bucket")
 

@@ -87,6 +87,17 @@ impl Azure {
     fn blob(&self, bucket: &str, key: &str) -> BlobClient {
         self.service.container_client(bucket).blob_client(key)
     }
+
+    /// The blob of `key`, refusing names the SDK would change: it trims `/` from both ends of blob names, so
+    /// `dir/` would silently become `dir`.
+    fn blob_checked(&self, bucket: &str, key: &str) -> Result<BlobClient> {
+        if key.starts_with('/') || key.ends_with('/') {
+            return Err(Error::Invalid(format!(
+                "Azure blob names starting or ending with '/' are not supported by this gateway: {key:?}"
+            )));
+        }
+        Ok(self.blob(bucket, key))
+    }
 }
 
 fn map_err(e: azure_core::Error, bucket: &str, key: &str) -> Error {
@@ -137,13 +148,13 @@ fn block_id(upload: &str, n: u32) -> BlockId {
 
 impl Azure {
     async fn properties(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        let r = self.blob(bucket, key).get_properties().await.map_err(|e| map_err(e, bucket, key))?;
+        let r = self.blob_checked(bucket, key)?.get_properties().await.map_err(|e| map_err(e, bucket, key))?;
         Ok(to_meta(&r.blob.properties, r.blob.metadata.as_ref()))
     }
 
     /// Put Block List with the object's headers; then Cache-Control, which that call cannot carry.
     async fn commit_blocks(&self, bucket: &str, key: &str, ids: Vec<BlockId>, meta: &ObjectMeta) -> Result<ObjectMeta> {
-        let blob = self.blob(bucket, key);
+        let blob = self.blob_checked(bucket, key)?;
         let list = BlockList { blocks: ids.into_iter().map(BlobBlockType::Uncommitted).collect() };
         let mut call = blob.put_block_list(list).metadata(metadata(meta));
         if let Some(v) = &meta.content_type {
@@ -231,7 +242,7 @@ impl Backend for Azure {
     async fn put(&self, bucket: &str, key: &str, body: Payload, meta: &ObjectMeta) -> Result<ObjectMeta> {
         let mut chunks = Chunker::new((body.open)(0), BLOCK);
         let read_err = |e: std::io::Error| Error::Other(format!("reading the upload: {e}"));
-        let blob = self.blob(bucket, key);
+        let blob = self.blob_checked(bucket, key)?;
         if body.size <= BLOCK as u64 {
             let data = chunks.next().await.map_err(read_err)?.unwrap_or_default();
             let mut call = blob.put_block_blob(data).metadata(metadata(meta));
@@ -266,7 +277,7 @@ impl Backend for Azure {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        match self.blob(bucket, key).delete().await.map_err(|e| map_err(e, bucket, key)) {
+        match self.blob_checked(bucket, key)?.delete().await.map_err(|e| map_err(e, bucket, key)) {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -307,8 +318,8 @@ impl Backend for Azure {
     }
 
     async fn copy(&self, bucket: &str, src: &str, dst: &str, meta: Option<&ObjectMeta>) -> Result<ObjectMeta> {
-        let source = self.blob(bucket, src).url().map_err(|e| Error::Other(format!("azure: {e}")))?;
-        let target = self.blob(bucket, dst);
+        let source = self.blob_checked(bucket, src)?.url().map_err(|e| Error::Other(format!("azure: {e}")))?;
+        let target = self.blob_checked(bucket, dst)?;
         let mut call = target.copy(source);
         if let Some(m) = meta {
             call = call.metadata(metadata(m));
@@ -349,7 +360,7 @@ impl Backend for Azure {
         let mut chunks = Chunker::new((body.open)(0), body.size.max(1) as usize);
         let data = chunks.next().await.map_err(|e| Error::Other(format!("reading the part: {e}")))?.unwrap_or_default();
         let id = block_id(upload, number);
-        self.blob(bucket, key).put_block(id, data).await.map_err(|e| map_err(e, bucket, key))?;
+        self.blob_checked(bucket, key)?.put_block(id, data).await.map_err(|e| map_err(e, bucket, key))?;
         Ok(format!("{upload}-{number:05}"))
     }
 

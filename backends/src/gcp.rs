@@ -4,8 +4,10 @@
 //! metadata server on GCE); with an endpoint configured (or `STORAGE_EMULATOR_HOST`) and no credentials, the
 //! client is anonymous, as emulators expect. S3 semantics are mapped as follows: ETag = hex MD5 when the object
 //! has one (objects written in one piece), else GCS's etag; version = generation; suffix ranges are resolved
-//! with a metadata read first. S3 multipart uploads become part objects under `.trove-mpu/<upload>/` joined by
-//! `compose` (32 sources per call, so in a tree for more), then deleted; listings hide that prefix.
+//! with a metadata read first. An S3 multipart upload reaches GCS as one resumable upload of the assembled
+//! object at completion (`lockstep_multipart` is false): parts can arrive in any order and concurrently, which
+//! a resumable session cannot take, and `compose` results cannot be read back from the offline emulator
+//! (it sends their `size` as a number, which the client refuses), so that path could not be tested.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,14 +17,13 @@ use base64::Engine;
 use futures::TryStreamExt;
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::buckets::get::GetBucketRequest;
-use gcloud_storage::http::objects::compose::{ComposeObjectRequest, ComposingTargets};
 use gcloud_storage::http::objects::copy::CopyObjectRequest;
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
-use gcloud_storage::http::objects::{Object, SourceObjects};
+use gcloud_storage::http::objects::Object;
 use gcloud_storage::http::resumable_upload_client::{ChunkSize, UploadStatus};
 
 use crate::chunks::Chunker;
@@ -30,10 +31,6 @@ use crate::{Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPa
 
 /// Resumable-upload chunk: a multiple of 256 KiB, as GCS requires.
 const CHUNK: usize = 8 << 20;
-/// Composite objects take at most this many sources per compose call.
-const COMPOSE_MAX: usize = 32;
-/// Where the parts of multipart uploads live until they are composed.
-pub const MPU_PREFIX: &str = ".trove-mpu/";
 
 #[derive(Debug, Clone, Default)]
 pub struct GcpOptions {
@@ -128,10 +125,6 @@ fn to_object(key: &str, m: &ObjectMeta) -> Object {
     }
 }
 
-fn part_name(upload: &str, n: u32) -> String {
-    format!("{MPU_PREFIX}{upload}/{n:05}")
-}
-
 impl Gcp {
     async fn object(&self, bucket: &str, key: &str) -> Result<Object> {
         let req = GetObjectRequest { bucket: bucket.to_owned(), object: key.to_owned(), ..Default::default() };
@@ -146,18 +139,6 @@ impl Gcp {
         }
     }
 
-    async fn compose(&self, bucket: &str, dst: &str, sources: &[String], meta: &ObjectMeta) -> Result<Object> {
-        let req = ComposeObjectRequest {
-            bucket: bucket.to_owned(),
-            destination_object: dst.to_owned(),
-            composing_targets: ComposingTargets {
-                destination: Some(to_object(dst, meta)),
-                source_objects: sources.iter().map(|s| SourceObjects { name: s.clone(), ..Default::default() }).collect(),
-            },
-            ..Default::default()
-        };
-        self.client.compose_object(&req).await.map_err(|e| map_err(e, bucket, dst))
-    }
 }
 
 #[async_trait]
@@ -252,11 +233,11 @@ impl Backend for Gcp {
             .items
             .unwrap_or_default()
             .iter()
-            .filter(|i| !i.name.starts_with(MPU_PREFIX) && i.name.as_str() > after)
+            .filter(|i| i.name.as_str() > after)
             .map(|i| ListEntry { key: i.name.clone(), meta: to_meta(i) })
             .collect();
         let common_prefixes =
-            o.prefixes.unwrap_or_default().into_iter().filter(|p| !p.starts_with(MPU_PREFIX) && p.as_str() > after).collect();
+            o.prefixes.unwrap_or_default().into_iter().filter(|p| p.as_str() > after).collect();
         Ok(ListPage { entries, common_prefixes, next_token: o.next_page_token.filter(|t| !t.is_empty()) })
     }
 
@@ -273,68 +254,30 @@ impl Backend for Gcp {
         Ok(to_meta(&o))
     }
 
-    async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
-        Ok(format!("{:032x}", rand::random::<u128>()))
+    fn lockstep_multipart(&self) -> bool {
+        false
     }
 
-    async fn upload_part(&self, bucket: &str, key: &str, upload: &str, number: u32, body: Payload) -> Result<String> {
-        let name = part_name(upload, number);
-        let m = self.put(bucket, &name, body, &ObjectMeta::default()).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound { bucket: bucket.to_owned(), key: key.to_owned() },
-            other => other,
-        })?;
-        Ok(m.etag)
+    async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
+        Err(Error::Invalid("GCS objects of multipart uploads go up as one resumable upload at completion".into()))
+    }
+
+    async fn upload_part(&self, _bucket: &str, _key: &str, _upload: &str, _number: u32, _body: Payload) -> Result<String> {
+        Err(Error::Invalid("GCS has no parts: see create_multipart".into()))
     }
 
     async fn complete_multipart(
         &self,
-        bucket: &str,
-        key: &str,
-        upload: &str,
-        parts: &[(u32, String)],
-        meta: &ObjectMeta,
+        _bucket: &str,
+        _key: &str,
+        _upload: &str,
+        _parts: &[(u32, String)],
+        _meta: &ObjectMeta,
     ) -> Result<ObjectMeta> {
-        let mut level: Vec<String> = parts.iter().map(|(n, _)| part_name(upload, *n)).collect();
-        let mut temps = Vec::new();
-        let mut round = 0;
-        // Compose in a tree: 32 sources per call.
-        while level.len() > COMPOSE_MAX {
-            let mut next = Vec::new();
-            for (i, group) in level.chunks(COMPOSE_MAX).enumerate() {
-                let name = format!("{MPU_PREFIX}{upload}/c{round}-{i:05}");
-                self.compose(bucket, &name, group, &ObjectMeta::default()).await?;
-                temps.push(name.clone());
-                next.push(name);
-            }
-            level = next;
-            round += 1;
-        }
-        let o = self.compose(bucket, key, &level, meta).await?;
-        let done = to_meta(&o);
-        for name in temps.iter().chain(parts.iter().map(|(n, _)| part_name(upload, *n)).collect::<Vec<_>>().iter()) {
-            let _ = self.delete_quiet(bucket, name).await;
-        }
-        Ok(done)
+        Err(Error::Invalid("GCS has no parts: see create_multipart".into()))
     }
 
-    async fn abort_multipart(&self, bucket: &str, _key: &str, upload: &str) -> Result<()> {
-        let mut token = None;
-        loop {
-            // `list` hides the upload prefix: read it raw.
-            let lreq = ListObjectsRequest {
-                bucket: bucket.to_owned(),
-                prefix: Some(format!("{MPU_PREFIX}{upload}/")),
-                page_token: token.clone(),
-                ..Default::default()
-            };
-            let o = self.client.list_objects(&lreq).await.map_err(|e| map_err(e, bucket, ""))?;
-            for i in o.items.unwrap_or_default() {
-                self.delete_quiet(bucket, &i.name).await?;
-            }
-            token = o.next_page_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(());
-            }
-        }
+    async fn abort_multipart(&self, _bucket: &str, _key: &str, _upload: &str) -> Result<()> {
+        Ok(())
     }
 }

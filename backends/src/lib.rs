@@ -47,6 +47,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Server-side copy inside `bucket`; `meta` replaces the metadata when given, else it is copied.
     async fn copy(&self, bucket: &str, src_key: &str, dst_key: &str, meta: Option<&ObjectMeta>) -> Result<ObjectMeta>;
 
+    /// Whether S3 multipart uploads run in lock-step with a backend multipart upload (parts go on as they
+    /// arrive). When not, the assembled object is uploaded with [`Backend::put`] at completion.
+    fn lockstep_multipart(&self) -> bool {
+        true
+    }
+
     /// Starts a backend multipart upload; returns the backend's handle for it.
     async fn create_multipart(&self, bucket: &str, key: &str, meta: &ObjectMeta) -> Result<String>;
 

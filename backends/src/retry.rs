@@ -159,6 +159,10 @@ impl Backend for Resilient {
         self.inner.provider()
     }
 
+    fn lockstep_multipart(&self) -> bool {
+        self.inner.lockstep_multipart()
+    }
+
     async fn head_bucket(&self, bucket: &str) -> Result<()> {
         self.run(Op::HeadBucket, self.policy.timeout, || self.inner.head_bucket(bucket)).await
     }

@@ -59,7 +59,8 @@ pub struct ObjMeta {
     /// S3 canned ACL of the object; `None` is private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
-    /// For a cached copy: the backend's version of the object (S3 version id, GCS generation).
+    /// For a cached copy: the backend's version of the object (S3 version id, GCS generation). For a part of
+    /// an upload to a remote bucket: the backend's token for the part (an S3 part ETag, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }

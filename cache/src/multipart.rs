@@ -31,6 +31,9 @@ pub struct Upload {
     pub meta: ObjMeta,
     #[serde(default)]
     pub checksum_algorithm: Option<String>,
+    /// For a remote bucket: the backend's handle of the multipart upload that runs in lock-step with this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_upload: Option<String>,
 }
 
 /// One uploaded part.

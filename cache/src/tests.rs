@@ -184,6 +184,7 @@ fn multipart_assembles_and_validates() {
         owner: "me".into(),
         meta: ObjMeta { content_type: Some("text/plain".into()), ..Default::default() },
         checksum_algorithm: None,
+        backend_upload: None,
     };
     s.create_upload(&b, &up).unwrap();
     let part1 = vec![b'x'; MIN_PART_SIZE as usize];
@@ -271,6 +272,7 @@ fn complete_takes_the_part_copy_the_client_names() {
         owner: "me".into(),
         meta: ObjMeta::default(),
         checksum_algorithm: None,
+        backend_upload: None,
     };
     s.create_upload(&b, &up).unwrap();
     let mut etags = Vec::new();

@@ -230,6 +230,13 @@ pub async fn upload_part_copy(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
+    if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
+        let src = owned_bucket(state, bucket, &user)?;
+        if src.bck.provider.is_remote() {
+            check_key(key)?;
+            crate::s3::remote::ensure_cached(state, &src, key).await?;
+        }
+    }
     let (src_file, src_meta, _) = open_source(state, &user, &i.copy_source, &cond)?;
     let (start, end) = match i.copy_source_range.as_deref() {
         Some(r) => parse_copy_range(r, src_meta.size)?,
@@ -237,10 +244,21 @@ pub async fn upload_part_copy(
     };
     let st = state.clone();
     let (bck, key, upload_id, number) = (dest.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
-    let meta = blocking(move || {
+    let (staged, mut meta, upload) = blocking(move || {
+        let upload = st.store.get_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
         let mut staged = st.store.stage_part(&bck, &key, &upload_id).map_err(errors::from_store)?;
         let md5 = copy_bytes(src_file, &mut staged, start, end, true).map_err(errors::internal)?.unwrap_or_default();
         let meta = ObjMeta { size: end - start, etag: hex::encode(md5), mtime_ms: now_ms(), ..Default::default() };
+        Ok((staged, meta, upload))
+    })
+    .await?;
+    if let Some(handle) = &upload.backend_upload {
+        meta.version =
+            Some(crate::s3::remote::upload_part(state, &dest, &i.key, handle, number, &staged, meta.size).await?);
+    }
+    let st = state.clone();
+    let (bck, key, upload_id) = (dest.bck.clone(), i.key.clone(), i.upload_id.clone());
+    let meta = blocking(move || {
         st.store.commit_part(staged, &bck, &key, &upload_id, number, &meta).map_err(errors::from_store)?;
         Ok(meta)
     })

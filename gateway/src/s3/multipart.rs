@@ -67,7 +67,13 @@ pub async fn create(
             ..Default::default()
         },
         checksum_algorithm: algorithm.clone(),
+        backend_upload: None,
     };
+    let mut upload = upload;
+    if entry.bck.provider.is_remote() && crate::s3::remote::backend(state, &entry)?.lockstep_multipart() {
+        // The backend's upload runs in lock-step: parts go on as they arrive, Complete joins them there.
+        upload.backend_upload = Some(crate::s3::remote::start_upload(state, &entry, &upload.key, &upload.meta).await?);
+    }
     let st = state.clone();
     let up = upload.clone();
     blocking(move || st.store.create_upload(&entry.bck, &up).map_err(errors::from_store)).await?;
@@ -107,13 +113,18 @@ pub async fn upload_part(
     let received = body::receive(&staged, i.body, &algorithms, MAX_PART_SIZE).await?;
     expected.extend(trailer_checksums(trailing_headers.as_ref()));
     body::verify(&received, i.content_md5.as_deref(), &expected)?;
-    let meta = ObjMeta {
+    let mut meta = ObjMeta {
         size: received.size,
         etag: received.etag(),
         mtime_ms: now_ms(),
         checksums: received.checksums.clone(),
         ..Default::default()
     };
+    if let Some(handle) = &upload.backend_upload {
+        let n = i.part_number as u32;
+        meta.version =
+            Some(crate::s3::remote::upload_part(state, &entry, &i.key, handle, n, &staged, meta.size).await?);
+    }
     let st = state.clone();
     let (bck, key, upload_id, n) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
     let m = meta.clone();
@@ -211,16 +222,27 @@ pub async fn complete(
                 return Err(s3_error!(BadDigest, "The {algo} you specified did not match the calculated checksum."));
             }
         }
-        Ok(Ok((staged, meta)))
+        let tokens: Vec<(u32, Option<String>)> = chosen.iter().map(|p| (p.number, p.meta.version.clone())).collect();
+        Ok(Ok((staged, meta, upload.backend_upload.clone(), tokens)))
     })
     .await?;
     let meta = match assembled {
         Err(done) => done,
-        Ok((staged, mut meta)) => {
-            if entry.bck.provider.is_remote() {
-                // The assembled object goes up as the backend's own multipart upload (S3 parts, GCS resumable
-                // chunks, Azure blocks); the cached copy carries the backend's ETag.
-                crate::s3::remote::write_through(state, &entry, &staged, &mut meta).await?;
+        Ok((staged, mut meta, handle, tokens)) => {
+            match handle {
+                Some(handle) => {
+                    let parts = tokens
+                        .into_iter()
+                        .map(|(n, t)| t.map(|t| (n, t)))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| s3_error!(InvalidPart, "A part was not uploaded to the backend; upload it again."))?;
+                    crate::s3::remote::complete_upload(state, &entry, &handle, &parts, &mut meta).await?;
+                }
+                // Backends without lock-step uploads (GCS) get the assembled object in one upload.
+                None if entry.bck.provider.is_remote() => {
+                    crate::s3::remote::write_through(state, &entry, &staged, &mut meta).await?;
+                }
+                None => {}
             }
             let st = state.clone();
             let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
@@ -286,6 +308,13 @@ pub async fn abort(
     check_key(&req.input.key)?;
     let st = state.clone();
     let (key, upload_id) = (req.input.key.clone(), req.input.upload_id.clone());
+    if entry.bck.provider.is_remote() {
+        let (st, bck, k, u) = (state.clone(), entry.bck.clone(), key.clone(), upload_id.clone());
+        let upload = blocking(move || st.store.get_upload(&bck, &k, &u).map_err(errors::from_store)).await?;
+        if let Some(handle) = &upload.backend_upload {
+            crate::s3::remote::abort_upload(state, &entry, &key, handle).await?;
+        }
+    }
     blocking(move || st.store.abort_upload(&entry.bck, &key, &upload_id).map_err(errors::from_store)).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }

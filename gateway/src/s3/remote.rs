@@ -129,9 +129,7 @@ pub async fn ensure_cached(state: &SharedState, entry: &BucketEntry, key: &str) 
 /// backend's ETag, version and time, and the caller commits the staged file as the cached copy.
 pub async fn write_through(state: &SharedState, entry: &BucketEntry, staged: &Staged, meta: &mut ObjMeta) -> S3Result<()> {
     let b = backend(state, entry)?;
-    let file = Arc::new(staged.file.try_clone().map_err(errors::internal)?);
-    let size = meta.size;
-    let payload = Payload { size, open: Arc::new(move |off| file_stream(file.clone(), off, size)) };
+    let payload = payload_of(staged, meta.size)?;
     let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
     meta.etag = m.etag;
     meta.version = m.version;
@@ -139,6 +137,60 @@ pub async fn write_through(state: &SharedState, entry: &BucketEntry, staged: &St
         meta.mtime_ms = m.last_modified_ms;
     }
     Ok(())
+}
+
+/// A staged file as a payload the backend can read (and read again on a retry).
+fn payload_of(staged: &Staged, size: u64) -> S3Result<Payload> {
+    let file = Arc::new(staged.file.try_clone().map_err(errors::internal)?);
+    Ok(Payload { size, open: Arc::new(move |off| file_stream(file.clone(), off, size)) })
+}
+
+/// Starts the backend's multipart upload that mirrors a client's upload to a remote bucket.
+pub async fn start_upload(state: &SharedState, entry: &BucketEntry, key: &str, meta: &ObjMeta) -> S3Result<String> {
+    let b = backend(state, entry)?;
+    b.create_multipart(&entry.bck.name, key, &meta.to_backend()).await.map_err(errors::from_backend)
+}
+
+/// Sends a received (verified) part on to the backend; returns the backend's token for it.
+pub async fn upload_part(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    handle: &str,
+    number: u32,
+    staged: &Staged,
+    size: u64,
+) -> S3Result<String> {
+    let b = backend(state, entry)?;
+    let payload = payload_of(staged, size)?;
+    b.upload_part(&entry.bck.name, key, handle, number, payload).await.map_err(errors::from_backend)
+}
+
+/// Completes the backend's upload with `parts` (number, backend token); `meta` takes the backend's ETag,
+/// version and time.
+pub async fn complete_upload(
+    state: &SharedState,
+    entry: &BucketEntry,
+    handle: &str,
+    parts: &[(u32, String)],
+    meta: &mut ObjMeta,
+) -> S3Result<()> {
+    let b = backend(state, entry)?;
+    let m = b
+        .complete_multipart(&entry.bck.name, &meta.key, handle, parts, &meta.to_backend())
+        .await
+        .map_err(errors::from_backend)?;
+    meta.etag = m.etag;
+    meta.version = m.version;
+    if m.last_modified_ms > 0 {
+        meta.mtime_ms = m.last_modified_ms;
+    }
+    Ok(())
+}
+
+pub async fn abort_upload(state: &SharedState, entry: &BucketEntry, key: &str, handle: &str) -> S3Result<()> {
+    let b = backend(state, entry)?;
+    b.abort_multipart(&entry.bck.name, key, handle).await.map_err(errors::from_backend)
 }
 
 /// DELETE at the backend first, then the cached copy.
