@@ -314,11 +314,17 @@ class Moto(Emulator):
     def stop(self, timeout: float = 10.0) -> None:
         """Copies the buckets and objects out first, so that a later `start()`/`restart()` brings them back."""
         if self.running:
-            self._snapshot = self._take_snapshot()
+            self.resume()  # a paused moto cannot hand its data over
+            try:
+                self._snapshot = self._take_snapshot()
+            except Exception as e:  # noqa: BLE001 - stopping must not fail; the data is lost then
+                self._snapshot = None
+                with open(self.log_path, "a") as log:
+                    log.write(f"\n--- snapshot before stop failed, data not kept: {e!r}\n")
         super().stop(timeout)
 
     def _take_snapshot(self) -> list:
-        s3 = self.client()
+        s3 = self._boto("s3", self.access_key, self.secret_key, read_timeout=10, attempts=1)
         snapshot = []
         for b in s3.list_buckets().get("Buckets", []):
             objects = []
@@ -348,7 +354,7 @@ class Moto(Emulator):
         else:
             requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
-    def _boto(self, service: str, access_key: str, secret_key: str):
+    def _boto(self, service: str, access_key: str, secret_key: str, *, read_timeout: float = 30, attempts: int = 2):
         import boto3
         from botocore.config import Config
 
@@ -358,8 +364,8 @@ class Moto(Emulator):
             region_name=MOTO_REGION,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"},
-                          connect_timeout=5, read_timeout=30),
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": attempts, "mode": "standard"},
+                          connect_timeout=5, read_timeout=read_timeout),
         )
 
     def client(self, access_key: str | None = None, secret_key: str | None = None):

@@ -51,7 +51,12 @@ impl Aws {
             loader = loader.timeout_config(aws_config::timeout::TimeoutConfig::builder().connect_timeout(t).build());
         }
         let sdk = loader.load().await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(opts.path_style);
+        // Checksums only where S3 requires them: asking for response checksums makes some origins (moto,
+        // gateways) compute them per request, and Trove verifies lengths and re-serves the origin's ETag.
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(opts.path_style)
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
         if sdk.region().is_none() {
             conf = conf.region(Region::new("us-east-1"));
         }

@@ -154,10 +154,13 @@ impl Fill {
             }
             let size = fill.meta.get().map_or(0, |m| m.size);
             let mut rx = fill.rx.clone();
+            // Wait for a worthwhile amount (or the end of what is wanted): each read is a system call and a
+            // frame to the client.
+            let want = (pos + MIN_READ).min(end);
             let avail = loop {
                 let st = rx.borrow_and_update().clone();
                 match st {
-                    State::Streaming { written } if written > pos => break written,
+                    State::Streaming { written } if written >= want => break written,
                     State::Done => break size,
                     State::Failed(msg, _) => {
                         return Some((Err(std::io::Error::other(format!("cold GET failed: {msg}"))), (fill, end)))
@@ -182,9 +185,19 @@ impl Fill {
 
 /// Reads from an open file are this large at most.
 const MAX_READ: u64 = 256 << 10;
+/// A reader behind a fill waits until this much is available past its position.
+const MIN_READ: u64 = 64 << 10;
 
-/// `n` bytes at `pos`, read on a blocking thread.
+/// `n` bytes at `pos`: inline when they are in the page cache (they usually are: just written, or just read),
+/// else on a blocking thread.
 async fn read_at(file: Arc<File>, pos: u64, n: usize) -> std::io::Result<Bytes> {
+    let mut buf = vec![0u8; n];
+    let nowait = rustix::io::preadv2(&*file, &mut [std::io::IoSliceMut::new(&mut buf)], pos, rustix::io::ReadWriteFlags::NOWAIT);
+    if let Ok(got) = nowait {
+        if got == n {
+            return Ok(Bytes::from(buf));
+        }
+    }
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; n];
         file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
@@ -246,7 +259,12 @@ impl ReadThrough {
                     tx.send_replace(State::Done);
                 }
                 Err(e) => {
-                    tracing::warn!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET failed");
+                    match kind_of(&e) {
+                        FailKind::NotFound | FailKind::NoSuchBucket => {
+                            tracing::debug!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET: not in the backend")
+                        }
+                        _ => tracing::warn!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET failed"),
+                    }
                     this.counters.cold_failures.fetch_add(1, Ordering::Relaxed);
                     tx.send_replace(State::Failed(Arc::new(e.to_string()), kind_of(&e)));
                 }
@@ -288,7 +306,7 @@ impl ReadThrough {
         self.counters.cold_bytes.fetch_add(size, Ordering::Relaxed);
         let store = self.store.clone();
         let (b, k) = (bck.clone(), key.to_owned());
-        blocking(move || store.commit(staged, &b, &k, &meta)).await
+        blocking(move || store.commit_cached(staged, &b, &k, &meta)).await
     }
 
     /// Chunk 0 from the first response, the rest as ranged reads by `workers` tasks; the readers' watermark
@@ -361,9 +379,15 @@ async fn write_stream(
     let f = file.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<u64> {
         let mut pos = offset;
-        while let Some(b) = chunks_rx.blocking_recv() {
-            f.write_all_at(&b, pos).map_err(|e| Error::io(std::path::Path::new("<cold GET work file>"), e))?;
-            pos += b.len() as u64;
+        let io = |e| Error::io(std::path::Path::new("<cold GET work file>"), e);
+        while let Some(first) = chunks_rx.blocking_recv() {
+            // Everything queued meanwhile goes in the same round: fewer wake-ups of readers.
+            f.write_all_at(&first, pos).map_err(io)?;
+            pos += first.len() as u64;
+            while let Ok(b) = chunks_rx.try_recv() {
+                f.write_all_at(&b, pos).map_err(io)?;
+                pos += b.len() as u64;
+            }
             progress.send_replace(State::Streaming { written: pos });
         }
         Ok(pos - offset)
@@ -393,5 +417,182 @@ async fn write_stream(
     match failure {
         Some(e) => Err(Error::Backend(trove_backends::Error::unavailable(format!("reading from the backend: {e}")))),
         None => Ok(written),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use trove_backends::{GetResult, ListPage, ListRequest, ObjectMeta, Payload};
+
+    use super::*;
+
+    /// A backend holding one object, serving it in small slow pieces, counting GETs; `fail_at` cuts the
+    /// stream short with an error after that many bytes.
+    struct Slow {
+        data: Bytes,
+        gets: AtomicUsize,
+        fail_at: Option<usize>,
+    }
+
+    fn meta(size: u64) -> ObjectMeta {
+        ObjectMeta { size, etag: "e1".into(), version: Some("7".into()), content_type: Some("x/y".into()), ..Default::default() }
+    }
+
+    #[async_trait]
+    impl Backend for Slow {
+        fn provider(&self) -> &'static str {
+            "aws"
+        }
+        async fn head_bucket(&self, _: &str) -> trove_backends::Result<()> {
+            Ok(())
+        }
+        async fn head(&self, _: &str, _: &str) -> trove_backends::Result<ObjectMeta> {
+            Ok(meta(self.data.len() as u64))
+        }
+        async fn get(&self, _: &str, _: &str, opts: GetOptions) -> trove_backends::Result<GetResult> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            let size = self.data.len() as u64;
+            let (s, e) = match opts.range {
+                Some(r) => r.resolve(size).ok_or(trove_backends::Error::RangeNotSatisfiable)?,
+                None => (0, size),
+            };
+            let mut pieces: Vec<std::io::Result<Bytes>> = Vec::new();
+            let mut pos = s as usize;
+            while pos < e as usize {
+                let end = (pos + 1000).min(e as usize);
+                if self.fail_at.is_some_and(|f| end > f) {
+                    pieces.push(Err(std::io::Error::other("connection reset")));
+                    break;
+                }
+                pieces.push(Ok(self.data.slice(pos..end)));
+                pos = end;
+            }
+            let body = futures::stream::iter(pieces).then(|p| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                p
+            });
+            Ok(GetResult { meta: meta(size), range: (s, e), body: Box::pin(body) })
+        }
+        async fn put(&self, _: &str, _: &str, _: Payload, _: &ObjectMeta) -> trove_backends::Result<ObjectMeta> {
+            Err(trove_backends::Error::Other("read-only".into()))
+        }
+        async fn delete(&self, _: &str, _: &str) -> trove_backends::Result<()> {
+            Ok(())
+        }
+        async fn list(&self, _: &str, _: ListRequest) -> trove_backends::Result<ListPage> {
+            Ok(ListPage::default())
+        }
+        async fn copy(&self, _: &str, _: &str, _: &str, _: Option<&ObjectMeta>) -> trove_backends::Result<ObjectMeta> {
+            Err(trove_backends::Error::Other("read-only".into()))
+        }
+        async fn create_multipart(&self, _: &str, _: &str, _: &ObjectMeta) -> trove_backends::Result<String> {
+            Err(trove_backends::Error::Other("read-only".into()))
+        }
+        async fn upload_part(&self, _: &str, _: &str, _: &str, _: u32, _: Payload) -> trove_backends::Result<String> {
+            Err(trove_backends::Error::Other("read-only".into()))
+        }
+        async fn complete_multipart(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[(u32, String)],
+            _: &ObjectMeta,
+        ) -> trove_backends::Result<ObjectMeta> {
+            Err(trove_backends::Error::Other("read-only".into()))
+        }
+        async fn abort_multipart(&self, _: &str, _: &str, _: &str) -> trove_backends::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn setup(cfg: FetchConfig) -> (tempfile::TempDir, Arc<Store>, Arc<ReadThrough>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&[dir.path().join("mp")], false).unwrap());
+        let rt = Arc::new(ReadThrough::new(store.clone(), cfg));
+        (dir, store, rt)
+    }
+
+    fn data(n: usize) -> Bytes {
+        Bytes::from((0..n).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
+    }
+
+    async fn collect(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        while let Some(b) = s.next().await {
+            v.extend_from_slice(&b?);
+        }
+        Ok(v)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_cold_gets_share_one_fetch() {
+        let (_d, store, rt) = setup(FetchConfig::default());
+        let backend = Arc::new(Slow { data: data(50_000), gets: AtomicUsize::new(0), fail_at: None });
+        let bck: Bck = "s3://origin".parse().unwrap();
+        let mut readers = Vec::new();
+        for i in 0..8 {
+            let (rt, b, bck) = (rt.clone(), backend.clone() as Arc<dyn Backend>, bck.clone());
+            readers.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(i * 3)).await;
+                let fill = rt.fill(b, &bck, "k");
+                let m = fill.started("origin", "k").await.unwrap();
+                assert_eq!((m.etag.as_str(), m.version.as_deref()), ("e1", Some("7")));
+                collect(fill.reader(0, m.size)).await.unwrap()
+            }));
+        }
+        for r in readers {
+            assert_eq!(r.await.unwrap(), backend.data.to_vec());
+        }
+        assert_eq!(backend.gets.load(Ordering::SeqCst), 1);
+        assert_eq!(rt.counters().cold_gets[bck.provider as usize].load(Ordering::SeqCst), 1);
+        // Committed as a cached copy with the backend's metadata.
+        let fill = rt.fill(backend.clone(), &bck, "k");
+        fill.finished().await.unwrap();
+        let (_, m) = store.open_object(&bck, "k").unwrap();
+        assert_eq!((m.size, m.etag.as_str(), m.content_type.as_deref()), (50_000, "e1", Some("x/y")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_fill_leaves_nothing() {
+        let (_d, store, rt) = setup(FetchConfig::default());
+        let backend = Arc::new(Slow { data: data(20_000), gets: AtomicUsize::new(0), fail_at: Some(9_000) });
+        let bck: Bck = "s3://origin".parse().unwrap();
+        let fill = rt.fill(backend, &bck, "k");
+        let m = fill.started("origin", "k").await.unwrap();
+        assert!(collect(fill.reader(0, m.size)).await.is_err(), "the reader sees the failure");
+        assert!(fill.finished().await.is_err());
+        assert!(matches!(store.open_object(&bck, "k"), Err(Error::NotFound)));
+        let wk = store.mountpaths()[0].work_dir();
+        for _ in 0..100 {
+            if std::fs::read_dir(&wk).map(|d| d.count()).unwrap_or(0) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(std::fs::read_dir(&wk).unwrap().count(), 0, "work file removed");
+        assert!(rt.in_flight(&bck, "k").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_objects_arrive_in_parallel_ranges() {
+        let cfg = FetchConfig { parallel_threshold: 10_000, chunk_size: 7_000, workers: 3 };
+        let (_d, store, rt) = setup(cfg);
+        let backend = Arc::new(Slow { data: data(45_500), gets: AtomicUsize::new(0), fail_at: None });
+        let bck: Bck = "s3://origin".parse().unwrap();
+        let fill = rt.fill(backend.clone(), &bck, "big");
+        let m = fill.started("origin", "big").await.unwrap();
+        // A reader of the middle only.
+        assert_eq!(collect(fill.reader(10_000, 30_000)).await.unwrap(), backend.data[10_000..30_000].to_vec());
+        fill.finished().await.unwrap();
+        assert_eq!(backend.gets.load(Ordering::SeqCst), 7, "one whole-object GET + 6 ranged reads");
+        let (f, _) = store.open_object(&bck, "big").unwrap();
+        let mut buf = vec![0; m.size as usize];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, backend.data.to_vec());
     }
 }

@@ -136,7 +136,14 @@ impl Store {
 
     /// Publishes a staged write as `key`: metadata xattr, fsync, rename into place.
     pub fn commit(&self, staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
-        self.publish_object(staged, bck, key, meta, None)
+        self.publish_object(staged, bck, key, meta, None, true)
+    }
+
+    /// Publishes a cached copy of a remote object. The data is synced before the rename (per the store's
+    /// fsync setting), so a copy is never torn; the directory is not, because a copy whose rename a crash
+    /// undoes is only a cache miss: the backend still has the object.
+    pub fn commit_cached(&self, staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
+        self.publish_object(staged, bck, key, meta, None, false)
     }
 
     /// Like [`Store::commit`], but first checks the current object (if any) with `check` under the tree lock, so a
@@ -149,7 +156,7 @@ impl Store {
         meta: &ObjMeta,
         check: impl FnOnce(Option<&ObjMeta>) -> Result<()>,
     ) -> Result<()> {
-        self.publish_object(staged, bck, key, meta, Some(Box::new(check)))
+        self.publish_object(staged, bck, key, meta, Some(Box::new(check)), true)
     }
 
     fn publish_object(
@@ -159,6 +166,7 @@ impl Store {
         key: &str,
         meta: &ObjMeta,
         check: Option<Precondition<'_>>,
+        durable_rename: bool,
     ) -> Result<()> {
         meta.write_to(&staged.file, &staged.path)?;
         if self.fsync {
@@ -187,7 +195,7 @@ impl Store {
         };
         // The directory fsync makes the rename durable; it runs after the lock so that slow syncs do not hold
         // up other writers. The caller answers the client only after it returns.
-        if self.fsync {
+        if self.fsync && durable_rename {
             sync_dir(parent.as_deref().unwrap_or(&root))?;
         }
         Ok(())

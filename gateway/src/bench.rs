@@ -1,7 +1,8 @@
 //! `trove bench`: a small S3 load generator that signs its requests (SigV4, header auth, unsigned payload).
 //!
 //! It PUTs `--objects` objects of `--size` bytes over `--concurrency` keep-alive connections, then GETs them
-//! round-robin for `--duration` seconds, and prints objects/s, MB/s, p50 and p99 for each phase. With
+//! round-robin for `--duration` seconds (or each once with `--get-once`), and prints objects/s, MB/s, p50 and
+//! p99 for each phase. With
 //! `--anonymous --get-only` it reads plain URLs, so a static file server (nginx) holding the same files can be
 //! measured by the same tool.
 
@@ -44,6 +45,9 @@ pub struct Args {
     /// Skip creating the bucket and PUTting the objects.
     #[arg(long)]
     get_only: bool,
+    /// GET every object exactly once instead of for `--duration` seconds (cold reads through a cache).
+    #[arg(long)]
+    get_once: bool,
     /// Send unsigned requests (for static file servers, or Trove objects PUT with `--acl public-read`).
     #[arg(long)]
     anonymous: bool,
@@ -206,13 +210,20 @@ async fn run_phase(ctx: Arc<Ctx>, put: bool) -> anyhow::Result<Phase> {
             let (mut bytes, mut errors) = (0usize, 0usize);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if put && i >= ctx.args.objects || !put && Instant::now() >= deadline {
+                let once = put || ctx.args.get_once;
+                if once && i >= ctx.args.objects || !once && Instant::now() >= deadline {
                     break;
                 }
                 let path = key_path(&ctx.args.bucket, i % ctx.args.objects);
                 let t = Instant::now();
                 let (method, body) = if put { ("PUT", ctx.payload.clone()) } else { ("GET", Bytes::new()) };
-                match request(&ctx, &mut conn, method, &path, body).await {
+                let mut outcome = request(&ctx, &mut conn, method, &path, body.clone()).await;
+                if outcome.is_err() {
+                    // Servers may close an idle keep-alive connection (moto's does): once, on a fresh one.
+                    conn = connect(&ctx).await?;
+                    outcome = request(&ctx, &mut conn, method, &path, body).await;
+                }
+                match outcome {
                     Ok((200, n)) => {
                         lat.push(t.elapsed());
                         bytes += if put { ctx.payload.len() } else { n };

@@ -256,4 +256,39 @@ mod tests {
         fs::write(&path, b"{not json").unwrap();
         assert!(matches!(Registry::open(&path), Err(Error::Corrupt { .. })));
     }
+
+    #[test]
+    fn props_apply_partial_trees_with_ais_names() {
+        let mut p = BucketProps::default();
+        p.apply(&serde_json::json!({"versioning": {"validate_warm_get": true}, "cache": {"serve_stale": true}}))
+            .unwrap();
+        assert!(p.versioning.validate_warm_get);
+        assert!(p.cache.serve_stale);
+        assert!(p.cache.background_fill, "untouched leaves keep their values");
+        assert!(p.lru.enabled);
+        p.apply(&serde_json::Value::Null).unwrap();
+        assert!(p.versioning.validate_warm_get, "null changes nothing");
+        assert!(p.apply(&serde_json::json!({"versioning": {"nope": 1}})).unwrap_err().contains("versioning.nope"));
+        assert!(p.apply(&serde_json::json!({"lru": {"enabled": "yes"}})).is_err(), "wrong types are refused");
+        assert!(p.apply(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn attached_bucket_round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bmd.json");
+        let reg = Registry::open(&path).unwrap();
+        let mut e = entry("origin");
+        e.bck = "gs://origin".parse().unwrap();
+        e.props.apply(&serde_json::json!({"versioning": {"validate_warm_get": true}})).unwrap();
+        reg.insert("imagenet", e.clone()).unwrap();
+        let again = Registry::open(&path).unwrap();
+        assert_eq!(again.get("imagenet"), Some(e));
+        // Files written before the cache properties existed still load, with defaults.
+        let old = r#"{"version":3,"buckets":{"b":{"bck":{"provider":"aws","name":"b"},"owner":"o","created_ms":1,"props":{"lru":{"enabled":true,"dont_evict_time":7200},"versioning":{"validate_warm_get":false}}}}}"#;
+        fs::write(&path, old).unwrap();
+        let loaded = Registry::open(&path).unwrap();
+        assert_eq!(loaded.get("b").unwrap().props.cache, CacheProps::default());
+        assert_eq!(loaded.snapshot().version, 3);
+    }
 }
