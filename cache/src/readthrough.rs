@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -57,16 +57,30 @@ enum State {
     Starting,
     Streaming { written: u64 },
     Done,
-    Failed(Arc<String>, FailKind),
+    Failed(Failure),
 }
 
-#[derive(Debug, Clone, Copy)]
-enum FailKind {
-    NotFound,
-    NoSuchBucket,
-    AccessDenied,
-    Unavailable,
-    Other,
+/// Why a fill failed: the backend's answer (passed on to every reader as such) or a local problem.
+#[derive(Debug, Clone)]
+enum Failure {
+    Backend(trove_backends::Error),
+    Local(Arc<String>),
+}
+
+impl Failure {
+    fn of(e: Error) -> Failure {
+        match e {
+            Error::Backend(b) => Failure::Backend(b),
+            other => Failure::Local(Arc::new(other.to_string())),
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Failure::Backend(b) => Error::Backend(b.clone()),
+            Failure::Local(m) => Error::Internal(m.to_string()),
+        }
+    }
 }
 
 /// One object being fetched into the cache.
@@ -74,6 +88,10 @@ pub struct Fill {
     rx: watch::Receiver<State>,
     meta: OnceLock<ObjMeta>,
     file: OnceLock<Arc<File>>,
+    /// Set when a write or delete of the object overtook this fill: its bytes must not become the cached copy.
+    stale: Arc<AtomicBool>,
+    /// Every byte of the object is in the work file.
+    written_all: AtomicBool,
 }
 
 type Key = (Bck, String);
@@ -85,41 +103,19 @@ pub struct ReadThrough {
     counters: Arc<Counters>,
 }
 
-fn backend_error(msg: &str, kind: FailKind, bucket: &str, key: &str) -> trove_backends::Error {
-    use trove_backends::Error as B;
-    match kind {
-        FailKind::NotFound => B::NotFound { bucket: bucket.to_owned(), key: key.to_owned() },
-        FailKind::NoSuchBucket => B::NoSuchBucket(bucket.to_owned()),
-        FailKind::AccessDenied => B::AccessDenied(msg.to_owned()),
-        FailKind::Unavailable => B::unavailable(msg),
-        FailKind::Other => B::Other(msg.to_owned()),
-    }
-}
-
-fn kind_of(e: &Error) -> FailKind {
-    use trove_backends::Error as B;
-    match e {
-        Error::Backend(B::NotFound { .. }) => FailKind::NotFound,
-        Error::Backend(B::NoSuchBucket(_)) => FailKind::NoSuchBucket,
-        Error::Backend(B::AccessDenied(_)) => FailKind::AccessDenied,
-        Error::Backend(B::Unavailable { .. }) => FailKind::Unavailable,
-        _ => FailKind::Other,
-    }
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task: {e}")))?
 }
 
 impl Fill {
     /// Waits until the backend answered; returns the object's metadata, or the backend's refusal.
-    pub async fn started(&self, bucket: &str, key: &str) -> Result<ObjMeta> {
+    pub async fn started(&self) -> Result<ObjMeta> {
         let mut rx = self.rx.clone();
         loop {
             let st = rx.borrow_and_update().clone();
             match st {
                 State::Starting => {}
-                State::Failed(msg, kind) => return Err(Error::Backend(backend_error(&msg, kind, bucket, key))),
+                State::Failed(f) => return Err(f.error()),
                 State::Streaming { .. } | State::Done => {
                     return self.meta.get().cloned().ok_or_else(|| Error::Internal("fill without metadata".into()))
                 }
@@ -137,7 +133,7 @@ impl Fill {
             let st = rx.borrow_and_update().clone();
             match st {
                 State::Done => return Ok(()),
-                State::Failed(msg, _) => return Err(Error::Internal(msg.to_string())),
+                State::Failed(f) => return Err(f.error()),
                 _ => {}
             }
             if rx.changed().await.is_err() {
@@ -157,13 +153,20 @@ impl Fill {
             // Wait for a worthwhile amount (or the end of what is wanted): each read is a system call and a
             // frame to the client.
             let want = (pos + MIN_READ).min(end);
+            // The read that reaches the object's end also waits for the commit: once a client has the whole
+            // object, the cached copy is in place, so its next request (a DELETE, a PUT) cannot be overtaken
+            // by this fill.
+            let last = want >= size;
             let avail = loop {
                 let st = rx.borrow_and_update().clone();
                 match st {
-                    State::Streaming { written } if written >= want => break written,
+                    State::Streaming { written } if written >= want && !last => break written,
                     State::Done => break size,
-                    State::Failed(msg, _) => {
-                        return Some((Err(std::io::Error::other(format!("cold GET failed: {msg}"))), (fill, end)))
+                    // All bytes arrived; only publishing the copy failed: the bytes are still right.
+                    State::Failed(_) if last && fill.written_all.load(Ordering::Acquire) => break size,
+                    State::Failed(f) => {
+                        let msg = f.error().to_string();
+                        return Some((Err(std::io::Error::other(format!("cold GET failed: {msg}"))), (fill, end)));
                     }
                     _ => {}
                 }
@@ -232,6 +235,26 @@ impl ReadThrough {
         self.counters.clone()
     }
 
+    /// A write or delete of `key` is about to change it: the fill in flight (if any) must not publish its
+    /// copy, and later reads must not join it. Call before the write's own commit or delete.
+    pub fn invalidate(&self, bck: &Bck, key: &str) {
+        let removed = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&(bck.clone(), key.to_owned()));
+        if let Some(f) = removed {
+            f.stale.store(true, Ordering::Release);
+        }
+    }
+
+    /// Invalidates every fill of `bck` in flight (the bucket's cached copies are being dropped).
+    pub fn invalidate_bucket(&self, bck: &Bck) {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(b, _), f| {
+            if b == bck {
+                f.stale.store(true, Ordering::Release);
+            }
+            b != bck
+        });
+    }
+
     /// The fill of `key` in flight, if any.
     pub fn in_flight(&self, bck: &Bck, key: &str) -> Option<Arc<Fill>> {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner()).get(&(bck.clone(), key.to_owned())).cloned()
@@ -245,7 +268,13 @@ impl ReadThrough {
             return f.clone();
         }
         let (tx, rx) = watch::channel(State::Starting);
-        let fill = Arc::new(Fill { rx, meta: OnceLock::new(), file: OnceLock::new() });
+        let fill = Arc::new(Fill {
+            rx,
+            meta: OnceLock::new(),
+            file: OnceLock::new(),
+            stale: Arc::new(AtomicBool::new(false)),
+            written_all: AtomicBool::new(false),
+        });
         map.insert(k.clone(), fill.clone());
         drop(map);
         self.counters.cold_gets[bck.provider as usize].fetch_add(1, Ordering::Relaxed);
@@ -259,17 +288,21 @@ impl ReadThrough {
                     tx.send_replace(State::Done);
                 }
                 Err(e) => {
-                    match kind_of(&e) {
-                        FailKind::NotFound | FailKind::NoSuchBucket => {
+                    match &e {
+                        Error::Backend(trove_backends::Error::NotFound { .. } | trove_backends::Error::NoSuchBucket(_)) => {
                             tracing::debug!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET: not in the backend")
                         }
                         _ => tracing::warn!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET failed"),
                     }
                     this.counters.cold_failures.fetch_add(1, Ordering::Relaxed);
-                    tx.send_replace(State::Failed(Arc::new(e.to_string()), kind_of(&e)));
+                    tx.send_replace(State::Failed(Failure::of(e)));
                 }
             }
-            this.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+            let mut map = this.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            // An invalidated fill may already have been replaced by a newer one.
+            if map.get(&k).is_some_and(|cur| Arc::ptr_eq(cur, &f)) {
+                map.remove(&k);
+            }
         });
         fill
     }
@@ -303,10 +336,20 @@ impl ReadThrough {
                 "backend sent {written} of {size} bytes"
             ))));
         }
+        fill.written_all.store(true, Ordering::Release);
         self.counters.cold_bytes.fetch_add(size, Ordering::Relaxed);
         let store = self.store.clone();
         let (b, k) = (bck.clone(), key.to_owned());
-        blocking(move || store.commit_cached(staged, &b, &k, &meta)).await
+        let stale = fill.stale.clone();
+        blocking(move || {
+            // Checked under the store's tree lock, which writers and deletes take too: either this copy lands
+            // before the write (which then replaces or removes it), or the write marked it stale first.
+            match store.commit_cached_if(staged, &b, &k, &meta, || !stale.load(Ordering::Acquire)) {
+                Err(Error::PreconditionFailed) => Ok(()),
+                other => other,
+            }
+        })
+        .await
     }
 
     /// Chunk 0 from the first response, the rest as ranged reads by `workers` tasks; the readers' watermark
@@ -540,7 +583,7 @@ mod tests {
             readers.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(i * 3)).await;
                 let fill = rt.fill(b, &bck, "k");
-                let m = fill.started("origin", "k").await.unwrap();
+                let m = fill.started().await.unwrap();
                 assert_eq!((m.etag.as_str(), m.version.as_deref()), ("e1", Some("7")));
                 collect(fill.reader(0, m.size)).await.unwrap()
             }));
@@ -563,7 +606,7 @@ mod tests {
         let backend = Arc::new(Slow { data: data(20_000), gets: AtomicUsize::new(0), fail_at: Some(9_000) });
         let bck: Bck = "s3://origin".parse().unwrap();
         let fill = rt.fill(backend, &bck, "k");
-        let m = fill.started("origin", "k").await.unwrap();
+        let m = fill.started().await.unwrap();
         assert!(collect(fill.reader(0, m.size)).await.is_err(), "the reader sees the failure");
         assert!(fill.finished().await.is_err());
         assert!(matches!(store.open_object(&bck, "k"), Err(Error::NotFound)));
@@ -585,7 +628,7 @@ mod tests {
         let backend = Arc::new(Slow { data: data(45_500), gets: AtomicUsize::new(0), fail_at: None });
         let bck: Bck = "s3://origin".parse().unwrap();
         let fill = rt.fill(backend.clone(), &bck, "big");
-        let m = fill.started("origin", "big").await.unwrap();
+        let m = fill.started().await.unwrap();
         // A reader of the middle only.
         assert_eq!(collect(fill.reader(10_000, 30_000)).await.unwrap(), backend.data[10_000..30_000].to_vec());
         fill.finished().await.unwrap();
@@ -594,5 +637,19 @@ mod tests {
         let mut buf = vec![0; m.size as usize];
         f.read_exact_at(&mut buf, 0).unwrap();
         assert_eq!(buf, backend.data.to_vec());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overtaken_fill_does_not_publish() {
+        let (_d, store, rt) = setup(FetchConfig::default());
+        let backend = Arc::new(Slow { data: data(50_000), gets: AtomicUsize::new(0), fail_at: None });
+        let bck: Bck = "s3://origin".parse().unwrap();
+        let fill = rt.fill(backend.clone(), &bck, "k");
+        let m = fill.started().await.unwrap();
+        rt.invalidate(&bck, "k"); // a PUT or DELETE of "k" went through meanwhile
+        assert!(rt.in_flight(&bck, "k").is_none(), "new readers start a new fill");
+        assert_eq!(collect(fill.reader(0, m.size)).await.unwrap(), backend.data.to_vec(), "old readers finish");
+        fill.finished().await.unwrap();
+        assert!(matches!(store.open_object(&bck, "k"), Err(Error::NotFound)), "no stale copy");
     }
 }

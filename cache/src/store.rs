@@ -142,8 +142,18 @@ impl Store {
     /// Publishes a cached copy of a remote object. The data is synced before the rename (per the store's
     /// fsync setting), so a copy is never torn; the directory is not, because a copy whose rename a crash
     /// undoes is only a cache miss: the backend still has the object.
-    pub fn commit_cached(&self, staged: Staged, bck: &Bck, key: &str, meta: &ObjMeta) -> Result<()> {
-        self.publish_object(staged, bck, key, meta, None, false)
+    /// `still_wanted` is asked under the tree lock, right before the rename; `false` drops the copy with
+    /// `PreconditionFailed` (a write overtook the fetch).
+    pub fn commit_cached_if(
+        &self,
+        staged: Staged,
+        bck: &Bck,
+        key: &str,
+        meta: &ObjMeta,
+        still_wanted: impl FnOnce() -> bool,
+    ) -> Result<()> {
+        let check = move |_: Option<&ObjMeta>| if still_wanted() { Ok(()) } else { Err(Error::PreconditionFailed) };
+        self.publish_object(staged, bck, key, meta, Some(Box::new(check)), false)
     }
 
     /// Like [`Store::commit`], but first checks the current object (if any) with `check` under the tree lock, so a

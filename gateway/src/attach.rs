@@ -92,6 +92,7 @@ pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, A
         // Another name may still stand for the same cloud bucket: its cache stays then.
         let still_used = st.registry.snapshot().buckets.values().any(|e| e.bck == removed.bck);
         if !still_used {
+            st.readthrough.invalidate_bucket(&removed.bck);
             st.store.remove_bucket(&removed.bck)?;
         }
         Ok(removed)

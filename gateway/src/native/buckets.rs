@@ -149,6 +149,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             }
             if action == "evict-remote-bck" && call.param("keep_bck_md") == Some("true") {
                 let (st, bck) = (state.clone(), e.bck.clone());
+                state.readthrough.invalidate_bucket(&bck);
                 tokio::task::spawn_blocking(move || st.store.remove_bucket(&bck))
                     .await
                     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -39,8 +39,9 @@ fn blob(stream: trove_backends::ByteStream) -> StreamingBlob {
     StreamingBlob::wrap(SyncBody::new(stream))
 }
 
-/// Drops the cached copy of `key` (the backend no longer has that version).
+/// Drops the cached copy of `key` (the backend no longer has that version), and any fill of it in flight.
 async fn drop_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
+    state.readthrough.invalidate(&entry.bck, key);
     let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
     blocking(move || st.store.delete(&bck, &key).map(|_| ()).map_err(errors::from_store)).await
 }
@@ -78,9 +79,9 @@ pub async fn read(
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     let bck = entry.bck.clone();
     let key = i.key.clone();
+    let validate = latest || entry.props.versioning.validate_warm_get;
     match state.store.open_object(&bck, &key) {
         Ok((file, meta)) => {
-            let validate = latest || entry.props.versioning.validate_warm_get;
             if !validate || revalidate(state, &entry, &meta).await? {
                 state.metrics.hits.fetch_add(1, Ordering::Relaxed);
                 return object::respond(&meta, i, with_body, |s, e| FileBody::new(file, s, e).into_blob());
@@ -110,8 +111,17 @@ pub async fn read(
         let body = r.body;
         return object::respond(&meta, i, true, move |_, _| blob(body));
     }
-    let fill = state.readthrough.fill(b, &bck, &key);
-    let meta = fill.started(&bck.name, &key).await.map_err(errors::from_store)?;
+    let mut fill = state.readthrough.fill(b.clone(), &bck, &key);
+    let mut meta = fill.started().await.map_err(errors::from_store)?;
+    if validate {
+        // A fill that was already running may have started before the backend changed.
+        let now = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
+        if !meta.same_as_backend(&now) {
+            state.readthrough.invalidate(&bck, &key);
+            fill = state.readthrough.fill(b, &bck, &key);
+            meta = fill.started().await.map_err(errors::from_store)?;
+        }
+    }
     object::respond(&meta, i, true, move |s, e| blob(fill.reader(s, e)))
 }
 
@@ -121,7 +131,7 @@ pub async fn ensure_cached(state: &SharedState, entry: &BucketEntry, key: &str) 
         return Ok(());
     }
     let fill = state.readthrough.fill(backend(state, entry)?, &entry.bck, key);
-    fill.started(&entry.bck.name, key).await.map_err(errors::from_store)?;
+    fill.started().await.map_err(errors::from_store)?;
     fill.finished().await.map_err(errors::from_store)
 }
 
@@ -131,6 +141,8 @@ pub async fn write_through(state: &SharedState, entry: &BucketEntry, staged: &St
     let b = backend(state, entry)?;
     let payload = payload_of(staged, meta.size)?;
     let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
+    // A cold GET that started before this write must not publish the old bytes after it.
+    state.readthrough.invalidate(&entry.bck, &meta.key);
     meta.etag = m.etag;
     meta.version = m.version;
     if m.last_modified_ms > 0 {
@@ -180,6 +192,7 @@ pub async fn complete_upload(
         .complete_multipart(&entry.bck.name, &meta.key, handle, parts, &meta.to_backend())
         .await
         .map_err(errors::from_backend)?;
+    state.readthrough.invalidate(&entry.bck, &meta.key);
     meta.etag = m.etag;
     meta.version = m.version;
     if m.last_modified_ms > 0 {
