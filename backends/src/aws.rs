@@ -15,7 +15,9 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 
 use crate::chunks::Chunker;
-use crate::{Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result};
+use crate::{
+    Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result,
+};
 
 /// Uploads up to this size go up as one PutObject; larger ones as a multipart upload of parts this size.
 const PART_SIZE: usize = 8 << 20;
@@ -36,8 +38,8 @@ pub struct Aws {
 
 impl Aws {
     pub async fn connect(opts: &AwsOptions) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::disabled());
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(r) = &opts.region {
             loader = loader.region(Region::new(r.clone()));
         }
@@ -183,7 +185,9 @@ impl Backend for Aws {
             let mut parts = Vec::new();
             let mut n = 1;
             let outcome: Result<()> = async {
-                while let Some(chunk) = chunks.next().await.map_err(|e| Error::Other(format!("reading the upload: {e}")))? {
+                while let Some(chunk) =
+                    chunks.next().await.map_err(|e| Error::Other(format!("reading the upload: {e}")))?
+                {
                     let etag = self.upload_part(bucket, key, &upload, n, Payload::from_bytes(chunk)).await?;
                     parts.push((n, etag));
                     n += 1;
@@ -260,7 +264,8 @@ impl Backend for Aws {
             })
             .collect();
         let common_prefixes = o.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)).collect();
-        let next_token = if o.is_truncated().unwrap_or(false) { o.next_continuation_token().map(str::to_owned) } else { None };
+        let next_token =
+            if o.is_truncated().unwrap_or(false) { o.next_continuation_token().map(str::to_owned) } else { None };
         Ok(ListPage { entries, common_prefixes, next_token })
     }
 
@@ -296,7 +301,9 @@ impl Backend for Aws {
             .send()
             .await
             .map_err(|e| map_err(e, bucket, key))?;
-        o.upload_id().map(str::to_owned).ok_or_else(|| Error::Other("aws: CreateMultipartUpload without an upload id".into()))
+        o.upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Other("aws: CreateMultipartUpload without an upload id".into()))
     }
 
     async fn upload_part(&self, bucket: &str, key: &str, upload: &str, number: u32, body: Payload) -> Result<String> {
@@ -328,7 +335,9 @@ impl Backend for Aws {
             .set_parts(Some(
                 parts
                     .iter()
-                    .map(|(n, etag)| CompletedPart::builder().part_number(*n as i32).e_tag(format!("\"{etag}\"")).build())
+                    .map(|(n, etag)| {
+                        CompletedPart::builder().part_number(*n as i32).e_tag(format!("\"{etag}\"")).build()
+                    })
                     .collect(),
             ))
             .build();
@@ -356,12 +365,8 @@ impl Backend for Aws {
 }
 
 /// `x-amz-copy-source` is `bucket/key` with the key URL-encoded; `/` stays.
-const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const COPY_SOURCE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -383,4 +388,3 @@ mod tests {
         assert_eq!(Suffix(9).header(), "bytes=-9");
     }
 }
-

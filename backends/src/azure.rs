@@ -19,7 +19,9 @@ use azure_storage_blobs::prelude::*;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::chunks::Chunker;
-use crate::{Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result};
+use crate::{
+    Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result,
+};
 
 /// Uploads up to this size are one Put Blob; larger ones are blocks of this size.
 const BLOCK: usize = 8 << 20;
@@ -56,11 +58,9 @@ impl Azure {
             let account = parsed.account_name.map(str::to_owned).unwrap_or_default();
             (account, creds, parsed.blob_endpoint.map(str::to_owned))
         } else {
-            let account = opts
-                .account
-                .clone()
-                .or_else(|| env("AZURE_STORAGE_ACCOUNT"))
-                .ok_or_else(|| ConnectError("no account: set backends.azure.account or AZURE_STORAGE_ACCOUNT".into()))?;
+            let account = opts.account.clone().or_else(|| env("AZURE_STORAGE_ACCOUNT")).ok_or_else(|| {
+                ConnectError("no account: set backends.azure.account or AZURE_STORAGE_ACCOUNT".into())
+            })?;
             let creds = if let Some(sas) = &opts.sas {
                 StorageCredentials::sas_token(sas.trim_start_matches('?')).map_err(|e| ConnectError(e.to_string()))?
             } else if let Some(key) = opts.key.clone().or_else(|| env("AZURE_STORAGE_KEY")) {
@@ -129,7 +129,9 @@ fn to_meta(p: &BlobProperties, metadata: Option<&std::collections::HashMap<Strin
         cache_control: p.cache_control.clone(),
         content_disposition: p.content_disposition.clone(),
         content_language: p.content_language.clone(),
-        user_meta: metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>()).unwrap_or_default(),
+        user_meta: metadata
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
     }
 }
 

@@ -75,7 +75,10 @@ mod tests {
 
     #[tokio::test]
     async fn cuts_at_boundaries() {
-        assert_eq!(all(Chunker::new(stream(&[b"abc", b"defg", b"h"]), 3)).await, vec![b"abc".to_vec(), b"def".to_vec(), b"gh".to_vec()]);
+        assert_eq!(
+            all(Chunker::new(stream(&[b"abc", b"defg", b"h"]), 3)).await,
+            vec![b"abc".to_vec(), b"def".to_vec(), b"gh".to_vec()]
+        );
         assert_eq!(all(Chunker::new(stream(&[b"abcdef"]), 3)).await, vec![b"abc".to_vec(), b"def".to_vec()]);
         assert_eq!(all(Chunker::new(stream(&[]), 3)).await, vec![Vec::<u8>::new()]);
         assert_eq!(all(Chunker::new(stream(&[b"ab"]), 3)).await, vec![b"ab".to_vec()]);

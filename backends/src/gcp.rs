@@ -27,7 +27,9 @@ use gcloud_storage::http::objects::Object;
 use gcloud_storage::http::resumable_upload_client::{ChunkSize, UploadStatus};
 
 use crate::chunks::Chunker;
-use crate::{Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result};
+use crate::{
+    Backend, ByteStream, Error, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload, Result,
+};
 
 /// Resumable-upload chunk: a multiple of 256 KiB, as GCS requires.
 const CHUNK: usize = 8 << 20;
@@ -49,7 +51,10 @@ pub struct ConnectError(String);
 impl Gcp {
     pub async fn connect(opts: &GcpOptions) -> Result<Gcp, ConnectError> {
         let endpoint = opts.endpoint.clone().or_else(|| std::env::var("STORAGE_EMULATOR_HOST").ok());
-        let creds = opts.credentials_file.clone().or_else(|| std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from));
+        let creds = opts
+            .credentials_file
+            .clone()
+            .or_else(|| std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from));
         let mut config = ClientConfig::default();
         config = match (&creds, &endpoint) {
             (Some(path), _) => {
@@ -92,11 +97,8 @@ fn map_err(e: gcloud_storage::http::Error, bucket: &str, key: &str) -> Error {
 }
 
 fn to_meta(o: &Object) -> ObjectMeta {
-    let md5_hex = o
-        .md5_hash
-        .as_deref()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .map(hex::encode);
+    let md5_hex =
+        o.md5_hash.as_deref().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()).map(hex::encode);
     let ms = |t: Option<time::OffsetDateTime>| t.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
     ObjectMeta {
         size: o.size.max(0) as u64,
@@ -138,7 +140,6 @@ impl Gcp {
             Err(e) => Err(e),
         }
     }
-
 }
 
 #[async_trait]
@@ -196,7 +197,8 @@ impl Backend for Gcp {
             let o = self.client.upload_object(&req, data, &upload_type).await.map_err(|e| map_err(e, bucket, key))?;
             return Ok(to_meta(&o));
         }
-        let session = self.client.prepare_resumable_upload(&req, &upload_type).await.map_err(|e| map_err(e, bucket, key))?;
+        let session =
+            self.client.prepare_resumable_upload(&req, &upload_type).await.map_err(|e| map_err(e, bucket, key))?;
         let mut offset = 0u64;
         while let Some(chunk) = chunks.next().await.map_err(read_err)? {
             let len = chunk.len() as u64;
@@ -236,8 +238,7 @@ impl Backend for Gcp {
             .filter(|i| i.name.as_str() > after)
             .map(|i| ListEntry { key: i.name.clone(), meta: to_meta(i) })
             .collect();
-        let common_prefixes =
-            o.prefixes.unwrap_or_default().into_iter().filter(|p| p.as_str() > after).collect();
+        let common_prefixes = o.prefixes.unwrap_or_default().into_iter().filter(|p| p.as_str() > after).collect();
         Ok(ListPage { entries, common_prefixes, next_token: o.next_page_token.filter(|t| !t.is_empty()) })
     }
 
@@ -262,7 +263,14 @@ impl Backend for Gcp {
         Err(Error::Invalid("GCS objects of multipart uploads go up as one resumable upload at completion".into()))
     }
 
-    async fn upload_part(&self, _bucket: &str, _key: &str, _upload: &str, _number: u32, _body: Payload) -> Result<String> {
+    async fn upload_part(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _upload: &str,
+        _number: u32,
+        _body: Payload,
+    ) -> Result<String> {
         Err(Error::Invalid("GCS has no parts: see create_multipart".into()))
     }
 

@@ -16,9 +16,7 @@ mod types;
 use async_trait::async_trait;
 
 pub use error::{Error, Result};
-pub use types::{
-    ByteRange, ByteStream, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload,
-};
+pub use types::{ByteRange, ByteStream, GetOptions, GetResult, ListEntry, ListPage, ListRequest, ObjectMeta, Payload};
 
 /// One provider's buckets. Keys, ETags and versions pass through unchanged.
 #[async_trait]

@@ -45,7 +45,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 8] = [Op::HeadBucket, Op::Head, Op::Get, Op::Put, Op::Delete, Op::List, Op::Copy, Op::Multipart];
+    pub const ALL: [Op; 8] =
+        [Op::HeadBucket, Op::Head, Op::Get, Op::Put, Op::Delete, Op::List, Op::Copy, Op::Multipart];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,10 +146,7 @@ fn idle_bounded(body: ByteStream, idle: Duration) -> ByteStream {
         match tokio::time::timeout(idle, body.next()).await {
             Ok(Some(item)) => Some((item, Some(body))),
             Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "backend stream stalled")),
-                None,
-            )),
+            Err(_) => Some((Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "backend stream stalled")), None)),
         }
     }))
 }

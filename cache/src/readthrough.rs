@@ -195,7 +195,8 @@ const MIN_READ: u64 = 64 << 10;
 /// else on a blocking thread.
 async fn read_at(file: Arc<File>, pos: u64, n: usize) -> std::io::Result<Bytes> {
     let mut buf = vec![0u8; n];
-    let nowait = rustix::io::preadv2(&*file, &mut [std::io::IoSliceMut::new(&mut buf)], pos, rustix::io::ReadWriteFlags::NOWAIT);
+    let nowait =
+        rustix::io::preadv2(&*file, &mut [std::io::IoSliceMut::new(&mut buf)], pos, rustix::io::ReadWriteFlags::NOWAIT);
     if let Ok(got) = nowait {
         if got == n {
             return Ok(Bytes::from(buf));
@@ -289,7 +290,9 @@ impl ReadThrough {
                 }
                 Err(e) => {
                     match &e {
-                        Error::Backend(trove_backends::Error::NotFound { .. } | trove_backends::Error::NoSuchBucket(_)) => {
+                        Error::Backend(
+                            trove_backends::Error::NotFound { .. } | trove_backends::Error::NoSuchBucket(_),
+                        ) => {
                             tracing::debug!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET: not in the backend")
                         }
                         _ => tracing::warn!(bucket = %k.0.name, key = %k.1, error = %e, "cold GET failed"),
@@ -391,9 +394,7 @@ impl ReadThrough {
                 let start = i as u64 * chunk;
                 let end = (start + chunk).min(size);
                 let range = ByteRange::FromTo { first: start, last: Some(end - 1) };
-                let r = backend
-                    .get(&bck.name, key, GetOptions { range: Some(range), if_match: None })
-                    .await?;
+                let r = backend.get(&bck.name, key, GetOptions { range: Some(range), if_match: None }).await?;
                 let (ptx, _prx) = watch::channel(State::Starting);
                 let n = write_stream(r.body, file, start, end - start, Arc::new(ptx)).await?;
                 if n != end - start {
@@ -482,7 +483,13 @@ mod tests {
     }
 
     fn meta(size: u64) -> ObjectMeta {
-        ObjectMeta { size, etag: "e1".into(), version: Some("7".into()), content_type: Some("x/y".into()), ..Default::default() }
+        ObjectMeta {
+            size,
+            etag: "e1".into(),
+            version: Some("7".into()),
+            content_type: Some("x/y".into()),
+            ..Default::default()
+        }
     }
 
     #[async_trait]

@@ -13,4 +13,7 @@ mod error;
 mod model;
 
 pub use error::{Error, Result};
-pub use model::{AuthConfig, Config, Overrides, S3Config, ServerConfig, StorageConfig, User, AttachConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, GcpConfig};
+pub use model::{
+    AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, Config, GcpConfig, Overrides,
+    S3Config, ServerConfig, StorageConfig, User,
+};

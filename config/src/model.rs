@@ -278,14 +278,18 @@ impl Config {
                 reason: "TROVE_ACCESS_KEY and TROVE_SECRET_KEY must be set together".into(),
             });
         }
-        if !(self.backends.timeout_secs > 0.0) || !(self.backends.connect_timeout_secs > 0.0) {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.backends.timeout_secs) || !positive(self.backends.connect_timeout_secs) {
             return Err(Error::Setting { key: "backends.timeout_secs", reason: "timeouts must be positive".into() });
         }
         if self.backends.max_attempts == 0 {
             return Err(Error::Setting { key: "backends.max_attempts", reason: "must be at least 1".into() });
         }
         if self.cache.parallel_fetch_chunk == 0 || self.cache.parallel_fetch_workers == 0 {
-            return Err(Error::Setting { key: "cache.parallel_fetch_chunk", reason: "chunk and workers must be at least 1".into() });
+            return Err(Error::Setting {
+                key: "cache.parallel_fetch_chunk",
+                reason: "chunk and workers must be at least 1".into(),
+            });
         }
         if self.server.threads == Some(0) {
             return Err(Error::Setting { key: "server.threads", reason: "must be at least 1".into() });

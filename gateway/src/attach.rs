@@ -144,4 +144,3 @@ pub async fn attach_configured(state: &SharedState, list: &[trove_config::Attach
     }
     Ok(())
 }
-

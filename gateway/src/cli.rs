@@ -54,7 +54,12 @@ impl Api {
     }
 
     /// Sends one call; returns the response headers and body, or the node's error message.
-    async fn call(&self, method: http::Method, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<(http::HeaderMap, Bytes)> {
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(http::HeaderMap, Bytes)> {
         let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
         if let Some(t) = &self.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -84,7 +89,8 @@ impl Api {
 
 fn uri_of(v: &serde_json::Value) -> String {
     let b = v.get("backend_bck").unwrap_or(v);
-    let provider = b.get("provider").and_then(|p| p.as_str()).and_then(|p| p.parse::<Provider>().ok()).unwrap_or(Provider::Ais);
+    let provider =
+        b.get("provider").and_then(|p| p.as_str()).and_then(|p| p.parse::<Provider>().ok()).unwrap_or(Provider::Ais);
     let name = b.get("name").and_then(|n| n.as_str()).unwrap_or_default();
     format!("{}://{name}", provider.scheme())
 }
@@ -119,7 +125,8 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
             println!("attached {uri}");
         }
         BucketCmd::Detach { name } => {
-            api.call(http::Method::DELETE, &format!("/v1/buckets/{name}"), Some(json!({"action": "destroy-bck"}))).await?;
+            api.call(http::Method::DELETE, &format!("/v1/buckets/{name}"), Some(json!({"action": "destroy-bck"})))
+                .await?;
             println!("detached {name}");
         }
         BucketCmd::Props { name, set } => {
@@ -134,8 +141,12 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
                     }
                     *slot = parsed;
                 }
-                api.call(http::Method::PATCH, &format!("/v1/buckets/{name}"), Some(json!({"action": "set-bprops", "value": value})))
-                    .await?;
+                api.call(
+                    http::Method::PATCH,
+                    &format!("/v1/buckets/{name}"),
+                    Some(json!({"action": "set-bprops", "value": value})),
+                )
+                .await?;
             }
             let (headers, _) = api.call(http::Method::HEAD, &format!("/v1/buckets/{name}"), None).await?;
             let props = headers.get("ais-bucket-props").and_then(|h| h.to_str().ok()).unwrap_or("{}");

@@ -26,16 +26,32 @@ pub fn render(state: &AppState) -> String {
         }
     };
     let m = &state.metrics;
-    counter("trove_cache_hits_total", "Reads of remote objects served from the cache.", &[(String::new(), m.hits.load(Ordering::Relaxed))]);
-    counter("trove_cache_misses_total", "Reads of remote objects that went to the backend.", &[(String::new(), m.misses.load(Ordering::Relaxed))]);
+    counter(
+        "trove_cache_hits_total",
+        "Reads of remote objects served from the cache.",
+        &[(String::new(), m.hits.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_cache_misses_total",
+        "Reads of remote objects that went to the backend.",
+        &[(String::new(), m.misses.load(Ordering::Relaxed))],
+    );
     let rt = state.readthrough.counters();
     let cold: Vec<_> = [Provider::Aws, Provider::Gcp, Provider::Azure]
         .into_iter()
         .map(|p| (format!("{{provider=\"{}\"}}", p.as_str()), rt.cold_gets[p as usize].load(Ordering::Relaxed)))
         .collect();
     counter("trove_cold_gets_total", "Backend object fetches into the cache (one per single-flight fill).", &cold);
-    counter("trove_cold_get_bytes_total", "Bytes fetched into the cache by cold GETs.", &[(String::new(), rt.cold_bytes.load(Ordering::Relaxed))]);
-    counter("trove_cold_get_failures_total", "Cold GETs that failed.", &[(String::new(), rt.cold_failures.load(Ordering::Relaxed))]);
+    counter(
+        "trove_cold_get_bytes_total",
+        "Bytes fetched into the cache by cold GETs.",
+        &[(String::new(), rt.cold_bytes.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_cold_get_failures_total",
+        "Cold GETs that failed.",
+        &[(String::new(), rt.cold_failures.load(Ordering::Relaxed))],
+    );
     let stats = state.providers.stats();
     let mut requests = Vec::new();
     let mut errors = Vec::new();
@@ -46,7 +62,11 @@ pub fn render(state: &AppState) -> String {
             errors.push((labels, s.errors(op)));
         }
     }
-    counter("trove_backend_requests_total", "Requests sent to backends, by provider and operation (retries included).", &requests);
+    counter(
+        "trove_backend_requests_total",
+        "Requests sent to backends, by provider and operation (retries included).",
+        &requests,
+    );
     counter("trove_backend_errors_total", "Backend calls that failed after all attempts.", &errors);
     out
 }

@@ -65,7 +65,11 @@ impl BucketProps {
     /// Applies a partial property tree with AIS names (`{"versioning":{"validate_warm_get":true}}`), as
     /// AIS's `set-bprops` does; unknown names are refused.
     pub fn apply(&mut self, patch: &serde_json::Value) -> std::result::Result<(), String> {
-        fn merge(base: &mut serde_json::Value, patch: &serde_json::Value, path: &str) -> std::result::Result<(), String> {
+        fn merge(
+            base: &mut serde_json::Value,
+            patch: &serde_json::Value,
+            path: &str,
+        ) -> std::result::Result<(), String> {
             match (base, patch) {
                 (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
                     for (k, v) in p {

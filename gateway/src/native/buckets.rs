@@ -43,10 +43,14 @@ fn props_json(name: &str, e: &BucketEntry) -> serde_json::Value {
 
 fn attach_error(e: AttachError) -> (StatusCode, String) {
     let status = match &e {
-        AttachError::InvalidName(_) | AttachError::NotRemote(_) | AttachError::InvalidProps(_) => StatusCode::BAD_REQUEST,
+        AttachError::InvalidName(_) | AttachError::NotRemote(_) | AttachError::InvalidProps(_) => {
+            StatusCode::BAD_REQUEST
+        }
         AttachError::NotConfigured(_) => StatusCode::BAD_REQUEST,
         AttachError::Taken(_) => StatusCode::CONFLICT,
-        AttachError::NoSuchBucket(_) | AttachError::Backend(trove_backends::Error::NoSuchBucket(_)) => StatusCode::NOT_FOUND,
+        AttachError::NoSuchBucket(_) | AttachError::Backend(trove_backends::Error::NoSuchBucket(_)) => {
+            StatusCode::NOT_FOUND
+        }
         AttachError::Backend(trove_backends::Error::AccessDenied(_)) => StatusCode::FORBIDDEN,
         AttachError::Backend(b) if b.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,7 +89,8 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&list).unwrap_or_default())))
         }
         (&http::Method::HEAD, n, _) if !n.is_empty() => {
-            let (s3_name, e) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (s3_name, e) =
+                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             let mut r = json(StatusCode::OK, Bytes::new());
             if let Ok(v) = http::HeaderValue::from_str(&props_json(&s3_name, &e).to_string()) {
                 r.headers_mut().insert("ais-bucket-props", v);
@@ -95,9 +100,11 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         (&http::Method::POST, n, "create-bck") if !n.is_empty() => {
             let check = call.param("dont_head_remote_bck") != Some("true");
             let (s3_name, bck, mut props) = match provider {
-                Some(p) if p.is_remote() => {
-                    (n.to_owned(), Bck { provider: p, ns: Default::default(), name: n.to_owned() }, call.msg.value.clone())
-                }
+                Some(p) if p.is_remote() => (
+                    n.to_owned(),
+                    Bck { provider: p, ns: Default::default(), name: n.to_owned() },
+                    call.msg.value.clone(),
+                ),
                 _ => {
                     let mut props = call.msg.value.clone();
                     let backend = props.get("backend_bck").cloned().filter(|b| !b.is_null()).ok_or((
@@ -119,7 +126,8 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             Ok(json(StatusCode::OK, Bytes::new()))
         }
         (&http::Method::PATCH, n, "set-bprops" | "reset-bprops") if !n.is_empty() => {
-            let (s3_name, _) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (s3_name, _) =
+                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == "reset-bprops");
             let res = tokio::task::spawn_blocking(move || {
                 st.registry.modify(&s3_name, |e| {
@@ -140,7 +148,8 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             }
         }
         (&http::Method::DELETE, n, "destroy-bck" | "evict-remote-bck") if !n.is_empty() => {
-            let (s3_name, e) = find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (s3_name, e) =
+                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             if !e.bck.provider.is_remote() {
                 return Err((
                     StatusCode::BAD_REQUEST,

@@ -267,6 +267,28 @@ impl s3s::stream::ByteStream for FileBody {
     }
 }
 
+/// A backend stream made `Sync` for s3s's body type. Only ever polled through `&mut`, so the mutex is never
+/// contended; it exists to satisfy the bound.
+pub struct SyncBody(std::sync::Mutex<trove_backends::ByteStream>);
+
+impl SyncBody {
+    pub fn new(s: trove_backends::ByteStream) -> SyncBody {
+        SyncBody(std::sync::Mutex::new(s))
+    }
+}
+
+impl futures::Stream for SyncBody {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let inner = self.get_mut().0.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.as_mut().poll_next(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,27 +328,5 @@ mod tests {
         let first = body.next().await.unwrap().unwrap();
         assert_eq!(&first[..], b"short");
         assert!(body.next().await.unwrap().is_err());
-    }
-}
-
-/// A backend stream made `Sync` for s3s's body type. Only ever polled through `&mut`, so the mutex is never
-/// contended; it exists to satisfy the bound.
-pub struct SyncBody(std::sync::Mutex<trove_backends::ByteStream>);
-
-impl SyncBody {
-    pub fn new(s: trove_backends::ByteStream) -> SyncBody {
-        SyncBody(std::sync::Mutex::new(s))
-    }
-}
-
-impl futures::Stream for SyncBody {
-    type Item = std::io::Result<bytes::Bytes>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let inner = self.get_mut().0.get_mut().unwrap_or_else(|e| e.into_inner());
-        inner.as_mut().poll_next(cx)
     }
 }

@@ -231,11 +231,10 @@ pub async fn complete(
         Ok((staged, mut meta, handle, tokens)) => {
             match handle {
                 Some(handle) => {
-                    let parts = tokens
-                        .into_iter()
-                        .map(|(n, t)| t.map(|t| (n, t)))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| s3_error!(InvalidPart, "A part was not uploaded to the backend; upload it again."))?;
+                    let parts =
+                        tokens.into_iter().map(|(n, t)| t.map(|t| (n, t))).collect::<Option<Vec<_>>>().ok_or_else(
+                            || s3_error!(InvalidPart, "A part was not uploaded to the backend; upload it again."),
+                        )?;
                     crate::s3::remote::complete_upload(state, &entry, &handle, &parts, &mut meta).await?;
                 }
                 // Backends without lock-step uploads (GCS) get the assembled object in one upload.

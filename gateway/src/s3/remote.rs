@@ -94,7 +94,9 @@ pub async fn read(
     let b = backend(state, &entry)?;
     if !with_body {
         let m = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
-        return object::respond(&ObjMeta::from_backend(&key, &m), i, false, |_, _| StreamingBlob::from(s3s::Body::empty()));
+        return object::respond(&ObjMeta::from_backend(&key, &m), i, false, |_, _| {
+            StreamingBlob::from(s3s::Body::empty())
+        });
     }
     let range = i.range.as_ref().map(|r| match *r {
         Range::Int { first, last } => ByteRange::FromTo { first, last },
@@ -103,7 +105,10 @@ pub async fn read(
     if let Some(range) = range.filter(|_| state.readthrough.in_flight(&bck, &key).is_none()) {
         // A range of an uncached object comes straight from the backend, at once; the whole object follows
         // into the cache in the background when the bucket wants it.
-        let r = b.get(&bck.name, &key, GetOptions { range: Some(range), if_match: None }).await.map_err(errors::from_backend)?;
+        let r = b
+            .get(&bck.name, &key, GetOptions { range: Some(range), if_match: None })
+            .await
+            .map_err(errors::from_backend)?;
         if entry.props.cache.background_fill {
             state.readthrough.fill(b.clone(), &bck, &key);
         }
@@ -137,7 +142,12 @@ pub async fn ensure_cached(state: &SharedState, entry: &BucketEntry, key: &str) 
 
 /// Write-through: uploads the staged (already verified) body to the backend; on success `meta` takes the
 /// backend's ETag, version and time, and the caller commits the staged file as the cached copy.
-pub async fn write_through(state: &SharedState, entry: &BucketEntry, staged: &Staged, meta: &mut ObjMeta) -> S3Result<()> {
+pub async fn write_through(
+    state: &SharedState,
+    entry: &BucketEntry,
+    staged: &Staged,
+    meta: &mut ObjMeta,
+) -> S3Result<()> {
     let b = backend(state, entry)?;
     let payload = payload_of(staged, meta.size)?;
     let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
@@ -221,7 +231,10 @@ pub async fn copy_within(
     replace: Option<&ObjMeta>,
 ) -> S3Result<ObjMeta> {
     let b = backend(state, entry)?;
-    let m = b.copy(&entry.bck.name, src, dst, replace.map(ObjMeta::to_backend).as_ref()).await.map_err(errors::from_backend)?;
+    let m = b
+        .copy(&entry.bck.name, src, dst, replace.map(ObjMeta::to_backend).as_ref())
+        .await
+        .map_err(errors::from_backend)?;
     drop_cached(state, entry, dst).await?;
     Ok(ObjMeta::from_backend(dst, &m))
 }
