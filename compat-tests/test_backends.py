@@ -1044,8 +1044,33 @@ def test_auto_attach(trove_factory, moto, gcs, azurite, emu, provider):
             s3.head_bucket(Bucket=missing)
         with s3_error("NoSuchBucket", 404):
             s3.get_object(Bucket=missing, Key="k")
+
+        # CreateBucket makes a local bucket even when the provider has one of that name.
+        other = new_bucket_name()
+        emu.create_bucket(other)
+        try:
+            s3.create_bucket(Bucket=other)
+            s3.put_object(Bucket=other, Key="local-only", Body=b"x")
+            assert emu.head_object(other, "local-only") is None
+            s3.delete_object(Bucket=other, Key="local-only")
+            s3.delete_bucket(Bucket=other)
+        finally:
+            emu.delete_bucket(other)
     finally:
         emu.delete_bucket(origin)
+
+
+@parametrize_providers
+def test_delete_bucket_detaches_and_keeps_cloud_data(gateway, gw_s3, emu, origin):
+    emu.put_object(origin, "obj", b"kept")
+    attach(gateway, emu, origin)
+    assert read(gw_s3, origin, "obj") == b"kept"
+    settle(gateway, "obj", b"kept")
+    gw_s3.delete_bucket(Bucket=origin)  # cached copies exist: still a detach, not BucketNotEmpty
+    with s3_error(None, 404):
+        gw_s3.head_bucket(Bucket=origin)
+    assert origin not in [b.get("name") for b in listed_buckets(gateway)]
+    assert emu.get_object(origin, "obj") == b"kept"
 
 
 @parametrize_providers

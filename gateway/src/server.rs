@@ -170,7 +170,7 @@ impl Frontend {
         if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
             return native::handle(&self.state, req).await;
         }
-        if !self.state.providers.auto_attach().is_empty() {
+        if !self.state.providers.auto_attach().is_empty() && !is_create_bucket(&req) {
             if let Some(name) = self.bucket_name(&req) {
                 if self.state.registry.get(&name).is_none() {
                     crate::attach::auto_attach(&self.state, &name).await;
@@ -227,6 +227,13 @@ impl s3s::host::S3Host for DomainHost {
 /// `Expect: 100-continue` with an empty body: hyper answers without a `100 Continue`, and botocore (aws-cli,
 /// boto3) then mishandles the reused connection, so that the next request on it hangs. Closing the connection
 /// after such a response avoids it; zero-byte uploads are rare enough for the extra connect not to matter.
+/// `PUT /bucket` without a sub-resource: CreateBucket makes an AIS-local bucket, never an attach.
+fn is_create_bucket(req: &Request<Incoming>) -> bool {
+    req.method() == http::Method::PUT
+        && req.uri().query().is_none()
+        && req.uri().path().trim_start_matches('/').trim_end_matches('/').split('/').count() == 1
+}
+
 fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
     let h = req.headers();
     h.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))

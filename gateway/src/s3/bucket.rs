@@ -84,6 +84,14 @@ pub async fn delete(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let user = caller(state, &req)?;
     let entry = owned_bucket(state, &req.input.bucket, user)?;
+    if entry.bck.provider.is_remote() {
+        // A cloud bucket is never deleted through Trove (as in AIS): DeleteBucket detaches it.
+        crate::attach::detach(state, &req.input.bucket).await.map_err(|e| match e {
+            crate::attach::AttachError::NoSuchBucket(_) => errors::no_such_bucket(),
+            other => errors::internal(other),
+        })?;
+        return Ok(S3Response::new(DeleteBucketOutput {}));
+    }
     let st = state.clone();
     let name = req.input.bucket.clone();
     blocking(move || {
