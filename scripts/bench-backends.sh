@@ -9,11 +9,11 @@
 # Prints each phase and the ratios cold/direct and direct/warm (objects/s). Needs compat-tests' virtualenv for
 # moto (created by compat-tests/setup.sh when missing).
 #
-# Environment: OBJECTS [200], SIZE [1MiB], CONCURRENCY [8], ROUNDS [2]
+# Environment: OBJECTS [300], SIZE [1MiB], CONCURRENCY [8], ROUNDS [3], FSYNC [true] (Trove's storage.fsync)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-OBJECTS=${OBJECTS:-200} SIZE=${SIZE:-1MiB} CONCURRENCY=${CONCURRENCY:-8} ROUNDS=${ROUNDS:-2}
+OBJECTS=${OBJECTS:-300} SIZE=${SIZE:-1MiB} CONCURRENCY=${CONCURRENCY:-8} ROUNDS=${ROUNDS:-3} FSYNC=${FSYNC:-true}
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
 cargo build --release -q -p trove-gateway
 TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
@@ -49,7 +49,7 @@ name = "$bucket"
 source = "s3://$bucket"
 TOML
   rm -rf "$WORK/data"
-  "$TROVE" serve --config "$WORK/trove-$round.toml" --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
+  TROVE_STORAGE__FSYNC=$FSYNC "$TROVE" serve --config "$WORK/trove-$round.toml" --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
   tpid=$!
   PIDS+=($tpid)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$TPORT/v1/health" >/dev/null && break; sleep 0.1; done
@@ -61,11 +61,11 @@ TOML
   warm=$(run_bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --get-only --get-once | tee -a "$WORK/all.txt" | rate)
   direct2=$(run_bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --get-only --get-once | tee -a "$WORK/all.txt" | rate)
   kill "$tpid"; wait "$tpid" 2>/dev/null || true
-  python3 - "$round" "$direct" "$cold" "$warm" "$direct2" <<'PY'
+  FSYNC=$FSYNC python3 - "$round" "$direct" "$cold" "$warm" "$direct2" <<'PY'
 import sys
 r, d, c, w, d2 = sys.argv[1], *map(float, sys.argv[2:])
 direct = (d + d2) / 2
-print(f"round {r}: objects/s direct={d:.0f}/{d2:.0f} cold={c:.0f} warm={w:.0f} | "
+print(f"round {r} (fsync={__import__('os').environ.get('FSYNC')}): objects/s direct={d:.0f}/{d2:.0f} cold={c:.0f} warm={w:.0f} | "
       f"cold time/direct time={direct / c:.2f}x  warm speed/direct speed={w / direct:.1f}x")
 PY
 done

@@ -19,8 +19,15 @@ use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DI
 use crate::meta::{check_xattr_support, ObjMeta};
 use crate::{Error, Result};
 
-/// A check of the current object (if any) that a conditional write must pass.
-type Precondition<'a> = Box<dyn FnOnce(Option<&ObjMeta>) -> Result<()> + 'a>;
+/// A check of the current object (if any).
+type CurrentCheck<'a> = Box<dyn FnOnce(Option<&ObjMeta>) -> Result<()> + 'a>;
+
+/// What a conditional write must pass under the tree lock.
+enum Precondition<'a> {
+    Current(CurrentCheck<'a>),
+    /// A check that needs no lookup.
+    Still(Box<dyn Fn() -> bool + 'a>),
+}
 
 /// One disk of this node.
 #[derive(Debug)]
@@ -150,10 +157,9 @@ impl Store {
         bck: &Bck,
         key: &str,
         meta: &ObjMeta,
-        still_wanted: impl FnOnce() -> bool,
+        still_wanted: impl Fn() -> bool,
     ) -> Result<()> {
-        let check = move |_: Option<&ObjMeta>| if still_wanted() { Ok(()) } else { Err(Error::PreconditionFailed) };
-        self.publish_object(staged, bck, key, meta, Some(Box::new(check)), false)
+        self.publish_object(staged, bck, key, meta, Some(Precondition::Still(Box::new(still_wanted))), false)
     }
 
     /// Like [`Store::commit`], but first checks the current object (if any) with `check` under the tree lock, so a
@@ -166,7 +172,7 @@ impl Store {
         meta: &ObjMeta,
         check: impl FnOnce(Option<&ObjMeta>) -> Result<()>,
     ) -> Result<()> {
-        self.publish_object(staged, bck, key, meta, Some(Box::new(check)), true)
+        self.publish_object(staged, bck, key, meta, Some(Precondition::Current(Box::new(check))), true)
     }
 
     fn publish_object(
@@ -186,13 +192,17 @@ impl Store {
         let (rel, hashed_dirs) = layout::key_path(key);
         let parent = {
             let _tree = self.lock_tree();
-            if let Some(check) = check {
-                let current = match self.try_open(bck, key) {
-                    Ok((_, m)) => Some(m),
-                    Err(Error::NotFound) => None,
-                    Err(e) => return Err(e),
-                };
-                check(current.as_ref())?;
+            match check {
+                Some(Precondition::Current(check)) => {
+                    let current = match self.try_open(bck, key) {
+                        Ok((_, m)) => Some(m),
+                        Err(Error::NotFound) => None,
+                        Err(e) => return Err(e),
+                    };
+                    check(current.as_ref())?;
+                }
+                Some(Precondition::Still(ok)) if !ok() => return Err(Error::PreconditionFailed),
+                Some(Precondition::Still(_)) | None => {}
             }
             let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
             let target = match fs::symlink_metadata(&target) {
