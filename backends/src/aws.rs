@@ -125,6 +125,21 @@ macro_rules! object_meta {
     };
 }
 
+/// Sets the standard headers and user metadata of `m` on a PutObject, CreateMultipartUpload or CopyObject
+/// builder (different types with the same setters).
+macro_rules! with_headers {
+    ($call:expr, $m:expr) => {{
+        let m: &ObjectMeta = $m;
+        $call
+            .set_content_type(m.content_type.clone())
+            .set_content_encoding(m.content_encoding.clone())
+            .set_cache_control(m.cache_control.clone())
+            .set_content_disposition(m.content_disposition.clone())
+            .set_content_language(m.content_language.clone())
+            .set_metadata(Some(m.user_meta.clone().into_iter().collect()))
+    }};
+}
+
 async fn read_one(p: &Payload) -> Result<Bytes> {
     let mut c = Chunker::new((p.open)(0), p.size.max(1) as usize);
     let b = c.next().await.map_err(|e| Error::Other(format!("reading the upload: {e}")))?.unwrap_or_default();
@@ -202,19 +217,10 @@ impl Backend for Aws {
             return self.complete_multipart(bucket, key, &upload, &parts, meta).await;
         }
         let data = read_one(&body).await?;
-        let o = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
+        let call = self.client.put_object().bucket(bucket).key(key);
+        let o = with_headers!(call, meta)
             .content_length(body.size as i64)
             .body(SdkStream::from(data))
-            .set_content_type(meta.content_type.clone())
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_cache_control(meta.cache_control.clone())
-            .set_content_disposition(meta.content_disposition.clone())
-            .set_content_language(meta.content_language.clone())
-            .set_metadata(Some(meta.user_meta.clone().into_iter().collect()))
             .send()
             .await
             .map_err(|e| map_err(e, bucket, key))?;
@@ -273,31 +279,14 @@ impl Backend for Aws {
         let source = format!("{bucket}/{}", percent_encoding::utf8_percent_encode(src, COPY_SOURCE));
         let mut call = self.client.copy_object().bucket(bucket).key(dst).copy_source(source);
         if let Some(m) = meta {
-            call = call
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(m.content_type.clone())
-                .set_content_encoding(m.content_encoding.clone())
-                .set_cache_control(m.cache_control.clone())
-                .set_content_disposition(m.content_disposition.clone())
-                .set_content_language(m.content_language.clone())
-                .set_metadata(Some(m.user_meta.clone().into_iter().collect()));
+            call = with_headers!(call.metadata_directive(MetadataDirective::Replace), m);
         }
         call.send().await.map_err(|e| map_err(e, bucket, src))?;
         self.head(bucket, dst).await
     }
 
     async fn create_multipart(&self, bucket: &str, key: &str, meta: &ObjectMeta) -> Result<String> {
-        let o = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .set_content_type(meta.content_type.clone())
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_cache_control(meta.cache_control.clone())
-            .set_content_disposition(meta.content_disposition.clone())
-            .set_content_language(meta.content_language.clone())
-            .set_metadata(Some(meta.user_meta.clone().into_iter().collect()))
+        let o = with_headers!(self.client.create_multipart_upload().bucket(bucket).key(key), meta)
             .send()
             .await
             .map_err(|e| map_err(e, bucket, key))?;

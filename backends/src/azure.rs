@@ -6,16 +6,24 @@
 //! container; ETag = the blob's ETag without quotes; there are no suffix ranges in Azure, so every range is
 //! resolved against the blob's size first; large uploads and S3 multipart uploads become uncommitted blocks
 //! committed by one Put Block List (block id = upload id + part number, so all ids have the same length).
-//! Cache-Control is set with a Set Blob Properties call after the upload (Put Block Blob cannot carry it).
+//!
+//! Containers (HEAD, listing) go through `azure_storage_blobs`. Blob requests are built here and sent through
+//! the SDK's own pipeline (its shared-key/SAS signing): its blob client trims `/` from both ends of blob names
+//! (so `dir/` would become `dir`), reads Content-Disposition from the wrong header, and cannot set
+//! Cache-Control on uploads.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use azure_core::request_options::{IfMatchCondition, Metadata};
+use azure_core::headers::Headers;
+use azure_core::{Body, ClientOptions, Context, Method, Pipeline, Url};
+use azure_storage::clients::ServiceType;
 use azure_storage::{CloudLocation, ConnectionString, StorageCredentials};
-use azure_storage_blobs::blob::{BlobBlockType, BlobProperties, BlockList};
+use azure_storage_blobs::blob::BlobProperties;
 use azure_storage_blobs::container::operations::BlobItem;
 use azure_storage_blobs::prelude::*;
+use base64::Engine;
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::chunks::Chunker;
@@ -42,6 +50,9 @@ pub struct ConnectError(String);
 
 pub struct Azure {
     service: BlobServiceClient,
+    pipeline: Pipeline,
+    /// Blob service URL without a trailing `/`, e.g. `http://127.0.0.1:10000/devstoreaccount1`.
+    base: String,
 }
 
 impl Azure {
@@ -77,28 +88,82 @@ impl Azure {
             Some(uri) => CloudLocation::Custom { account: account.clone(), uri: uri.trim_end_matches('/').to_owned() },
             None => CloudLocation::Public { account: account.clone() },
         };
+        let base = location.url(ServiceType::Blob).map_err(|e| ConnectError(e.to_string()))?.to_string();
+        let options = ClientOptions::default().retry(azure_core::RetryOptions::none());
+        let pipeline = azure_storage::clients::new_pipeline_from_options(options, creds.clone());
         let service = ClientBuilder::new(account, creds)
             .cloud_location(location)
             .retry(azure_core::RetryOptions::none())
             .blob_service_client();
-        Ok(Azure { service })
+        Ok(Azure { service, pipeline, base: base.trim_end_matches('/').to_owned() })
     }
 
-    fn blob(&self, bucket: &str, key: &str) -> BlobClient {
-        self.service.container_client(bucket).blob_client(key)
-    }
-
-    /// The blob of `key`, refusing names the SDK would change: it trims `/` from both ends of blob names, so
-    /// `dir/` would silently become `dir`.
-    fn blob_checked(&self, bucket: &str, key: &str) -> Result<BlobClient> {
-        if key.starts_with('/') || key.ends_with('/') {
-            return Err(Error::Invalid(format!(
-                "Azure blob names starting or ending with '/' are not supported by this gateway: {key:?}"
-            )));
+    /// The URL of blob `key` with `query` (`""` or `?comp=...`): every `/` of the name kept, each segment
+    /// percent-encoded. `.` and `..` segments are refused: URL parsing would resolve them away.
+    fn blob_url(&self, bucket: &str, key: &str, query: &str) -> Result<Url> {
+        let mut path = String::with_capacity(key.len() * 3 / 2);
+        for (i, seg) in key.split('/').enumerate() {
+            if seg == "." || seg == ".." {
+                return Err(Error::Invalid(format!(
+                    "Azure blob names with '.' or '..' segments are not supported: {key:?}"
+                )));
+            }
+            if i > 0 {
+                path.push('/');
+            }
+            path.extend(percent_encoding::utf8_percent_encode(seg, SEGMENT));
         }
-        Ok(self.blob(bucket, key))
+        Url::parse(&format!("{}/{bucket}/{path}{query}", self.base))
+            .map_err(|e| Error::Invalid(format!("blob URL: {e}")))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        headers: Headers,
+        body: Option<Bytes>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<azure_core::Response> {
+        let mut req = azure_storage::clients::finalize_request(url, method, headers, body.map(Body::from))
+            .map_err(|e| Error::Other(format!("azure: {e}")))?;
+        let mut ctx = Context::new();
+        self.pipeline.send(ctx.insert(ServiceType::Blob), &mut req).await.map_err(|e| map_err(e, bucket, key))
+    }
+
+    async fn properties(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        let url = self.blob_url(bucket, key, "")?;
+        let r = self.send(Method::Head, url, Headers::new(), None, bucket, key).await?;
+        Ok(to_meta(r.headers(), None))
+    }
+
+    /// Put Block List with the object's headers and metadata.
+    async fn commit_blocks(&self, bucket: &str, key: &str, ids: &[String], meta: &ObjectMeta) -> Result<ObjectMeta> {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+        for id in ids {
+            xml.push_str("<Latest>");
+            xml.push_str(&base64::engine::general_purpose::STANDARD.encode(id));
+            xml.push_str("</Latest>");
+        }
+        xml.push_str("</BlockList>");
+        let url = self.blob_url(bucket, key, "?comp=blocklist")?;
+        self.send(Method::Put, url, blob_headers(meta), Some(Bytes::from(xml)), bucket, key).await?;
+        self.properties(bucket, key).await
+    }
+
+    async fn put_block(&self, bucket: &str, key: &str, id: &str, data: Bytes) -> Result<()> {
+        let block = base64::engine::general_purpose::STANDARD.encode(id);
+        let q = format!("?comp=block&blockid={}", percent_encoding::utf8_percent_encode(&block, SEGMENT));
+        let url = self.blob_url(bucket, key, &q)?;
+        self.send(Method::Put, url, Headers::new(), Some(data), bucket, key).await?;
+        Ok(())
     }
 }
+
+/// What stays unescaped in a path segment: RFC 3986 unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn map_err(e: azure_core::Error, bucket: &str, key: &str) -> Error {
     match e.kind() {
@@ -118,7 +183,31 @@ fn map_err(e: azure_core::Error, bucket: &str, key: &str) -> Error {
     }
 }
 
-fn to_meta(p: &BlobProperties, metadata: Option<&std::collections::HashMap<String, String>>) -> ObjectMeta {
+/// Object attributes from a blob response's headers (Get Blob Properties, Get Blob).
+fn to_meta(h: &Headers, size: Option<u64>) -> ObjectMeta {
+    let get = |name: &str| h.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v.as_str().to_owned());
+    let user_meta = h
+        .iter()
+        .filter_map(|(k, v)| k.as_str().strip_prefix("x-ms-meta-").map(|n| (n.to_owned(), v.as_str().to_owned())))
+        .collect::<BTreeMap<_, _>>();
+    ObjectMeta {
+        size: size.or_else(|| get("content-length").and_then(|v| v.parse().ok())).unwrap_or(0),
+        etag: get("etag").unwrap_or_default().trim_matches('"').to_owned(),
+        last_modified_ms: get("last-modified")
+            .and_then(|v| azure_core::date::parse_rfc1123(&v).ok())
+            .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
+        version: None,
+        content_type: get("content-type").filter(|c| !c.is_empty()),
+        content_encoding: get("content-encoding"),
+        cache_control: get("cache-control"),
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        user_meta,
+    }
+}
+
+/// Object attributes of a listed blob.
+fn listed_meta(p: &BlobProperties, metadata: Option<&std::collections::HashMap<String, String>>) -> ObjectMeta {
     ObjectMeta {
         size: p.content_length,
         etag: p.etag.to_string().trim_matches('"').to_owned(),
@@ -129,72 +218,34 @@ fn to_meta(p: &BlobProperties, metadata: Option<&std::collections::HashMap<Strin
         cache_control: p.cache_control.clone(),
         content_disposition: p.content_disposition.clone(),
         content_language: p.content_language.clone(),
-        user_meta: metadata
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
-            .unwrap_or_default(),
+        user_meta: metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
     }
 }
 
-fn metadata(m: &ObjectMeta) -> Metadata {
-    let mut md = Metadata::new();
-    for (k, v) in &m.user_meta {
-        md.insert(k.clone(), v.clone());
+/// The `x-ms-blob-*` headers and `x-ms-meta-*` metadata of Put Blob, Put Block List and Set Blob Properties.
+fn blob_headers(m: &ObjectMeta) -> Headers {
+    let mut h = Headers::new();
+    let fields = [
+        ("x-ms-blob-content-type", &m.content_type),
+        ("x-ms-blob-content-encoding", &m.content_encoding),
+        ("x-ms-blob-content-language", &m.content_language),
+        ("x-ms-blob-content-disposition", &m.content_disposition),
+        ("x-ms-blob-cache-control", &m.cache_control),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            h.insert(name, v.clone());
+        }
     }
-    md
+    for (k, v) in &m.user_meta {
+        h.insert(format!("x-ms-meta-{k}"), v.clone());
+    }
+    h
 }
 
 /// Block ids of one upload: same length for every block, as Azure requires.
-fn block_id(upload: &str, n: u32) -> BlockId {
-    BlockId::new(format!("{upload}-{n:05}"))
-}
-
-impl Azure {
-    async fn properties(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        let r = self.blob_checked(bucket, key)?.get_properties().await.map_err(|e| map_err(e, bucket, key))?;
-        Ok(to_meta(&r.blob.properties, r.blob.metadata.as_ref()))
-    }
-
-    /// Put Block List with the object's headers; then Cache-Control, which that call cannot carry.
-    async fn commit_blocks(&self, bucket: &str, key: &str, ids: Vec<BlockId>, meta: &ObjectMeta) -> Result<ObjectMeta> {
-        let blob = self.blob_checked(bucket, key)?;
-        let list = BlockList { blocks: ids.into_iter().map(BlobBlockType::Uncommitted).collect() };
-        let mut call = blob.put_block_list(list).metadata(metadata(meta));
-        if let Some(v) = &meta.content_type {
-            call = call.content_type(v.clone());
-        }
-        if let Some(v) = &meta.content_encoding {
-            call = call.content_encoding(v.clone());
-        }
-        if let Some(v) = &meta.content_disposition {
-            call = call.content_disposition(v.clone());
-        }
-        if let Some(v) = &meta.content_language {
-            call = call.content_language(v.clone());
-        }
-        call.await.map_err(|e| map_err(e, bucket, key))?;
-        self.finish_headers(bucket, key, meta).await
-    }
-
-    async fn finish_headers(&self, bucket: &str, key: &str, meta: &ObjectMeta) -> Result<ObjectMeta> {
-        if let Some(cc) = &meta.cache_control {
-            let blob = self.blob(bucket, key);
-            let mut call = blob.set_properties().cache_control(cc.clone());
-            if let Some(v) = &meta.content_type {
-                call = call.content_type(v.clone());
-            }
-            if let Some(v) = &meta.content_encoding {
-                call = call.content_encoding(v.clone());
-            }
-            if let Some(v) = &meta.content_disposition {
-                call = call.content_disposition(v.clone());
-            }
-            if let Some(v) = &meta.content_language {
-                call = call.content_language(v.clone());
-            }
-            call.await.map_err(|e| map_err(e, bucket, key))?;
-        }
-        self.properties(bucket, key).await
-    }
+fn block_id(upload: &str, n: u32) -> String {
+    format!("{upload}-{n:05}")
 }
 
 #[async_trait]
@@ -226,42 +277,25 @@ impl Backend for Azure {
         if e == s {
             return Ok(GetResult { meta, range: (s, e), body: Box::pin(futures::stream::empty()) });
         }
-        let blob = self.blob(bucket, key);
-        let mut pages = blob
-            .get()
-            .range(s..e)
-            .chunk_size(e - s)
-            .if_match(IfMatchCondition::Match(format!("\"{}\"", meta.etag)))
-            .into_stream();
-        let first = match pages.next().await {
-            Some(r) => r.map_err(|err| map_err(err, bucket, key))?,
-            None => return Err(Error::Other("azure: empty download".into())),
-        };
-        let body: ByteStream = Box::pin(first.data.map_err(std::io::Error::other));
+        let mut h = Headers::new();
+        h.insert("x-ms-range", format!("bytes={s}-{}", e - 1));
+        h.insert("if-match", format!("\"{}\"", meta.etag));
+        let url = self.blob_url(bucket, key, "")?;
+        let r = self.send(Method::Get, url, h, None, bucket, key).await?;
+        let body: ByteStream = Box::pin(r.into_body().map_err(std::io::Error::other));
         Ok(GetResult { meta, range: (s, e), body })
     }
 
     async fn put(&self, bucket: &str, key: &str, body: Payload, meta: &ObjectMeta) -> Result<ObjectMeta> {
         let mut chunks = Chunker::new((body.open)(0), BLOCK);
         let read_err = |e: std::io::Error| Error::Other(format!("reading the upload: {e}"));
-        let blob = self.blob_checked(bucket, key)?;
         if body.size <= BLOCK as u64 {
             let data = chunks.next().await.map_err(read_err)?.unwrap_or_default();
-            let mut call = blob.put_block_blob(data).metadata(metadata(meta));
-            if let Some(v) = &meta.content_type {
-                call = call.content_type(v.clone());
-            }
-            if let Some(v) = &meta.content_encoding {
-                call = call.content_encoding(v.clone());
-            }
-            if let Some(v) = &meta.content_disposition {
-                call = call.content_disposition(v.clone());
-            }
-            if let Some(v) = &meta.content_language {
-                call = call.content_language(v.clone());
-            }
-            call.await.map_err(|e| map_err(e, bucket, key))?;
-            return self.finish_headers(bucket, key, meta).await;
+            let mut h = blob_headers(meta);
+            h.insert("x-ms-blob-type", "BlockBlob");
+            let url = self.blob_url(bucket, key, "")?;
+            self.send(Method::Put, url, h, Some(data), bucket, key).await?;
+            return self.properties(bucket, key).await;
         }
         let upload = format!("{:016x}", rand::random::<u64>());
         let mut ids = Vec::new();
@@ -271,15 +305,16 @@ impl Backend for Azure {
                 break;
             }
             let id = block_id(&upload, n);
-            blob.put_block(id.clone(), chunk).await.map_err(|e| map_err(e, bucket, key))?;
+            self.put_block(bucket, key, &id, chunk).await?;
             ids.push(id);
             n += 1;
         }
-        self.commit_blocks(bucket, key, ids, meta).await
+        self.commit_blocks(bucket, key, &ids, meta).await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        match self.blob_checked(bucket, key)?.delete().await.map_err(|e| map_err(e, bucket, key)) {
+        let url = self.blob_url(bucket, key, "")?;
+        match self.send(Method::Delete, url, Headers::new(), None, bucket, key).await {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -308,9 +343,8 @@ impl Backend for Azure {
         let mut common_prefixes = Vec::new();
         for item in &page.blobs.items {
             match item {
-                BlobItem::Blob(b) if b.name.as_str() > after => {
-                    entries.push(ListEntry { key: b.name.clone(), meta: to_meta(&b.properties, b.metadata.as_ref()) })
-                }
+                BlobItem::Blob(b) if b.name.as_str() > after => entries
+                    .push(ListEntry { key: b.name.clone(), meta: listed_meta(&b.properties, b.metadata.as_ref()) }),
                 BlobItem::BlobPrefix(p) if p.name.as_str() > after => common_prefixes.push(p.name.clone()),
                 _ => {}
             }
@@ -320,38 +354,36 @@ impl Backend for Azure {
     }
 
     async fn copy(&self, bucket: &str, src: &str, dst: &str, meta: Option<&ObjectMeta>) -> Result<ObjectMeta> {
-        let source = self.blob_checked(bucket, src)?.url().map_err(|e| Error::Other(format!("azure: {e}")))?;
-        let target = self.blob_checked(bucket, dst)?;
-        let mut call = target.copy(source);
+        let source = self.blob_url(bucket, src, "")?;
+        let mut h = Headers::new();
+        h.insert("x-ms-copy-source", source.to_string());
         if let Some(m) = meta {
-            call = call.metadata(metadata(m));
-        }
-        call.await.map_err(|e| map_err(e, bucket, src))?;
-        match meta {
-            // Copy Blob copies the source's headers; replaced ones are set afterwards.
-            Some(m) => {
-                let blob = self.blob(bucket, dst);
-                let mut call = blob.set_properties();
-                if let Some(v) = &m.content_type {
-                    call = call.content_type(v.clone());
-                }
-                if let Some(v) = &m.content_encoding {
-                    call = call.content_encoding(v.clone());
-                }
-                if let Some(v) = &m.content_disposition {
-                    call = call.content_disposition(v.clone());
-                }
-                if let Some(v) = &m.content_language {
-                    call = call.content_language(v.clone());
-                }
-                if let Some(v) = &m.cache_control {
-                    call = call.cache_control(v.clone());
-                }
-                call.await.map_err(|e| map_err(e, bucket, dst))?;
-                self.properties(bucket, dst).await
+            // Metadata given with Copy Blob replaces the source's; without any, the source's is copied.
+            for (k, v) in &m.user_meta {
+                h.insert(format!("x-ms-meta-{k}"), v.clone());
             }
-            None => self.properties(bucket, dst).await,
         }
+        let url = self.blob_url(bucket, dst, "")?;
+        self.send(Method::Put, url, h, None, bucket, src).await?;
+        // Within an account the copy is usually done when the call returns; wait (bounded) when it is not.
+        for _ in 0..300 {
+            let url = self.blob_url(bucket, dst, "")?;
+            let r = self.send(Method::Head, url, Headers::new(), None, bucket, dst).await?;
+            let status =
+                r.headers().iter().find(|(k, _)| k.as_str() == "x-ms-copy-status").map(|(_, v)| v.as_str().to_owned());
+            if status.as_deref() != Some("pending") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if let Some(m) = meta {
+            // Set Blob Properties replaces all standard headers at once.
+            let url = self.blob_url(bucket, dst, "?comp=properties")?;
+            let mut h = blob_headers(&ObjectMeta { user_meta: BTreeMap::new(), ..m.clone() });
+            h.insert("x-ms-blob-content-type", m.content_type.clone().unwrap_or_default());
+            self.send(Method::Put, url, h, None, bucket, dst).await?;
+        }
+        self.properties(bucket, dst).await
     }
 
     async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
@@ -362,8 +394,8 @@ impl Backend for Azure {
         let mut chunks = Chunker::new((body.open)(0), body.size.max(1) as usize);
         let data = chunks.next().await.map_err(|e| Error::Other(format!("reading the part: {e}")))?.unwrap_or_default();
         let id = block_id(upload, number);
-        self.blob_checked(bucket, key)?.put_block(id, data).await.map_err(|e| map_err(e, bucket, key))?;
-        Ok(format!("{upload}-{number:05}"))
+        self.put_block(bucket, key, &id, data).await?;
+        Ok(id)
     }
 
     async fn complete_multipart(
@@ -374,8 +406,8 @@ impl Backend for Azure {
         parts: &[(u32, String)],
         meta: &ObjectMeta,
     ) -> Result<ObjectMeta> {
-        let ids = parts.iter().map(|(n, _)| block_id(upload, *n)).collect();
-        self.commit_blocks(bucket, key, ids, meta).await
+        let ids: Vec<String> = parts.iter().map(|(n, _)| block_id(upload, *n)).collect();
+        self.commit_blocks(bucket, key, &ids, meta).await
     }
 
     async fn abort_multipart(&self, _bucket: &str, _key: &str, _upload: &str) -> Result<()> {

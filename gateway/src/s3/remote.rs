@@ -151,14 +151,19 @@ pub async fn write_through(
     let b = backend(state, entry)?;
     let payload = payload_of(staged, meta.size)?;
     let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
-    // A cold GET that started before this write must not publish the old bytes after it.
+    adopt(state, entry, meta, m);
+    Ok(())
+}
+
+/// After the backend accepted a write: the cached copy takes the backend's ETag, version and time, and a cold
+/// GET that started before the write must not publish the old bytes after it.
+fn adopt(state: &SharedState, entry: &BucketEntry, meta: &mut ObjMeta, m: trove_backends::ObjectMeta) {
     state.readthrough.invalidate(&entry.bck, &meta.key);
     meta.etag = m.etag;
     meta.version = m.version;
     if m.last_modified_ms > 0 {
         meta.mtime_ms = m.last_modified_ms;
     }
-    Ok(())
 }
 
 /// A staged file as a payload the backend can read (and read again on a retry).
@@ -202,12 +207,7 @@ pub async fn complete_upload(
         .complete_multipart(&entry.bck.name, &meta.key, handle, parts, &meta.to_backend())
         .await
         .map_err(errors::from_backend)?;
-    state.readthrough.invalidate(&entry.bck, &meta.key);
-    meta.etag = m.etag;
-    meta.version = m.version;
-    if m.last_modified_ms > 0 {
-        meta.mtime_ms = m.last_modified_ms;
-    }
+    adopt(state, entry, meta, m);
     Ok(())
 }
 
