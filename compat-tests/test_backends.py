@@ -1216,3 +1216,34 @@ def test_sigv4_towards_moto(trove_factory, emulator_factory):
     emu.create_bucket(other)
     r = native(bad, "POST", f"/v1/buckets/{other}", {"action": "create-bck"}, params={"provider": "aws"})
     assert not r.ok, describe(r)
+
+
+@pytest.mark.parametrize("credential", ["sas", "connection_string"])
+def test_azure_credentials(trove_factory, azurite, credential):
+    """Besides the account key (every other Azure test): an account SAS, and a connection string."""
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    if credential == "sas":
+        sas = generate_account_sas(
+            azurite.account, azurite.key, ResourceTypes(service=True, container=True, object=True),
+            AccountSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True),
+            expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+        settings = {"key": None, "sas": sas}
+    else:
+        settings = {"account": None, "key": None, "endpoint": None, "connection_string": azurite.connection_string}
+    trove = start_trove(trove_factory, azurite, azure=settings)
+    origin = new_bucket_name()
+    azurite.create_bucket(origin)
+    try:
+        azurite.put_object(origin, "obj", b"from azure")
+        attach(trove, azurite, origin)
+        s3 = trove.client()
+        assert read(s3, origin, "obj") == b"from azure"
+        s3.put_object(Bucket=origin, Key="written", Body=b"through", ContentType="text/plain")
+        assert azurite.get_object(origin, "written") == b"through"
+        assert azurite.head_object(origin, "written").content_type == "text/plain"
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=origin)["Contents"]] == ["obj", "written"]
+    finally:
+        azurite.delete_bucket(origin)
