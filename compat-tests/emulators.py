@@ -31,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from support import COMPAT_DIR, _STARTED, _die_with_parent, free_port, port_is_free
+from support import COMPAT_DIR, _STARTED, free_port, port_is_free, spawn_logged
 
 VENV_BIN = COMPAT_DIR / ".venv" / "bin"
 NODE_BIN = COMPAT_DIR / "node_modules" / ".bin"
@@ -110,20 +110,7 @@ class Emulator:
         assert not self.running, "already running"
         if not self.binary.exists():
             raise EmulatorMissing(f"{self.binary} missing: run compat-tests/setup.sh")
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env(),
-                cwd=self.root,
-                preexec_fn=_die_with_parent,
-            )
-        _STARTED[self.proc.pid] = self.proc
+        self.proc = spawn_logged(self.command(), self.log_path, self.env(), self.root)
         self._wait_ready(timeout or self.start_timeout)
         try:
             self.after_start()

@@ -160,6 +160,18 @@ def kill_started_processes() -> None:
 atexit.register(kill_started_processes)
 
 
+def spawn_logged(cmd: list[str], log_path: Path, env: dict, cwd: Path) -> subprocess.Popen:
+    """Starts `cmd` with stdout and stderr appended to `log_path` (after a header line), no stdin, killed when
+    the test process dies, and registered so that nothing outlives the session."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(map(str, cmd))}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=cwd, preexec_fn=_die_with_parent)
+    _STARTED[proc.pid] = proc
+    return proc
+
+
 class Trove:
     """One `trove serve` process with its own mountpaths, config file and log under `root`."""
 
@@ -213,20 +225,7 @@ class Trove:
 
     def start(self, timeout: float = 30.0) -> "Trove":
         assert not self.running, "already running"
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=server_env(self.root_user, self._env),
-                cwd=self.root,
-                preexec_fn=_die_with_parent,
-            )
-        _STARTED[self.proc.pid] = self.proc
+        self.proc = spawn_logged(self.command(), self.log_path, server_env(self.root_user, self._env), self.root)
         self.wait_healthy(timeout)
         return self
 
