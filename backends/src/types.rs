@@ -10,17 +10,6 @@ use futures::Stream;
 /// A body in flight. Errors are I/O errors so any byte source (file, socket, SDK stream) fits.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
-impl ByteRange {
-    /// The `Range` header value (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
-    pub fn header(&self) -> String {
-        match *self {
-            ByteRange::FromTo { first, last: Some(l) } => format!("bytes={first}-{l}"),
-            ByteRange::FromTo { first, last: None } => format!("bytes={first}-"),
-            ByteRange::Suffix(n) => format!("bytes=-{n}"),
-        }
-    }
-}
-
 /// A resolved or suffix byte range, as S3 `Range` headers express them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
@@ -31,6 +20,15 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
+    /// The `Range` header value (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
+    pub fn header(&self) -> String {
+        match *self {
+            ByteRange::FromTo { first, last: Some(l) } => format!("bytes={first}-{l}"),
+            ByteRange::FromTo { first, last: None } => format!("bytes={first}-"),
+            ByteRange::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+
     /// Turns the range into `[start, end)` for an object of `size` bytes; `None` when it is unsatisfiable.
     pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
         match self {
