@@ -139,4 +139,11 @@ mod tests {
         assert_eq!(Suffix(0).resolve(10), None);
         assert_eq!(Suffix(3).resolve(0), None);
     }
+
+    #[test]
+    fn range_headers() {
+        assert_eq!(FromTo { first: 1, last: Some(5) }.header(), "bytes=1-5");
+        assert_eq!(FromTo { first: 7, last: None }.header(), "bytes=7-");
+        assert_eq!(Suffix(9).header(), "bytes=-9");
+    }
 }
