@@ -44,6 +44,11 @@ enum Command {
     },
     /// Load-test an S3 endpoint: PUT then GET N objects of a given size over C connections.
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Buckets of a running node: list, attach and detach cloud buckets, properties.
     Bucket {
         #[command(flatten)]
@@ -67,6 +72,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Completions { shell } => {
+            completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
         Command::Bucket { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::bucket(&conn, cmd))),
     };
     match result {
@@ -76,6 +85,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "trove", out);
 }
 
 /// The error and its causes on one line, as an operator reads it in a terminal or a log.
@@ -93,4 +107,17 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn completions_cover_the_subcommands() {
+        let mut out = Vec::new();
+        super::completions(clap_complete::Shell::Bash, &mut out);
+        let script = String::from_utf8(out).unwrap();
+        for word in ["serve", "bench", "bucket", "attach", "detach", "completions"] {
+            assert!(script.contains(word), "{word} missing");
+        }
+    }
 }
