@@ -46,7 +46,8 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let providers = background.block_on(Providers::connect(&cfg.backends)).context("cannot set up the backends")?;
-    let (state, generated) = AppState::open(&cfg, providers).context("cannot open the data directory")?;
+    let local: SocketAddr = listener.local_addr()?;
+    let (state, generated) = AppState::open(&cfg, providers, local).context("cannot open the data directory")?;
     let state = Arc::new(state);
     background.block_on(crate::attach::attach_configured(&state, &cfg.buckets)).context("cannot attach [[buckets]]")?;
     if let Some((ak, sk)) = &generated.credential {
@@ -66,7 +67,6 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let frontend = Arc::new(Frontend { state: state.clone(), s3: builder.build(), domain: cfg.s3.domain.clone() });
 
-    let local: SocketAddr = listener.local_addr()?;
     let threads = cfg.server.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -37,6 +37,10 @@ pub struct AppState {
     pub readthrough: Arc<ReadThrough>,
     pub metrics: Metrics,
     pub public_metrics: bool,
+    /// This cluster's UUID and creation time (AIS's Smap), generated once.
+    pub identity: ClusterIdentity,
+    /// Where this node listens (reported in the cluster map).
+    pub listen: std::net::SocketAddr,
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -66,7 +70,7 @@ pub enum StartError {
     Registry(#[from] trove_namespace::Error),
     #[error("{}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{}: unreadable secrets file", path.display())]
+    #[error("{}: unreadable (not the JSON Trove wrote)", path.display())]
     Secrets { path: PathBuf, source: serde_json::Error },
 }
 
@@ -77,12 +81,17 @@ pub struct Generated {
 }
 
 impl AppState {
-    pub fn open(cfg: &Config, providers: Providers) -> Result<(AppState, Generated), StartError> {
+    pub fn open(
+        cfg: &Config,
+        providers: Providers,
+        listen: std::net::SocketAddr,
+    ) -> Result<(AppState, Generated), StartError> {
         let store = Arc::new(Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?);
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
         let registry = Registry::open(sys.join("bmd.json"))?;
         let (secrets, fresh) = load_or_generate_secrets(&sys.join("secrets.json"))?;
+        let identity = load_or_create_identity(&sys.join("cluster.json"))?;
 
         let mut users = HashMap::new();
         let (root_ak, root_sk) = match (&cfg.auth.access_key, &cfg.auth.secret_key) {
@@ -128,6 +137,8 @@ impl AppState {
                 readthrough,
                 metrics: Metrics::default(),
                 public_metrics: cfg.auth.public_metrics,
+                identity,
+                listen,
                 auto_attach_misses: Default::default(),
             },
             generated,
@@ -141,6 +152,44 @@ impl AppState {
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     (0..len).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
+}
+
+/// A cluster's identity as AIS reports it in the cluster map: generated on the first start, kept in
+/// `.trove/cluster.json`, so remote clusters that attached this one by UUID keep finding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    pub uuid: String,
+    /// RFC 3339.
+    pub creation_time: String,
+}
+
+fn load_or_create_identity(path: &Path) -> Result<ClusterIdentity, StartError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return serde_json::from_slice(&bytes)
+                .map_err(|source| StartError::Secrets { path: path.to_owned(), source })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(StartError::Io { path: path.to_owned(), source }),
+    }
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let now = time::OffsetDateTime::now_utc();
+    let id = ClusterIdentity {
+        uuid: random_string(9, ALPHABET),
+        creation_time: now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    };
+    let bytes =
+        serde_json::to_vec_pretty(&id).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+    let io = |source| StartError::Io { path: path.to_owned(), source };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(id)
 }
 
 fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), StartError> {

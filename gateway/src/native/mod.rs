@@ -1,8 +1,9 @@
-//! The AIS-compatible native API under `/v1/`: health, metrics, and buckets (list, attach with `create-bck`,
-//! properties, detach). Bearer-token auth except for health and (by default) metrics. Objects, jobs and
-//! cluster maps are the cache-tier work and answer 404 until then.
+//! The AIS-compatible native API under `/v1/`: health, metrics, the cluster map (`what=smap`), and buckets
+//! (list, attach with `create-bck`, properties, detach). Bearer-token auth except for health and (by default)
+//! metrics. Objects and jobs are the cache-tier work and answer 404 until then.
 
 mod buckets;
+mod cluster;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -87,6 +88,8 @@ pub async fn handle(state: &SharedState, req: Request<Incoming>) -> Response<s3s
     let call = Call { method: method.clone(), query, msg };
     let result = if let Some(rest) = path.strip_prefix("/v1/buckets") {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
+    } else if path == "/v1/daemon" || path == "/v1/cluster" {
+        cluster::handle(state, &call, &path)
     } else {
         Err((StatusCode::NOT_FOUND, format!("unsupported native API path {path}")))
     };
