@@ -24,6 +24,8 @@ pub struct Config {
     pub backends: BackendsConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -105,6 +107,20 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { parallel_fetch_threshold: 64 << 20, parallel_fetch_chunk: 16 << 20, parallel_fetch_workers: 4 }
+    }
+}
+
+/// Prefetch and evict jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    /// How long a finished job stays queryable.
+    pub keep_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { keep_secs: 3600 }
     }
 }
 

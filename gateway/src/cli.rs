@@ -1,5 +1,6 @@
 //! The `trove` client commands that talk to a node's native API (`--endpoint` / `TROVE_ENDPOINT`, token from
-//! `TROVE_ADMIN_TOKEN`): `trove bucket ls|attach|detach|props`.
+//! `TROVE_ADMIN_TOKEN`): `trove bucket ls|attach|detach|props`, `trove prefetch`, `trove evict`,
+//! `trove job ls|show|wait|stop`, `trove ls`. Errors are one line and a non-zero exit code.
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -155,4 +156,236 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which objects a prefetch or evict names.
+#[derive(Args)]
+pub struct Selection {
+    /// Object names (comma-separated, or repeat the flag).
+    #[arg(long, value_delimiter = ',')]
+    pub list: Vec<String>,
+    /// An AIS template: `shard-{000..999}.tar` (ranges with optional step, several ranges); no braces = prefix.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Every object whose name starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+impl Selection {
+    fn value(&self) -> anyhow::Result<serde_json::Value> {
+        let given = usize::from(!self.list.is_empty())
+            + usize::from(self.template.is_some())
+            + usize::from(self.prefix.is_some());
+        if given > 1 {
+            bail!("give one of --list, --template, --prefix (none: the whole bucket)");
+        }
+        Ok(if !self.list.is_empty() {
+            json!({"objnames": self.list})
+        } else {
+            json!({"template": self.template.clone().or_else(|| self.prefix.clone()).unwrap_or_default()})
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum JobCmd {
+    /// Jobs of the node, newest first.
+    Ls {
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// One job's counters.
+    Show { id: String },
+    /// Wait for a job to end, showing progress.
+    Wait { id: String },
+    /// Stop a job.
+    Stop { id: String },
+}
+
+fn bucket_of(uri: &str) -> anyhow::Result<Bck> {
+    let bck: Bck = uri.parse()?;
+    Ok(bck)
+}
+
+fn bucket_path(bck: &Bck) -> String {
+    format!("/v1/buckets/{}?provider={}", bck.name, bck.provider.as_str())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The job's snapshot (`qryxstats`), if the node knows it.
+async fn snapshot(api: &Api, id: &str) -> anyhow::Result<serde_json::Value> {
+    let (_, body) = api.call(http::Method::GET, "/v1/cluster?what=qryxstats", Some(json!({"ID": id}))).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    v.as_object()
+        .and_then(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).next())
+        .with_context(|| format!("no job {id}"))
+}
+
+fn counter(snap: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut v = snap;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64()).unwrap_or(0)
+}
+
+fn progress_line(snap: &serde_json::Value) -> String {
+    format!(
+        "{} {}: {} objects, {}, {} skipped, {} failed",
+        snap["kind"].as_str().unwrap_or("job"),
+        snap["id"].as_str().unwrap_or(""),
+        counter(snap, &["stats", "loc-objs"]),
+        human_bytes(counter(snap, &["stats", "loc-bytes"])),
+        counter(snap, &["trove", "skipped"]),
+        counter(snap, &["trove", "failed"]),
+    )
+}
+
+/// Polls a job until it ends: one rewritten line on a terminal, a line every few seconds otherwise. Fails
+/// (non-zero exit) when the job failed or was stopped.
+async fn wait_job(api: &Api, id: &str) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut last_print = std::time::Instant::now() - std::time::Duration::from_secs(60);
+    loop {
+        let snap = snapshot(api, id).await?;
+        let done = !snap["end-time"].as_str().unwrap_or("").is_empty();
+        let line = progress_line(&snap);
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+        } else if done || last_print.elapsed() >= std::time::Duration::from_secs(5) {
+            eprintln!("{line}");
+            last_print = std::time::Instant::now();
+        }
+        if done {
+            if tty {
+                eprintln!();
+            }
+            let err = snap["err"].as_str().unwrap_or("");
+            if !err.is_empty() {
+                bail!("job {id} failed: {err}");
+            }
+            if snap["aborted"].as_bool().unwrap_or(false) {
+                bail!("job {id} was stopped");
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(if tty { 250 } else { 1000 })).await;
+    }
+}
+
+/// Starts a prefetch or evict job; prints its id; with `wait`, follows it to the end.
+pub async fn start_job(
+    conn: &Conn,
+    evict: bool,
+    uri: &str,
+    sel: &Selection,
+    opts: serde_json::Value,
+    wait: bool,
+) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    let bck = bucket_of(uri)?;
+    let mut value = sel.value()?;
+    if let (Some(v), Some(o)) = (value.as_object_mut(), opts.as_object()) {
+        v.extend(o.clone());
+    }
+    let (method, action) =
+        if evict { (http::Method::DELETE, "evict-listrange") } else { (http::Method::POST, "prefetch-listrange") };
+    let (_, body) = api.call(method, &bucket_path(&bck), Some(json!({"action": action, "value": value}))).await?;
+    let id = String::from_utf8_lossy(&body).trim().to_owned();
+    println!("{id}");
+    if wait {
+        wait_job(&api, &id).await?;
+    }
+    Ok(())
+}
+
+/// Drops every cached copy of a bucket (`evict-remote-bck`), keeping it attached with `keep`.
+pub async fn evict_bucket(conn: &Conn, uri: &str, keep: bool) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    let bck = bucket_of(uri)?;
+    let path = format!("{}&keep_bck_md={keep}", bucket_path(&bck));
+    api.call(http::Method::DELETE, &path, Some(json!({"action": "evict-remote-bck"}))).await?;
+    println!("evicted {uri}{}", if keep { "" } else { " (detached)" });
+    Ok(())
+}
+
+pub async fn job(conn: &Conn, cmd: JobCmd) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    match cmd {
+        JobCmd::Ls { kind } => {
+            let (_, body) = api
+                .call(http::Method::GET, "/v1/cluster?what=qryxstats", Some(json!({"kind": kind.unwrap_or_default()})))
+                .await?;
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
+            for snap in v
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+            {
+                let state = if snap["end-time"].as_str().unwrap_or("").is_empty() {
+                    "running"
+                } else if snap["aborted"].as_bool().unwrap_or(false) {
+                    "stopped"
+                } else if !snap["err"].as_str().unwrap_or("").is_empty() {
+                    "failed"
+                } else {
+                    "done"
+                };
+                println!("{}\t{}", progress_line(&snap), state);
+            }
+        }
+        JobCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&snapshot(&api, &id).await?)?),
+        JobCmd::Wait { id } => wait_job(&api, &id).await?,
+        JobCmd::Stop { id } => {
+            api.call(http::Method::PUT, "/v1/cluster", Some(json!({"action": "stop", "value": {"id": id}}))).await?;
+            println!("stopping {id}");
+        }
+    }
+    Ok(())
+}
+
+/// `trove ls`: objects of a bucket, with whether each is cached (`--cached`: only those).
+pub async fn ls(conn: &Conn, uri: &str, prefix: Option<String>, cached: bool) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    let bck = bucket_of(uri)?;
+    let mut token = String::new();
+    loop {
+        let msg = json!({"action": "list", "value": {
+            "prefix": prefix.clone().unwrap_or_default(), "continuation_token": token,
+            "flags": if cached { "1" } else { "0" }, "pagesize": 1000,
+        }});
+        let (_, body) = api.call(http::Method::GET, &bucket_path(&bck), Some(msg)).await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        for e in page["Entries"].as_array().into_iter().flatten() {
+            let is_cached = e["f"].as_u64().unwrap_or(0) & 64 != 0;
+            println!(
+                "{}\t{}\t{}",
+                e["n"].as_str().unwrap_or(""),
+                e["s"].as_u64().unwrap_or(0),
+                if is_cached { "cached" } else { "-" }
+            );
+        }
+        token = page["ContinuationToken"].as_str().unwrap_or("").to_owned();
+        if token.is_empty() {
+            return Ok(());
+        }
+    }
 }

@@ -4,6 +4,7 @@ mod attach;
 mod bench;
 mod cli;
 mod cluster;
+mod jobs;
 mod metrics;
 mod native;
 mod providers;
@@ -44,6 +45,60 @@ enum Command {
     },
     /// Load-test an S3 endpoint: PUT then GET N objects of a given size over C connections.
     Bench(bench::Args),
+    /// Fetch objects of a cloud bucket into the cache (an AIS prefetch job).
+    Prefetch {
+        #[command(flatten)]
+        conn: cli::Conn,
+        /// The bucket, e.g. s3://imagenet.
+        uri: String,
+        #[command(flatten)]
+        sel: cli::Selection,
+        /// Check cached copies against the backend and refetch changed ones.
+        #[arg(long)]
+        latest: bool,
+        /// Continue when an object fails.
+        #[arg(long)]
+        continue_on_error: bool,
+        /// Parallel fetches (default: 4).
+        #[arg(long)]
+        num_workers: Option<i64>,
+        /// Follow the job until it ends (progress bar on a terminal).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Drop cached copies of a cloud bucket's objects (the cloud keeps them).
+    Evict {
+        #[command(flatten)]
+        conn: cli::Conn,
+        uri: String,
+        #[command(flatten)]
+        sel: cli::Selection,
+        /// Every cached copy of the bucket at once; the bucket stays attached with --keep-md.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        keep_md: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Prefetch and evict jobs: list, show, wait for, stop.
+    Job {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        cmd: cli::JobCmd,
+    },
+    /// List a bucket's objects and which are cached.
+    Ls {
+        #[command(flatten)]
+        conn: cli::Conn,
+        uri: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only cached objects.
+        #[arg(long)]
+        cached: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -72,6 +127,23 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Prefetch { conn, uri, sel, latest, continue_on_error, num_workers, wait } => {
+            let opts = serde_json::json!({"latest-ver": latest, "coer": continue_on_error, "num-workers": num_workers.unwrap_or(0)});
+            runtime().and_then(|rt| rt.block_on(cli::start_job(&conn, false, &uri, &sel, opts, wait)))
+        }
+        Command::Evict { conn, uri, sel, all, keep_md, wait } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                if all {
+                    cli::evict_bucket(&conn, &uri, keep_md).await
+                } else {
+                    cli::start_job(&conn, true, &uri, &sel, serde_json::json!({}), wait).await
+                }
+            })
+        }),
+        Command::Job { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::job(&conn, cmd))),
+        Command::Ls { conn, uri, prefix, cached } => {
+            runtime().and_then(|rt| rt.block_on(cli::ls(&conn, &uri, prefix, cached)))
+        }
         Command::Completions { shell } => {
             completions(shell, &mut std::io::stdout());
             Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use trove_cache::{FetchConfig, ReadThrough, Store};
 
 use crate::cluster::Cluster;
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::providers::Providers;
 use trove_config::Config;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub providers: Providers,
     pub readthrough: Arc<ReadThrough>,
     pub metrics: Metrics,
+    pub jobs: Jobs,
     pub public_metrics: bool,
     /// This cluster's UUID and creation time (AIS's Smap), generated once.
     pub identity: ClusterIdentity,
@@ -136,6 +138,7 @@ impl AppState {
                 providers,
                 readthrough,
                 metrics: Metrics::default(),
+                jobs: Jobs::new(std::time::Duration::from_secs(cfg.jobs.keep_secs)),
                 public_metrics: cfg.auth.public_metrics,
                 identity,
                 listen,

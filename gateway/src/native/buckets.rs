@@ -60,7 +60,7 @@ fn attach_error(e: AttachError) -> (StatusCode, String) {
 
 /// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
 /// that stands for that cloud bucket.
-fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
+pub(super) fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
     let snap = state.registry.snapshot();
     if let Some(e) = snap.buckets.get(name) {
         if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {
@@ -77,7 +77,35 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         None => None,
     };
     let action = call.msg.action.as_str();
+    let bool_param = |n: &str| call.param(n).is_some_and(|v| matches!(v, "true" | "True" | "TRUE" | "1" | "t" | "T"));
     match (&call.method, name, action) {
+        (&http::Method::GET, n, "list") if !n.is_empty() => {
+            let (_, e) =
+                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            super::listing::list_objects(state, &e, &call.msg.value, &call.accept).await
+        }
+        (&http::Method::POST, n, "prefetch-listrange") | (&http::Method::DELETE, n, "evict-listrange")
+            if !n.is_empty() =>
+        {
+            let (_, e) =
+                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            if !e.bck.provider.is_remote() {
+                return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
+            }
+            let msg: crate::jobs::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
+                .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid {action} message: {err}")))?;
+            let started = if action == "prefetch-listrange" {
+                crate::jobs::start_prefetch(state, &e, msg)
+            } else {
+                crate::jobs::start_evict(state, &e, msg)
+            };
+            let job = started.map_err(|err| (StatusCode::BAD_REQUEST, err))?;
+            // AIS answers with the job id as plain text.
+            let mut r = json(StatusCode::OK, Bytes::from(job.id.clone()));
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(r)
+        }
         (&http::Method::GET, "", "" | "list") => {
             let snap = state.registry.snapshot();
             let list: Vec<_> = snap
@@ -98,7 +126,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             Ok(r)
         }
         (&http::Method::POST, n, "create-bck") if !n.is_empty() => {
-            let check = call.param("dont_head_remote_bck") != Some("true");
+            let check = !bool_param("dont_head_remote_bck");
             let (s3_name, bck, mut props) = match provider {
                 Some(p) if p.is_remote() => (
                     n.to_owned(),
@@ -156,7 +184,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                     "destroying ais:// buckets over the native API is not supported: use S3 DeleteBucket".to_owned(),
                 ));
             }
-            if action == "evict-remote-bck" && call.param("keep_bck_md") == Some("true") {
+            if action == "evict-remote-bck" && bool_param("keep_bck_md") {
                 let (st, bck) = (state.clone(), e.bck.clone());
                 state.readthrough.invalidate_bucket(&bck);
                 tokio::task::spawn_blocking(move || st.store.remove_bucket(&bck))

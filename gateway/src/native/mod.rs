@@ -1,9 +1,12 @@
-//! The AIS-compatible native API under `/v1/`: health, metrics, the cluster map (`what=smap`), and buckets
-//! (list, attach with `create-bck`, properties, detach). Bearer-token auth except for health and (by default)
-//! metrics. Objects and jobs are the cache-tier work and answer 404 until then.
+//! The AIS-compatible native API under `/v1/`: health, metrics, the cluster map (`what=smap`), buckets (list,
+//! attach with `create-bck`, properties, detach, list objects, prefetch and evict jobs), jobs (status, stats,
+//! stop) and objects (GET, PUT, HEAD with `presence`, DELETE). Bearer-token auth except for health and (by
+//! default) metrics. Wire shapes follow what AIS sends and what its Python SDK decodes.
 
 mod buckets;
 mod cluster;
+mod listing;
+mod objects;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -27,11 +30,14 @@ pub struct ActionMsg {
     pub value: serde_json::Value,
 }
 
-/// The request as the handlers see it: method, path, query, headers, and the (small) JSON body.
+/// The request as the handlers see it: method, query, and the (small) JSON body, raw and as a control message.
 pub struct Call {
     pub method: http::Method,
     pub query: Vec<(String, String)>,
     pub msg: ActionMsg,
+    pub raw: serde_json::Value,
+    /// The `Accept` header (list objects answers msgpack when asked).
+    pub accept: String,
 }
 
 impl Call {
@@ -59,7 +65,7 @@ pub async fn handle(state: &SharedState, req: Request<Incoming>) -> Response<s3s
     if !authorized(state, req.headers()) {
         return error(StatusCode::UNAUTHORIZED, &method, &path, "missing or invalid bearer token");
     }
-    let query = req
+    let query: Vec<(String, String)> = req
         .uri()
         .query()
         .map(|q| {
@@ -73,19 +79,30 @@ pub async fn handle(state: &SharedState, req: Request<Incoming>) -> Response<s3s
                 .collect()
         })
         .unwrap_or_default();
+    // Object data streams; everything else is a small JSON control message (AIS clients send
+    // `Content-Type: application/json` on object PUTs too, so the path decides, not the header).
+    if let Some(rest) = path.strip_prefix("/v1/objects/") {
+        let rest = rest.to_owned();
+        return match objects::handle(state, req, &rest, &query).await {
+            Ok(r) => r,
+            Err((status, message)) => error(status, &method, &path, &message),
+        };
+    }
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, &method, &path, "request body too large"),
     };
-    let msg = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionMsg::default()
+    let raw: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
     } else {
         match serde_json::from_slice(&body) {
             Ok(m) => m,
             Err(e) => return error(StatusCode::BAD_REQUEST, &method, &path, &format!("invalid JSON body: {e}")),
         }
     };
-    let call = Call { method: method.clone(), query, msg };
+    let msg = serde_json::from_value(raw.clone()).unwrap_or_default();
+    let call = Call { method: method.clone(), query, msg, raw, accept };
     let result = if let Some(rest) = path.strip_prefix("/v1/buckets") {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
     } else if path == "/v1/daemon" || path == "/v1/cluster" {

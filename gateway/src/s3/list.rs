@@ -217,11 +217,11 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
     }))
 }
 
-fn encode_token(pos: &str) -> String {
+pub(crate) fn encode_token(pos: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pos.as_bytes())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()

@@ -4,17 +4,17 @@
 mod access;
 mod acl;
 mod auth;
-mod body;
+pub(crate) mod body;
 mod bucket;
 mod conditions;
 mod copy;
-mod ctx;
-mod errors;
+pub(crate) mod ctx;
+pub(crate) mod errors;
 pub mod fast_get;
-mod list;
+pub(crate) mod list;
 mod multipart;
-mod object;
-mod remote;
+pub(crate) mod object;
+pub(crate) mod remote;
 pub mod sigv4;
 mod tagging;
 

@@ -302,6 +302,21 @@ async fn read_any(
     read(state, user, entry, i, with_body)
 }
 
+/// GET or HEAD for the native API (admin token: no S3 access checks).
+pub async fn read_admin(
+    state: &SharedState,
+    entry: trove_namespace::BucketEntry,
+    i: GetObjectInput,
+    with_body: bool,
+    latest: bool,
+) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
+    if entry.bck.provider.is_remote() {
+        return remote::read(state, entry, i, with_body, latest).await;
+    }
+    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(errors::from_store)?;
+    respond(&meta, i, with_body, |start, end| FileBody::new(file, start, end).into_blob())
+}
+
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let user = access::caller_opt(state, &req)?;
     let latest = wants_latest(&req.uri);

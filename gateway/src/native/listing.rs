@@ -1,0 +1,155 @@
+//! List objects over the native API (`GET /v1/buckets/B` with `{"action":"list","value":LsoMsg}`), answered in
+//! msgpack when asked (AIS's Python SDK only decodes msgpack here) and JSON otherwise.
+//!
+//! A remote bucket pages the backend and marks the entries that are cached (`EntryIsCached`); with the
+//! `LsCached` flag, or for an AIS-local bucket, the listing walks the local copies instead.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use trove_namespace::BucketEntry;
+
+use super::json;
+use crate::state::SharedState;
+
+type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
+
+/// `LsCached`: only objects present in the cluster.
+const LS_CACHED: u64 = 1;
+/// `EntryIsCached`.
+const ENTRY_CACHED: u64 = 64;
+
+#[derive(Debug, Default, Deserialize)]
+struct LsoMsg {
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    pagesize: i64,
+    #[serde(default)]
+    uuid: String,
+    #[serde(default)]
+    continuation_token: String,
+    /// A decimal string in AIS's messages; a number is accepted too.
+    #[serde(default)]
+    flags: serde_json::Value,
+    #[serde(default)]
+    start_after: String,
+}
+
+/// AIS's `LsoRes`, with the field names its msgpack encoding uses.
+#[derive(Debug, Serialize)]
+struct LsoRes {
+    #[serde(rename = "UUID")]
+    uuid: String,
+    #[serde(rename = "ContinuationToken")]
+    continuation_token: String,
+    #[serde(rename = "Flags")]
+    flags: u64,
+    #[serde(rename = "Entries")]
+    entries: Vec<LsoEnt>,
+}
+
+/// AIS's `LsoEnt`: name, checksum, atime, version, location, size, copies, flags.
+#[derive(Debug, Serialize)]
+struct LsoEnt {
+    n: String,
+    cs: String,
+    a: String,
+    v: String,
+    t: String,
+    s: u64,
+    c: u64,
+    f: u64,
+}
+
+fn entry(name: String, meta: &trove_cache::ObjMeta, cached: bool) -> LsoEnt {
+    LsoEnt {
+        n: name,
+        cs: meta.etag.clone(),
+        a: String::new(),
+        v: meta.version.clone().unwrap_or_default(),
+        t: String::new(),
+        s: meta.size,
+        c: u64::from(cached),
+        f: if cached { ENTRY_CACHED } else { 0 },
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_json::Value, accept: &str) -> Reply {
+    let msg: LsoMsg = serde_json::from_value(value.clone()).map_err(bad)?;
+    let flags = match &msg.flags {
+        serde_json::Value::String(s) if !s.is_empty() => s.parse::<u64>().map_err(bad)?,
+        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    };
+    let remote = e.bck.provider.is_remote();
+    let local_walk = !remote || flags & LS_CACHED != 0;
+    let max = match msg.pagesize {
+        n if n > 0 => (n as usize).min(if remote { 1000 } else { 10_000 }),
+        _ => 1000,
+    };
+    let token = Some(msg.continuation_token.as_str()).filter(|t| !t.is_empty());
+    let (entries, next) = if local_walk {
+        let after = match token {
+            Some(t) => crate::s3::list::decode_token(t).map_err(|err| bad(err.message().unwrap_or("bad token")))?,
+            None => msg.start_after.clone(),
+        };
+        let (st, bck, prefix) = (state.clone(), e.bck.clone(), msg.prefix.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            crate::s3::list::list_page(&st.store, &bck, &prefix, None, &after, max)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let next = if page.truncated { page.last.as_deref().map(crate::s3::list::encode_token) } else { None };
+        (page.objects.into_iter().map(|(k, m)| entry(k, &m, true)).collect::<Vec<_>>(), next)
+    } else {
+        let (after, resume) = match token {
+            Some(t) => crate::s3::remote::decode_token(t).ok_or_else(|| bad("invalid continuation token"))?,
+            None => (msg.start_after.clone(), None),
+        };
+        let page =
+            crate::s3::remote::list_page(state, e, &msg.prefix, None, &after, resume, max).await.map_err(|err| {
+                (
+                    err.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    err.message().unwrap_or("listing failed").to_owned(),
+                )
+            })?;
+        let next = if page.truncated { page.next_token.clone() } else { None };
+        let (st, bck) = (state.clone(), e.bck.clone());
+        let objects = page.objects;
+        let entries = tokio::task::spawn_blocking(move || {
+            objects
+                .into_iter()
+                .map(|(k, m)| {
+                    let cached = st.store.head(&bck, &k).is_ok();
+                    entry(k, &m, cached)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(internal)?;
+        (entries, next)
+    };
+    let res = LsoRes {
+        uuid: if msg.uuid.is_empty() { format!("{:016x}", rand::random::<u64>()) } else { msg.uuid },
+        continuation_token: next.unwrap_or_default(),
+        flags: 0,
+        entries,
+    };
+    if accept.contains("msgpack") {
+        let body = rmp_serde::to_vec_named(&res).map_err(internal)?;
+        let mut r = json(StatusCode::OK, Bytes::from(body));
+        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/msgpack"));
+        return Ok(r);
+    }
+    Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&res).map_err(internal)?)))
+}

@@ -1,0 +1,165 @@
+//! `/v1/objects/B/O`: object GET, PUT, HEAD (with AIS's `presence`) and DELETE for the native API, over the
+//! same read-through, write-through and storage paths as S3. No redirects: the node answers itself.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use s3s::dto::{GetObjectInput, Range, StreamingBlob};
+use trove_cache::ObjMeta;
+use trove_namespace::{BucketEntry, Provider};
+
+use crate::s3::body::{self, MAX_OBJECT_SIZE};
+use crate::s3::object::{self, http_date, now_ms, DEFAULT_CONTENT_TYPE};
+use crate::s3::remote;
+use crate::state::SharedState;
+
+type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// An S3 error as a native one: same status, and AIS's `prov://bucket/object` in "not found" messages (the SDK
+/// picks its exception type from that text).
+fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, String) {
+    let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let uri = format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name);
+    if status == StatusCode::NOT_FOUND {
+        return (status, format!("{uri} does not exist"));
+    }
+    (status, format!("{uri}: {}", e.message().unwrap_or(e.code().as_str())))
+}
+
+pub async fn handle(state: &SharedState, req: Request<Incoming>, rest: &str, query: &[(String, String)]) -> Reply {
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or((StatusCode::BAD_REQUEST, "expected /v1/objects/<bucket>/<object>".to_owned()))?;
+    let key = percent_encoding::percent_decode_str(key)
+        .decode_utf8()
+        .map_err(|_| (StatusCode::BAD_REQUEST, "object name is not UTF-8".to_owned()))?
+        .into_owned();
+    crate::s3::ctx::check_key(&key)
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.message().unwrap_or("bad name").to_owned()))?;
+    let provider = match param(query, "provider").filter(|p| !p.is_empty()) {
+        Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
+        None => None,
+    };
+    let (_, entry) = super::buckets::find(state, bucket, provider).ok_or_else(|| {
+        let p = provider.unwrap_or(Provider::Ais).as_str();
+        (StatusCode::NOT_FOUND, format!("bucket {p}://{bucket} does not exist"))
+    })?;
+    let method = req.method().clone();
+    match method {
+        http::Method::GET | http::Method::HEAD => read(state, &entry, &key, req, query).await,
+        http::Method::PUT => write(state, &entry, &key, req).await,
+        http::Method::DELETE => {
+            if entry.bck.provider.is_remote() {
+                remote::delete(state, &entry, &key).await.map_err(|e| from_s3(e, &entry, &key))?;
+            } else {
+                let (st, bck, k) = (state.clone(), entry.bck.clone(), key.clone());
+                let existed = tokio::task::spawn_blocking(move || st.store.delete(&bck, &k))
+                    .await
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                if !existed {
+                    return Err((StatusCode::NOT_FOUND, format!("ais://{}/{key} does not exist", entry.bck.name)));
+                }
+            }
+            Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
+        }
+        _ => Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not an object operation"))),
+    }
+}
+
+async fn read(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    req: Request<Incoming>,
+    query: &[(String, String)],
+) -> Reply {
+    let head = req.method() == http::Method::HEAD;
+    let cached = state.store.head(&entry.bck, key).ok();
+    // presence=2|3|4: "is it in the cluster?" — answered from local state only, never by the backend.
+    if matches!(param(query, "presence"), Some("2" | "3" | "4")) && cached.is_none() {
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!("{}://{}/{key} is not present", entry.bck.provider.as_str(), entry.bck.name),
+        ));
+    }
+    let range = match req.headers().get(http::header::RANGE).and_then(|h| h.to_str().ok()) {
+        Some(r) => {
+            Some(Range::parse(r).map_err(|_| (StatusCode::RANGE_NOT_SATISFIABLE, format!("invalid range {r}")))?)
+        }
+        None => None,
+    };
+    let latest = matches!(param(query, "latest-ver"), Some("true" | "True" | "1"));
+    let input = GetObjectInput { bucket: entry.bck.name.clone(), key: key.to_owned(), range, ..Default::default() };
+    let (o, _, partial) =
+        object::read_admin(state, entry.clone(), input, !head, latest).await.map_err(|e| from_s3(e, entry, key))?;
+    let mut resp = Response::builder().status(if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK });
+    let h = resp.headers_mut().ok_or((StatusCode::INTERNAL_SERVER_ERROR, "response".to_owned()))?;
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    if let Some(l) = o.content_length {
+        set("content-length", l.to_string());
+    }
+    if let Some(r) = o.content_range {
+        set("content-range", r);
+    }
+    if let Some(e) = &o.e_tag {
+        set("etag", format!("\"{}\"", e.value()));
+    }
+    if let Some(t) = o.last_modified.as_ref().and_then(http_date) {
+        set("last-modified", t);
+    }
+    set("content-type", o.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
+    set("ais-present", cached.is_some().to_string());
+    if let Some(v) = cached.as_ref().and_then(|m| m.version.clone()) {
+        set("ais-version", v);
+    }
+    let body = match o.body {
+        Some(b) if !head => s3s::Body::from(b),
+        _ => s3s::Body::empty(),
+    };
+    resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<Incoming>) -> Reply {
+    let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_OBJECT_SIZE) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "object too large".to_owned()));
+    }
+    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+    let staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let blob = StreamingBlob::from(s3s::Body::from(req.into_body()));
+    let received =
+        body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;
+    if length.is_some_and(|l| l != received.size) {
+        return Err((StatusCode::BAD_REQUEST, "the body is shorter than Content-Length".to_owned()));
+    }
+    // AIS clients label object bodies `application/json`: that says nothing about the object.
+    let mut meta = ObjMeta {
+        key: key.to_owned(),
+        size: received.size,
+        etag: received.etag(),
+        mtime_ms: now_ms(),
+        content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()),
+        ..Default::default()
+    };
+    if entry.bck.provider.is_remote() {
+        remote::write_through(state, entry, &staged, &mut meta).await.map_err(|e| from_s3(e, entry, key))?;
+    }
+    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+    tokio::task::spawn_blocking(move || st.store.commit(staged, &bck, &k, &meta))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
+}
