@@ -15,7 +15,8 @@ AIS leaves room, following what the AIS Python SDK needs:
 - `coer=false` + a missing object named in a LIST: the job ends with a non-empty `err`. `coer=true`: the job runs
   to the end, is not aborted, and the failure shows in the snapshot's or the status' `err` (AIS has no separate
   failure counter). A missing object inside a TEMPLATE range is skipped silently (AIS: errors only in list mode).
-- `stop` ends a running job promptly (even with backend requests in flight): `aborted: true`, `end_time != 0`.
+- `stop` ends a running job: `aborted: true`, `end_time != 0`, and it leaves `running_all`. Requests already in
+  flight to a hung backend may run to their timeout first, so the bound is about one backend timeout.
 - Unknown job id for `what=status` -> 404 with an AIS error body; invalid templates and jobs on a bucket without a
   backend (`ais://`) -> 400 with an AIS error body.
 """

@@ -10,6 +10,7 @@
 mod error;
 pub mod layout;
 mod list;
+mod lru;
 mod meta;
 pub mod multipart;
 mod readthrough;
@@ -17,6 +18,7 @@ mod space;
 mod store;
 
 pub use error::{Error, Result};
+pub use lru::{Index, Usage};
 pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};

@@ -48,6 +48,7 @@ pub struct Store {
     members: Vec<Member>,
     fsync: bool,
     tree: Mutex<()>,
+    pub(crate) index: crate::lru::Index,
 }
 
 /// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
@@ -92,7 +93,7 @@ impl Store {
             mountpaths.push(Mountpath { root, member });
         }
         let members = mountpaths.iter().map(|m| m.member.clone()).collect();
-        let store = Store { mountpaths, members, fsync, tree: Mutex::new(()) };
+        let store = Store { mountpaths, members, fsync, tree: Mutex::new(()), index: Default::default() };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
         }
@@ -211,6 +212,7 @@ impl Store {
             };
             fs::rename(&staged.path, &target).map_err(|e| Error::io(&target, e))?;
             staged.done = true;
+            self.index.committed(bck, key, meta.size);
             target.parent().map(Path::to_path_buf)
         };
         // The directory fsync makes the rename durable; it runs after the lock so that slow syncs do not hold
@@ -275,6 +277,14 @@ impl Store {
 
     /// Opens an object for reading. The open file stays valid even if the object is replaced or deleted.
     pub fn open_object(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
+        let opened = self.open_object_untouched(bck, key);
+        if opened.is_ok() {
+            self.index.touch(bck, key);
+        }
+        opened
+    }
+
+    fn open_object_untouched(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
         match self.try_open(bck, key) {
             // A concurrent file->directory conversion can hide the object for an instant: look again under the lock.
             Err(Error::NotFound) => {
@@ -304,8 +314,9 @@ impl Store {
         }
     }
 
+    /// The metadata of an object; not an access for LRU.
     pub fn head(&self, bck: &Bck, key: &str) -> Result<ObjMeta> {
-        self.open_object(bck, key).map(|(_, m)| m)
+        self.open_object_untouched(bck, key).map(|(_, m)| m)
     }
 
     /// Rewrites an object's metadata in place (tags); atomic because one xattr set is.
@@ -332,7 +343,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         match fs::remove_file(&p) {
-            Ok(()) => {}
+            Ok(()) => self.index.removed(bck, key),
             Err(e) if is_missing(&e) => return Ok(false),
             Err(e) => return Err(Error::io(&p, e)),
         }
@@ -354,6 +365,7 @@ impl Store {
     /// renamed into the work directory, so a crash leaves nothing half-deleted in the namespace.
     pub fn remove_bucket(&self, bck: &Bck) -> Result<()> {
         let _tree = self.lock_tree();
+        self.index.removed_bucket(bck);
         for mp in &self.mountpaths {
             let dir = layout::bucket_dir(&mp.root, bck);
             if !dir.exists() {

@@ -94,7 +94,7 @@ pub struct AzureConfig {
     pub auto_attach: bool,
 }
 
-/// How cold objects are fetched into the cache.
+/// How cold objects are fetched into the cache, and how much of the disks the node may use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
@@ -102,11 +102,33 @@ pub struct CacheConfig {
     pub parallel_fetch_threshold: u64,
     pub parallel_fetch_chunk: u64,
     pub parallel_fetch_workers: usize,
+    /// Bytes of objects the node may hold; 0 = the mountpaths' filesystems (their used share counts).
+    pub capacity: u64,
+    /// Eviction starts above this share (percent) of the capacity ...
+    pub highwm: u8,
+    /// ... and stops at this one.
+    pub lowwm: u8,
+    /// Above this share, PUTs and cold GETs fail with 507 InsufficientStorage.
+    pub out_of_space: u8,
+    /// How often capacity is checked (seconds).
+    pub check_interval_secs: f64,
+    /// How often access times are written to disk (seconds).
+    pub atime_flush_secs: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { parallel_fetch_threshold: 64 << 20, parallel_fetch_chunk: 16 << 20, parallel_fetch_workers: 4 }
+        CacheConfig {
+            parallel_fetch_threshold: 64 << 20,
+            parallel_fetch_chunk: 16 << 20,
+            parallel_fetch_workers: 4,
+            capacity: 0,
+            highwm: 90,
+            lowwm: 75,
+            out_of_space: 95,
+            check_interval_secs: 1.0,
+            atime_flush_secs: 60,
+        }
     }
 }
 
@@ -306,6 +328,16 @@ impl Config {
                 key: "cache.parallel_fetch_chunk",
                 reason: "chunk and workers must be at least 1".into(),
             });
+        }
+        let c = &self.cache;
+        if !(c.lowwm < c.highwm && c.highwm <= c.out_of_space && c.out_of_space <= 100) {
+            return Err(Error::Setting {
+                key: "cache.highwm",
+                reason: "watermarks must satisfy lowwm < highwm <= out_of_space <= 100".into(),
+            });
+        }
+        if !positive(c.check_interval_secs) {
+            return Err(Error::Setting { key: "cache.check_interval_secs", reason: "must be positive".into() });
         }
         if self.server.threads == Some(0) {
             return Err(Error::Setting { key: "server.threads", reason: "must be at least 1".into() });

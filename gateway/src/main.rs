@@ -2,6 +2,7 @@
 
 mod attach;
 mod bench;
+mod capacity;
 mod cli;
 mod cluster;
 mod jobs;

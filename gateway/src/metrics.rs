@@ -19,12 +19,60 @@ pub struct Metrics {
 /// The Prometheus text exposition of every counter.
 pub fn render(state: &AppState) -> String {
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    let mut metric = |kind: &str, name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, v) in samples {
             let _ = writeln!(out, "{name}{labels} {v}");
         }
     };
+    let one = |v: u64| [(String::new(), v)];
+    let usage = state.store.index().usage();
+    let (limit, used) = state.capacity.measure(state);
+    metric("gauge", "trove_capacity_bytes", "Bytes the node may hold (configured, or its filesystems).", &one(limit));
+    metric("gauge", "trove_used_bytes", "Bytes in use against the capacity.", &one(used));
+    metric("gauge", "trove_objects", "Objects on the node (AIS-local and cached copies).", &one(usage.objects));
+    metric(
+        "gauge",
+        "trove_cached_bytes",
+        "Bytes of cached copies of remote objects (evictable).",
+        &one(usage.evictable),
+    );
+    metric("gauge", "trove_local_bytes", "Bytes of AIS-local objects.", &one(usage.total - usage.evictable));
+    let mps: Vec<_> = state
+        .store
+        .mountpaths()
+        .iter()
+        .filter_map(|m| crate::capacity::filesystem(&m.root).map(|fs| (m.root.display().to_string(), fs)))
+        .collect();
+    let label = |p: &str| format!("{{mountpath=\"{}\"}}", p.replace('\\', "\\\\").replace('"', "\\\""));
+    metric(
+        "gauge",
+        "trove_mountpath_capacity_bytes",
+        "Size of each mountpath's filesystem.",
+        &mps.iter().map(|(p, (t, _))| (label(p), *t)).collect::<Vec<_>>(),
+    );
+    metric(
+        "gauge",
+        "trove_mountpath_used_bytes",
+        "Used bytes of each mountpath's filesystem.",
+        &mps.iter().map(|(p, (_, u))| (label(p), *u)).collect::<Vec<_>>(),
+    );
+    metric("counter", "trove_evicted_objects_total", "Cached copies evicted by the LRU.", &one(usage.evicted_objects));
+    metric("counter", "trove_evicted_bytes_total", "Bytes evicted by the LRU.", &one(usage.evicted_bytes));
+    let jobs = state.jobs.list(None);
+    let mut job_samples = Vec::new();
+    for kind in [crate::jobs::PREFETCH, crate::jobs::EVICT] {
+        let of_kind: Vec<_> = jobs.iter().filter(|j| j.kind == kind).collect();
+        let running = of_kind.iter().filter(|j| !j.finished()).count() as u64;
+        job_samples.push((format!("{{kind=\"{kind}\",state=\"running\"}}"), running));
+        job_samples.push((format!("{{kind=\"{kind}\",state=\"finished\"}}"), of_kind.len() as u64 - running));
+    }
+    metric("gauge", "trove_jobs", "Jobs known to the node, by kind and state.", &job_samples);
+    let objs: u64 = jobs.iter().map(|j| j.objs.load(Ordering::Relaxed)).sum();
+    let bytes: u64 = jobs.iter().map(|j| j.bytes.load(Ordering::Relaxed)).sum();
+    metric("gauge", "trove_job_objects", "Objects done by the jobs the node still knows.", &one(objs));
+    metric("gauge", "trove_job_bytes", "Bytes done by the jobs the node still knows.", &one(bytes));
+    let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| metric("counter", name, help, samples);
     let m = &state.metrics;
     counter(
         "trove_cache_hits_total",

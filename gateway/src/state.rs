@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use trove_cache::{FetchConfig, ReadThrough, Store};
 
+use crate::capacity::Capacity;
 use crate::cluster::Cluster;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub readthrough: Arc<ReadThrough>,
     pub metrics: Metrics,
     pub jobs: Jobs,
+    pub capacity: Capacity,
     pub public_metrics: bool,
     /// This cluster's UUID and creation time (AIS's Smap), generated once.
     pub identity: ClusterIdentity,
@@ -139,6 +141,7 @@ impl AppState {
                 readthrough,
                 metrics: Metrics::default(),
                 jobs: Jobs::new(std::time::Duration::from_secs(cfg.jobs.keep_secs)),
+                capacity: Capacity::new(&cfg.cache),
                 public_metrics: cfg.auth.public_metrics,
                 identity,
                 listen,

@@ -145,6 +145,9 @@ async fn fetch_one(
         }
         state.readthrough.invalidate(&entry.bck, key);
     }
+    if state.capacity.out_of_space(state) {
+        return Err(trove_cache::Error::Internal("the node is out of space (507)".into()));
+    }
     let fill = state.readthrough.fill(backend, &entry.bck, key);
     let meta = fill.started().await?;
     fill.finished().await?;

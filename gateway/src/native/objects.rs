@@ -130,6 +130,7 @@ async fn read(
 
 async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<Incoming>) -> Reply {
     let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    crate::s3::errors::check_space(state).map_err(|e| from_s3(e, entry, key))?;
     if length.is_some_and(|l| l > MAX_OBJECT_SIZE) {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "object too large".to_owned()));
     }

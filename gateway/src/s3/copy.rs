@@ -75,6 +75,7 @@ pub async fn copy_object(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
+    errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
         let src = owned_bucket(state, bucket, &user)?;

@@ -13,11 +13,7 @@ pub fn from_store(e: trove_cache::Error) -> S3Error {
         ),
         E::PreconditionFailed => crate::s3::conditions::precondition_failed(),
         E::MetadataTooLarge => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
-        E::Io { ref source, .. } if source.raw_os_error() == Some(libc_enospc()) => {
-            let mut err = S3Error::with_message(S3ErrorCode::Custom("InsufficientStorage".into()), "Insufficient storage on the node.");
-            err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
-            err
-        }
+        E::Io { ref source, .. } if source.raw_os_error() == Some(libc_enospc()) => insufficient_storage(),
         E::Backend(b) => from_backend(b),
         other => internal(other),
     }
@@ -62,6 +58,22 @@ pub fn from_registry(e: trove_namespace::Error) -> S3Error {
 pub fn internal(e: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "internal error");
     s3_error!(InternalError, "We encountered an internal error. Please try again.")
+}
+
+/// 507: the node is above its out-of-space mark (or a disk is full).
+pub fn insufficient_storage() -> S3Error {
+    let mut err =
+        S3Error::with_message(S3ErrorCode::Custom("InsufficientStorage".into()), "Insufficient storage on the node.");
+    err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    err
+}
+
+/// Refuses new data when the node is above its out-of-space mark.
+pub fn check_space(state: &crate::state::SharedState) -> s3s::S3Result<()> {
+    if state.capacity.out_of_space(state) {
+        return Err(insufficient_storage());
+    }
+    Ok(())
 }
 
 pub fn no_such_bucket() -> S3Error {

@@ -96,6 +96,7 @@ pub async fn upload_part(
     let S3Request { input: i, headers, trailing_headers, .. } = req;
     check_key(&i.key)?;
     check_part_number(i.part_number)?;
+    errors::check_space(state)?;
     let mut expected =
         header_checksums(i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme, i.checksum_sha1, i.checksum_sha256);
     let st = state.clone();

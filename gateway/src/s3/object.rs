@@ -103,6 +103,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
     }
+    errors::check_space(state)?;
     let tags = input.tagging.as_deref().map(tagging::parse_header).transpose()?.unwrap_or_default();
     let acl = input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
     let mut expected = header_checksums(

@@ -92,6 +92,10 @@ pub async fn read(
     }
     state.metrics.misses.fetch_add(1, Ordering::Relaxed);
     let b = backend(state, &entry)?;
+    if with_body {
+        // A cold GET fills the cache: not above the out-of-space mark.
+        errors::check_space(state)?;
+    }
     if !with_body {
         let m = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
         return object::respond(&ObjMeta::from_backend(&key, &m), i, false, |_, _| {

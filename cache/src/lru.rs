@@ -1,0 +1,313 @@
+//! The LRU index of a node's objects: size and last access of every object, kept in memory.
+//!
+//! The store updates it on every commit, delete and read, so byte accounting is exact once the start-up scan
+//! ([`Store::rebuild_index`]) has run; access times are persisted lazily ([`Index::save_atimes`]) and read back
+//! by that scan, so LRU order survives restarts. Eviction ([`Store::evict`]) removes cached copies of remote
+//! objects only — AIS-local objects are primary data — oldest access first, skipping what the caller's policy
+//! protects (`lru.enabled = false`, younger than `dont_evict_time`). A reader streaming an object while it is
+//! evicted keeps its open file and finishes intact (the file is unlinked, not truncated).
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use trove_namespace::Bck;
+
+use crate::{Error, Result, Store};
+
+type Key = (Bck, String);
+
+#[derive(Debug)]
+struct Entry {
+    size: AtomicU64,
+    /// Last access, nanoseconds since the Unix epoch.
+    atime: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: RwLock<HashMap<Key, Arc<Entry>>>,
+    total: AtomicU64,
+    evictable: AtomicU64,
+    /// The start-up scan has finished: totals cover every object on disk.
+    complete: AtomicBool,
+    evicted_objects: AtomicU64,
+    evicted_bytes: AtomicU64,
+}
+
+/// Undoes the key escaping of [`Index::save_atimes`].
+fn unescape(k: &str) -> String {
+    let mut out = String::with_capacity(k.len());
+    let mut chars = k.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Byte accounting and eviction counters, for capacity checks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of all objects (AIS-local and cached copies).
+    pub total: u64,
+    /// Bytes of cached copies of remote objects.
+    pub evictable: u64,
+    pub objects: u64,
+    pub evicted_objects: u64,
+    pub evicted_bytes: u64,
+    pub complete: bool,
+}
+
+impl Index {
+    fn put(&self, bck: &Bck, key: &str, size: u64, atime: i64) {
+        let evictable = bck.provider.is_remote();
+        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        match map.get(&(bck.clone(), key.to_owned())) {
+            Some(e) => {
+                let old = e.size.swap(size, Ordering::Relaxed);
+                e.atime.store(atime, Ordering::Relaxed);
+                self.total.fetch_sub(old, Ordering::Relaxed);
+                if evictable {
+                    self.evictable.fetch_sub(old, Ordering::Relaxed);
+                }
+            }
+            None => {
+                map.insert(
+                    (bck.clone(), key.to_owned()),
+                    Arc::new(Entry { size: AtomicU64::new(size), atime: AtomicI64::new(atime) }),
+                );
+            }
+        }
+        self.total.fetch_add(size, Ordering::Relaxed);
+        if evictable {
+            self.evictable.fetch_add(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Records an access (a read): a shared lock and one atomic store.
+    pub(crate) fn touch(&self, bck: &Bck, key: &str) {
+        let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get(&(bck.clone(), key.to_owned())) {
+            e.atime.store(now_ns(), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn committed(&self, bck: &Bck, key: &str, size: u64) {
+        self.put(bck, key, size, now_ns());
+    }
+
+    pub(crate) fn removed(&self, bck: &Bck, key: &str) {
+        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.remove(&(bck.clone(), key.to_owned())) {
+            let size = e.size.load(Ordering::Relaxed);
+            self.total.fetch_sub(size, Ordering::Relaxed);
+            if bck.provider.is_remote() {
+                self.evictable.fetch_sub(size, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn removed_bucket(&self, bck: &Bck) {
+        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(b, _), e| {
+            if b != bck {
+                return true;
+            }
+            let size = e.size.load(Ordering::Relaxed);
+            self.total.fetch_sub(size, Ordering::Relaxed);
+            if bck.provider.is_remote() {
+                self.evictable.fetch_sub(size, Ordering::Relaxed);
+            }
+            false
+        });
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            total: self.total.load(Ordering::Relaxed),
+            evictable: self.evictable.load(Ordering::Relaxed),
+            objects: self.entries.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            evicted_objects: self.evicted_objects.load(Ordering::Relaxed),
+            evicted_bytes: self.evicted_bytes.load(Ordering::Relaxed),
+            complete: self.complete.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes the access times of cached copies to `path` (temp file + rename): one line per object,
+    /// `atime provider bucket key`, tab-separated, with `\` and newlines in keys escaped.
+    pub fn save_atimes(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("tmp");
+        let io = |e| Error::io(path, e);
+        {
+            let f = std::fs::File::create(&tmp).map_err(io)?;
+            let mut w = std::io::BufWriter::new(f);
+            let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            for ((bck, key), e) in map.iter().filter(|((b, _), _)| b.provider.is_remote()) {
+                let key = key.replace('\\', "\\\\").replace('\n', "\\n");
+                writeln!(w, "{}\t{}\t{}\t{}", e.atime.load(Ordering::Relaxed), bck.provider.as_str(), bck.name, key)
+                    .map_err(io)?;
+            }
+            w.flush().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    fn load_atimes(path: &Path) -> HashMap<Key, i64> {
+        let mut out = HashMap::new();
+        let Ok(f) = std::fs::File::open(path) else { return out };
+        for line in std::io::BufReader::new(f).lines().map_while(std::io::Result::ok) {
+            let mut parts = line.splitn(4, '\t');
+            let (Some(t), Some(p), Some(b), Some(k)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Ok(t), Ok(p)) = (t.parse::<i64>(), p.parse()) else { continue };
+            let key = unescape(k);
+            out.insert((Bck { provider: p, ns: Default::default(), name: b.to_owned() }, key), t);
+        }
+        out
+    }
+}
+
+impl Store {
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Fills the index from the objects on disk of `buckets`, with access times from `atimes` (objects not in
+    /// it count as accessed when last modified). Runs while the node serves; entries the node adds meanwhile are
+    /// kept (a commit during the scan is newer than what the scan read).
+    pub fn rebuild_index(&self, buckets: &[Bck], atimes: &Path) -> Result<()> {
+        let saved = Index::load_atimes(atimes);
+        for bck in buckets {
+            let mut pos: Vec<u8> = Vec::new();
+            loop {
+                let batch = self.list(bck, &pos, "", 1000)?;
+                let Some((last, _)) = batch.last() else { break };
+                pos = last.as_bytes().to_vec();
+                for (key, meta) in &batch {
+                    let known = self
+                        .index
+                        .entries
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(&(bck.clone(), key.clone()));
+                    if !known {
+                        let atime =
+                            saved.get(&(bck.clone(), key.clone())).copied().unwrap_or(meta.mtime_ms * 1_000_000);
+                        self.index.put(bck, key, meta.size, atime);
+                    }
+                }
+            }
+        }
+        self.index.complete.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Evicts cached copies, least recently used first, until at most `target` bytes of objects remain (or
+    /// nothing evictable is left). `protected_until(bck)` gives, per bucket, the access time (ns) after which a
+    /// copy is spared (`now - dont_evict_time`), or `None` when the bucket's LRU is off. Returns bytes freed.
+    pub fn evict(&self, target: u64, protected_until: impl Fn(&Bck) -> Option<i64>) -> Result<u64> {
+        let mut candidates: Vec<(i64, Key, u64)> = {
+            let map = self.index.entries.read().unwrap_or_else(|e| e.into_inner());
+            let mut verdicts: HashMap<&Bck, Option<i64>> = HashMap::new();
+            map.iter()
+                .filter(|((b, _), _)| b.provider.is_remote())
+                .filter_map(|((b, k), e)| {
+                    let atime = e.atime.load(Ordering::Relaxed);
+                    let limit = *verdicts.entry(b).or_insert_with(|| protected_until(b));
+                    limit
+                        .filter(|l| atime < *l)
+                        .map(|_| (atime, (b.clone(), k.clone()), e.size.load(Ordering::Relaxed)))
+                })
+                .collect()
+        };
+        candidates.sort_by_key(|c| c.0);
+        let mut freed = 0;
+        for (_, (bck, key), size) in candidates {
+            if self.index.total.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            if self.delete(&bck, &key)? {
+                freed += size;
+                self.index.evicted_objects.fetch_add(1, Ordering::Relaxed);
+                self.index.evicted_bytes.fetch_add(size, Ordering::Relaxed);
+            }
+        }
+        Ok(freed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ObjMeta;
+
+    fn put(store: &Store, bck: &Bck, key: &str, size: usize) {
+        let mut staged = store.stage(bck, key).unwrap();
+        std::io::Write::write_all(&mut staged.file, &vec![7u8; size]).unwrap();
+        let meta = ObjMeta { key: key.into(), size: size as u64, etag: "e".into(), mtime_ms: 1, ..Default::default() };
+        store.commit(staged, bck, key, &meta).unwrap();
+    }
+
+    #[test]
+    fn evicts_oldest_cached_copies_only_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path().join("mp");
+        let store = Store::open(std::slice::from_ref(&mp), false).unwrap();
+        let cloud: Bck = "s3://origin".parse().unwrap();
+        let local = Bck::ais("mine");
+        put(&store, &local, "primary", 1000);
+        for i in 0..5 {
+            put(&store, &cloud, &format!("c{i}"), 100);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        store.open_object(&cloud, "c0").unwrap(); // c0 becomes the most recent
+        let u = store.index().usage();
+        assert_eq!((u.total, u.evictable, u.objects), (1500, 500, 6));
+
+        // Down to 1300 bytes: the two oldest copies go (c1, c2), never the local object.
+        let freed = store.evict(1300, |_| Some(now_ns())).unwrap();
+        assert_eq!(freed, 200);
+        for (k, present) in [("c0", true), ("c1", false), ("c2", false), ("c3", true), ("c4", true)] {
+            assert_eq!(store.head(&cloud, k).is_ok(), present, "{k}");
+        }
+        assert!(store.head(&local, "primary").is_ok());
+        // Protected buckets keep their copies.
+        assert_eq!(store.evict(0, |_| None).unwrap(), 0);
+        assert_eq!(store.index().usage().total, 1300);
+
+        // Access times saved and read back: after a restart the order is the same.
+        let atimes = dir.path().join("atime.tsv");
+        store.index().save_atimes(&atimes).unwrap();
+        drop(store);
+        let store = Store::open(&[mp], false).unwrap();
+        store.rebuild_index(&[cloud.clone(), local.clone()], &atimes).unwrap();
+        let u = store.index().usage();
+        assert_eq!((u.total, u.evictable, u.objects, u.complete), (1300, 300, 4, true));
+        store.evict(1200, |_| Some(now_ns())).unwrap();
+        assert!(store.head(&cloud, "c3").is_err(), "c3 was the oldest");
+        assert!(store.head(&cloud, "c0").is_ok() && store.head(&cloud, "c4").is_ok());
+    }
+
+    #[test]
+    fn key_escaping_round_trips() {
+        for k in ["plain", "a\\b", "new\nline", "tail\\", "\\n literally"] {
+            let escaped = k.replace('\\', "\\\\").replace('\n', "\\n");
+            assert_eq!(unescape(&escaped), k);
+        }
+    }
+}
