@@ -1,19 +1,136 @@
 //! Counters of the node and their Prometheus text rendering at `/v1/metrics`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use trove_backends::retry::Op;
 use trove_namespace::Provider;
 
 use crate::state::AppState;
 
+/// Upper bounds (seconds) of the request latency histogram.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Debug, Default, Clone)]
+struct Series {
+    count: u64,
+    sum_secs: f64,
+    /// Non-cumulative counts per bucket; the last one is +Inf.
+    buckets: [u64; BUCKETS.len() + 1],
+}
+
+/// Requests by operation and status, their latency (to the response head) and bytes in and out.
+#[derive(Debug, Default)]
+pub struct Requests {
+    by_op: Mutex<HashMap<(&'static str, u16), Series>>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Requests {
+    pub fn record(&self, op: &'static str, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
+        let secs = took.as_secs_f64();
+        let slot = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        {
+            let mut map = self.by_op.lock().unwrap_or_else(|e| e.into_inner());
+            let s = map.entry((op, status)).or_default();
+            s.count += 1;
+            s.sum_secs += secs;
+            s.buckets[slot] += 1;
+        }
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+}
+
+/// The S3 (or native) operation of a request, from its method, path, query and headers — without parsing
+/// it twice: what s3s decides later is finer, but these names are what dashboards group by.
+pub fn operation(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    virtual_host: bool,
+) -> &'static str {
+    let path = uri.path();
+    if path.starts_with("/v1/") && !virtual_host {
+        return "Native";
+    }
+    let query = uri.query().unwrap_or("");
+    let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    let segments =
+        path.trim_start_matches('/').splitn(2, '/').filter(|s| !s.is_empty()).count() + usize::from(virtual_host);
+    let (bucket, object) = (segments >= 1, segments >= 2);
+    use http::Method as M;
+    match (method, bucket, object) {
+        (&M::GET, false, _) => "ListBuckets",
+        (&M::GET, true, true) if has("uploadId") => "ListParts",
+        (&M::GET, true, true) if query.is_empty() || has("partNumber") || has("response-content-type") => "GetObject",
+        (&M::GET, true, true) => "GetObjectOther",
+        (&M::GET, true, false)
+            if query.is_empty() || has("list-type") || has("prefix") || has("delimiter") || has("marker") =>
+        {
+            "ListObjects"
+        }
+        (&M::GET, true, false) if has("uploads") => "ListMultipartUploads",
+        (&M::GET, true, false) => "GetBucketOther",
+        (&M::HEAD, true, true) => "HeadObject",
+        (&M::HEAD, true, false) => "HeadBucket",
+        (&M::PUT, true, true) if has("partNumber") && headers.contains_key("x-amz-copy-source") => "UploadPartCopy",
+        (&M::PUT, true, true) if has("partNumber") => "UploadPart",
+        (&M::PUT, true, true) if headers.contains_key("x-amz-copy-source") => "CopyObject",
+        (&M::PUT, true, true) if query.is_empty() => "PutObject",
+        (&M::PUT, true, true) => "PutObjectOther",
+        (&M::PUT, true, false) if query.is_empty() => "CreateBucket",
+        (&M::PUT, true, false) => "PutBucketOther",
+        (&M::POST, true, true) if has("uploads") => "CreateMultipartUpload",
+        (&M::POST, true, true) if has("uploadId") => "CompleteMultipartUpload",
+        (&M::POST, true, false) if has("delete") => "DeleteObjects",
+        (&M::DELETE, true, true) if has("uploadId") => "AbortMultipartUpload",
+        (&M::DELETE, true, true) => "DeleteObject",
+        (&M::DELETE, true, false) if query.is_empty() => "DeleteBucket",
+        _ => "Other",
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    pub requests: Requests,
     /// Reads of remote-bucket objects served from the cache.
     pub hits: AtomicU64,
     /// Reads of remote-bucket objects that had to go to the backend.
     pub misses: AtomicU64,
+}
+
+/// `trove_request_duration_seconds`, one histogram per operation (all statuses together).
+fn histograms(series: &HashMap<(&'static str, u16), Series>) -> String {
+    let mut per_op: HashMap<&'static str, Series> = HashMap::new();
+    for ((op, _), s) in series {
+        let t = per_op.entry(op).or_default();
+        t.count += s.count;
+        t.sum_secs += s.sum_secs;
+        for (a, b) in t.buckets.iter_mut().zip(s.buckets.iter()) {
+            *a += b;
+        }
+    }
+    let mut ops: Vec<_> = per_op.keys().copied().collect();
+    ops.sort();
+    let name = "trove_request_duration_seconds";
+    let mut out = format!("# HELP {name} Time to the response head, by operation.\n# TYPE {name} histogram\n");
+    for op in ops {
+        let s = &per_op[op];
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += s.buckets[i];
+            let _ = writeln!(out, "{name}_bucket{{op=\"{op}\",le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{op=\"{op}\",le=\"+Inf\"}} {}", s.count);
+        let _ = writeln!(out, "{name}_sum{{op=\"{op}\"}} {}", s.sum_secs);
+        let _ = writeln!(out, "{name}_count{{op=\"{op}\"}} {}", s.count);
+    }
+    out
 }
 
 /// The Prometheus text exposition of every counter.
@@ -73,6 +190,24 @@ pub fn render(state: &AppState) -> String {
     metric("gauge", "trove_job_objects", "Objects done by the jobs the node still knows.", &one(objs));
     metric("gauge", "trove_job_bytes", "Bytes done by the jobs the node still knows.", &one(bytes));
     let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| metric("counter", name, help, samples);
+    let req = &state.metrics.requests;
+    counter(
+        "trove_bytes_in_total",
+        "Request body bytes received (by Content-Length).",
+        &[(String::new(), req.bytes_in.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_bytes_out_total",
+        "Response body bytes sent (by Content-Length).",
+        &[(String::new(), req.bytes_out.load(Ordering::Relaxed))],
+    );
+    let series = req.by_op.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut keys: Vec<_> = series.keys().copied().collect();
+    keys.sort();
+    let samples: Vec<_> =
+        keys.iter().map(|(op, st)| (format!("{{op=\"{op}\",status=\"{st}\"}}"), series[&(*op, *st)].count)).collect();
+    counter("trove_requests_total", "Requests by operation and HTTP status.", &samples);
+    let hist = histograms(&series);
     let m = &state.metrics;
     counter(
         "trove_cache_hits_total",
@@ -116,5 +251,41 @@ pub fn render(state: &AppState) -> String {
         &requests,
     );
     counter("trove_backend_errors_total", "Backend calls that failed after all attempts.", &errors);
+    out.push_str(&hist);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation;
+
+    fn op(method: &str, uri: &str, copy: bool) -> &'static str {
+        let mut h = http::HeaderMap::new();
+        if copy {
+            h.insert("x-amz-copy-source", http::HeaderValue::from_static("b/k"));
+        }
+        operation(&method.parse().unwrap(), &uri.parse().unwrap(), &h, false)
+    }
+
+    #[test]
+    fn operations_from_requests() {
+        assert_eq!(op("GET", "/", false), "ListBuckets");
+        assert_eq!(op("GET", "/b", false), "ListObjects");
+        assert_eq!(op("GET", "/b?list-type=2&prefix=a", false), "ListObjects");
+        assert_eq!(op("GET", "/b/k", false), "GetObject");
+        assert_eq!(op("GET", "/b/k/deep?partNumber=1", false), "GetObject");
+        assert_eq!(op("HEAD", "/b/k", false), "HeadObject");
+        assert_eq!(op("HEAD", "/b", false), "HeadBucket");
+        assert_eq!(op("PUT", "/b/k", false), "PutObject");
+        assert_eq!(op("PUT", "/b/k", true), "CopyObject");
+        assert_eq!(op("PUT", "/b/k?partNumber=2&uploadId=x", false), "UploadPart");
+        assert_eq!(op("PUT", "/b", false), "CreateBucket");
+        assert_eq!(op("POST", "/b/k?uploads", false), "CreateMultipartUpload");
+        assert_eq!(op("POST", "/b/k?uploadId=x", false), "CompleteMultipartUpload");
+        assert_eq!(op("POST", "/b?delete", false), "DeleteObjects");
+        assert_eq!(op("DELETE", "/b/k", false), "DeleteObject");
+        assert_eq!(op("DELETE", "/b", false), "DeleteBucket");
+        assert_eq!(op("GET", "/v1/buckets", false), "Native");
+        assert_eq!(op("GET", "/b?tagging", false), "GetBucketOther");
+    }
 }

@@ -167,7 +167,20 @@ impl Frontend {
         (!seg.is_empty()).then(|| seg.to_owned())
     }
 
+    /// Serves one request and records it in the request metrics (operation, status, time to the response
+    /// head, bytes by Content-Length).
     async fn handle(&self, req: Request<Incoming>) -> Response<s3s::Body> {
+        let started = std::time::Instant::now();
+        let virtual_host = self.is_virtual_host(&req);
+        let op = crate::metrics::operation(req.method(), req.uri(), req.headers(), virtual_host);
+        let bytes_in = content_length(req.headers());
+        let resp = self.serve(req).await;
+        let bytes_out = content_length(resp.headers());
+        self.state.metrics.requests.record(op, resp.status().as_u16(), started.elapsed(), bytes_in, bytes_out);
+        resp
+    }
+
+    async fn serve(&self, req: Request<Incoming>) -> Response<s3s::Body> {
         if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
             return native::handle(&self.state, req).await;
         }
@@ -228,6 +241,10 @@ impl s3s::host::S3Host for DomainHost {
 /// `Expect: 100-continue` with an empty body: hyper answers without a `100 Continue`, and botocore (aws-cli,
 /// boto3) then mishandles the reused connection, so that the next request on it hangs. Closing the connection
 /// after such a response avoids it; zero-byte uploads are rare enough for the extra connect not to matter.
+fn content_length(h: &http::HeaderMap) -> u64 {
+    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+}
+
 /// `PUT /bucket` without a sub-resource: CreateBucket makes an AIS-local bucket, never an attach.
 fn is_create_bucket(req: &Request<Incoming>) -> bool {
     req.method() == http::Method::PUT
