@@ -104,7 +104,8 @@ impl Resilient {
         let mut attempt = 1;
         loop {
             self.stats.requests[op as usize].fetch_add(1, Ordering::Relaxed);
-            let outcome = match tokio::time::timeout(limit, call()).await {
+            let span = tracing::debug_span!("backend", provider = self.inner.provider(), op = op.as_str(), attempt);
+            let outcome = match tracing::Instrument::instrument(tokio::time::timeout(limit, call()), span).await {
                 Ok(r) => r,
                 Err(_) => Err(Error::unavailable(format!(
                     "{} {} timed out after {:.1} s",

