@@ -278,7 +278,7 @@ def test_prefetch_by_list_template_and_range_then_backend_down(trove_factory, em
     origin = new_bucket_name()
     emu.create_bucket(origin)
     attach(trove, emu, origin)
-    shards = [f"shard-{i:03d}.bin" for i in range(100)]
+    shards = [f"shard-{i:03d}.bin" for i in range(1000)]  # the 1,000 objects
     listed = ["list/a.bin", "list/b.bin", "list/c d.bin"]
     ranged = [f"rng-{i:02d}.bin" for i in range(10)]
     data = put_objects(emu, origin, shards + listed + ranged + ["not-prefetched.bin"], size=1024, seed=7)
@@ -292,14 +292,14 @@ def test_prefetch_by_list_template_and_range_then_backend_down(trove_factory, em
     status = client.job(by_list).status()
     assert status.uuid == by_list and status.end_time > 0 and not status.aborted and status.err == "", status
 
-    by_template = bck.objects(obj_template="shard-{000..099}.bin").prefetch()
+    by_template = bck.objects(obj_template="shard-{000..999}.bin").prefetch()
     wait_ok(client, by_template)
     snaps = [s for s in client.job(by_template).get_details().list_snapshots() if s.id == by_template]
     assert len(snaps) == 1, snaps
     snap = snaps[0]
     assert snap.kind == "prefetch-listrange", snap
     assert snap.end_time and snap.end_time != GO_ZERO_TIME and not snap.aborted, snap
-    assert snap.stats is not None and snap.stats.objects == 100, snap.stats
+    assert snap.stats is not None and snap.stats.objects == 1000, snap.stats
     assert snap.stats.bytes == sum(len(data[n]) for n in shards), snap.stats
 
     # ObjectRange always sends the three-part form: {"template": "rng-{00..09..1}.bin"}.

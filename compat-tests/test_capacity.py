@@ -100,3 +100,21 @@ def test_lru_eviction_watermarks_and_out_of_space(node, moto):
     node.restart()
     assert s3.get_object(Bucket=local, Key="primary")["Body"].read() == b"L" * (200 * KiB)
     assert wait_for(lambda: usage() == before), (usage(), before)
+
+
+def test_a_read_in_progress_survives_eviction(trove_factory, moto):
+    from native_support import start_job, wait_job
+
+    trove = trove_factory(extra_config=backends_toml(moto), env=TROVE_ENV)
+    s3 = trove.client()
+    origin = new_bucket_name()
+    moto.create_bucket(origin)
+    body = bytes(range(256)) * (128 * KiB)  # 32 MiB: far more than the socket buffers hold
+    moto.put_object(origin, "big", body)
+    attach(trove, moto, origin)
+    assert read(s3, origin, "big") == body  # cached now
+    stream = s3.get_object(Bucket=origin, Key="big")["Body"]
+    first = stream.read(1024 * KiB)
+    wait_job(trove, start_job(trove, origin, "evict-listrange", {"objnames": ["big"]}))
+    assert not cached(trove, origin, "big"), "evicted"
+    assert first + stream.read() == body, "the reader finished intact"
