@@ -71,7 +71,11 @@ def test_lru_eviction_watermarks_and_out_of_space(node, moto):
     # Evicted copies come back from the backend on the next read.
     assert read(s3, hot, "o0") == body[0]
 
-    # Fill AIS-local data past out_of_space: further PUTs get 507 and leave nothing behind.
+    # Fill AIS-local data past out_of_space: further PUTs get 507 and leave nothing behind. (First drop the
+    # unprotected copies, so that no eviction changes the use while this part runs.)
+    from native_support import start_job, wait_job
+
+    wait_job(node, start_job(node, hot, "evict-listrange", {"template": "o{0..7}"}))
     for n in range(20):
         try:
             s3.put_object(Bucket=local, Key=f"fill{n}", Body=b"F" * (100 * KiB))
@@ -83,6 +87,7 @@ def test_lru_eviction_watermarks_and_out_of_space(node, moto):
         s3.head_object(Bucket=local, Key="too-much")
     with s3_error("InsufficientStorage", 507):
         s3.get_object(Bucket=hot, Key="o7")  # a cold GET would fill the cache
+    assert s3.get_object(Bucket=young, Key="y")["Body"].read() == b"Y" * (100 * KiB), "warm GETs still work"
     assert node.work_files() == []
 
     # Restart: the node serves at once, and the rebuilt accounting matches.

@@ -35,3 +35,51 @@ def test_cluster_map_is_stable_and_describes_the_node(trove_factory):
     bad = requests.get(f"{trove.endpoint}/v1/daemon", params={"what": "nonsense"},
                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert bad.status_code == 400 and "message" in bad.json()
+
+
+def test_ais_buckets_over_the_native_api(trove_factory):
+    from test_backends import ADMIN_TOKEN, native
+
+    trove = trove_factory(env={"TROVE_ADMIN_TOKEN": ADMIN_TOKEN})
+    r = native(trove, "POST", "/v1/buckets/native-made", {"action": "create-bck", "name": "", "value": None},
+               params={"provider": "ais"})
+    assert r.status_code == 200, r.text
+    again = native(trove, "POST", "/v1/buckets/native-made", {"action": "create-bck"}, params={"provider": "ais"})
+    assert again.status_code == 409 and "already exists" in again.json()["message"]
+    s3 = trove.client()
+    assert "native-made" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.put_object(Bucket="native-made", Key="k", Body=b"v")
+    listed = native(trove, "GET", "/v1/buckets", {"action": "list"}, params={"provider": "ais"}).json()
+    assert {"name": "native-made", "provider": "ais"}.items() <= listed[0].items()
+    r = native(trove, "DELETE", "/v1/buckets/native-made", {"action": "destroy-bck"}, params={"provider": "ais"})
+    assert r.status_code == 200, r.text
+    assert "native-made" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    bad = native(trove, "POST", "/v1/buckets/v1", {"action": "create-bck"}, params={"provider": "ais"})
+    assert bad.status_code == 400
+
+
+def test_prefetch_blob_threshold_fetches_in_ranges(trove_factory, moto):
+    from native_support import start_job, wait_job
+    from support import new_bucket_name
+    from test_backends import TROVE_ENV, attach, backends_toml, metric
+
+    cache = "[cache]\nparallel_fetch_chunk = 1048576\n"
+    trove = trove_factory(extra_config=backends_toml(moto) + cache, env=TROVE_ENV)
+    origin = new_bucket_name()
+    moto.create_bucket(origin)
+    body = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    for k in ("plain", "ranged"):
+        moto.put_object(origin, k, body)
+    attach(trove, moto, origin)
+
+    def gets():
+        return metric(trove, "trove_backend_requests_total", provider="aws", op="get")
+
+    before = gets()
+    wait_job(trove, start_job(trove, origin, "prefetch-listrange", {"objnames": ["plain"]}))
+    assert gets() - before == 1, "below the node's threshold: one GET"
+    before = gets()
+    wait_job(trove, start_job(trove, origin, "prefetch-listrange", {"objnames": ["ranged"], "blob-threshold": 1048576}))
+    assert gets() - before == 3, "above blob-threshold: the first GET's first MiB, then two ranged reads"
+    s3 = trove.client()
+    assert s3.get_object(Bucket=origin, Key="ranged")["Body"].read() == body

@@ -261,8 +261,18 @@ impl ReadThrough {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner()).get(&(bck.clone(), key.to_owned())).cloned()
     }
 
+    pub fn config(&self) -> FetchConfig {
+        self.cfg
+    }
+
     /// Starts a fill of `key` from `backend` (bucket `bck.name`), or joins the one in flight.
     pub fn fill(self: &Arc<Self>, backend: Arc<dyn Backend>, bck: &Bck, key: &str) -> Arc<Fill> {
+        self.fill_with(backend, bck, key, self.cfg)
+    }
+
+    /// [`ReadThrough::fill`] with its own fetch settings (a prefetch's `blob-threshold`); a fill already in
+    /// flight is joined as it is.
+    pub fn fill_with(self: &Arc<Self>, backend: Arc<dyn Backend>, bck: &Bck, key: &str, cfg: FetchConfig) -> Arc<Fill> {
         let k = (bck.clone(), key.to_owned());
         let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = map.get(&k) {
@@ -283,7 +293,7 @@ impl ReadThrough {
         let f = fill.clone();
         tokio::spawn(async move {
             let tx = Arc::new(tx);
-            let outcome = this.fetch(&f, &tx, backend, &k.0, &k.1).await;
+            let outcome = this.fetch(&f, &tx, backend, &k.0, &k.1, cfg).await;
             match outcome {
                 Ok(()) => {
                     tx.send_replace(State::Done);
@@ -317,6 +327,7 @@ impl ReadThrough {
         backend: Arc<dyn Backend>,
         bck: &Bck,
         key: &str,
+        cfg: FetchConfig,
     ) -> Result<()> {
         let store = self.store.clone();
         let (b, k) = (bck.clone(), key.to_owned());
@@ -329,8 +340,8 @@ impl ReadThrough {
         let _ = fill.file.set(file.clone());
         tx.send_replace(State::Streaming { written: 0 });
 
-        let written = if size > self.cfg.parallel_threshold && self.cfg.chunk_size > 0 {
-            self.fetch_parallel(first.body, tx, &file, backend, bck, key, size).await?
+        let written = if size > cfg.parallel_threshold && cfg.chunk_size > 0 {
+            self.fetch_parallel(first.body, tx, &file, backend, bck, key, size, cfg).await?
         } else {
             write_stream(first.body, &file, 0, u64::MAX, tx.clone()).await?
         };
@@ -367,8 +378,9 @@ impl ReadThrough {
         bck: &Bck,
         key: &str,
         size: u64,
+        cfg: FetchConfig,
     ) -> Result<u64> {
-        let chunk = self.cfg.chunk_size;
+        let chunk = cfg.chunk_size;
         let chunks = size.div_ceil(chunk) as usize;
         let done = Arc::new(Mutex::new(vec![false; chunks]));
         let mark = |i: usize| {
@@ -403,7 +415,7 @@ impl ReadThrough {
                 mark(i);
             }
         };
-        let workers = self.cfg.workers.max(1).min(chunks);
+        let workers = cfg.workers.max(1).min(chunks);
         let results = futures::future::join_all((0..workers).map(|_| worker())).await;
         results.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(size)

@@ -43,8 +43,10 @@ pub struct MultiObjMsg {
     pub coer: bool,
     #[serde(default, rename = "latest-ver")]
     pub latest_ver: bool,
-    // `blob-threshold` is accepted and ignored: large objects are always fetched with parallel ranged reads
-    // above the node's `cache.parallel_fetch_threshold`.
+    /// Objects at least this large are fetched with parallel ranged reads; 0 keeps the node's
+    /// `cache.parallel_fetch_threshold`.
+    #[serde(default, rename = "blob-threshold")]
+    pub blob_threshold: u64,
 }
 
 impl MultiObjMsg {

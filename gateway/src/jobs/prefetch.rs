@@ -52,7 +52,7 @@ pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Resu
                         return;
                     }
                     let Some(name) = rx.lock().await.recv().await else { return };
-                    match fetch_one(&st, &e, b.clone(), &name, msg.latest_ver).await {
+                    match fetch_one(&st, &e, b.clone(), &name, &msg).await {
                         Ok(Some(bytes)) => {
                             j.objs.fetch_add(1, Ordering::Relaxed);
                             j.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -132,10 +132,10 @@ async fn fetch_one(
     entry: &BucketEntry,
     backend: Arc<trove_backends::retry::Resilient>,
     key: &str,
-    latest: bool,
+    msg: &MultiObjMsg,
 ) -> Result<Option<u64>, trove_cache::Error> {
     if let Ok(cached) = state.store.head(&entry.bck, key) {
-        if !latest {
+        if !msg.latest_ver {
             return Ok(None);
         }
         match backend.head(&entry.bck.name, key).await {
@@ -148,7 +148,11 @@ async fn fetch_one(
     if state.capacity.out_of_space(state) {
         return Err(trove_cache::Error::Internal("the node is out of space (507)".into()));
     }
-    let fill = state.readthrough.fill(backend, &entry.bck, key);
+    let mut cfg = state.readthrough.config();
+    if msg.blob_threshold > 0 {
+        cfg.parallel_threshold = msg.blob_threshold;
+    }
+    let fill = state.readthrough.fill_with(backend, &entry.bck, key, cfg);
     let meta = fill.started().await?;
     fill.finished().await?;
     Ok(Some(meta.size))

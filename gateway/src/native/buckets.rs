@@ -58,6 +58,32 @@ fn attach_error(e: AttachError) -> (StatusCode, String) {
     (status, e.to_string())
 }
 
+/// `create-bck` of an AIS-local bucket (owned by the root user, like buckets made with S3 CreateBucket).
+async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) -> Reply {
+    trove_namespace::validate_s3_bucket_name(name).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut p = trove_namespace::BucketProps::default();
+    p.apply(props).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    let entry = BucketEntry {
+        bck: Bck::ais(name),
+        owner: state.root_id.clone(),
+        created_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        props: p,
+        tags: Vec::new(),
+        acl: None,
+    };
+    let (st, n) = (state.clone(), name.to_owned());
+    let inserted = tokio::task::spawn_blocking(move || st.registry.insert(&n, entry))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match inserted {
+        Ok(()) => Ok(json(StatusCode::OK, Bytes::new())),
+        Err(trove_namespace::Error::AlreadyExists(_)) => {
+            Err((StatusCode::CONFLICT, format!("bucket ais://{name} already exists")))
+        }
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 /// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
 /// that stands for that cloud bucket.
 pub(super) fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
@@ -135,10 +161,9 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 ),
                 _ => {
                     let mut props = call.msg.value.clone();
-                    let backend = props.get("backend_bck").cloned().filter(|b| !b.is_null()).ok_or((
-                        StatusCode::BAD_REQUEST,
-                        "creating ais:// buckets over the native API is not supported: use S3 CreateBucket, or give backend_bck to attach a cloud bucket".to_owned(),
-                    ))?;
+                    let Some(backend) = props.get("backend_bck").cloned().filter(|b| !b.is_null()) else {
+                        return create_ais(state, n, &props).await;
+                    };
                     let bck: Bck = serde_json::from_value(backend)
                         .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid backend_bck: {e}")))?;
                     if let Some(o) = props.as_object_mut() {
@@ -179,10 +204,19 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             let (s3_name, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             if !e.bck.provider.is_remote() {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "destroying ais:// buckets over the native API is not supported: use S3 DeleteBucket".to_owned(),
-                ));
+                if action != "destroy-bck" {
+                    return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
+                }
+                // AIS's destroy-bck: the bucket and all its objects.
+                let st = state.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    let removed = st.registry.remove(&s3_name).map_err(|e| e.to_string())?;
+                    st.store.remove_bucket(&removed.bck).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+                return Ok(json(StatusCode::OK, Bytes::new()));
             }
             if action == "evict-remote-bck" && bool_param("keep_bck_md") {
                 let (st, bck) = (state.clone(), e.bck.clone());
