@@ -63,6 +63,9 @@ enum Command {
         /// Parallel fetches (default: 4).
         #[arg(long)]
         num_workers: Option<i64>,
+        /// Objects of at least this many bytes are fetched with parallel ranged reads.
+        #[arg(long)]
+        blob_threshold: Option<u64>,
         /// Follow the job until it ends (progress bar on a terminal).
         #[arg(long)]
         wait: bool,
@@ -132,8 +135,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
-        Command::Prefetch { conn, uri, sel, latest, continue_on_error, num_workers, wait } => {
-            let opts = serde_json::json!({"latest-ver": latest, "coer": continue_on_error, "num-workers": num_workers.unwrap_or(0)});
+        Command::Prefetch { conn, uri, sel, latest, continue_on_error, num_workers, blob_threshold, wait } => {
+            let opts = serde_json::json!({
+                "latest-ver": latest,
+                "coer": continue_on_error,
+                "num-workers": num_workers.unwrap_or(0),
+                "blob-threshold": blob_threshold.unwrap_or(0),
+            });
             runtime().and_then(|rt| rt.block_on(cli::start_job(&conn, false, &uri, &sel, opts, wait)))
         }
         Command::Evict { conn, uri, sel, all, keep_md, wait } => runtime().and_then(|rt| {
