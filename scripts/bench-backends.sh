@@ -19,40 +19,18 @@ cargo build --release -q -p trove-gateway
 TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
 [ -x compat-tests/.venv/bin/moto_server ] || bash compat-tests/setup.sh >/dev/null
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MPORT=$(free_port) TPORT=$(free_port)
+. scripts/moto-origin.sh
+start_moto
 
-compat-tests/.venv/bin/moto_server -H 127.0.0.1 -p "$MPORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MPORT/" >/dev/null && break; sleep 0.1; done
-
-export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey
+export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey TROVE_STORAGE__FSYNC=$FSYNC
 run_bench() { "$TROVE" bench --objects "$OBJECTS" --size "$SIZE" --concurrency "$CONCURRENCY" "$@"; }
 rate() { sed -n 's/.*objects\/s=\([0-9.]*\).*/\1/p' | tail -1; }
 
 for round in $(seq "$ROUNDS"); do
   bucket="bench-$round"
-  cat >"$WORK/trove-$round.toml" <<TOML
-[backends.aws]
-endpoint = "http://127.0.0.1:$MPORT"
-region = "us-east-1"
-access_key = "moto"
-secret_key = "moto"
-path_style = true
-
-[[buckets]]
-name = "$bucket"
-source = "s3://$bucket"
-TOML
-  rm -rf "$WORK/data"
-  TROVE_STORAGE__FSYNC=$FSYNC "$TROVE" serve --config "$WORK/trove-$round.toml" --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
-  tpid=$!
-  PIDS+=($tpid)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$TPORT/v1/health" >/dev/null && break; sleep 0.1; done
+  trove_config "$bucket" "$WORK/trove-$round.toml"
+  start_trove "$WORK/trove-$round.toml"
+  tpid=$TPID
 
   # PUT the objects straight into moto (creates the bucket there), then read them every way.
   run_bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --get-once >"$WORK/put.txt"

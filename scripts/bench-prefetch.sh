@@ -15,15 +15,8 @@ cargo build --release -q -p trove-gateway
 TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
 [ -x compat-tests/.venv/bin/moto_server ] && [ -x compat-tests/.venv-awscli/bin/aws ] || bash compat-tests/setup.sh >/dev/null
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MPORT=$(free_port) TPORT=$(free_port)
-compat-tests/.venv/bin/moto_server -H 127.0.0.1 -p "$MPORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MPORT/" >/dev/null && break; sleep 0.1; done
+. scripts/moto-origin.sh
+start_moto
 
 export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey TROVE_ADMIN_TOKEN=bench-admin-token
 export TROVE_ENDPOINT=http://127.0.0.1:$TPORT
@@ -34,23 +27,10 @@ now() { python3 -c 'import time; print(time.monotonic())'; }
 
 for round in $(seq "$ROUNDS"); do
   bucket="prefetch-bench-$round"
-  cat >"$WORK/trove.toml" <<TOML
-[backends.aws]
-endpoint = "http://127.0.0.1:$MPORT"
-region = "us-east-1"
-access_key = "moto"
-secret_key = "moto"
-path_style = true
-
-[[buckets]]
-name = "$bucket"
-source = "s3://$bucket"
-TOML
-  rm -rf "$WORK/data" "$WORK/sync"
-  "$TROVE" serve --config "$WORK/trove.toml" --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
-  tpid=$!
-  PIDS+=($tpid)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$TPORT/v1/health" >/dev/null && break; sleep 0.1; done
+  trove_config "$bucket" "$WORK/trove.toml"
+  rm -rf "$WORK/sync"
+  start_trove "$WORK/trove.toml"
+  tpid=$TPID
   "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$SIZE" \
     --concurrency 8 --get-once >/dev/null
 

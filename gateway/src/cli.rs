@@ -286,7 +286,7 @@ async fn wait_job(api: &Api, id: &str) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(if tty { 250 } else { 1000 })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
