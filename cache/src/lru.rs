@@ -19,6 +19,16 @@ use crate::{Error, Result, Store};
 
 type Key = (Bck, String);
 
+/// A borrowed [`Key`] for lookups: hashes exactly as the owned tuple, so reads allocate nothing.
+#[derive(Hash)]
+struct Query<'a>(&'a Bck, &'a str);
+
+impl hashbrown::Equivalent<Key> for Query<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == &key.0 && self.1 == key.1
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     size: AtomicU64,
@@ -28,7 +38,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub struct Index {
-    entries: RwLock<HashMap<Key, Arc<Entry>>>,
+    entries: RwLock<hashbrown::HashMap<Key, Arc<Entry>>>,
     total: AtomicU64,
     evictable: AtomicU64,
     /// The start-up scan has finished: totals cover every object on disk.
@@ -76,7 +86,7 @@ impl Index {
     fn put(&self, bck: &Bck, key: &str, size: u64, atime: i64) {
         let evictable = bck.provider.is_remote();
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        match map.get(&(bck.clone(), key.to_owned())) {
+        match map.get(&Query(bck, key)) {
             Some(e) => {
                 let old = e.size.swap(size, Ordering::Relaxed);
                 e.atime.store(atime, Ordering::Relaxed);
@@ -101,7 +111,7 @@ impl Index {
     /// Records an access (a read): a shared lock and one atomic store.
     pub(crate) fn touch(&self, bck: &Bck, key: &str) {
         let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get(&(bck.clone(), key.to_owned())) {
+        if let Some(e) = map.get(&Query(bck, key)) {
             e.atime.store(now_ns(), Ordering::Relaxed);
         }
     }
@@ -112,7 +122,7 @@ impl Index {
 
     pub(crate) fn removed(&self, bck: &Bck, key: &str) {
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.remove(&(bck.clone(), key.to_owned())) {
+        if let Some(e) = map.remove(&Query(bck, key)) {
             let size = e.size.load(Ordering::Relaxed);
             self.total.fetch_sub(size, Ordering::Relaxed);
             if bck.provider.is_remote() {

@@ -294,6 +294,15 @@ impl ReadThrough {
         tokio::spawn(async move {
             let tx = Arc::new(tx);
             let outcome = this.fetch(&f, &tx, backend, &k.0, &k.1, cfg).await;
+            // Leave the in-flight map before announcing the end: a request that sees this fill finished must
+            // not find it still there (a failed fill would answer it with the old failure).
+            {
+                let mut map = this.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                // An invalidated fill may already have been replaced by a newer one.
+                if map.get(&k).is_some_and(|cur| Arc::ptr_eq(cur, &f)) {
+                    map.remove(&k);
+                }
+            }
             match outcome {
                 Ok(()) => {
                     tx.send_replace(State::Done);
@@ -310,11 +319,6 @@ impl ReadThrough {
                     this.counters.cold_failures.fetch_add(1, Ordering::Relaxed);
                     tx.send_replace(State::Failed(Failure::of(e)));
                 }
-            }
-            let mut map = this.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            // An invalidated fill may already have been replaced by a newer one.
-            if map.get(&k).is_some_and(|cur| Arc::ptr_eq(cur, &f)) {
-                map.remove(&k);
             }
         });
         fill
