@@ -22,12 +22,23 @@ struct Series {
     buckets: [u64; BUCKETS.len() + 1],
 }
 
+/// Shards of the request series: each worker thread records into its own (uncontended) lock.
+const SHARDS: usize = 16;
+
 /// Requests by operation and status, their latency (to the response head) and bytes in and out.
 #[derive(Debug, Default)]
 pub struct Requests {
-    by_op: Mutex<HashMap<(&'static str, u16), Series>>,
+    by_op: [Mutex<HashMap<(&'static str, u16), Series>>; SHARDS],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+}
+
+fn shard() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static SHARD: usize = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 impl Requests {
@@ -35,7 +46,7 @@ impl Requests {
         let secs = took.as_secs_f64();
         let slot = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
         {
-            let mut map = self.by_op.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.by_op[shard()].lock().unwrap_or_else(|e| e.into_inner());
             let s = map.entry((op, status)).or_default();
             s.count += 1;
             s.sum_secs += secs;
@@ -43,6 +54,22 @@ impl Requests {
         }
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    /// All shards merged.
+    fn series(&self) -> HashMap<(&'static str, u16), Series> {
+        let mut all: HashMap<(&'static str, u16), Series> = HashMap::new();
+        for shard in &self.by_op {
+            for (k, s) in shard.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let t = all.entry(*k).or_default();
+                t.count += s.count;
+                t.sum_secs += s.sum_secs;
+                for (a, b) in t.buckets.iter_mut().zip(s.buckets.iter()) {
+                    *a += b;
+                }
+            }
+        }
+        all
     }
 }
 
@@ -201,7 +228,7 @@ pub fn render(state: &AppState) -> String {
         "Response body bytes sent (by Content-Length).",
         &[(String::new(), req.bytes_out.load(Ordering::Relaxed))],
     );
-    let series = req.by_op.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let series = req.series();
     let mut keys: Vec<_> = series.keys().copied().collect();
     keys.sort();
     let samples: Vec<_> =
