@@ -31,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from support import COMPAT_DIR, _STARTED, free_port, port_is_free, spawn_logged
+from support import COMPAT_DIR, _STARTED, free_port, kill_process, port_is_free, spawn_logged
 
 VENV_BIN = COMPAT_DIR / ".venv" / "bin"
 NODE_BIN = COMPAT_DIR / "node_modules" / ".bin"
@@ -159,11 +159,7 @@ class Emulator:
 
     def kill(self) -> None:
         """SIGKILL at once (a crash, as seen from Trove)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            _STARTED.pop(self.proc.pid, None)
+        kill_process(self.proc)
 
     def pause(self) -> None:
         """SIGSTOP: the port still accepts connections but nothing answers (a hung origin)."""

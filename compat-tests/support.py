@@ -160,6 +160,15 @@ def kill_started_processes() -> None:
 atexit.register(kill_started_processes)
 
 
+def kill_process(proc: subprocess.Popen | None) -> None:
+    """SIGKILL `proc` (this PID only) if it still runs, reap it, and forget it."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    if proc is not None:
+        _STARTED.pop(proc.pid, None)
+
+
 def spawn_logged(cmd: list[str], log_path: Path, env: dict, cwd: Path) -> subprocess.Popen:
     """Starts `cmd` with stdout and stderr appended to `log_path` (after a header line), no stdin, killed when
     the test process dies, and registered so that nothing outlives the session."""
@@ -268,11 +277,7 @@ class Trove:
         return self.proc.returncode
 
     def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            _STARTED.pop(self.proc.pid, None)
+        kill_process(self.proc)
 
     def restart(self, timeout: float = 30.0) -> "Trove":
         """Stop if running (SIGTERM), then start on the same mountpaths (and port, if still free)."""

@@ -146,6 +146,11 @@ impl Index {
         });
     }
 
+    /// Bytes of all objects: one atomic load, for checks on the request path.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
     pub fn usage(&self) -> Usage {
         Usage {
             total: self.total.load(Ordering::Relaxed),

@@ -35,7 +35,7 @@ impl Capacity {
     /// filesystems.
     pub fn measure(&self, state: &AppState) -> (u64, u64) {
         let (limit, used) = if self.cfg.capacity > 0 {
-            (self.cfg.capacity, state.store.index().usage().total)
+            (self.cfg.capacity, state.store.index().total())
         } else {
             state
                 .store
@@ -55,8 +55,9 @@ impl Capacity {
 
     /// Whether writes and cold GETs must be refused (507): at or above `out_of_space`.
     pub fn out_of_space(&self, state: &AppState) -> bool {
+        // With a configured capacity the index is exact at every instant; filesystems are sampled by `check`.
         let (limit, used) = if self.cfg.capacity > 0 {
-            (self.cfg.capacity, state.store.index().usage().total)
+            (self.cfg.capacity, state.store.index().total())
         } else {
             (self.limit.load(Ordering::Relaxed), self.used.load(Ordering::Relaxed))
         };
@@ -71,7 +72,7 @@ impl Capacity {
         }
         // With filesystem accounting, what must go is the excess over the low mark, taken from our objects.
         let excess = used - Self::mark(limit, self.cfg.lowwm);
-        let target = state.store.index().usage().total.saturating_sub(excess);
+        let target = state.store.index().total().saturating_sub(excess);
         let now = crate::jobs::now_ns();
         let snapshot = state.registry.snapshot();
         let policy = |bck: &Bck| -> Option<i64> {

@@ -79,9 +79,11 @@ async fn read(
     query: &[(String, String)],
 ) -> Reply {
     let head = req.method() == http::Method::HEAD;
-    let cached = state.store.head(&entry.bck, key).ok();
+    let presence = matches!(param(query, "presence"), Some("2" | "3" | "4"));
+    // `Ais-Present` and `presence` need the local state; a GET's body read does not look twice.
+    let cached = (head || presence).then(|| state.store.head(&entry.bck, key).ok()).flatten();
     // presence=2|3|4: "is it in the cluster?" — answered from local state only, never by the backend.
-    if matches!(param(query, "presence"), Some("2" | "3" | "4")) && cached.is_none() {
+    if presence && cached.is_none() {
         return Err((
             StatusCode::NOT_FOUND,
             format!("{}://{}/{key} is not present", entry.bck.provider.as_str(), entry.bck.name),
@@ -117,7 +119,9 @@ async fn read(
         set("last-modified", t);
     }
     set("content-type", o.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
-    set("ais-present", cached.is_some().to_string());
+    if head || presence {
+        set("ais-present", cached.is_some().to_string());
+    }
     if let Some(v) = cached.as_ref().and_then(|m| m.version.clone()) {
         set("ais-version", v);
     }
