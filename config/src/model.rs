@@ -179,6 +179,15 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Worker threads, each with its own single-threaded runtime; one per core when unset.
     pub threads: Option<usize>,
+    /// A client must send a whole request head within this time once it has begun.
+    pub header_read_timeout_secs: f64,
+    /// A keep-alive connection with no request is closed after this time.
+    pub idle_timeout_secs: f64,
+    /// A request body that sends nothing, or a response the client does not read, for this long ends the
+    /// request (400 RequestTimeout) or the connection.
+    pub body_timeout_secs: f64,
+    /// Connections held open at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -188,6 +197,10 @@ impl Default for ServerConfig {
             node_id: None,
             shutdown_grace_secs: 30,
             threads: None,
+            header_read_timeout_secs: 30.0,
+            idle_timeout_secs: 60.0,
+            body_timeout_secs: 60.0,
+            max_connections: 4096,
         }
     }
 }
@@ -244,13 +257,20 @@ pub struct S3Config {
     /// Enables virtual-hosted-style addressing: `bucket.<domain>`.
     pub domain: Option<String>,
     pub region: String,
+    /// Accept SigV2-signed requests (checked as strictly as S3 does); SigV4 is always accepted.
+    pub sigv2: bool,
 }
 
 impl Default for S3Config {
     fn default() -> Self {
-        S3Config { domain: None, region: "us-east-1".to_owned() }
+        S3Config { domain: None, region: "us-east-1".to_owned(), sigv2: true }
     }
 }
+
+/// Shortest secret key Trove accepts (S3's are 40 characters).
+pub const MIN_SECRET_KEY_LEN: usize = 8;
+/// Shortest admin token Trove accepts.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Values given as command-line flags; `None`/empty means "not given".
 #[derive(Debug, Clone, Default)]
@@ -308,10 +328,14 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for u in &self.auth.users {
-            if u.access_key.is_empty() || u.secret_key.is_empty() {
+            if u.access_key.is_empty() || u.secret_key.chars().count() < MIN_SECRET_KEY_LEN {
                 return Err(Error::Setting {
                     key: "auth.users",
-                    reason: "access_key and secret_key must not be empty".into(),
+                    reason: format!(
+                        "user {:?}: access_key must not be empty and secret_key must have at least \
+                         {MIN_SECRET_KEY_LEN} characters",
+                        u.access_key
+                    ),
                 });
             }
             if !seen.insert(&u.access_key) {
@@ -327,7 +351,45 @@ impl Config {
                 reason: "TROVE_ACCESS_KEY and TROVE_SECRET_KEY must be set together".into(),
             });
         }
+        if let Some(ak) = &self.auth.access_key {
+            if ak.is_empty() {
+                return Err(Error::Setting { key: "auth.access_key", reason: "TROVE_ACCESS_KEY is empty".into() });
+            }
+        }
+        if let Some(sk) = &self.auth.secret_key {
+            if sk.chars().count() < MIN_SECRET_KEY_LEN {
+                return Err(Error::Setting {
+                    key: "auth.secret_key",
+                    reason: format!("TROVE_SECRET_KEY must have at least {MIN_SECRET_KEY_LEN} characters"),
+                });
+            }
+        }
+        if let Some(t) = &self.auth.admin_token {
+            if t.chars().count() < MIN_ADMIN_TOKEN_LEN {
+                return Err(Error::Setting {
+                    key: "auth.admin_token",
+                    reason: format!(
+                        "TROVE_ADMIN_TOKEN must have at least {MIN_ADMIN_TOKEN_LEN} characters (it is {}); unset it \
+                         to have one generated",
+                        if t.is_empty() { "empty" } else { "too short" }
+                    ),
+                });
+            }
+        }
         let positive = |v: f64| v.is_finite() && v > 0.0;
+        let s = &self.server;
+        for (key, v) in [
+            ("server.header_read_timeout_secs", s.header_read_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            ("server.body_timeout_secs", s.body_timeout_secs),
+        ] {
+            if !positive(v) || v > 86_400.0 {
+                return Err(Error::Setting { key, reason: "must be between 0 and 86400 seconds".into() });
+            }
+        }
+        if s.max_connections == 0 {
+            return Err(Error::Setting { key: "server.max_connections", reason: "must be at least 1".into() });
+        }
         if !positive(self.backends.timeout_secs) || !positive(self.backends.connect_timeout_secs) {
             return Err(Error::Setting { key: "backends.timeout_secs", reason: "timeouts must be positive".into() });
         }

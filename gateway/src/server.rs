@@ -17,8 +17,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use trove_config::Config;
 
+use crate::conn::{self, Activity, Gate, Limits, TimedBody, TrackedBody, Watched};
 use crate::native;
 use crate::providers::Providers;
+use crate::request::{Api, AuthKind, Target};
 use crate::s3::{Access, Auth, TroveS3};
 use crate::state::{AppState, SharedState};
 
@@ -26,7 +28,13 @@ struct Frontend {
     state: SharedState,
     s3: S3Service,
     domain: Option<String>,
+    limits: Limits,
+    gate: Arc<Gate>,
 }
+
+/// S3 has no documented cap on XML request bodies; the largest real ones (CompleteMultipartUpload with 10,000
+/// parts and their checksums, DeleteObjects with 1,000 keys of 1,024 bytes) stay below this.
+const XML_MAX_BODY: usize = 3 << 20;
 
 /// Runs a node until SIGINT/SIGTERM. One current-thread runtime per worker thread (one per core by default)
 /// accepts on the shared listening socket: DESIGN §10 measured this +12–20 % over one multi-thread runtime
@@ -59,14 +67,23 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
+    let mut s3_config = s3s::config::S3Config::default();
+    s3_config.xml_max_body_size = XML_MAX_BODY;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3_config))));
     builder.set_auth(Auth(state.clone()));
-    builder.set_access(Access);
+    builder.set_access(Access(state.clone()));
     if let Some(domain) = &cfg.s3.domain {
         let host =
             s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("invalid s3.domain {domain:?}: {e}"))?;
         builder.set_host(DomainHost(host));
     }
-    let frontend = Arc::new(Frontend { state: state.clone(), s3: builder.build(), domain: cfg.s3.domain.clone() });
+    let frontend = Arc::new(Frontend {
+        state: state.clone(),
+        s3: builder.build(),
+        domain: cfg.s3.domain.clone(),
+        limits: Limits::from_config(&cfg.server),
+        gate: Arc::new(Gate::default()),
+    });
 
     let threads = cfg.server.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
@@ -119,17 +136,34 @@ async fn worker(
                         continue;
                     }
                 };
+                // Above the limit the socket is closed at once: a client retries, a flood costs one accept each.
+                let Some(admitted) = frontend.gate.admit(frontend.limits.max_connections) else {
+                    tracing::debug!(open = frontend.gate.open(), "connection limit reached; closing a new connection");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let fe = frontend.clone();
+                let activity = Activity::new();
+                let (fe, act) = (frontend.clone(), activity.clone());
                 let svc = hyper::service::service_fn(move |req| {
-                    let fe = fe.clone();
-                    async move { Ok::<_, Infallible>(fe.handle(req).await) }
+                    let (fe, act) = (fe.clone(), act.clone());
+                    async move {
+                        let in_flight = act.request_started();
+                        let resp = fe.handle(req).await;
+                        Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
+                    }
                 });
-                let conn = http.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let io = TokioIo::new(Watched::new(stream, activity.clone()));
+                let conn = http.serve_connection(io, svc).into_owned();
                 let watched = graceful.watch(conn);
+                let limits = frontend.limits;
                 tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    let _admitted = admitted;
+                    tokio::select! {
+                        done = watched => if let Err(e) = done {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        () = conn::watchdog(activity, limits) => tracing::debug!("closed a stalled connection"),
                     }
                 });
             }
@@ -144,68 +178,40 @@ async fn worker(
 }
 
 impl Frontend {
-    fn is_virtual_host(&self, req: &Request<Incoming>) -> bool {
-        let Some(domain) = &self.domain else {
-            return false;
-        };
-        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        host.len() > domain.len()
-            && host.ends_with(domain.as_str())
-            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-    }
-
-    /// The bucket an S3 request names (virtual-hosted or path-style), for auto-attach.
-    fn bucket_name(&self, req: &Request<Incoming>) -> Option<String> {
-        if self.is_virtual_host(req) {
-            let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            let domain = self.domain.as_deref()?;
-            return host.strip_suffix(domain)?.strip_suffix('.').map(str::to_owned);
-        }
-        let seg = req.uri().path().strip_prefix('/')?.split('/').next()?;
-        (!seg.is_empty()).then(|| seg.to_owned())
-    }
-
     /// Serves one request and records it in the request metrics (operation, status, time to the response
-    /// head, bytes by Content-Length).
+    /// head, bytes by Content-Length). The request target is parsed here, once.
     async fn handle(&self, req: Request<Incoming>) -> Response<s3s::Body> {
         let started = std::time::Instant::now();
-        let virtual_host = self.is_virtual_host(&req);
-        let op = crate::metrics::operation(req.method(), req.uri(), req.headers(), virtual_host);
+        let target = Target::parse(req.method(), req.uri(), req.headers(), self.domain.as_deref());
+        let op = target.op;
         let bytes_in = content_length(req.headers());
         // A span per request, enabled only when traces are exported (debug level, `trove` targets).
         let span = tracing::debug_span!(target: "trove::request", "request", op, method = %req.method(), status = tracing::field::Empty);
-        let resp = tracing::Instrument::instrument(self.serve(req), span.clone()).await;
+        let body_timeout = self.limits.body;
+        let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
+        let resp = tracing::Instrument::instrument(self.serve(req, target), span.clone()).await;
         span.record("status", resp.status().as_u16());
         let bytes_out = content_length(resp.headers());
         self.state.metrics.requests.record(op, resp.status().as_u16(), started.elapsed(), bytes_in, bytes_out);
         resp
     }
 
-    async fn serve(&self, req: Request<Incoming>) -> Response<s3s::Body> {
-        if native::is_native_path(req.uri().path()) && !self.is_virtual_host(&req) {
+    async fn serve(&self, mut req: Request<s3s::Body>, target: Target) -> Response<s3s::Body> {
+        if target.api == Api::Native {
             return native::handle(&self.state, req).await;
         }
-        if !self.state.providers.auto_attach().is_empty() && !is_create_bucket(&req) {
-            if let Some(name) = self.bucket_name(&req) {
-                if self.state.registry.get(&name).is_none() {
-                    crate::attach::auto_attach(&self.state, &name).await;
-                }
-            }
-        }
-        if presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
-            let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
-            return xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg);
+        if let Some(refusal) = self.front_check(&req, &target) {
+            return refusal;
         }
         let request_id = format!("{:016X}", rand::random::<u64>());
-        if !self.is_virtual_host(&req) {
+        if !target.virtual_host {
             if let Some(resp) = crate::s3::fast_get::try_serve(&self.state, &req) {
                 return with_request_id(resp, &request_id).await;
             }
         }
         let close_after = expects_continue_without_body(&req);
-        let call = std::panic::AssertUnwindSafe(self.s3.call(req.map(s3s::Body::from)));
+        req.extensions_mut().insert(target);
+        let call = std::panic::AssertUnwindSafe(self.s3.call(req));
         match call.catch_unwind().await {
             Ok(Ok(mut resp)) => {
                 if resp.extensions().get::<crate::s3::PartialContent>().is_some() {
@@ -226,6 +232,42 @@ impl Frontend {
             }
         }
     }
+
+    /// What is refused from the request head alone, before s3s reads anything: browser-form uploads (not
+    /// supported; s3s would buffer the whole form before any access check), presigned URLs with an
+    /// out-of-range lifetime, and SigV2 requests S3 would refuse (see `s3::sigv2`).
+    fn front_check(&self, req: &Request<s3s::Body>, target: &Target) -> Option<Response<s3s::Body>> {
+        if req.method() == http::Method::POST && is_form_upload(req.headers()) {
+            let msg = "POST Object (browser-based form upload) is not supported; use PUT or a presigned PUT URL";
+            let mut r = xml_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented", msg);
+            r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return Some(r);
+        }
+        if target.auth == AuthKind::SigV4Presigned && presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
+            let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
+            return Some(xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg));
+        }
+        if let AuthKind::SigV2 | AuthKind::SigV2Presigned = target.auth {
+            let signed = crate::s3::sigv2::Signed {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                vh_bucket: target.bucket.as_deref().filter(|_| target.virtual_host),
+            };
+            let presigned = target.auth == AuthKind::SigV2Presigned;
+            if let Err(r) = crate::s3::sigv2::check(&self.state, &signed, presigned, time::OffsetDateTime::now_utc()) {
+                return Some(xml_error(r.status, r.code, r.message));
+            }
+        }
+        None
+    }
+}
+
+fn is_form_upload(h: &http::HeaderMap) -> bool {
+    h.get(http::header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 19 && v[..19].eq_ignore_ascii_case(b"multipart/form-data")
+    })
 }
 
 /// s3s's `SingleDomain` with the port stripped from the Host header first (clients send `bucket.domain:port`).
@@ -248,14 +290,7 @@ fn content_length(h: &http::HeaderMap) -> u64 {
     h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
 }
 
-/// `PUT /bucket` without a sub-resource: CreateBucket makes an AIS-local bucket, never an attach.
-fn is_create_bucket(req: &Request<Incoming>) -> bool {
-    req.method() == http::Method::PUT
-        && req.uri().query().is_none()
-        && req.uri().path().trim_start_matches('/').trim_end_matches('/').split('/').count() == 1
-}
-
-fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
+fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
     let h = req.headers();
     h.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
         && h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")

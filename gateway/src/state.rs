@@ -41,6 +41,8 @@ pub struct AppState {
     pub jobs: Jobs,
     pub capacity: Capacity,
     pub public_metrics: bool,
+    /// Whether SigV2-signed requests are accepted (`[s3] sigv2`).
+    pub sigv2: bool,
     /// This cluster's UUID and creation time (AIS's Smap), generated once.
     pub identity: ClusterIdentity,
     /// Where this node listens (reported in the cluster map).
@@ -143,6 +145,7 @@ impl AppState {
                 jobs: Jobs::new(std::time::Duration::from_secs(cfg.jobs.keep_secs)),
                 capacity: Capacity::new(&cfg.cache),
                 public_metrics: cfg.auth.public_metrics,
+                sigv2: cfg.s3.sigv2,
                 identity,
                 listen,
                 auto_attach_misses: Default::default(),

@@ -11,15 +11,10 @@ mod objects;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+
 use serde::Deserialize;
 
 use crate::state::SharedState;
-
-/// `/v1/...` is the native API; a bare `/v1` stays S3 so that CreateBucket("v1") gets InvalidBucketName.
-pub fn is_native_path(path: &str) -> bool {
-    path.starts_with("/v1/")
-}
 
 /// Control messages are JSON bodies `{"action", "name", "value"}`, as AIS clients send them.
 #[derive(Debug, Default, Deserialize)]
@@ -49,7 +44,7 @@ impl Call {
 /// Control bodies are small; anything bigger is refused rather than buffered.
 const MAX_BODY: usize = 1 << 20;
 
-pub async fn handle(state: &SharedState, req: Request<Incoming>) -> Response<s3s::Body> {
+pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3s::Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     match (&method, path.as_str()) {
@@ -116,15 +111,8 @@ pub async fn handle(state: &SharedState, req: Request<Incoming>) -> Response<s3s
     }
 }
 
-/// `Authorization: Bearer <admin token>`, compared in constant time.
 fn authorized(state: &SharedState, headers: &http::HeaderMap) -> bool {
-    let given = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let want = state.admin_token.as_bytes();
-    given.len() == want.len() && given.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    crate::door::bearer(headers, &state.admin_token).is_some()
 }
 
 /// An error in AIS's JSON shape.

@@ -2,7 +2,7 @@
 //! same read-through, write-through and storage paths as S3. No redirects: the node answers itself.
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+
 use s3s::dto::{GetObjectInput, Range, StreamingBlob};
 use trove_cache::ObjMeta;
 use trove_namespace::{BucketEntry, Provider};
@@ -29,7 +29,7 @@ fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, Stri
     (status, format!("{uri}: {}", e.message().unwrap_or(e.code().as_str())))
 }
 
-pub async fn handle(state: &SharedState, req: Request<Incoming>, rest: &str, query: &[(String, String)]) -> Reply {
+pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, query: &[(String, String)]) -> Reply {
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(_, k)| !k.is_empty())
@@ -75,7 +75,7 @@ async fn read(
     state: &SharedState,
     entry: &BucketEntry,
     key: &str,
-    req: Request<Incoming>,
+    req: Request<s3s::Body>,
     query: &[(String, String)],
 ) -> Reply {
     let head = req.method() == http::Method::HEAD;
@@ -132,7 +132,7 @@ async fn read(
     resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<Incoming>) -> Reply {
+async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<s3s::Body>) -> Reply {
     let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     crate::s3::errors::check_space(state).map_err(|e| from_s3(e, entry, key))?;
     if length.is_some_and(|l| l > MAX_OBJECT_SIZE) {
@@ -143,7 +143,7 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let blob = StreamingBlob::from(s3s::Body::from(req.into_body()));
+    let blob = StreamingBlob::from(req.into_body());
     let received =
         body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;
     if length.is_some_and(|l| l != received.size) {

@@ -1,32 +1,128 @@
-//! Who may do what: S3's default (only the owner) widened by canned ACLs on buckets and objects.
-//!
-//! s3s is told to let anonymous requests through ([`Access`]); the handlers then ask here. Bucket ACLs grant
-//! listing (READ) and writing objects (WRITE); an object's ACL grants reading it. Everything else (tagging,
-//! ACL changes, multipart, deleting buckets) stays with the owner.
+//! S3's side of the door: s3s's access hook, which runs after the signature check and before any request
+//! body is read, asks [`crate::door::authorize`] for every operation and leaves the [`Grant`] with the request;
+//! plus the canned-ACL vocabulary (names, grant lists) that the ACL operations report.
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{Grant, Grantee, Owner, Permission, Type};
-use s3s::{s3_error, S3Request, S3Result};
-use trove_cache::ObjMeta;
+use s3s::path::S3Path;
+use s3s::{s3_error, S3Error, S3Result};
 use trove_namespace::BucketEntry;
 
+use crate::door::{self, Action, Caller, Denied, ObjectAcl};
 use crate::s3::errors;
-use crate::state::{AppState, User};
+use crate::state::{AppState, SharedState, User};
 
-/// Lets every request reach the handlers; signatures were already checked by s3s when present.
-pub struct Access;
+/// The s3s access hook: the door for every request that s3s routes.
+pub struct Access(pub SharedState);
 
 #[async_trait::async_trait]
 impl S3Access for Access {
-    async fn check(&self, _cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let state = &self.0;
+        let user = match cx.credentials() {
+            None => None,
+            Some(c) => Some(state.user(&c.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?),
+        };
+        let caller = user.map_or(Caller::Anonymous, Caller::User);
+        let action = action_of(cx.s3_op().name());
+        if user.is_none() && action == Action::ReadObject && has_response_overrides(cx.uri().query()) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests."
+            ));
+        }
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        let entry = match &bucket {
+            Some(name) if action != Action::CreateBucket => lookup(state, name, user).await,
+            _ => None,
+        };
+        // The object's ACL matters only to callers who do not own the bucket (no lookup on the owner's reads).
+        let object = match (&entry, &key) {
+            (Some(e), Some(k)) if action == Action::ReadObject && user.is_none_or(|u| u.id != e.owner) => {
+                object_acl(state, e, k)
+            }
+            _ => OwnedObjectAcl::Missing,
+        };
+        door::authorize(caller, action, entry.as_ref(), object.as_ref()).map_err(denied)?;
+        cx.extensions_mut().insert(door::Grant { user: user.cloned(), entry });
         Ok(())
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Perm {
-    Read,
-    Write,
+/// The bucket a request names; an unknown name is auto-attached (when configured) only for an
+/// authenticated caller, so anonymous requests never reach a backend.
+async fn lookup(state: &SharedState, name: &str, user: Option<&User>) -> Option<BucketEntry> {
+    if let Some(e) = state.registry.get(name) {
+        return Some(e);
+    }
+    if user.is_some() && crate::attach::auto_attach(state, name).await {
+        return state.registry.get(name);
+    }
+    None
+}
+
+/// The ACL of the object's local copy, if there is one. Only asked for callers who do not own the bucket.
+fn object_acl(state: &AppState, entry: &BucketEntry, key: &str) -> OwnedObjectAcl {
+    match state.store.head(&entry.bck, key) {
+        Ok(meta) => OwnedObjectAcl::Known(meta.acl),
+        Err(_) => OwnedObjectAcl::Missing,
+    }
+}
+
+/// [`ObjectAcl`] holding its string.
+enum OwnedObjectAcl {
+    Known(Option<String>),
+    Missing,
+}
+
+impl OwnedObjectAcl {
+    fn as_ref(&self) -> ObjectAcl<'_> {
+        match self {
+            OwnedObjectAcl::Known(a) => ObjectAcl::Known(a.as_deref()),
+            OwnedObjectAcl::Missing => ObjectAcl::Missing,
+        }
+    }
+}
+
+pub fn denied(d: Denied) -> S3Error {
+    match d {
+        Denied::NoSuchBucket => errors::no_such_bucket(),
+        Denied::AccessDenied => s3_error!(AccessDenied, "Access Denied"),
+    }
+}
+
+fn has_response_overrides(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|p| p.starts_with("response-")))
+}
+
+/// What each s3s operation needs (S3's permission model for canned ACLs). Unknown names are owner-only, so
+/// an operation added later is closed until someone decides otherwise.
+pub fn action_of(op: &str) -> Action {
+    match op {
+        "ListBuckets" => Action::ListBuckets,
+        "CreateBucket" => Action::CreateBucket,
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListMultipartUploads" => {
+            Action::ReadBucket
+        }
+        "GetObject" | "HeadObject" => Action::ReadObject,
+        "PutObject" | "DeleteObject" | "DeleteObjects" | "CopyObject" | "CreateMultipartUpload" | "UploadPart"
+        | "UploadPartCopy" | "CompleteMultipartUpload" | "AbortMultipartUpload" | "ListParts" => Action::WriteObject,
+        _ => Action::Owner,
+    }
+}
+
+/// The door's decision for a copy source: the caller must be allowed to read the source object.
+pub fn check_copy_source(state: &AppState, user: Option<&User>, entry: Option<&BucketEntry>, key: &str) -> S3Result<()> {
+    let caller = user.map_or(Caller::Anonymous, Caller::User);
+    let object = match entry {
+        Some(e) => object_acl(state, e, key),
+        None => OwnedObjectAcl::Missing,
+    };
+    door::authorize(caller, Action::ReadObject, entry, object.as_ref()).map_err(denied)
 }
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -39,52 +135,6 @@ pub fn check_canned(acl: &str) -> S3Result<Option<String>> {
         "private" | "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => Ok(None),
         "public-read" | "public-read-write" | "authenticated-read" => Ok(Some(acl.to_owned())),
         other => Err(s3_error!(InvalidArgument, "Unknown canned ACL {other:?}")),
-    }
-}
-
-fn grants_by(acl: Option<&str>, user: Option<&User>, perm: Perm) -> bool {
-    match (acl, perm) {
-        (Some("public-read-write"), _) | (Some("public-read"), Perm::Read) => true,
-        (Some("authenticated-read"), Perm::Read) => user.is_some(),
-        _ => false,
-    }
-}
-
-/// The caller, or `None` for an anonymous request.
-pub fn caller_opt<'a, T>(state: &'a AppState, req: &S3Request<T>) -> S3Result<Option<&'a User>> {
-    match &req.credentials {
-        None => Ok(None),
-        Some(c) => state.user(&c.access_key).map(Some).ok_or_else(|| s3_error!(InvalidAccessKeyId)),
-    }
-}
-
-fn is_owner(entry: &BucketEntry, user: Option<&User>) -> bool {
-    user.is_some_and(|u| u.id == entry.owner)
-}
-
-/// The bucket, if `user` may list it (Read) or write objects into it (Write).
-pub fn bucket_for(state: &AppState, name: &str, user: Option<&User>, perm: Perm) -> S3Result<BucketEntry> {
-    let entry = state.registry.get(name).ok_or_else(errors::no_such_bucket)?;
-    if is_owner(&entry, user) || grants_by(entry.acl.as_deref(), user, perm) {
-        return Ok(entry);
-    }
-    Err(s3_error!(AccessDenied, "Access Denied"))
-}
-
-/// The bucket of an object read: any caller gets past here; [`check_object_read`] decides on the object.
-pub fn bucket_for_object_read(state: &AppState, name: &str) -> S3Result<BucketEntry> {
-    state.registry.get(name).ok_or_else(errors::no_such_bucket)
-}
-
-/// May `user` read this object? A missing object is NoSuchKey only to those who may list the bucket.
-pub fn check_object_read(entry: &BucketEntry, user: Option<&User>, meta: Option<&ObjMeta>) -> S3Result<()> {
-    if is_owner(entry, user) {
-        return Ok(());
-    }
-    match meta {
-        Some(m) if grants_by(m.acl.as_deref(), user, Perm::Read) => Ok(()),
-        None if grants_by(entry.acl.as_deref(), user, Perm::Read) => Ok(()),
-        _ => Err(s3_error!(AccessDenied, "Access Denied")),
     }
 }
 
@@ -169,25 +219,6 @@ pub fn owner_of(state: &AppState, id: &str) -> Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user() -> User {
-        User { secret_key: "s".into(), id: "u".into(), display_name: "U".into() }
-    }
-
-    #[test]
-    fn canned_acls_grant_what_s3_says() {
-        let u = user();
-        for (acl, anon_read, anon_write, auth_read) in [
-            (None, false, false, false),
-            (Some("public-read"), true, false, true),
-            (Some("public-read-write"), true, true, true),
-            (Some("authenticated-read"), false, false, true),
-        ] {
-            assert_eq!(grants_by(acl, None, Perm::Read), anon_read, "{acl:?}");
-            assert_eq!(grants_by(acl, None, Perm::Write), anon_write, "{acl:?}");
-            assert_eq!(grants_by(acl, Some(&u), Perm::Read), auth_read, "{acl:?}");
-        }
-    }
 
     #[test]
     fn canned_names() {

@@ -4,7 +4,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 use crate::s3::access::{grants, owner_of, requested_acl};
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::ctx::{blocking, bucket, check_key};
 use crate::s3::errors;
 use crate::state::SharedState;
 
@@ -12,8 +12,7 @@ pub async fn get_bucket(
     state: &SharedState,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     let owner = owner_of(state, &entry.owner);
     Ok(S3Response::new(GetBucketAclOutput { grants: Some(grants(&owner, entry.acl.as_deref())), owner: Some(owner) }))
 }
@@ -22,8 +21,7 @@ pub async fn put_bucket(
     state: &SharedState,
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     let owner = owner_of(state, &entry.owner);
     let acl =
         requested_acl(req.input.acl.as_ref().map(|a| a.as_str()), req.input.access_control_policy.as_ref(), &owner)?;
@@ -37,8 +35,7 @@ pub async fn get_object(
     state: &SharedState,
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     let meta = state.store.head(&entry.bck, &req.input.key).map_err(errors::from_store)?;
     let owner = owner_of(state, &entry.owner);
@@ -53,8 +50,7 @@ pub async fn put_object(
     state: &SharedState,
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     let owner = owner_of(state, &entry.owner);
     let acl =

@@ -4,8 +4,8 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
 
-use crate::s3::access::{self, Perm};
-use crate::s3::ctx::{blocking, caller, owned_bucket};
+use crate::s3::access;
+use crate::s3::ctx::{blocking, bucket, caller};
 use crate::s3::errors;
 use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
 use crate::state::SharedState;
@@ -24,7 +24,7 @@ pub async fn create(
     state: &SharedState,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    let user = caller(state, &req)?.clone();
+    let user = caller(&req)?.clone();
     let name = req.input.bucket.clone();
     validate_s3_bucket_name(&name).map_err(|e| s3_error!(InvalidBucketName, "{e}"))?;
     let location = req
@@ -68,8 +68,7 @@ pub async fn create(
 }
 
 pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Read)?;
+    let entry = bucket(&req)?;
     if entry.bck.provider.is_remote() {
         // An attached bucket is only as present as its backend bucket.
         let b = crate::s3::remote::backend(state, &entry)?;
@@ -82,8 +81,7 @@ pub async fn delete(
     state: &SharedState,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     if entry.bck.provider.is_remote() {
         // A cloud bucket is never deleted through Trove (as in AIS): DeleteBucket detaches it.
         crate::attach::detach(state, &req.input.bucket).await.map_err(|e| match e {
@@ -106,7 +104,7 @@ pub async fn delete(
 }
 
 pub async fn list(state: &SharedState, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
-    let user = caller(state, &req)?;
+    let user = caller(&req)?;
     let snap = state.registry.snapshot();
     let prefix = req.input.prefix.clone().unwrap_or_default();
     let max = req.input.max_buckets.map_or(10_000, |m| m.clamp(1, 10_000) as usize);
@@ -138,11 +136,10 @@ pub async fn list(state: &SharedState, req: S3Request<ListBucketsInput>) -> S3Re
 }
 
 pub async fn location(
-    state: &SharedState,
+    _state: &SharedState,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     let loc = entry
         .props
         .extra
@@ -156,8 +153,7 @@ pub async fn put_tagging(
     state: &SharedState,
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-    let user = caller(state, &req)?;
-    owned_bucket(state, &req.input.bucket, user)?;
+    bucket(&req)?;
     check_tag_set(&req.input.tagging.tag_set, 50)?;
     let tags = to_pairs(&req.input.tagging.tag_set);
     let st = state.clone();
@@ -167,11 +163,10 @@ pub async fn put_tagging(
 }
 
 pub async fn get_tagging(
-    state: &SharedState,
+    _state: &SharedState,
     req: S3Request<GetBucketTaggingInput>,
 ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     if entry.tags.is_empty() {
         return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
     }
@@ -182,8 +177,7 @@ pub async fn delete_tagging(
     state: &SharedState,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    let user = caller(state, &req)?;
-    owned_bucket(state, &req.input.bucket, user)?;
+    bucket(&req)?;
     let st = state.clone();
     let name = req.input.bucket.clone();
     blocking(move || st.registry.modify(&name, |e| e.tags.clear()).map_err(errors::from_registry)).await?;
@@ -192,10 +186,9 @@ pub async fn delete_tagging(
 
 /// Versioning is not implemented, so every bucket reports the state of a never-versioned bucket: no status.
 pub async fn versioning(
-    state: &SharedState,
+    _state: &SharedState,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let user = caller(state, &req)?;
-    owned_bucket(state, &req.input.bucket, user)?;
+    bucket(&req)?;
     Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }

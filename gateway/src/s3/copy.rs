@@ -10,7 +10,7 @@ use trove_cache::{ObjMeta, Staged};
 
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::ctx::{blocking, bucket, caller, check_key};
 use crate::s3::errors;
 use crate::s3::object::{http_date, now_ms, DEFAULT_CONTENT_TYPE};
 use crate::s3::tagging;
@@ -28,10 +28,22 @@ fn open_source(
         return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
     };
     check_key(key)?;
-    let entry = owned_bucket(state, bucket, user)?;
+    let entry = source_bucket(state, user, bucket, key)?;
     let (file, meta) = state.store.open_object(&entry.bck, key).map_err(errors::from_store)?;
     conditions::check_copy_source(cond, &meta)?;
     Ok((file, meta, entry.bck))
+}
+
+/// The source bucket of a copy, if the door lets `user` read the source object.
+fn source_bucket(
+    state: &SharedState,
+    user: &User,
+    bucket: &str,
+    key: &str,
+) -> S3Result<trove_namespace::BucketEntry> {
+    let entry = state.registry.get(bucket);
+    crate::s3::access::check_copy_source(state, Some(user), entry.as_ref(), key)?;
+    entry.ok_or_else(errors::no_such_bucket)
 }
 
 /// Copies `[start, end)` of `src` into the staged file; returns the MD5 of the bytes when `hash` is set.
@@ -65,8 +77,8 @@ pub async fn copy_object(
     state: &SharedState,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let user = caller(state, &req)?.clone();
-    let dest = owned_bucket(state, &req.input.bucket, &user)?;
+    let user = caller(&req)?.clone();
+    let dest = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     let cond = ReadConditions {
@@ -78,7 +90,7 @@ pub async fn copy_object(
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = owned_bucket(state, bucket, &user)?;
+        let src = source_bucket(state, &user, bucket, key)?;
         check_key(key)?;
         if src.bck.provider.is_remote() && src.bck == dest.bck {
             // Same backend bucket: the backend copies; nothing moves through Trove.
@@ -220,8 +232,8 @@ pub async fn upload_part_copy(
     state: &SharedState,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let user = caller(state, &req)?.clone();
-    let dest = owned_bucket(state, &req.input.bucket, &user)?;
+    let user = caller(&req)?.clone();
+    let dest = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     crate::s3::multipart::check_part_number(i.part_number)?;
@@ -232,7 +244,7 @@ pub async fn upload_part_copy(
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = owned_bucket(state, bucket, &user)?;
+        let src = source_bucket(state, &user, bucket, key)?;
         if src.bck.provider.is_remote() {
             check_key(key)?;
             crate::s3::remote::ensure_cached(state, &src, key).await?;

@@ -1,27 +1,34 @@
-//! Per-request context: who is calling, which bucket, and a way to run blocking storage work.
+//! Per-request context: what the door granted (caller, bucket), and a way to run blocking storage work.
 
 use s3s::{s3_error, S3Request, S3Result};
 use trove_namespace::BucketEntry;
 
+use crate::door::Grant;
 use crate::s3::errors;
 use crate::state::{AppState, User};
 
 /// S3's limit on key length, in bytes of UTF-8.
 pub const MAX_KEY_LEN: usize = 1024;
 
-/// The authenticated caller. s3s has already verified the signature when credentials are present.
-pub fn caller<'a, T>(state: &'a AppState, req: &S3Request<T>) -> S3Result<&'a User> {
-    let cred = req.credentials.as_ref().ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed"))?;
-    state.user(&cred.access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))
+/// What the door granted this request. Every routed S3 operation passes the access hook, so a missing grant
+/// is a bug; it fails closed.
+fn grant<T>(req: &S3Request<T>) -> S3Result<&Grant> {
+    req.extensions.get::<Grant>().ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
 }
 
-/// The registry entry of `name`, visible only to its owner (S3's default without ACLs or policies).
-pub fn owned_bucket(state: &AppState, name: &str, user: &User) -> S3Result<BucketEntry> {
-    let entry = state.registry.get(name).ok_or_else(errors::no_such_bucket)?;
-    if entry.owner != user.id {
-        return Err(s3_error!(AccessDenied, "Access Denied"));
-    }
-    Ok(entry)
+/// The caller, or `None` for an anonymous request the door let in.
+pub fn caller_opt<T>(req: &S3Request<T>) -> S3Result<Option<&User>> {
+    Ok(grant(req)?.user.as_ref())
+}
+
+/// The authenticated caller, for operations that record who did them (owners, initiators).
+pub fn caller<T>(req: &S3Request<T>) -> S3Result<&User> {
+    caller_opt(req)?.ok_or_else(|| s3_error!(AccessDenied, "Anonymous access is not allowed"))
+}
+
+/// The bucket the request names, as the door found it.
+pub fn bucket<T>(req: &S3Request<T>) -> S3Result<BucketEntry> {
+    grant(req)?.entry.clone().ok_or_else(errors::no_such_bucket)
 }
 
 pub fn check_key(key: &str) -> S3Result<()> {

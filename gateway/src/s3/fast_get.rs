@@ -15,6 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use time::OffsetDateTime;
 
 use crate::cluster::Owner;
+use crate::door::{self, Action, Caller, ObjectAcl};
 use crate::s3::body::FileBody;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::MAX_KEY_LEN;
@@ -109,7 +110,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     }
     let amz_date = h.get("x-amz-date")?.to_str().ok()?;
     let when = parse_amz_date(amz_date)?;
-    if !amz_date.starts_with(auth.date) || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS {
+    if auth.date.len() != 8 || !amz_date.starts_with(auth.date) || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS {
         return None;
     }
     let payload_hash = h.get("x-amz-content-sha256")?.to_str().ok()?;
@@ -131,10 +132,12 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     let entry = snapshot.buckets.get(bucket)?;
     // Cached copies that must be revalidated against their backend go through s3s.
     let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
-    if revalidate || entry.owner != user.id || state.cluster.owner(&entry.bck, &key) != Owner::Local {
+    if revalidate || state.cluster.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
+    // The door decides as it does for s3s; a refusal goes to s3s, which words the error.
+    door::authorize(Caller::User(user), Action::ReadObject, Some(entry), ObjectAcl::Known(meta.acl.as_deref())).ok()?;
     if entry.bck.provider.is_remote() {
         state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

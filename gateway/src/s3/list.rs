@@ -11,7 +11,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::{ObjMeta, Store};
 use trove_namespace::Bck;
 
-use crate::s3::access::{self, Perm};
+use crate::s3::access;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::blocking;
 use crate::s3::errors;
@@ -149,7 +149,6 @@ struct Listing {
 async fn list<T>(
     state: &SharedState,
     req: &S3Request<T>,
-    bucket: &str,
     encoding: Option<&EncodingType>,
     max_keys_param: Option<i32>,
     prefix: &str,
@@ -157,8 +156,7 @@ async fn list<T>(
     after: String,
     token: Option<&str>,
 ) -> S3Result<Listing> {
-    let user = access::caller_opt(state, req)?;
-    let entry = access::bucket_for(state, bucket, user, Perm::Read)?;
+    let entry = crate::s3::ctx::bucket(req)?;
     check_encoding(encoding)?;
     let max = max_keys(max_keys_param)?;
     let owner = access::owner_of(state, &entry.owner);
@@ -190,7 +188,6 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
     let Listing { page, owner, max } = list(
         state,
         &req,
-        &i.bucket,
         i.encoding_type.as_ref(),
         i.max_keys,
         &prefix,
@@ -236,7 +233,6 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
     let Listing { page, owner, max } = list(
         state,
         &req,
-        &i.bucket,
         i.encoding_type.as_ref(),
         i.max_keys,
         &prefix,
@@ -281,7 +277,6 @@ pub async fn versions(
     let Listing { page, owner, max } = list(
         state,
         &req,
-        &i.bucket,
         i.encoding_type.as_ref(),
         i.max_keys,
         &prefix,

@@ -15,6 +15,7 @@ pub(crate) mod list;
 mod multipart;
 pub(crate) mod object;
 pub(crate) mod remote;
+pub mod sigv2;
 pub mod sigv4;
 mod tagging;
 

@@ -13,7 +13,7 @@ use crate::s3::access::owner_of;
 use crate::s3::body::{self, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions;
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::ctx::{blocking, bucket, caller, check_key};
 use crate::s3::errors;
 use crate::s3::object::{
     checksum_headers, header_checksums, http_date, now_ms, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
@@ -36,8 +36,8 @@ pub async fn create(
     state: &SharedState,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let user = caller(&req)?.clone();
+    let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     let tags = i.tagging.as_deref().map(tagging::parse_header).transpose()?.unwrap_or_default();
@@ -91,8 +91,7 @@ pub async fn upload_part(
     state: &SharedState,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let entry = bucket(&req)?;
     let S3Request { input: i, headers, trailing_headers, .. } = req;
     check_key(&i.key)?;
     check_part_number(i.part_number)?;
@@ -151,8 +150,7 @@ pub async fn complete(
     state: &SharedState,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     let parts = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
@@ -303,8 +301,7 @@ pub async fn abort(
     state: &SharedState,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     let st = state.clone();
     let (key, upload_id) = (req.input.key.clone(), req.input.upload_id.clone());
@@ -320,8 +317,7 @@ pub async fn abort(
 }
 
 pub async fn list_parts(state: &SharedState, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     let max = i.max_parts.map_or(1000, |m| m.clamp(0, 1000) as usize);
@@ -373,8 +369,7 @@ pub async fn list_uploads(
     state: &SharedState,
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let user = caller(state, &req)?.clone();
-    let entry = owned_bucket(state, &req.input.bucket, &user)?;
+    let entry = bucket(&req)?;
     let i = req.input;
     let max = i.max_uploads.map_or(1000, |m| m.clamp(0, 1000) as usize);
     let prefix = i.prefix.clone().unwrap_or_default();

@@ -6,15 +6,15 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
 
-use crate::s3::access::{self, Perm};
+use crate::s3::access;
 use crate::s3::body::{self, FileBody, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket, route};
+use crate::s3::ctx::{blocking, bucket, check_key, route};
 use crate::s3::errors;
 use crate::s3::remote;
 use crate::s3::tagging;
-use crate::state::{SharedState, User};
+use crate::state::SharedState;
 
 pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
@@ -95,8 +95,7 @@ pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> BTreeMa
 }
 
 pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
+    let entry = bucket(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
     route(state, &entry.bck, &input.key)?;
@@ -169,20 +168,6 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
     resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));
     Ok(resp)
-}
-
-/// A failed object lookup as the caller may see it: NoSuchKey only for those allowed to list the bucket.
-fn readable_error(
-    entry: &trove_namespace::BucketEntry,
-    user: Option<&crate::state::User>,
-    e: trove_cache::Error,
-) -> s3s::S3Error {
-    if matches!(e, trove_cache::Error::NotFound) {
-        if let Err(denied) = access::check_object_read(entry, user, None) {
-            return denied;
-        }
-    }
-    errors::from_store(e)
 }
 
 /// The standard headers a GET can override with `response-*` query parameters.
@@ -288,19 +273,17 @@ fn wants_latest(uri: &http::Uri) -> bool {
 /// GET and HEAD of one object, local or remote.
 async fn read_any(
     state: &SharedState,
-    user: Option<&User>,
+    entry: trove_namespace::BucketEntry,
     i: GetObjectInput,
     with_body: bool,
     latest: bool,
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
-    let entry = access::bucket_for_object_read(state, &i.bucket)?;
     check_key(&i.key)?;
     route(state, &entry.bck, &i.key)?;
     if entry.bck.provider.is_remote() {
-        access::check_object_read(&entry, user, None)?;
         return remote::read(state, entry, i, with_body, latest).await;
     }
-    read(state, user, entry, i, with_body)
+    read(state, entry, i, with_body)
 }
 
 /// GET or HEAD for the native API (admin token: no S3 access checks).
@@ -319,9 +302,9 @@ pub async fn read_admin(
 }
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-    let user = access::caller_opt(state, &req)?;
+    let entry = bucket(&req)?;
     let latest = wants_latest(&req.uri);
-    let (output, headers, _) = read_any(state, user, req.input, true, latest).await?;
+    let (output, headers, _) = read_any(state, entry, req.input, true, latest).await?;
     let mut resp = S3Response::new(output);
     resp.headers.extend(headers);
     Ok(resp)
@@ -329,7 +312,7 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
 
 /// HEAD is a GET without the body: the same checks, range and headers.
 pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-    let user = access::caller_opt(state, &req)?;
+    let entry = bucket(&req)?;
     let latest = wants_latest(&req.uri);
     let i = req.input;
     let as_get = GetObjectInput {
@@ -350,7 +333,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         response_expires: i.response_expires,
         ..Default::default()
     };
-    let (o, headers, partial) = read_any(state, user, as_get, false, latest).await?;
+    let (o, headers, partial) = read_any(state, entry, as_get, false, latest).await?;
     let mut resp = S3Response::new(HeadObjectOutput {
         content_length: o.content_length,
         content_range: o.content_range,
@@ -380,14 +363,13 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
 /// is partial (206).
 fn read(
     state: &SharedState,
-    user: Option<&User>,
     entry: trove_namespace::BucketEntry,
     i: GetObjectInput,
     with_body: bool,
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
-    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(|e| readable_error(&entry, user, e))?;
-    access::check_object_read(&entry, user, Some(&meta))?;
+    // The door already decided from this object's ACL (or its absence) whether the caller may read it.
+    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(errors::from_store)?;
     respond(&meta, i, with_body, |start, end| FileBody::new(file, start, end).into_blob())
 }
 
@@ -447,8 +429,7 @@ pub async fn delete(
     state: &SharedState,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let user = access::caller_opt(state, &req)?;
-    let entry = access::bucket_for(state, &req.input.bucket, user, Perm::Write)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     route(state, &entry.bck, &req.input.key)?;
     if entry.bck.provider.is_remote() {
@@ -468,8 +449,7 @@ pub async fn delete_many(
     state: &SharedState,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     let objects = req.input.delete.objects;
     if objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
@@ -539,8 +519,7 @@ pub async fn attributes(
     state: &SharedState,
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
     let meta = state.store.head(&entry.bck, &i.key).map_err(errors::from_store)?;

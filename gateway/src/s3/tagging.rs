@@ -3,7 +3,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::s3::ctx::{blocking, caller, check_key, owned_bucket};
+use crate::s3::ctx::{blocking, bucket, check_key};
 use crate::s3::errors;
 use crate::state::SharedState;
 
@@ -68,8 +68,7 @@ pub async fn get_object(
     state: &SharedState,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     let st = state.clone();
     let key = req.input.key.clone();
@@ -83,8 +82,7 @@ pub async fn put_object(
     state: &SharedState,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     check_tag_set(&req.input.tagging.tag_set, MAX_OBJECT_TAGS)?;
     let tags = to_pairs(&req.input.tagging.tag_set);
@@ -98,8 +96,7 @@ pub async fn delete_object(
     state: &SharedState,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let user = caller(state, &req)?;
-    let entry = owned_bucket(state, &req.input.bucket, user)?;
+    let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     let st = state.clone();
     let key = req.input.key.clone();

@@ -1,0 +1,215 @@
+//! The one door: who may do what, decided in one function for every API.
+//!
+//! [`authorize`] takes the caller, the kind of operation, the bucket's registry entry and (for object reads)
+//! the object's ACL, and says yes or why not. The S3 fast path, s3s's access hook (which runs after the
+//! signature check and before any body is read) and the native API all ask it; handlers then act on the
+//! [`Grant`] it produced and decide nothing themselves.
+//!
+//! The rules are S3's for canned ACLs: the bucket owner may do everything; a bucket ACL grants listing (READ)
+//! and writing or deleting objects (WRITE); an object's ACL grants reading it. The same holds for every
+//! provider: a cloud object that has no cached copy carries no ACL here, so only the owner reads it.
+
+use trove_namespace::BucketEntry;
+
+use crate::state::User;
+
+/// Who is asking. The signature (or the admin token) has been verified before anyone builds one of these.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    Anonymous,
+    User(&'a User),
+    /// The native API's bearer token: the node's operator.
+    Admin,
+}
+
+/// What the request does, as far as permissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// ListBuckets.
+    ListBuckets,
+    /// CreateBucket: any authenticated user.
+    CreateBucket,
+    /// Listing a bucket, HeadBucket, listing uploads (bucket READ).
+    ReadBucket,
+    /// PUT/DELETE of objects and their multipart uploads (bucket WRITE).
+    WriteObject,
+    /// GET/HEAD of one object (object READ).
+    ReadObject,
+    /// Everything else on a bucket or its objects (ACLs, tagging, deleting the bucket...): the owner only.
+    Owner,
+}
+
+/// What is known about the object's ACL, for [`Action::ReadObject`].
+#[derive(Debug, Clone, Copy)]
+pub enum ObjectAcl<'a> {
+    /// The object exists here with this canned ACL (`None`: private).
+    Known(Option<&'a str>),
+    /// No copy of the object exists here.
+    Missing,
+}
+
+/// Why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    NoSuchBucket,
+    AccessDenied,
+}
+
+/// The door's answer, kept with the request so that handlers act on exactly what was allowed.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: Option<User>,
+    pub entry: Option<BucketEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Perm {
+    Read,
+    Write,
+}
+
+/// What a canned ACL grants to this caller.
+fn acl_grants(acl: Option<&str>, caller: Caller<'_>, perm: Perm) -> bool {
+    match (acl, perm) {
+        (Some("public-read-write"), _) | (Some("public-read"), Perm::Read) => true,
+        (Some("authenticated-read"), Perm::Read) => matches!(caller, Caller::User(_)),
+        _ => false,
+    }
+}
+
+fn is_owner(entry: &BucketEntry, caller: Caller<'_>) -> bool {
+    match caller {
+        Caller::Admin => true,
+        Caller::User(u) => u.id == entry.owner,
+        Caller::Anonymous => false,
+    }
+}
+
+/// The native API's caller: `Authorization: Bearer <admin token>`, compared in constant time. Start-up refuses
+/// an empty or short token, so no header can match "nothing".
+pub fn bearer(headers: &http::HeaderMap, admin_token: &str) -> Option<Caller<'static>> {
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))?;
+    let want = admin_token.as_bytes();
+    let same = !want.is_empty()
+        && given.len() == want.len()
+        && given.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    same.then_some(Caller::Admin)
+}
+
+/// The decision. `entry` is `None` when the bucket does not exist (or, for the account-level actions, when
+/// the request names none); `object` matters only for [`Action::ReadObject`].
+pub fn authorize(
+    caller: Caller<'_>,
+    action: Action,
+    entry: Option<&BucketEntry>,
+    object: ObjectAcl<'_>,
+) -> Result<(), Denied> {
+    if let Action::ListBuckets | Action::CreateBucket = action {
+        return match caller {
+            Caller::Anonymous => Err(Denied::AccessDenied),
+            Caller::User(_) | Caller::Admin => Ok(()),
+        };
+    }
+    let Some(entry) = entry else {
+        return Err(Denied::NoSuchBucket);
+    };
+    if is_owner(entry, caller) {
+        return Ok(());
+    }
+    let bucket_acl = entry.acl.as_deref();
+    let allowed = match action {
+        Action::ListBuckets | Action::CreateBucket | Action::Owner => false,
+        Action::ReadBucket => acl_grants(bucket_acl, caller, Perm::Read),
+        Action::WriteObject => acl_grants(bucket_acl, caller, Perm::Write),
+        Action::ReadObject => match object {
+            ObjectAcl::Known(acl) => acl_grants(acl, caller, Perm::Read),
+            // A cloud object without a cached copy has no ACL here: private, as S3 makes every object by
+            // default, so nobody but the owner makes Trove fetch it.
+            ObjectAcl::Missing if entry.bck.provider.is_remote() => false,
+            // Those who may list the bucket learn that the key is missing (NoSuchKey); nobody else does.
+            ObjectAcl::Missing => acl_grants(bucket_acl, caller, Perm::Read),
+        },
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Denied::AccessDenied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trove_namespace::{Bck, Provider};
+
+    fn entry(acl: Option<&str>, provider: Provider) -> BucketEntry {
+        let mut e = BucketEntry::new(Bck { provider, ns: Default::default(), name: "b".into() }, "owner".into());
+        e.acl = acl.map(str::to_owned);
+        e
+    }
+
+    fn user(id: &str) -> User {
+        User { secret_key: "s".into(), id: id.into(), display_name: id.into() }
+    }
+
+    #[test]
+    fn owner_and_admin_may_do_everything() {
+        let owner = user("owner");
+        for provider in [Provider::Ais, Provider::Aws] {
+            let e = entry(None, provider);
+            for a in [Action::ReadBucket, Action::WriteObject, Action::ReadObject, Action::Owner] {
+                assert_eq!(authorize(Caller::User(&owner), a, Some(&e), ObjectAcl::Missing), Ok(()));
+                assert_eq!(authorize(Caller::Admin, a, Some(&e), ObjectAcl::Missing), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn canned_acls_grant_what_s3_says() {
+        let other = user("other");
+        for provider in [Provider::Ais, Provider::Aws] {
+            for (acl, anon_list, anon_write, user_list) in [
+                (None, false, false, false),
+                (Some("public-read"), true, false, true),
+                (Some("public-read-write"), true, true, true),
+                (Some("authenticated-read"), false, false, true),
+            ] {
+                let e = entry(acl, provider);
+                let ok = |c, a| authorize(c, a, Some(&e), ObjectAcl::Known(None)).is_ok();
+                assert_eq!(ok(Caller::Anonymous, Action::ReadBucket), anon_list, "{acl:?}");
+                assert_eq!(ok(Caller::Anonymous, Action::WriteObject), anon_write, "{acl:?}");
+                assert_eq!(ok(Caller::User(&other), Action::ReadBucket), user_list, "{acl:?}");
+                // A bucket ACL never grants reading a private object, on any provider.
+                assert!(!ok(Caller::Anonymous, Action::ReadObject), "{acl:?}");
+                assert!(!ok(Caller::User(&other), Action::Owner), "{acl:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn object_acl_decides_reads() {
+        let e = entry(None, Provider::Aws);
+        let read = |acl| authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Known(acl));
+        assert_eq!(read(Some("public-read")), Ok(()));
+        assert_eq!(read(None), Err(Denied::AccessDenied));
+        assert_eq!(authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Missing), Err(Denied::AccessDenied));
+        let listable = entry(Some("public-read"), Provider::Ais);
+        assert_eq!(authorize(Caller::Anonymous, Action::ReadObject, Some(&listable), ObjectAcl::Missing), Ok(()));
+        let cloud = entry(Some("public-read"), Provider::Aws);
+        assert_eq!(
+            authorize(Caller::Anonymous, Action::ReadObject, Some(&cloud), ObjectAcl::Missing),
+            Err(Denied::AccessDenied)
+        );
+    }
+
+    #[test]
+    fn account_actions_need_a_user() {
+        let u = user("u");
+        assert_eq!(authorize(Caller::Anonymous, Action::ListBuckets, None, ObjectAcl::Missing), Err(Denied::AccessDenied));
+        assert_eq!(authorize(Caller::User(&u), Action::CreateBucket, None, ObjectAcl::Missing), Ok(()));
+        assert_eq!(authorize(Caller::User(&u), Action::ReadBucket, None, ObjectAcl::Missing), Err(Denied::NoSuchBucket));
+    }
+}
