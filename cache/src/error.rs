@@ -22,14 +22,28 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Internal(String),
+    /// The filesystem is full (ENOSPC, EDQUOT): nothing was published, the previous object is intact.
+    #[error("{}: no space left on the device", path.display())]
+    NoSpace { path: PathBuf },
+    /// The bucket still holds objects.
+    #[error("the bucket is not empty")]
+    NotEmpty,
+    /// The bucket was deleted (or deleted and created anew) while the write was in progress.
+    #[error("the bucket no longer exists")]
+    BucketGone,
     /// The backend of a remote bucket failed or refused.
     #[error(transparent)]
     Backend(#[from] trove_backends::Error),
 }
 
 impl Error {
+    /// An I/O failure at `path`; a full filesystem becomes [`Error::NoSpace`], so that no caller has to
+    /// look at errno.
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_owned(), source }
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::NoSpace { path: path.to_owned() },
+            _ => Error::Io { path: path.to_owned(), source },
+        }
     }
 }
 

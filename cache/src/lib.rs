@@ -22,7 +22,7 @@ pub use lru::{Index, Usage};
 pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
-pub use store::{Mountpath, Staged, Store};
+pub use store::{BucketGuard, Mountpath, Staged, Store};
 
 #[cfg(test)]
 mod tests;

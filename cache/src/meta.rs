@@ -145,12 +145,12 @@ impl ObjMeta {
 
     pub fn write_to(&self, file: &File, path: &Path) -> Result<()> {
         let bytes = self.encode()?;
-        xattr::FileExt::set_xattr(file, XATTR, &bytes).map_err(|e| xattr_error(e, path))
+        xattr::FileExt::set_xattr(file, XATTR, &bytes).map_err(|e| xattr_error(e, path, bytes.len()))
     }
 
     pub fn write_at(&self, path: &Path) -> Result<()> {
         let bytes = self.encode()?;
-        xattr::set(path, XATTR, &bytes).map_err(|e| xattr_error(e, path))
+        xattr::set(path, XATTR, &bytes).map_err(|e| xattr_error(e, path, bytes.len()))
     }
 
     pub fn read_from(file: &File, path: &Path) -> Result<ObjMeta> {
@@ -170,9 +170,12 @@ impl ObjMeta {
     }
 }
 
-fn xattr_error(e: std::io::Error, path: &Path) -> Error {
+/// ext4 answers ENOSPC both when a value does not fit beside the inode and when the disk is full: a record
+/// within the budget that every supported filesystem holds can only have failed for want of space.
+fn xattr_error(e: std::io::Error, path: &Path, len: usize) -> Error {
     match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::E2BIG) | Some(libc::ERANGE) => Error::MetadataTooLarge,
+        Some(libc::E2BIG) | Some(libc::ERANGE) => Error::MetadataTooLarge,
+        Some(libc::ENOSPC) if len > XATTR_BUDGET => Error::MetadataTooLarge,
         _ => Error::io(path, e),
     }
 }

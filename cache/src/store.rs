@@ -2,13 +2,16 @@
 //!
 //! Writers stream into a work file under `<mountpath>/%wk`, set the metadata xattr, fsync, and rename the file
 //! into place; a crash at any instant leaves the old object or the new one. Changes of the directory tree
-//! (commit, delete, turning a file `a` into a directory when `a/b` arrives) are serialized by one lock per store;
-//! reads take no lock. All functions here do blocking file I/O: call them from a blocking context.
+//! (commit, delete, turning a file `a` into a directory when `a/b` arrives) are serialized by one lock per store,
+//! held for renames and directory changes only: never for fsyncs, recursive deletes or reads. A read that finds
+//! nothing while a file->directory conversion runs looks again (a sequence counter tells it), without the lock.
+//! All functions here do blocking file I/O: call them from a blocking context.
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use trove_namespace::hrw::{self, Member};
 use trove_namespace::Bck;
@@ -18,6 +21,10 @@ use std::os::unix::ffi::OsStrExt;
 use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DIR, WORK_DIR};
 use crate::meta::{check_xattr_support, ObjMeta};
 use crate::{Error, Result};
+
+/// Asked under the tree lock right before a write is published: is the bucket incarnation the write began in
+/// still the registered one? (The registry lives above the store; the gateway supplies the check.)
+pub type BucketGuard = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A check of the current object (if any).
 type CurrentCheck<'a> = Box<dyn FnOnce(Option<&ObjMeta>) -> Result<()> + 'a>;
@@ -48,21 +55,42 @@ pub struct Store {
     members: Vec<Member>,
     fsync: bool,
     tree: Mutex<()>,
+    /// Odd while a file->directory conversion runs; bumped at its start and end.
+    conversions: AtomicU64,
     pub(crate) index: crate::lru::Index,
 }
 
 /// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
-#[derive(Debug)]
 pub struct Staged {
     pub file: File,
     path: PathBuf,
     mountpath: usize,
     done: bool,
+    guard: Option<BucketGuard>,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged").field("path", &self.path).field("guarded", &self.guard.is_some()).finish()
+    }
 }
 
 impl Staged {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Publishing fails with [`Error::BucketGone`] unless `guard` still holds at that instant.
+    pub fn guard(&mut self, guard: BucketGuard) {
+        self.guard = Some(guard);
+    }
+
+    /// Called under the tree lock.
+    pub(crate) fn check_guard(&self) -> Result<()> {
+        match &self.guard {
+            Some(g) if !g() => Err(Error::BucketGone),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn mark_done(&mut self) {
@@ -93,7 +121,14 @@ impl Store {
             mountpaths.push(Mountpath { root, member });
         }
         let members = mountpaths.iter().map(|m| m.member.clone()).collect();
-        let store = Store { mountpaths, members, fsync, tree: Mutex::new(()), index: Default::default() };
+        let store = Store {
+            mountpaths,
+            members,
+            fsync,
+            tree: Mutex::new(()),
+            conversions: AtomicU64::new(0),
+            index: Default::default(),
+        };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
         }
@@ -139,7 +174,7 @@ impl Store {
             other => other,
         }
         .map_err(|e| Error::io(&path, e))?;
-        Ok(Staged { file, path, mountpath: mp, done: false })
+        Ok(Staged { file, path, mountpath: mp, done: false, guard: None })
     }
 
     /// Publishes a staged write as `key`: metadata xattr, fsync, rename into place.
@@ -193,6 +228,7 @@ impl Store {
         let (rel, hashed_dirs) = layout::key_path(key);
         let parent = {
             let _tree = self.lock_tree();
+            staged.check_guard()?;
             match check {
                 Some(Precondition::Current(check)) => {
                     let current = match self.try_open(bck, key) {
@@ -254,6 +290,13 @@ impl Store {
     /// Replaces file `path` by a directory holding it as `%%obj`, via a work directory so that a crash in
     /// between is repaired at start-up (see `space::clean_work_dir`).
     fn file_to_dir(&self, mp: usize, path: &Path) -> Result<()> {
+        self.conversions.fetch_add(1, Ordering::AcqRel);
+        let res = self.file_to_dir_inner(mp, path);
+        self.conversions.fetch_add(1, Ordering::AcqRel);
+        res
+    }
+
+    fn file_to_dir_inner(&self, mp: usize, path: &Path) -> Result<()> {
         let tmp = self.mountpaths[mp].work_dir().join(format!("conv-{:032x}", rand::random::<u128>()));
         fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         fs::write(tmp.join(CONVERSION_TARGET), path.as_os_str().as_bytes()).map_err(|e| Error::io(&tmp, e))?;
@@ -285,13 +328,27 @@ impl Store {
     }
 
     fn open_object_untouched(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
-        match self.try_open(bck, key) {
-            // A concurrent file->directory conversion can hide the object for an instant: look again under the lock.
-            Err(Error::NotFound) => {
-                let _tree = self.lock_tree();
-                self.try_open(bck, key)
+        self.unhidden(|| self.try_open(bck, key))
+    }
+
+    /// Runs a lookup; a miss that overlapped a file->directory conversion (which hides an object for an
+    /// instant) is looked up again, so that a miss is reported only when no conversion could explain it.
+    fn unhidden<T>(&self, mut lookup: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut tries = 0;
+        loop {
+            let before = self.conversions.load(Ordering::Acquire);
+            let res = lookup();
+            match res {
+                Err(Error::NotFound | Error::Corrupt { .. }) => {
+                    let after = self.conversions.load(Ordering::Acquire);
+                    tries += 1;
+                    if (before == after && before % 2 == 0) || tries > 1000 {
+                        return res;
+                    }
+                    std::thread::yield_now();
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -305,13 +362,7 @@ impl Store {
     /// The metadata of the object whose file was found at `path` by a directory scan. Like reads, it looks
     /// again under the tree lock when a concurrent file->directory conversion hides the object.
     pub(crate) fn meta_at(&self, path: &Path) -> Result<ObjMeta> {
-        match open_at(path.to_path_buf()) {
-            Err(Error::NotFound | Error::Corrupt { .. }) => {
-                let _tree = self.lock_tree();
-                open_at(path.to_path_buf()).map(|(_, m)| m)
-            }
-            other => other.map(|(_, m)| m),
-        }
+        self.unhidden(|| open_at(path.to_path_buf()).map(|(_, m)| m))
     }
 
     /// The metadata of an object; not an access for LRU.
@@ -336,18 +387,21 @@ impl Store {
     pub fn delete(&self, bck: &Bck, key: &str) -> Result<bool> {
         let mp = self.mountpath_index(bck, key);
         let root = self.objects_root(mp, bck);
-        let _tree = self.lock_tree();
-        let p = match self.locate(bck, key) {
-            Ok(p) => p,
-            Err(Error::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
+        let p = {
+            let _tree = self.lock_tree();
+            let p = match self.locate(bck, key) {
+                Ok(p) => p,
+                Err(Error::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            match fs::remove_file(&p) {
+                Ok(()) => self.index.removed(bck, key),
+                Err(e) if is_missing(&e) => return Ok(false),
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+            prune_empty_dirs(&root, p.parent())?;
+            p
         };
-        match fs::remove_file(&p) {
-            Ok(()) => self.index.removed(bck, key),
-            Err(e) if is_missing(&e) => return Ok(false),
-            Err(e) => return Err(Error::io(&p, e)),
-        }
-        prune_empty_dirs(&root, p.parent())?;
         if self.fsync {
             if let Some(parent) = p.parent().filter(|d| d.exists()) {
                 sync_dir(parent)?;
@@ -361,23 +415,62 @@ impl Store {
         Ok(self.list(bck, b"", "", 1)?.is_empty())
     }
 
-    /// Removes all data of `bck` (objects and uploads) from every mountpath. Each bucket directory is first
-    /// renamed into the work directory, so a crash leaves nothing half-deleted in the namespace.
+    /// Removes all data of `bck` (objects and uploads) from every mountpath.
     pub fn remove_bucket(&self, bck: &Bck) -> Result<()> {
-        let _tree = self.lock_tree();
-        self.index.removed_bucket(bck);
-        for mp in &self.mountpaths {
-            let dir = layout::bucket_dir(&mp.root, bck);
-            if !dir.exists() {
-                continue;
+        self.remove_bucket_if(bck, false, || Ok(()))
+    }
+
+    /// Removes all data of `bck` if `unregister` succeeds, atomically with respect to writes: under the tree
+    /// lock, the bucket is checked to hold no object (with `require_empty`: [`Error::NotEmpty`]), each bucket
+    /// directory is renamed into the work directory first (a crash then leaves an empty,
+    /// still registered bucket, never old objects under a name that may be reused), then `unregister` runs
+    /// (the registry removal: writes check their bucket guard under the same lock, so none lands after it).
+    /// The recursive delete happens after the lock is released. If `unregister` fails, the directories are
+    /// put back.
+    pub fn remove_bucket_if(
+        &self,
+        bck: &Bck,
+        require_empty: bool,
+        unregister: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let mut trash = Vec::new();
+        {
+            let _tree = self.lock_tree();
+            if require_empty && !self.bucket_is_empty(bck)? {
+                return Err(Error::NotEmpty);
             }
-            let wk = mp.work_dir();
-            fs::create_dir_all(&wk).map_err(|e| Error::io(&wk, e))?;
-            let trash = wk.join(format!("del-{:032x}", rand::random::<u128>()));
-            fs::rename(&dir, &trash).map_err(|e| Error::io(&dir, e))?;
-            fs::remove_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+            for mp in &self.mountpaths {
+                let dir = layout::bucket_dir(&mp.root, bck);
+                if !dir.exists() {
+                    continue;
+                }
+                let wk = mp.work_dir();
+                fs::create_dir_all(&wk).map_err(|e| Error::io(&wk, e))?;
+                let t = wk.join(format!("del-{:032x}", rand::random::<u128>()));
+                if let Err(e) = fs::rename(&dir, &t) {
+                    self.restore(&trash);
+                    return Err(Error::io(&dir, e));
+                }
+                trash.push((dir, t));
+            }
+            if let Err(e) = unregister() {
+                self.restore(&trash);
+                return Err(e);
+            }
+            self.index.removed_bucket(bck);
+        }
+        for (_, t) in trash {
+            fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;
         }
         Ok(())
+    }
+
+    fn restore(&self, moved: &[(PathBuf, PathBuf)]) {
+        for (dir, t) in moved {
+            if let Err(e) = fs::rename(t, dir) {
+                tracing::error!(dir = %dir.display(), error = %e, "could not put a bucket directory back");
+            }
+        }
     }
 }
 

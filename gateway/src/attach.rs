@@ -61,6 +61,7 @@ pub async fn attach(
         props: p,
         tags: Vec::new(),
         acl: None,
+        bid: crate::state::new_bid(),
     };
     let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
     tokio::task::spawn_blocking(move || {
@@ -88,14 +89,19 @@ pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, A
     }
     let (st, name) = (state.clone(), s3_name.to_owned());
     tokio::task::spawn_blocking(move || -> Result<BucketEntry, AttachError> {
-        let removed = st.registry.remove(&name)?;
+        let entry = st.registry.get(&name).ok_or_else(|| AttachError::NoSuchBucket(name.clone()))?;
         // Another name may still stand for the same cloud bucket: its cache stays then.
-        let still_used = st.registry.snapshot().buckets.values().any(|e| e.bck == removed.bck);
-        if !still_used {
-            st.readthrough.invalidate_bucket(&removed.bck);
-            st.store.remove_bucket(&removed.bck)?;
+        let still_used = st.registry.snapshot().buckets.iter().any(|(n, e)| *n != name && e.bck == entry.bck);
+        if still_used {
+            return Ok(st.registry.remove(&name)?);
         }
-        Ok(removed)
+        st.readthrough.invalidate_bucket(&entry.bck);
+        let mut removed = None;
+        st.store.remove_bucket_if(&entry.bck, false, || {
+            removed = Some(st.registry.remove(&name).map_err(|e| trove_cache::Error::Internal(e.to_string()))?);
+            Ok(())
+        })?;
+        removed.ok_or_else(|| AttachError::NoSuchBucket(name.clone()))
     })
     .await
     .map_err(|e| AttachError::Internal(e.to_string()))?

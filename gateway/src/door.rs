@@ -146,7 +146,7 @@ mod tests {
     use trove_namespace::{Bck, Provider};
 
     fn entry(acl: Option<&str>, provider: Provider) -> BucketEntry {
-        let mut e = BucketEntry::new(Bck { provider, ns: Default::default(), name: "b".into() }, "owner".into());
+        let mut e = BucketEntry::new(Bck { provider, ns: Default::default(), name: "b".into() }, "owner".into(), 0, 1);
         e.acl = acl.map(str::to_owned);
         e
     }

@@ -159,6 +159,19 @@ impl AppState {
     }
 }
 
+/// A fresh bucket incarnation id (never 0, which marks entries written before incarnations existed).
+pub fn new_bid() -> u64 {
+    rand::random::<u64>() | 1
+}
+
+/// Whether the incarnation `bid` of `bck` is still registered: checked under the store's tree lock right
+/// before a write is published, so a write racing DeleteBucket either lands first (and the delete finds the
+/// bucket not empty) or fails, never surfacing in a bucket created later under the same name.
+pub fn bucket_guard(state: &SharedState, entry: &trove_namespace::BucketEntry) -> trove_cache::BucketGuard {
+    let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
+    std::sync::Arc::new(move || st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid))
+}
+
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     (0..len).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
 }

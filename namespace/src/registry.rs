@@ -118,6 +118,18 @@ pub struct BucketEntry {
     /// S3 canned ACL (`private`, `public-read`, `public-read-write`, `authenticated-read`); `None` is private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// This incarnation of the bucket (AIS's BID): a bucket deleted and created again under the same name is
+    /// another bucket, and a write that began in the old one must not land in the new one. 0 in registries
+    /// written before it existed.
+    #[serde(default)]
+    pub bid: u64,
+}
+
+impl BucketEntry {
+    /// A new incarnation of `bck`, owned by `owner`, with default properties.
+    pub fn new(bck: Bck, owner: String, created_ms: i64, bid: u64) -> BucketEntry {
+        BucketEntry { bck, owner, created_ms, props: BucketProps::default(), tags: Vec::new(), acl: None, bid }
+    }
 }
 
 /// An immutable, versioned view of the registry.
@@ -221,6 +233,7 @@ mod tests {
             props: BucketProps::default(),
             tags: vec![],
             acl: None,
+            bid: 1,
         }
     }
 

@@ -70,6 +70,7 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         props: p,
         tags: Vec::new(),
         acl: None,
+        bid: crate::state::new_bid(),
     };
     let (st, n) = (state.clone(), name.to_owned());
     let inserted = tokio::task::spawn_blocking(move || st.registry.insert(&n, entry))
@@ -210,8 +211,12 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 // AIS's destroy-bck: the bucket and all its objects.
                 let st = state.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    let removed = st.registry.remove(&s3_name).map_err(|e| e.to_string())?;
-                    st.store.remove_bucket(&removed.bck).map_err(|e| e.to_string())
+                    let bck = st.registry.get(&s3_name).ok_or_else(|| format!("bucket {s3_name} does not exist"))?.bck;
+                    st.store
+                        .remove_bucket_if(&bck, false, || {
+                            st.registry.remove(&s3_name).map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
+                        })
+                        .map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

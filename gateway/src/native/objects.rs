@@ -139,10 +139,11 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "object too large".to_owned()));
     }
     let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
-    let staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
+    let mut staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| from_s3(crate::s3::errors::from_store(e), entry, key))?;
+    staged.guard(crate::state::bucket_guard(state, entry));
     let blob = StreamingBlob::from(req.into_body());
     let received =
         body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;

@@ -98,12 +98,17 @@ pub async fn receive(
             }
             md5.update(&chunk);
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(errors::internal)?;
+            file.write_all(&chunk).await.map_err(|e| write_error(staged, e))?;
         }
     }
     // Durability (fsync) is the commit's job, per the configured policy.
-    file.flush().await.map_err(errors::internal)?;
+    file.flush().await.map_err(|e| write_error(staged, e))?;
     Ok(Received { size, md5: md5.finalize().into(), checksums: checksum_map(hasher.finalize()) })
+}
+
+/// A failed write to the work file: a full disk is 507, anything else an internal error (logged once).
+fn write_error(staged: &trove_cache::Staged, e: std::io::Error) -> S3Error {
+    errors::from_store(trove_cache::Error::io(staged.path(), e))
 }
 
 /// A body stream error is the client's doing (disconnect, bad aws-chunked framing or signature), unless s3s

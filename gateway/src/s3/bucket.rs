@@ -54,7 +54,7 @@ pub async fn create(
     }
     let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
     let entry =
-        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl };
+        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl, bid: crate::state::new_bid() };
     let st = state.clone();
     let n = name.clone();
     blocking(move || {
@@ -93,11 +93,19 @@ pub async fn delete(
     let st = state.clone();
     let name = req.input.bucket.clone();
     blocking(move || {
-        if !st.store.bucket_is_empty(&entry.bck).map_err(errors::from_store)? {
-            return Err(s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"));
+        let mut unregistered = None;
+        let removed = st.store.remove_bucket_if(&entry.bck, true, || {
+            st.registry.remove(&name).map(drop).map_err(|e| {
+                let msg = e.to_string();
+                unregistered = Some(errors::from_registry(e));
+                trove_cache::Error::Internal(msg)
+            })
+        });
+        match (removed, unregistered) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(registry_error)) => Err(registry_error),
+            (Err(e), None) => Err(errors::from_store(e)),
         }
-        st.registry.remove(&name).map_err(errors::from_registry)?;
-        st.store.remove_bucket(&entry.bck).map_err(errors::from_store)
     })
     .await?;
     Ok(S3Response::new(DeleteBucketOutput {}))

@@ -183,9 +183,12 @@ pub async fn copy_object(
     let st = state.clone();
     let bck = dest.bck.clone();
     let size = src_meta.size;
+    let guard = crate::state::bucket_guard(state, &dest);
     let meta = blocking(move || {
         let mut staged = st.store.stage(&bck, &meta.key).map_err(errors::from_store)?;
-        let md5 = copy_bytes(src_file, &mut staged, 0, size, multipart_source).map_err(errors::internal)?;
+        staged.guard(guard);
+        let md5 = copy_bytes(src_file, &mut staged, 0, size, multipart_source)
+            .map_err(|e| errors::from_store(trove_cache::Error::io(staged.path(), e)))?;
         if let Some(md5) = md5 {
             meta.etag = hex::encode(md5);
         }
@@ -260,7 +263,9 @@ pub async fn upload_part_copy(
     let (staged, mut meta, upload) = blocking(move || {
         let upload = st.store.get_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
         let mut staged = st.store.stage_part(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        let md5 = copy_bytes(src_file, &mut staged, start, end, true).map_err(errors::internal)?.unwrap_or_default();
+        let md5 = copy_bytes(src_file, &mut staged, start, end, true)
+            .map_err(|e| errors::from_store(trove_cache::Error::io(staged.path(), e)))?
+            .unwrap_or_default();
         let meta = ObjMeta { size: end - start, etag: hex::encode(md5), mtime_ms: now_ms(), ..Default::default() };
         Ok((staged, meta, upload))
     })

@@ -13,7 +13,12 @@ pub fn from_store(e: trove_cache::Error) -> S3Error {
         ),
         E::PreconditionFailed => crate::s3::conditions::precondition_failed(),
         E::MetadataTooLarge => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
-        E::Io { ref source, .. } if source.raw_os_error() == Some(libc_enospc()) => insufficient_storage(),
+        E::NoSpace { path } => {
+            tracing::warn!(path = %path.display(), "no space left on a mountpath");
+            insufficient_storage()
+        }
+        E::BucketGone => no_such_bucket(),
+        E::NotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         E::Backend(b) => from_backend(b),
         other => internal(other),
     }
@@ -80,6 +85,4 @@ pub fn no_such_bucket() -> S3Error {
     s3_error!(NoSuchBucket, "The specified bucket does not exist")
 }
 
-const fn libc_enospc() -> i32 {
-    28
-}
+

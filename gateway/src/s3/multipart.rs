@@ -227,7 +227,8 @@ pub async fn complete(
     .await?;
     let meta = match assembled {
         Err(done) => done,
-        Ok((staged, mut meta, handle, tokens)) => {
+        Ok((mut staged, mut meta, handle, tokens)) => {
+            staged.guard(crate::state::bucket_guard(state, &entry));
             match handle {
                 Some(handle) => {
                     let parts =

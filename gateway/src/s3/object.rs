@@ -116,7 +116,8 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
 
     let st = state.clone();
     let (bck, key) = (entry.bck.clone(), input.key.clone());
-    let staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
+    let mut staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
+    staged.guard(crate::state::bucket_guard(state, &entry));
     let received = body::receive(&staged, input.body, &algorithms, MAX_OBJECT_SIZE).await?;
     if let Some(len) = input.content_length {
         if len as u64 != received.size {
