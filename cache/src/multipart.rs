@@ -19,6 +19,8 @@ use crate::{Error, Result};
 const UPLOAD_FILE: &str = "upload.json";
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's part numbers run from 1 to 10,000: no completion lists more.
+pub const MAX_PARTS: usize = 10_000;
 
 /// What CreateMultipartUpload recorded: the final object's metadata and who started it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +69,8 @@ pub enum CompleteError {
     EntityTooSmall(u32),
     #[error("no parts given")]
     Empty,
+    #[error("more than 10,000 parts listed")]
+    TooManyParts,
 }
 
 impl Store {
@@ -267,6 +271,14 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
     if wanted.is_empty() {
         return Err(CompleteError::Empty);
     }
+    if wanted.len() > MAX_PARTS {
+        return Err(CompleteError::TooManyParts);
+    }
+    // Every stored version by (number, ETag), the newest winning: one pass, then a lookup per listed part.
+    let mut by_tag: std::collections::HashMap<(u32, &str), &Part> = std::collections::HashMap::with_capacity(have.len());
+    for p in have {
+        by_tag.insert((p.number, p.meta.etag.as_str()), p);
+    }
     let mut chosen: Vec<Part> = Vec::with_capacity(wanted.len());
     for w in wanted {
         // A part listed twice in a row (uploaded twice, e.g. racing itself) counts once: the later entry wins,
@@ -278,12 +290,8 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
             return Err(CompleteError::InvalidPartOrder);
         }
         let etag = w.etag.trim_matches('"');
-        let part = have
-            .iter()
-            .rev()
-            .find(|p| p.number == w.number && p.meta.etag == etag)
-            .ok_or(CompleteError::InvalidPart(w.number))?;
-        chosen.push(part.clone());
+        let part = by_tag.get(&(w.number, etag)).ok_or(CompleteError::InvalidPart(w.number))?;
+        chosen.push((*part).clone());
     }
     let last = chosen.len() - 1;
     if let Some(small) = chosen[..last].iter().find(|p| p.meta.size < MIN_PART_SIZE) {

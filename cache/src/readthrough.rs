@@ -23,6 +23,9 @@ use trove_namespace::Bck;
 
 use crate::{Error, ObjMeta, Result, Store};
 
+/// The largest object S3 (and so a cache of it) holds: 5 TiB.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+
 /// How cold objects are fetched.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchConfig {
@@ -340,6 +343,10 @@ impl ReadThrough {
         let first = backend.get(&bck.name, key, GetOptions::default()).await?;
         let meta = ObjMeta::from_backend(key, &first.meta);
         let size = meta.size;
+        if size > MAX_OBJECT_SIZE {
+            // S3's own limit: a backend reporting more is broken or hostile; nothing is sized from it.
+            return Err(Error::Backend(trove_backends::Error::Invalid(format!("object size {size} exceeds 5 TiB"))));
+        }
         let _ = fill.meta.set(meta.clone());
         let _ = fill.file.set(file.clone());
         tx.send_replace(State::Streaming { written: 0 });

@@ -47,6 +47,7 @@ pub async fn attach(
     if !bck.provider.is_remote() || bck.ns.is_remote() {
         return Err(AttachError::NotRemote(bck.to_string()));
     }
+    bck.validate().map_err(|e| AttachError::InvalidName(format!("{:?}: {e}", bck.name)))?;
     let backend = state.providers.get(bck.provider).ok_or(AttachError::NotConfigured(bck.provider.as_str()))?;
     if check {
         trove_backends::Backend::head_bucket(&*backend, &bck.name).await?;

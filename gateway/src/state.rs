@@ -108,10 +108,10 @@ impl AppState {
         let root_key = root_ak.clone();
         users.insert(
             root_ak.clone(),
-            User { secret_key: root_sk.clone(), id: root_ak.clone(), display_name: "trove".into() },
+            User { secret_key: root_sk.clone(), id: canonical_id(&root_ak), display_name: "trove".into() },
         );
         for u in &cfg.auth.users {
-            let id = u.id.clone().unwrap_or_else(|| u.access_key.clone());
+            let id = u.id.clone().unwrap_or_else(|| canonical_id(&u.access_key));
             let display_name = u.display_name.clone().unwrap_or_else(|| id.clone());
             users.insert(u.access_key.clone(), User { secret_key: u.secret_key.clone(), id, display_name });
         }
@@ -129,6 +129,7 @@ impl AppState {
         };
         let readthrough = Arc::new(ReadThrough::new(store.clone(), fetch));
         let root_id = users.get(&root_key).map(|u| u.id.clone()).unwrap_or(root_key);
+        adopt_canonical_ids(&registry, &users)?;
         Ok((
             AppState {
                 store,
@@ -157,6 +158,31 @@ impl AppState {
     pub fn user(&self, access_key: &str) -> Option<&User> {
         self.users.get(access_key)
     }
+}
+
+/// The canonical user id S3 reports in Owner fields for a user configured without one: 64 hex digits derived
+/// from the access key, so that no response ever names an access key.
+pub fn canonical_id(access_key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("trove-canonical-user:{access_key}").as_bytes()))
+}
+
+/// Registries written before canonical ids existed name owners by access key: they become the users' ids.
+fn adopt_canonical_ids(registry: &Registry, users: &HashMap<String, User>) -> Result<(), StartError> {
+    let snap = registry.snapshot();
+    let stale = |owner: &str| users.get(owner).is_some_and(|u| u.id != owner);
+    if !snap.buckets.values().any(|e| stale(&e.owner)) {
+        return Ok(());
+    }
+    registry.update(|snap| {
+        for e in snap.buckets.values_mut() {
+            if let Some(u) = users.get(&e.owner).filter(|u| u.id != e.owner) {
+                e.owner = u.id.clone();
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// A fresh bucket incarnation id (never 0, which marks entries written before incarnations existed).

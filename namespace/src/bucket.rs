@@ -53,6 +53,38 @@ impl Bck {
     pub fn ais(name: impl Into<String>) -> Self {
         Bck { provider: Provider::Ais, ns: Namespace::default(), name: name.into() }
     }
+
+    /// Checks that the name and namespace are ones a provider can have and that each is one safe path
+    /// component: the on-disk layout puts them into paths, so `..`, `/`, a leading dot or an absolute name
+    /// must never get this far. AIS-local names follow S3's rules; cloud names the union of the providers'
+    /// (GCS allows `_` and up to 222 characters; legacy S3 buckets have capitals).
+    pub fn validate(&self) -> Result<(), BucketNameError> {
+        if self.provider.is_remote() {
+            validate_cloud_name(&self.name)?;
+        } else {
+            validate_s3_bucket_name(&self.name)?;
+        }
+        for part in [&self.ns.uuid, &self.ns.name] {
+            if !part.is_empty() {
+                validate_cloud_name(part)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_cloud_name(name: &str) -> Result<(), BucketNameError> {
+    let b = name.as_bytes();
+    if !(1..=222).contains(&b.len()) {
+        return Err(BucketNameError::Length);
+    }
+    if !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_')) {
+        return Err(BucketNameError::Charset);
+    }
+    if !b[0].is_ascii_alphanumeric() {
+        return Err(BucketNameError::Edge);
+    }
+    Ok(())
 }
 
 /// Why a name is not a valid S3 bucket name (the rules of AWS's general-purpose buckets).
@@ -100,6 +132,23 @@ pub fn validate_s3_bucket_name(name: &str) -> Result<(), BucketNameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_identities_are_safe_path_components() {
+        let cloud = |name: &str| Bck { provider: Provider::Aws, ns: Namespace::default(), name: name.into() };
+        for ok in ["origin", "My_Legacy.Bucket-1", "a"] {
+            assert_eq!(cloud(ok).validate(), Ok(()), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "/etc", "a/b", ".trove", "%ob", "-x", "a b", "a\0b"] {
+            assert!(cloud(bad).validate().is_err(), "{bad:?}");
+        }
+        assert!(cloud(&"a".repeat(223)).validate().is_err());
+        assert!(Bck::ais("Upper").validate().is_err());
+        assert!(Bck::ais("v1").validate().is_err());
+        let mut ns = cloud("ok");
+        ns.ns.name = "../x".into();
+        assert!(ns.validate().is_err());
+    }
 
     #[test]
     fn bucket_names() {

@@ -185,6 +185,8 @@ impl Registry {
 
     /// Adds a bucket under `s3_name`; fails with `AlreadyExists` when the name is taken.
     pub fn insert(&self, s3_name: &str, entry: BucketEntry) -> Result<()> {
+        crate::validate_s3_bucket_name(s3_name)?;
+        entry.bck.validate()?;
         self.update(|snap| {
             if snap.buckets.contains_key(s3_name) {
                 return Err(Error::AlreadyExists(s3_name.to_owned()));

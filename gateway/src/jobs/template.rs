@@ -35,6 +35,9 @@ pub enum Names {
     Prefix(String),
 }
 
+/// The most names one template may stand for (a job of a hundred million objects is already days of work).
+pub const MAX_NAMES: u64 = 100_000_000;
+
 impl Template {
     pub fn parse(s: &str) -> Result<Names, TemplateError> {
         if !s.contains('{') && !s.contains('}') {
@@ -75,6 +78,10 @@ impl Template {
             return Err(bad("'}' without '{'"));
         }
         pieces.push(rest.to_owned());
+        let count = ranges.iter().try_fold(1u64, |n, r| n.checked_mul((r.end - r.start) / r.step + 1));
+        if count.is_none_or(|n| n > MAX_NAMES) {
+            return Err(bad("the template expands to more than 100,000,000 names"));
+        }
         Ok(Names::Template(Template { pieces, ranges }))
     }
 
@@ -129,6 +136,8 @@ mod tests {
         let big = Template::parse("s-{0000..9999}").unwrap();
         let Names::Template(t) = big else { panic!() };
         assert_eq!(t.names().count(), 10_000);
+        assert!(Template::parse("x-{0000000000..9999999999}-{0..99999}").is_err());
+        assert!(Template::parse("x-{0..18446744073709551615}").is_err());
         assert_eq!(t.names().nth(9_999).as_deref(), Some("s-9999"));
     }
 

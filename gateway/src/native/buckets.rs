@@ -81,6 +81,7 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         Err(trove_namespace::Error::AlreadyExists(_)) => {
             Err((StatusCode::CONFLICT, format!("bucket ais://{name} already exists")))
         }
+        Err(e @ trove_namespace::Error::InvalidName(_)) => Err((StatusCode::BAD_REQUEST, e.to_string())),
         Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }

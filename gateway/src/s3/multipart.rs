@@ -295,6 +295,7 @@ fn complete_error(e: CompleteError) -> s3s::S3Error {
         CompleteError::InvalidPartOrder => s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number."),
         CompleteError::EntityTooSmall(_) => s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size."),
         CompleteError::Empty => s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"),
+        CompleteError::TooManyParts => s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"),
     }
 }
 

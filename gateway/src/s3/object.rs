@@ -151,6 +151,12 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
     let mut meta = meta;
     if entry.bck.provider.is_remote() {
+        if if_match.is_some() || if_none_match.is_some() {
+            // Conditions are the backend object's business: checked before the backend is touched.
+            let current = remote::current(state, &entry, &meta.key).await?;
+            conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), current.as_ref())
+                .map_err(errors::from_store)?;
+        }
         // Visible only once the backend has it; the cached copy then carries the backend's ETag.
         remote::write_through(state, &entry, &staged, &mut meta).await?;
     }

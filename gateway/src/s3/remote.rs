@@ -159,6 +159,16 @@ pub async fn write_through(
     Ok(())
 }
 
+/// The backend's current object (`None` when it has none), as write conditions see it.
+pub async fn current(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<Option<ObjMeta>> {
+    let b = backend(state, entry)?;
+    match b.head(&entry.bck.name, key).await {
+        Ok(m) => Ok(Some(ObjMeta { key: key.to_owned(), size: m.size, etag: m.etag, ..Default::default() })),
+        Err(trove_backends::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(errors::from_backend(e)),
+    }
+}
+
 /// After the backend accepted a write: the cached copy takes the backend's ETag, version and time, and a cold
 /// GET that started before the write must not publish the old bytes after it.
 fn adopt(state: &SharedState, entry: &BucketEntry, meta: &mut ObjMeta, m: trove_backends::ObjectMeta) {
