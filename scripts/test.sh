@@ -6,6 +6,7 @@
 # Optional environment:
 #   CARGO_TARGET_DIR   cargo's target directory; when unset, a shared /work/target is reused if it exists
 #   S3TESTS_DIR        a ceph/s3-tests checkout: also run the s3-tests listed in compat-tests/s3tests/expected-pass.txt
+#                      (defaults to ../shared/s3-tests/suite next to the clone when that copy exists)
 #   PYTEST_ARGS        extra pytest arguments (e.g. "-k multipart -x")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +21,16 @@ cargo build --workspace --all-targets
 
 echo "== unit tests"
 cargo test --workspace
+
+if [ -z "${S3TESTS_DIR:-}" ] && [ -d ../shared/s3-tests/suite/s3tests ]; then
+  S3TESTS_DIR=$(cd ../shared/s3-tests/suite && pwd)
+  export S3TESTS_DIR
+fi
+if [ -n "${S3TESTS_DIR:-}" ]; then
+  echo "== ceph s3-tests from $S3TESTS_DIR (expected-pass list) run with the compatibility tests"
+else
+  echo "== ceph s3-tests: no suite found (set S3TESTS_DIR); skipped"
+fi
 
 echo "== compatibility tests"
 bash compat-tests/setup.sh

@@ -12,7 +12,7 @@ pub enum AttachError {
     InvalidName(String),
     #[error("{0} is not a cloud bucket (use s3://, gs:// or az://)")]
     NotRemote(String),
-    #[error("no [backends.{0}] is configured")]
+    #[error("provider {0} is not set up: give [backends.{0}] in the config or its standard environment (see docs/backends.md)")]
     NotConfigured(&'static str),
     #[error("{0}")]
     InvalidProps(String),
@@ -124,6 +124,10 @@ pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
             return false;
         }
     }
+    if !state.auto_attach_rate.take() {
+        tracing::debug!(bucket = s3_name, "auto-attach rate limit reached");
+        return false;
+    }
     for &provider in state.providers.auto_attach() {
         let bck = Bck { provider, ns: Default::default(), name: s3_name.to_owned() };
         match attach(state, s3_name, bck, &serde_json::Value::Null, true).await {
@@ -140,6 +144,32 @@ pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
     }
     misses.insert(s3_name.to_owned(), std::time::Instant::now());
     false
+}
+
+/// At most `per_sec` auto-attach checks per second on the node (each is a HEAD at every auto-attach provider),
+/// so that even authenticated clients cycling through names cannot turn the node into a backend scanner.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_sec: u32,
+    window: std::sync::Mutex<(std::time::Instant, u32)>,
+}
+
+impl RateLimit {
+    pub fn new(per_sec: u32) -> RateLimit {
+        RateLimit { per_sec, window: std::sync::Mutex::new((std::time::Instant::now(), 0)) }
+    }
+
+    pub fn take(&self) -> bool {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.0.elapsed() >= std::time::Duration::from_secs(1) {
+            *w = (std::time::Instant::now(), 0);
+        }
+        if w.1 >= self.per_sec {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
 }
 
 /// Attaches the `[[buckets]]` of the config at start-up, without contacting the backends (a node must start

@@ -42,7 +42,8 @@ impl Providers {
         let mut clients: HashMap<Provider, Arc<Resilient>> = HashMap::new();
         let mut auto_attach = Vec::new();
         let wrap = |b: Arc<dyn Backend>| Arc::new(Resilient::new(b, policy));
-        if let Some(a) = &cfg.aws {
+        let (aws, gcp, azure) = with_standard_environment(cfg);
+        if let Some(a) = &aws {
             let opts = AwsOptions {
                 endpoint: a.endpoint.clone(),
                 region: a.region.clone(),
@@ -55,14 +56,14 @@ impl Providers {
                 auto_attach.push(Provider::Aws);
             }
         }
-        if let Some(g) = &cfg.gcp {
+        if let Some(g) = &gcp {
             let opts = GcpOptions { endpoint: g.endpoint.clone(), credentials_file: g.credentials_file.clone() };
             clients.insert(Provider::Gcp, wrap(Arc::new(Gcp::connect(&opts).await?)));
             if g.auto_attach {
                 auto_attach.push(Provider::Gcp);
             }
         }
-        if let Some(z) = &cfg.azure {
+        if let Some(z) = &azure {
             let opts = AzureOptions {
                 account: z.account.clone(),
                 key: z.key.clone(),
@@ -92,4 +93,36 @@ impl Providers {
         v.sort_by_key(|(p, _)| p.as_str());
         v
     }
+}
+
+fn env_set(names: &[&str]) -> bool {
+    names.iter().any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+}
+
+/// The providers to set up: each configured section, and each provider whose ecosystem's standard environment
+/// is present (as aws-cli, gsutil and az find their credentials); a section only overrides.
+fn with_standard_environment(
+    cfg: &BackendsConfig,
+) -> (Option<trove_config::AwsConfig>, Option<trove_config::GcpConfig>, Option<trove_config::AzureConfig>) {
+    let aws = cfg.aws.clone().or_else(|| {
+        let endpoint = env_set(&["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]);
+        let creds = env_set(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ]);
+        // A custom endpoint is an S3-compatible store (MinIO, Ceph, moto): those address buckets by path.
+        (endpoint || creds).then(|| trove_config::AwsConfig { path_style: endpoint, ..Default::default() })
+    });
+    let gcp = cfg
+        .gcp
+        .clone()
+        .or_else(|| env_set(&["STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"]).then(Default::default));
+    let azure = cfg
+        .azure
+        .clone()
+        .or_else(|| env_set(&["AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT"]).then(Default::default));
+    (aws, gcp, azure)
 }

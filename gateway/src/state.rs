@@ -49,6 +49,8 @@ pub struct AppState {
     pub listen: std::net::SocketAddr,
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Auto-attach checks allowed per second.
+    pub auto_attach_rate: crate::attach::RateLimit,
 }
 
 impl std::fmt::Debug for AppState {
@@ -150,6 +152,7 @@ impl AppState {
                 identity,
                 listen,
                 auto_attach_misses: Default::default(),
+                auto_attach_rate: crate::attach::RateLimit::new(10),
             },
             generated,
         ))
