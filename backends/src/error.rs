@@ -14,9 +14,12 @@ pub enum Error {
     AccessDenied(String),
     #[error("precondition failed")]
     PreconditionFailed,
-    /// Retryable: the backend is down, timed out or throttled us.
+    /// Retryable: the backend is down or timed out.
     #[error("backend unavailable: {message}")]
     Unavailable { message: String, retry_after: Option<Duration> },
+    /// Retryable: the backend asks us to slow down (429, S3's SlowDown, Azure's ServerBusy, GCS's rate limits).
+    #[error("backend throttled: {message}")]
+    Throttled { message: String, retry_after: Option<Duration> },
     /// The requested range starts past the end of the object.
     #[error("range not satisfiable")]
     RangeNotSatisfiable,
@@ -36,7 +39,7 @@ impl Error {
 
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
+        matches!(self, Error::Unavailable { .. } | Error::Throttled { .. })
     }
 
     /// Classifies a provider's error answer. `code` is the provider's error code (`NoSuchKey`, `BlobNotFound`,
@@ -54,12 +57,23 @@ impl Error {
             404 | 410 => Error::NotFound { bucket: bucket.to_owned(), key: key.to_owned() },
             401 | 403 => Error::AccessDenied(msg()),
             412 => Error::PreconditionFailed,
-            408 | 429 | 500..=599 => Error::Unavailable { message: msg(), retry_after: None },
+            429 => Error::Throttled { message: msg(), retry_after: None },
+            500..=599 if code.is_some_and(is_throttling_code) => Error::Throttled { message: msg(), retry_after: None },
+            408 | 500..=599 => Error::Unavailable { message: msg(), retry_after: None },
             416 => Error::RangeNotSatisfiable,
             400 | 405 | 409 | 411 | 413 | 414 => Error::Invalid(msg()),
             _ => Error::Other(msg()),
         }
     }
+}
+
+/// Provider error codes that mean "too many requests" (S3, Azure, GCS).
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests"
+            | "ServerBusy" | "rateLimitExceeded" | "userRateLimitExceeded"
+    )
 }
 
 #[cfg(test)]
@@ -79,6 +93,10 @@ mod tests {
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(Error::from_status(s, Some("SlowDown"), "x", "b", "k").is_retryable(), "{s}");
         }
+        assert!(matches!(Error::from_status(429, None, "", "b", "k"), Error::Throttled { .. }));
+        assert!(matches!(Error::from_status(503, Some("SlowDown"), "", "b", "k"), Error::Throttled { .. }));
+        assert!(matches!(Error::from_status(503, Some("ServerBusy"), "", "b", "k"), Error::Throttled { .. }));
+        assert!(matches!(Error::from_status(503, None, "down", "b", "k"), Error::Unavailable { .. }));
         assert!(matches!(Error::from_status(400, Some("InvalidArgument"), "", "b", "k"), Error::Invalid(_)));
         assert!(matches!(Error::from_status(418, None, "", "b", "k"), Error::Other(_)));
         assert!(!Error::from_status(403, None, "", "b", "k").is_retryable());

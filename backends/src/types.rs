@@ -29,6 +29,22 @@ impl ByteRange {
         }
     }
 
+    /// Parses a `Range` header of one range (`bytes=a-b`, `bytes=a-`, `bytes=-n`); `None` for anything else.
+    pub fn parse(header: &str) -> Option<ByteRange> {
+        let spec = header.trim().strip_prefix("bytes=")?;
+        let (a, b) = spec.split_once('-')?;
+        let num = |t: &str| if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) { None } else { t.parse().ok() };
+        if a.is_empty() {
+            return num(b).map(ByteRange::Suffix);
+        }
+        let first = num(a)?;
+        if b.is_empty() {
+            return Some(ByteRange::FromTo { first, last: None });
+        }
+        let last = num(b)?;
+        (last >= first).then_some(ByteRange::FromTo { first, last: Some(last) })
+    }
+
     /// Turns the range into `[start, end)` for an object of `size` bytes; `None` when it is unsatisfiable.
     pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
         match self {

@@ -6,6 +6,7 @@ mod capacity;
 mod cli;
 mod cluster;
 mod conn;
+mod data;
 mod door;
 mod jobs;
 mod metrics;

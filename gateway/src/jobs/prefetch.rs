@@ -45,14 +45,18 @@ pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Resu
     spawn(job.clone(), async move {
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..msg.workers()).map(|_| {
-            let (st, e, j, b, rx, msg) = (st.clone(), e.clone(), j.clone(), backend.clone(), rx.clone(), msg.clone());
+            let (st, e, j, rx, msg) = (st.clone(), e.clone(), j.clone(), rx.clone(), msg.clone());
             async move {
                 loop {
                     if j.aborted() {
                         return;
                     }
                     let Some(name) = rx.lock().await.recv().await else { return };
-                    match fetch_one(&st, &e, b.clone(), &name, &msg).await {
+                    let mut cfg = st.readthrough.config();
+                    if msg.blob_threshold > 0 {
+                        cfg.parallel_threshold = msg.blob_threshold;
+                    }
+                    match crate::data::prefetch(&st, &e, &name, msg.latest_ver, cfg).await {
                         Ok(Some(bytes)) => {
                             j.objs.fetch_add(1, Ordering::Relaxed);
                             j.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -61,7 +65,7 @@ pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Resu
                             j.skipped.fetch_add(1, Ordering::Relaxed);
                         }
                         // A template may name objects that do not exist; a list names them on purpose.
-                        Err(trove_cache::Error::Backend(trove_backends::Error::NotFound { .. })) if !explicit => {
+                        Err(crate::data::Error::NoSuchKey) if !explicit => {
                             j.skipped.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(err) => {
@@ -124,36 +128,4 @@ async fn produce(
         }
     }
     Ok(())
-}
-
-/// Fetches one object unless a current copy is cached: `Some(size)` when fetched, `None` when skipped.
-async fn fetch_one(
-    state: &SharedState,
-    entry: &BucketEntry,
-    backend: Arc<trove_backends::retry::Resilient>,
-    key: &str,
-    msg: &MultiObjMsg,
-) -> Result<Option<u64>, trove_cache::Error> {
-    if let Ok(cached) = state.store.head(&entry.bck, key) {
-        if !msg.latest_ver {
-            return Ok(None);
-        }
-        match backend.head(&entry.bck.name, key).await {
-            Ok(m) if cached.same_as_backend(&m) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(e.into()),
-        }
-        state.readthrough.invalidate(&entry.bck, key);
-    }
-    if state.capacity.out_of_space(state) {
-        return Err(trove_cache::Error::Internal("the node is out of space (507)".into()));
-    }
-    let mut cfg = state.readthrough.config();
-    if msg.blob_threshold > 0 {
-        cfg.parallel_threshold = msg.blob_threshold;
-    }
-    let fill = state.readthrough.fill_with(backend, &entry.bck, key, cfg);
-    let meta = fill.started().await?;
-    fill.finished().await?;
-    Ok(Some(meta.size))
 }

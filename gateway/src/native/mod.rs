@@ -5,6 +5,7 @@
 
 mod buckets;
 mod cluster;
+mod errors;
 mod listing;
 mod objects;
 

@@ -3,11 +3,14 @@
 
 use http::{Request, Response, StatusCode};
 
-use s3s::dto::{GetObjectInput, Range, StreamingBlob};
+use s3s::dto::StreamingBlob;
+use trove_backends::ByteRange;
 use trove_cache::ObjMeta;
 use trove_namespace::{BucketEntry, Provider};
 
 use crate::s3::body::{self, MAX_OBJECT_SIZE};
+use super::errors::from_data;
+use crate::s3::bucket::timestamp_ms;
 use crate::s3::object::{self, http_date, now_ms, DEFAULT_CONTENT_TYPE};
 use crate::s3::remote;
 use crate::state::SharedState;
@@ -18,8 +21,8 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// An S3 error as a native one: same status, and AIS's `prov://bucket/object` in "not found" messages (the SDK
-/// picks its exception type from that text).
+/// An S3 error of the shared body receiver as a native one: same status, and AIS's `prov://bucket/object` in
+/// "not found" messages (the SDK picks its exception type from that text).
 fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, String) {
     let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let uri = format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name);
@@ -53,17 +56,9 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, qu
         http::Method::GET | http::Method::HEAD => read(state, &entry, &key, req, query).await,
         http::Method::PUT => write(state, &entry, &key, req).await,
         http::Method::DELETE => {
-            if entry.bck.provider.is_remote() {
-                remote::delete(state, &entry, &key).await.map_err(|e| from_s3(e, &entry, &key))?;
-            } else {
-                let (st, bck, k) = (state.clone(), entry.bck.clone(), key.clone());
-                let existed = tokio::task::spawn_blocking(move || st.store.delete(&bck, &k))
-                    .await
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-                if !existed {
-                    return Err((StatusCode::NOT_FOUND, format!("ais://{}/{key} does not exist", entry.bck.name)));
-                }
+            let existed = crate::data::delete(state, &entry, &key).await.map_err(|e| from_data(e, &entry, &key))?;
+            if !existed {
+                return Err(from_data(crate::data::Error::NoSuchKey, &entry, &key));
             }
             Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
         }
@@ -90,15 +85,18 @@ async fn read(
         ));
     }
     let range = match req.headers().get(http::header::RANGE).and_then(|h| h.to_str().ok()) {
-        Some(r) => {
-            Some(Range::parse(r).map_err(|_| (StatusCode::RANGE_NOT_SATISFIABLE, format!("invalid range {r}")))?)
-        }
+        Some(r) => Some(ByteRange::parse(r).ok_or((StatusCode::RANGE_NOT_SATISFIABLE, format!("invalid range {r}")))?),
         None => None,
     };
     let latest = matches!(param(query, "latest-ver"), Some("true" | "True" | "1"));
-    let input = GetObjectInput { bucket: entry.bck.name.clone(), key: key.to_owned(), range, ..Default::default() };
-    let (o, _, partial) =
-        object::read_admin(state, entry.clone(), input, !head, latest).await.map_err(|e| from_s3(e, entry, key))?;
+    let opts = crate::data::ReadOpts { range, latest, with_body: !head };
+    let o = crate::data::read(state, entry, key, opts).await.map_err(|e| from_data(e, entry, key))?;
+    let size = o.meta.size;
+    let (start, end) = match range {
+        Some(r) => r.resolve(size).ok_or_else(|| from_data(crate::data::Error::InvalidRange, entry, key))?,
+        None => (0, size),
+    };
+    let partial = range.is_some();
     let mut resp = Response::builder().status(if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK });
     let h = resp.headers_mut().ok_or((StatusCode::INTERNAL_SERVER_ERROR, "response".to_owned()))?;
     let mut set = |name: &'static str, value: String| {
@@ -106,35 +104,28 @@ async fn read(
             h.insert(name, v);
         }
     };
-    if let Some(l) = o.content_length {
-        set("content-length", l.to_string());
+    set("content-length", (end - start).to_string());
+    if partial {
+        set("content-range", format!("bytes {start}-{}/{size}", end.saturating_sub(1)));
     }
-    if let Some(r) = o.content_range {
-        set("content-range", r);
-    }
-    if let Some(e) = &o.e_tag {
-        set("etag", format!("\"{}\"", e.value()));
-    }
-    if let Some(t) = o.last_modified.as_ref().and_then(http_date) {
+    set("etag", format!("\"{}\"", o.meta.etag));
+    if let Some(t) = http_date(&timestamp_ms(o.meta.mtime_ms)) {
         set("last-modified", t);
     }
-    set("content-type", o.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
+    set("content-type", o.meta.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
     if head || presence {
         set("ais-present", cached.is_some().to_string());
     }
     if let Some(v) = cached.as_ref().and_then(|m| m.version.clone()) {
         set("ais-version", v);
     }
-    let body = match o.body {
-        Some(b) if !head => s3s::Body::from(b),
-        _ => s3s::Body::empty(),
-    };
+    let body = if head { s3s::Body::empty() } else { s3s::Body::from(object::into_blob(o.body, start, end)) };
     resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<s3s::Body>) -> Reply {
     let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    crate::s3::errors::check_space(state).map_err(|e| from_s3(e, entry, key))?;
+    crate::data::check_space(state).map_err(|e| from_data(e, entry, key))?;
     if length.is_some_and(|l| l > MAX_OBJECT_SIZE) {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "object too large".to_owned()));
     }
@@ -142,7 +133,7 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
     let mut staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| from_s3(crate::s3::errors::from_store(e), entry, key))?;
+        .map_err(|e| from_data(e.into(), entry, key))?;
     staged.guard(crate::state::bucket_guard(state, entry));
     let blob = StreamingBlob::from(req.into_body());
     let received =
@@ -166,6 +157,6 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
     tokio::task::spawn_blocking(move || st.store.commit(staged, &bck, &k, &meta))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| from_data(e.into(), entry, key))?;
     Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
 }

@@ -10,7 +10,7 @@ use trove_cache::{ObjMeta, Staged};
 
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, bucket, caller, check_key};
+use crate::s3::ctx::{blocking, bucket, caller_opt, check_key};
 use crate::s3::errors;
 use crate::s3::object::{http_date, now_ms, DEFAULT_CONTENT_TYPE};
 use crate::s3::tagging;
@@ -20,7 +20,7 @@ use crate::state::{SharedState, User};
 /// `x-amz-copy-source-if-*` conditions.
 fn open_source(
     state: &SharedState,
-    user: &User,
+    user: Option<&User>,
     src: &CopySource,
     cond: &ReadConditions<'_>,
 ) -> S3Result<(File, ObjMeta, trove_namespace::Bck)> {
@@ -37,12 +37,12 @@ fn open_source(
 /// The source bucket of a copy, if the door lets `user` read the source object.
 fn source_bucket(
     state: &SharedState,
-    user: &User,
+    user: Option<&User>,
     bucket: &str,
     key: &str,
 ) -> S3Result<trove_namespace::BucketEntry> {
     let entry = state.registry.get(bucket);
-    crate::s3::access::check_copy_source(state, Some(user), entry.as_ref(), key)?;
+    crate::s3::access::check_copy_source(state, user, entry.as_ref(), key)?;
     entry.ok_or_else(errors::no_such_bucket)
 }
 
@@ -77,7 +77,7 @@ pub async fn copy_object(
     state: &SharedState,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let user = caller(&req)?.clone();
+    let user = caller_opt(&req)?.cloned();
     let dest = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
@@ -90,7 +90,7 @@ pub async fn copy_object(
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = source_bucket(state, &user, bucket, key)?;
+        let src = source_bucket(state, user.as_ref(), bucket, key)?;
         check_key(key)?;
         if src.bck.provider.is_remote() && src.bck == dest.bck {
             // Same backend bucket: the backend copies; nothing moves through Trove.
@@ -126,10 +126,10 @@ pub async fn copy_object(
             ));
         }
         if src.bck.provider.is_remote() {
-            crate::s3::remote::ensure_cached(state, &src, key).await?;
+            crate::data::ensure_cached(state, &src, key).await.map_err(errors::from_data)?;
         }
     }
-    let (src_file, src_meta, src_bck) = open_source(state, &user, &i.copy_source, &cond)?;
+    let (src_file, src_meta, src_bck) = open_source(state, user.as_ref(), &i.copy_source, &cond)?;
     let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     if src_bck == dest.bck
         && src_meta.key == i.key
@@ -235,7 +235,7 @@ pub async fn upload_part_copy(
     state: &SharedState,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-    let user = caller(&req)?.clone();
+    let user = caller_opt(&req)?.cloned();
     let dest = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
@@ -247,13 +247,13 @@ pub async fn upload_part_copy(
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = source_bucket(state, &user, bucket, key)?;
+        let src = source_bucket(state, user.as_ref(), bucket, key)?;
         if src.bck.provider.is_remote() {
             check_key(key)?;
-            crate::s3::remote::ensure_cached(state, &src, key).await?;
+            crate::data::ensure_cached(state, &src, key).await.map_err(errors::from_data)?;
         }
     }
-    let (src_file, src_meta, _) = open_source(state, &user, &i.copy_source, &cond)?;
+    let (src_file, src_meta, _) = open_source(state, user.as_ref(), &i.copy_source, &cond)?;
     let (start, end) = match i.copy_source_range.as_deref() {
         Some(r) => parse_copy_range(r, src_meta.size)?,
         None => (0, src_meta.size),

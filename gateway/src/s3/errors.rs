@@ -4,49 +4,44 @@
 use s3s::{s3_error, S3Error, S3ErrorCode};
 
 pub fn from_store(e: trove_cache::Error) -> S3Error {
-    use trove_cache::Error as E;
+    from_data(e.into())
+}
+
+pub fn from_backend(e: trove_backends::Error) -> S3Error {
+    from_data(e.into())
+}
+
+/// The data layer's errors as S3 words them: the backend's verdict for missing objects and refusals, 503 for an
+/// unreachable, slow or overloaded backend, 507 for a full node, 500 (logged here, once) for the rest.
+pub fn from_data(e: crate::data::Error) -> S3Error {
+    use crate::data::Error as D;
     match e {
-        E::NotFound => s3_error!(NoSuchKey, "The specified key does not exist."),
-        E::NoSuchUpload => s3_error!(
+        D::NoSuchBucket => no_such_bucket(),
+        D::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        D::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
         ),
-        E::PreconditionFailed => crate::s3::conditions::precondition_failed(),
-        E::MetadataTooLarge => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
-        E::NoSpace { path } => {
-            tracing::warn!(path = %path.display(), "no space left on a mountpath");
-            insufficient_storage()
+        D::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        D::PreconditionFailed => crate::s3::conditions::precondition_failed(),
+        D::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
+        D::MetadataTooLarge => {
+            s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size.")
         }
-        E::BucketGone => no_such_bucket(),
-        E::NotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
-        E::Backend(b) => from_backend(b),
-        other => internal(other),
-    }
-}
-
-/// A backend's failure as the S3 client sees it: the backend's verdict for missing objects and refusals,
-/// 503 for an unreachable, slow or overloaded backend, 500 with the backend's message otherwise.
-pub fn from_backend(e: trove_backends::Error) -> S3Error {
-    use trove_backends::Error as B;
-    match e {
-        B::NotFound { .. } => s3_error!(NoSuchKey, "The specified key does not exist."),
-        B::NoSuchBucket(b) => s3_error!(NoSuchBucket, "The backend bucket {b} does not exist"),
-        B::AccessDenied(m) => s3_error!(AccessDenied, "The backend denied access: {m}"),
-        B::PreconditionFailed => crate::s3::conditions::precondition_failed(),
-        B::RangeNotSatisfiable => s3_error!(InvalidRange, "The requested range is not satisfiable"),
-        B::Invalid(m) => s3_error!(InvalidRequest, "The backend refused the request: {m}"),
-        B::Unavailable { message, .. } => {
+        D::NoSpace => insufficient_storage(),
+        D::NoProvider(p) => s3_error!(ServiceUnavailable, "The bucket's provider {p} is not set up on this node"),
+        D::BackendNoSuchBucket(b) => s3_error!(NoSuchBucket, "The backend bucket {b} does not exist"),
+        D::BackendDenied(m) => s3_error!(AccessDenied, "The backend denied access: {m}"),
+        D::BackendInvalid(m) => s3_error!(InvalidRequest, "The backend refused the request: {m}"),
+        D::Throttled { message, .. } => {
+            tracing::warn!(error = %message, "backend throttled");
+            s3_error!(SlowDown, "Backend throttled: {message}")
+        }
+        D::Unavailable(message) => {
             tracing::warn!(error = %message, "backend unavailable");
-            if message.contains("429") || message.contains("SlowDown") || message.contains("hrottl") {
-                s3_error!(SlowDown, "Backend throttled: {message}")
-            } else {
-                s3_error!(ServiceUnavailable, "Backend unavailable: {message}")
-            }
+            s3_error!(ServiceUnavailable, "Backend unavailable: {message}")
         }
-        other => {
-            tracing::error!(error = %other, "backend error");
-            s3_error!(InternalError, "Backend error: {other}")
-        }
+        D::Internal(m) => internal(m),
     }
 }
 
@@ -75,10 +70,7 @@ pub fn insufficient_storage() -> S3Error {
 
 /// Refuses new data when the node is above its out-of-space mark.
 pub fn check_space(state: &crate::state::SharedState) -> s3s::S3Result<()> {
-    if state.capacity.out_of_space(state) {
-        return Err(insufficient_storage());
-    }
-    Ok(())
+    crate::data::check_space(state).map_err(from_data)
 }
 
 pub fn no_such_bucket() -> S3Error {

@@ -5,7 +5,7 @@ mod access;
 mod acl;
 mod auth;
 pub(crate) mod body;
-mod bucket;
+pub(crate) mod bucket;
 mod conditions;
 mod copy;
 pub(crate) mod ctx;

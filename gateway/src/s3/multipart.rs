@@ -13,7 +13,7 @@ use crate::s3::access::owner_of;
 use crate::s3::body::{self, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions;
-use crate::s3::ctx::{blocking, bucket, caller, check_key};
+use crate::s3::ctx::{blocking, bucket, caller_opt, check_key};
 use crate::s3::errors;
 use crate::s3::object::{
     checksum_headers, header_checksums, http_date, now_ms, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
@@ -36,7 +36,8 @@ pub async fn create(
     state: &SharedState,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let user = caller(&req)?.clone();
+    // S3 names an anonymous initiator "anonymous" (the door let it in through a public-read-write ACL).
+    let initiator = caller_opt(&req)?.map_or_else(|| "anonymous".to_owned(), |u| u.id.clone());
     let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
@@ -52,7 +53,7 @@ pub async fn create(
         key: i.key.clone(),
         upload_id: format!("{:032x}", rand::random::<u128>()),
         initiated_ms: now_ms(),
-        owner: user.id.clone(),
+        owner: initiator,
         meta: ObjMeta {
             content_type: Some(i.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
             content_encoding: crate::s3::object::strip_aws_chunked(i.content_encoding),

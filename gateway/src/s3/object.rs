@@ -153,7 +153,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     if entry.bck.provider.is_remote() {
         if if_match.is_some() || if_none_match.is_some() {
             // Conditions are the backend object's business: checked before the backend is touched.
-            let current = remote::current(state, &entry, &meta.key).await?;
+            let current = crate::data::backend_current(state, &entry, &meta.key).await.map_err(errors::from_data)?;
             conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), current.as_ref())
                 .map_err(errors::from_store)?;
         }
@@ -277,7 +277,7 @@ fn wants_latest(uri: &http::Uri) -> bool {
     uri.query().is_some_and(|q| q.split('&').any(|p| p == "latest-ver=true" || p == "latest-ver=1"))
 }
 
-/// GET and HEAD of one object, local or remote.
+/// GET and HEAD of one object, local or remote, through the data layer.
 async fn read_any(
     state: &SharedState,
     entry: trove_namespace::BucketEntry,
@@ -287,25 +287,25 @@ async fn read_any(
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     check_key(&i.key)?;
     route(state, &entry.bck, &i.key)?;
-    if entry.bck.provider.is_remote() {
-        return remote::read(state, entry, i, with_body, latest).await;
-    }
-    read(state, entry, i, with_body)
+    let range = i.range.as_ref().map(|r| match *r {
+        Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
+        Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
+    });
+    let opts = crate::data::ReadOpts { range, latest, with_body };
+    let o = crate::data::read(state, &entry, &i.key, opts).await.map_err(errors::from_data)?;
+    let body = o.body;
+    respond(&o.meta, i, with_body, move |start, end| into_blob(body, start, end))
 }
 
-/// GET or HEAD for the native API (admin token: no S3 access checks).
-pub async fn read_admin(
-    state: &SharedState,
-    entry: trove_namespace::BucketEntry,
-    i: GetObjectInput,
-    with_body: bool,
-    latest: bool,
-) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
-    if entry.bck.provider.is_remote() {
-        return remote::read(state, entry, i, with_body, latest).await;
+/// The bytes `[start, end)` of a read as a response body (a backend range is already just those bytes).
+pub fn into_blob(body: crate::data::Body, start: u64, end: u64) -> StreamingBlob {
+    use crate::data::Body;
+    match body {
+        Body::File(f) => FileBody::new(f, start, end).into_blob(),
+        Body::Fill(fill) => remote::blob(fill.reader(start, end)),
+        Body::Range(stream) => remote::blob(stream),
+        Body::None => StreamingBlob::from(s3s::Body::empty()),
     }
-    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(errors::from_store)?;
-    respond(&meta, i, with_body, |start, end| FileBody::new(file, start, end).into_blob())
 }
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
@@ -364,20 +364,6 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         resp.extensions.insert(crate::s3::PartialContent);
     }
     Ok(resp)
-}
-
-/// The shared body of GET and HEAD: the output, extra headers (see [`read_headers`]), and whether the answer
-/// is partial (206).
-fn read(
-    state: &SharedState,
-    entry: trove_namespace::BucketEntry,
-    i: GetObjectInput,
-    with_body: bool,
-) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
-    // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
-    // The door already decided from this object's ACL (or its absence) whether the caller may read it.
-    let (file, meta) = state.store.open_object(&entry.bck, &i.key).map_err(errors::from_store)?;
-    respond(&meta, i, with_body, |start, end| FileBody::new(file, start, end).into_blob())
 }
 
 /// The answer to a GET or HEAD of an object described by `meta`: conditions, range, headers, and the body
@@ -439,13 +425,7 @@ pub async fn delete(
     let entry = bucket(&req)?;
     check_key(&req.input.key)?;
     route(state, &entry.bck, &req.input.key)?;
-    if entry.bck.provider.is_remote() {
-        remote::delete(state, &entry, &req.input.key).await?;
-        return Ok(S3Response::new(DeleteObjectOutput::default()));
-    }
-    let st = state.clone();
-    let key = req.input.key.clone();
-    blocking(move || st.store.delete(&entry.bck, &key).map_err(errors::from_store)).await?;
+    crate::data::delete(state, &entry, &req.input.key).await.map_err(errors::from_data)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -470,7 +450,7 @@ pub async fn delete_many(
         let mut errs = Vec::new();
         for o in objects {
             let outcome = match check_key(&o.key) {
-                Ok(()) => remote::delete(state, &entry, &o.key).await,
+                Ok(()) => crate::data::delete(state, &entry, &o.key).await.map(drop).map_err(errors::from_data),
                 Err(e) => Err(e),
             };
             match outcome {

@@ -1,147 +1,35 @@
-//! S3 operations on remote buckets (cloud buckets attached under an S3 name): read-through GET and HEAD,
-//! write-through PUT, DELETE that reaches the backend first, and listings paged from the backend.
+//! S3 operations on remote buckets (cloud buckets attached under an S3 name) that are still expressed in S3
+//! terms: write-through PUT and multipart uploads, server-side copies, and listings paged from the backend.
+//! Reads and deletes live in the data layer (`crate::data`).
 //!
 //! The cached copy of an object lives in the store under the backend bucket's identity (`@aws/origin/...`,
 //! as in AIS) with the backend's ETag, version and headers, so a warm GET is the same disk read as an
 //! AIS-local GET, and revalidation (`versioning.validate_warm_get`, `?latest-ver=true`) compares like with like.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use s3s::dto::*;
-use s3s::{s3_error, S3Result};
-use trove_backends::{Backend, ByteRange, GetOptions, ListRequest, Payload};
+use s3s::S3Result;
+use trove_backends::{Backend, ListRequest, Payload};
 use trove_cache::{file_stream, ObjMeta, Staged};
 use trove_namespace::BucketEntry;
 
-use crate::s3::body::{FileBody, SyncBody};
-use crate::s3::ctx::blocking;
+use crate::s3::body::SyncBody;
 use crate::s3::errors;
 use crate::s3::list::Page;
-use crate::s3::object;
 use crate::state::{AppState, SharedState};
 
 /// The backend client of a remote bucket.
 pub fn backend(state: &AppState, entry: &BucketEntry) -> S3Result<Arc<dyn Backend>> {
-    match state.providers.get(entry.bck.provider) {
-        Some(b) => Ok(b),
-        None => Err(s3_error!(
-            ServiceUnavailable,
-            "bucket {} is attached to {} but no [backends.{}] is configured",
-            entry.bck.name,
-            entry.bck.provider.scheme(),
-            entry.bck.provider.as_str()
-        )),
-    }
+    crate::data::backend(state, entry).map_err(errors::from_data)
 }
 
-fn blob(stream: trove_backends::ByteStream) -> StreamingBlob {
+pub fn blob(stream: trove_backends::ByteStream) -> StreamingBlob {
     StreamingBlob::wrap(SyncBody::new(stream))
 }
 
-/// Drops the cached copy of `key` (the backend no longer has that version), and any fill of it in flight.
 async fn drop_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
-    state.readthrough.invalidate(&entry.bck, key);
-    let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
-    blocking(move || st.store.delete(&bck, &key).map(|_| ()).map_err(errors::from_store)).await
-}
-
-/// HEADs the backend for a cached copy: `Ok(true)` when it may be served, `Ok(false)` when it is stale (and
-/// has been dropped).
-async fn revalidate(state: &SharedState, entry: &BucketEntry, meta: &ObjMeta) -> S3Result<bool> {
-    let b = backend(state, entry)?;
-    match b.head(&entry.bck.name, &meta.key).await {
-        Ok(m) if meta.same_as_backend(&m) => Ok(true),
-        Ok(_) => {
-            drop_cached(state, entry, &meta.key).await?;
-            Ok(false)
-        }
-        Err(trove_backends::Error::NotFound { .. }) => {
-            drop_cached(state, entry, &meta.key).await?;
-            Err(s3_error!(NoSuchKey, "The specified key does not exist."))
-        }
-        Err(e) if e.is_retryable() && entry.props.cache.serve_stale => {
-            tracing::warn!(bucket = %entry.bck.name, key = %meta.key, error = %e, "backend unreachable: serving the cached copy");
-            Ok(true)
-        }
-        Err(e) => Err(errors::from_backend(e)),
-    }
-}
-
-/// GET or HEAD of an object of a remote bucket: from the cache when present (and still current when asked to
-/// check), else from the backend through a single-flight fill.
-pub async fn read(
-    state: &SharedState,
-    entry: BucketEntry,
-    i: GetObjectInput,
-    with_body: bool,
-    latest: bool,
-) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
-    let bck = entry.bck.clone();
-    let key = i.key.clone();
-    let validate = latest || entry.props.versioning.validate_warm_get;
-    match state.store.open_object(&bck, &key) {
-        Ok((file, meta)) => {
-            if !validate || revalidate(state, &entry, &meta).await? {
-                state.metrics.hits.fetch_add(1, Ordering::Relaxed);
-                return object::respond(&meta, i, with_body, |s, e| FileBody::new(file, s, e).into_blob());
-            }
-        }
-        Err(trove_cache::Error::NotFound) => {}
-        Err(e) => return Err(errors::from_store(e)),
-    }
-    state.metrics.misses.fetch_add(1, Ordering::Relaxed);
-    let b = backend(state, &entry)?;
-    if with_body {
-        // A cold GET fills the cache: not above the out-of-space mark.
-        errors::check_space(state)?;
-    }
-    if !with_body {
-        let m = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
-        return object::respond(&ObjMeta::from_backend(&key, &m), i, false, |_, _| {
-            StreamingBlob::from(s3s::Body::empty())
-        });
-    }
-    let range = i.range.as_ref().map(|r| match *r {
-        Range::Int { first, last } => ByteRange::FromTo { first, last },
-        Range::Suffix { length } => ByteRange::Suffix(length),
-    });
-    if let Some(range) = range.filter(|_| state.readthrough.in_flight(&bck, &key).is_none()) {
-        // A range of an uncached object comes straight from the backend, at once; the whole object follows
-        // into the cache in the background when the bucket wants it.
-        let r = b
-            .get(&bck.name, &key, GetOptions { range: Some(range), if_match: None })
-            .await
-            .map_err(errors::from_backend)?;
-        if entry.props.cache.background_fill {
-            state.readthrough.fill(b.clone(), &bck, &key);
-        }
-        let meta = ObjMeta::from_backend(&key, &r.meta);
-        let body = r.body;
-        return object::respond(&meta, i, true, move |_, _| blob(body));
-    }
-    let mut fill = state.readthrough.fill(b.clone(), &bck, &key);
-    let mut meta = fill.started().await.map_err(errors::from_store)?;
-    if validate {
-        // A fill that was already running may have started before the backend changed.
-        let now = b.head(&bck.name, &key).await.map_err(errors::from_backend)?;
-        if !meta.same_as_backend(&now) {
-            state.readthrough.invalidate(&bck, &key);
-            fill = state.readthrough.fill(b, &bck, &key);
-            meta = fill.started().await.map_err(errors::from_store)?;
-        }
-    }
-    object::respond(&meta, i, true, move |s, e| blob(fill.reader(s, e)))
-}
-
-/// Makes sure `key` is in the cache (a copy source, for instance), fetching it when it is not.
-pub async fn ensure_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
-    if state.store.head(&entry.bck, key).is_ok() {
-        return Ok(());
-    }
-    let fill = state.readthrough.fill(backend(state, entry)?, &entry.bck, key);
-    fill.started().await.map_err(errors::from_store)?;
-    fill.finished().await.map_err(errors::from_store)
+    crate::data::drop_cached(state, entry, key).await.map_err(errors::from_data)
 }
 
 /// Write-through: uploads the staged (already verified) body to the backend; on success `meta` takes the
@@ -157,16 +45,6 @@ pub async fn write_through(
     let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
     adopt(state, entry, meta, m);
     Ok(())
-}
-
-/// The backend's current object (`None` when it has none), as write conditions see it.
-pub async fn current(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<Option<ObjMeta>> {
-    let b = backend(state, entry)?;
-    match b.head(&entry.bck.name, key).await {
-        Ok(m) => Ok(Some(ObjMeta { key: key.to_owned(), size: m.size, etag: m.etag, ..Default::default() })),
-        Err(trove_backends::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(errors::from_backend(e)),
-    }
 }
 
 /// After the backend accepted a write: the cached copy takes the backend's ETag, version and time, and a cold
@@ -228,12 +106,6 @@ pub async fn complete_upload(
 pub async fn abort_upload(state: &SharedState, entry: &BucketEntry, key: &str, handle: &str) -> S3Result<()> {
     let b = backend(state, entry)?;
     b.abort_multipart(&entry.bck.name, key, handle).await.map_err(errors::from_backend)
-}
-
-/// DELETE at the backend first, then the cached copy.
-pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> S3Result<()> {
-    backend(state, entry)?.delete(&entry.bck.name, key).await.map_err(errors::from_backend)?;
-    drop_cached(state, entry, key).await
 }
 
 /// Server-side copy inside one backend bucket; the destination's cached copy (if any) is dropped.

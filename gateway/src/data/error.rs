@@ -1,0 +1,84 @@
+//! The data layer's one error type: what went wrong, in terms both frontends can word (S3 XML errors in
+//! `s3/errors.rs`, AIS JSON errors in `native/errors.rs`). Storage and backend errors convert into it here,
+//! exhaustively, so neither frontend looks at errno values or message text.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such object")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    #[error("object metadata is too large")]
+    MetadataTooLarge,
+    /// A full mountpath, or the node above its out-of-space mark.
+    #[error("insufficient storage on the node")]
+    NoSpace,
+    /// The bucket's provider has no client on this node.
+    #[error("provider {0} is not set up on this node")]
+    NoProvider(&'static str),
+    #[error("the backend bucket {0} does not exist")]
+    BackendNoSuchBucket(String),
+    #[error("the backend denied access: {0}")]
+    BackendDenied(String),
+    #[error("the backend refused the request: {0}")]
+    BackendInvalid(String),
+    #[error("the backend throttled the request: {message}")]
+    Throttled { message: String, retry_after: Option<Duration> },
+    #[error("the backend is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; logged once where it is converted.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<trove_backends::Error> for Error {
+    fn from(e: trove_backends::Error) -> Self {
+        use trove_backends::Error as B;
+        match e {
+            B::NotFound { .. } => Error::NoSuchKey,
+            B::NoSuchBucket(b) => Error::BackendNoSuchBucket(b),
+            B::AccessDenied(m) => Error::BackendDenied(m),
+            B::PreconditionFailed => Error::PreconditionFailed,
+            B::RangeNotSatisfiable => Error::InvalidRange,
+            B::Invalid(m) => Error::BackendInvalid(m),
+            B::Throttled { message, retry_after } => Error::Throttled { message, retry_after },
+            B::Unavailable { message, .. } => Error::Unavailable(message),
+            other => Error::Internal(format!("backend: {other}")),
+        }
+    }
+}
+
+impl From<trove_cache::Error> for Error {
+    fn from(e: trove_cache::Error) -> Self {
+        use trove_cache::Error as C;
+        match e {
+            C::NotFound => Error::NoSuchKey,
+            C::NoSuchUpload => Error::NoSuchUpload,
+            C::PreconditionFailed => Error::PreconditionFailed,
+            C::MetadataTooLarge => Error::MetadataTooLarge,
+            C::NoSpace { path } => {
+                tracing::warn!(path = %path.display(), "no space left on a mountpath");
+                Error::NoSpace
+            }
+            C::BucketGone => Error::NoSuchBucket,
+            C::NotEmpty => Error::BucketNotEmpty,
+            C::Backend(b) => b.into(),
+            other => Error::Internal(format!("{other}{}", source_text(&other))),
+        }
+    }
+}
+
+/// The cause of an I/O error (its path alone is the Display), for the one log line.
+fn source_text(e: &trove_cache::Error) -> String {
+    std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default()
+}

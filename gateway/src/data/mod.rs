@@ -1,0 +1,32 @@
+//! The data layer under both frontends and the jobs: reading objects (local, warm, cold fill, revalidation,
+//! ranged-first), the backend side of writes and deletes of cloud objects, and prefetch of one object. S3 and
+//! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
+//! [`Error`], mapped once per wire format.
+
+mod error;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use trove_backends::Backend;
+use trove_namespace::BucketEntry;
+
+pub use error::Error;
+pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
+pub use write::delete;
+
+use crate::state::AppState;
+
+/// The backend client of a remote bucket.
+pub fn backend(state: &AppState, entry: &BucketEntry) -> Result<Arc<dyn Backend>, Error> {
+    match state.providers.get(entry.bck.provider) {
+        Some(b) => Ok(b),
+        None => Err(Error::NoProvider(entry.bck.provider.as_str())),
+    }
+}
+
+/// Runs blocking storage work off the async worker threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task: {e}")))?
+}

@@ -1,0 +1,30 @@
+//! The data layer's errors as AIS words them: a status and a message naming `prov://bucket/object` (the AIS
+//! SDK picks its exception type from "does not exist" in that text). Client mistakes and a full node are never
+//! 500; internal failures are logged here, once.
+
+use http::StatusCode;
+use trove_namespace::BucketEntry;
+
+use crate::data::Error;
+
+pub fn from_data(e: Error, entry: &BucketEntry, key: &str) -> (StatusCode, String) {
+    let uri = format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name);
+    let status = match &e {
+        Error::NoSuchBucket | Error::NoSuchKey | Error::NoSuchUpload | Error::BackendNoSuchBucket(_) => {
+            return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
+        }
+        Error::BucketNotEmpty => StatusCode::CONFLICT,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        Error::MetadataTooLarge | Error::BackendInvalid(_) => StatusCode::BAD_REQUEST,
+        Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+        Error::BackendDenied(_) => StatusCode::FORBIDDEN,
+        Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::NoProvider(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(m) => {
+            tracing::error!(error = %m, object = %uri, "internal error");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    (status, format!("{uri}: {e}"))
+}
