@@ -461,7 +461,7 @@ mod tests {
                 region = "eu-west-1"
                 [[auth.users]]
                 access_key = "AK"
-                secret_key = "SK"
+                secret_key = "SK-0123456789"
                 id = "owner"
                 display_name = "Owner"
                 "#,
@@ -513,11 +513,33 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_short_secrets_rejected() {
+        Jail::expect_with(|jail| {
+            for (k, v) in [("TROVE_ADMIN_TOKEN", ""), ("TROVE_ADMIN_TOKEN", "short")] {
+                jail.set_env(k, v);
+                let e = load(None, &Overrides::default()).unwrap_err().to_string();
+                assert!(e.contains("auth.admin_token"), "{e}");
+            }
+            jail.set_env("TROVE_ADMIN_TOKEN", "a-long-enough-admin-token");
+            assert!(load(None, &Overrides::default()).is_ok());
+            jail.set_env("TROVE_ACCESS_KEY", "root");
+            jail.set_env("TROVE_SECRET_KEY", "");
+            let e = load(None, &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("auth.secret_key"), "{e}");
+            jail.set_env("TROVE_SECRET_KEY", "root-secret");
+            jail.create_file("u.toml", "[[auth.users]]\naccess_key='a'\nsecret_key='abc'\n")?;
+            let e = load(Some("u.toml"), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("auth.users"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn duplicate_users_rejected() {
         Jail::expect_with(|jail| {
             jail.create_file(
                 "d.toml",
-                "[[auth.users]]\naccess_key='a'\nsecret_key='b'\n[[auth.users]]\naccess_key='a'\nsecret_key='c'\n",
+                "[[auth.users]]\naccess_key='a'\nsecret_key='bbbbbbbbbb'\n[[auth.users]]\naccess_key='a'\nsecret_key='cccccccccc'\n",
             )?;
             assert!(load(Some("d.toml"), &Overrides::default()).is_err());
             Ok(())

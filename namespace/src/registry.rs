@@ -240,23 +240,32 @@ mod tests {
     }
 
     #[test]
+    fn insert_refuses_names_that_could_leave_the_mountpath() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path().join("bmd.json")).unwrap();
+        assert!(matches!(reg.insert("ok-name", entry("..")), Err(Error::InvalidName(_))));
+        assert!(matches!(reg.insert("..", entry("ok-name")), Err(Error::InvalidName(_))));
+        assert_eq!(reg.snapshot().version, 0);
+    }
+
+    #[test]
     fn versioned_and_persisted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bmd.json");
         let reg = Registry::open(&path).unwrap();
         assert_eq!(reg.snapshot().version, 0);
-        reg.insert("a", entry("a")).unwrap();
-        reg.insert("b", entry("b")).unwrap();
-        assert!(matches!(reg.insert("a", entry("a")), Err(Error::AlreadyExists(_))));
-        reg.modify("b", |e| e.tags.push(("k".into(), "v".into()))).unwrap();
-        reg.remove("a").unwrap();
-        assert!(matches!(reg.remove("a"), Err(Error::NotFound(_))));
+        reg.insert("aaa", entry("aaa")).unwrap();
+        reg.insert("bbb", entry("bbb")).unwrap();
+        assert!(matches!(reg.insert("aaa", entry("aaa")), Err(Error::AlreadyExists(_))));
+        reg.modify("bbb", |e| e.tags.push(("k".into(), "v".into()))).unwrap();
+        reg.remove("aaa").unwrap();
+        assert!(matches!(reg.remove("aaa"), Err(Error::NotFound(_))));
         let snap = reg.snapshot();
         assert_eq!(snap.version, 4);
 
         let again = Registry::open(&path).unwrap();
         assert_eq!(*again.snapshot(), *snap);
-        assert_eq!(again.get("b").unwrap().tags, vec![("k".to_owned(), "v".to_owned())]);
+        assert_eq!(again.get("bbb").unwrap().tags, vec![("k".to_owned(), "v".to_owned())]);
         assert!(!path.with_extension("tmp").exists());
     }
 
