@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
+use trove_ais::{action, header, path, query, what, ActionMsg};
 use trove_namespace::{Bck, Provider};
 
 #[derive(Args)]
@@ -100,7 +101,7 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
     let api = Api::new(conn);
     match cmd {
         BucketCmd::Ls => {
-            let (_, body) = api.call(http::Method::GET, "/v1/buckets/", Some(json!({"action": "list"}))).await?;
+            let (_, body) = api.call(http::Method::GET, &format!("{}/", path::BUCKETS), Some(msg(action::LIST, json!(null)))).await?;
             let list: Vec<serde_json::Value> = serde_json::from_slice(&body).context("unexpected answer")?;
             for b in list {
                 println!("{}\t{}", b.get("name").and_then(|n| n.as_str()).unwrap_or_default(), uri_of(&b));
@@ -116,17 +117,17 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
                 None => json!({}),
             };
             let path = match name.filter(|n| *n != bck.name) {
-                None => format!("/v1/buckets/{}?provider={}", bck.name, bck.provider.as_str()),
+                None => bucket_path(&bck),
                 Some(n) => {
                     value["backend_bck"] = json!({"name": bck.name, "provider": bck.provider.as_str()});
-                    format!("/v1/buckets/{n}?provider=ais")
+                    format!("{}/{n}?{}=ais", path::BUCKETS, query::PROVIDER)
                 }
             };
-            api.call(http::Method::POST, &path, Some(json!({"action": "create-bck", "value": value}))).await?;
+            api.call(http::Method::POST, &path, Some(msg(action::CREATE_BCK, value))).await?;
             println!("attached {uri}");
         }
         BucketCmd::Detach { name } => {
-            api.call(http::Method::DELETE, &format!("/v1/buckets/{name}"), Some(json!({"action": "destroy-bck"})))
+            api.call(http::Method::DELETE, &format!("{}/{name}", path::BUCKETS), Some(msg(action::DESTROY_BCK, json!(null))))
                 .await?;
             println!("detached {name}");
         }
@@ -144,13 +145,13 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
                 }
                 api.call(
                     http::Method::PATCH,
-                    &format!("/v1/buckets/{name}"),
-                    Some(json!({"action": "set-bprops", "value": value})),
+                    &format!("{}/{name}", path::BUCKETS),
+                    Some(msg(action::SET_BPROPS, value)),
                 )
                 .await?;
             }
-            let (headers, _) = api.call(http::Method::HEAD, &format!("/v1/buckets/{name}"), None).await?;
-            let props = headers.get("ais-bucket-props").and_then(|h| h.to_str().ok()).unwrap_or("{}");
+            let (headers, _) = api.call(http::Method::HEAD, &format!("{}/{name}", path::BUCKETS), None).await?;
+            let props = headers.get(header::BUCKET_PROPS).and_then(|h| h.to_str().ok()).unwrap_or("{}");
             let v: serde_json::Value = serde_json::from_str(props).unwrap_or_default();
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -203,13 +204,22 @@ pub enum JobCmd {
     Stop { id: String },
 }
 
+/// A control message as the node expects it.
+fn msg(action: &str, value: serde_json::Value) -> serde_json::Value {
+    serde_json::to_value(ActionMsg::new(action, value)).unwrap_or_default()
+}
+
+fn xstats_path() -> String {
+    format!("{}?{}={}", path::CLUSTER, query::WHAT, what::QUERY_XSTATS)
+}
+
 fn bucket_of(uri: &str) -> anyhow::Result<Bck> {
     let bck: Bck = uri.parse()?;
     Ok(bck)
 }
 
 fn bucket_path(bck: &Bck) -> String {
-    format!("/v1/buckets/{}?provider={}", bck.name, bck.provider.as_str())
+    format!("{}/{}?{}={}", path::BUCKETS, bck.name, query::PROVIDER, bck.provider.as_str())
 }
 
 fn human_bytes(n: u64) -> String {
@@ -229,7 +239,7 @@ fn human_bytes(n: u64) -> String {
 
 /// The job's snapshot (`qryxstats`), if the node knows it.
 async fn snapshot(api: &Api, id: &str) -> anyhow::Result<serde_json::Value> {
-    let (_, body) = api.call(http::Method::GET, "/v1/cluster?what=qryxstats", Some(json!({"ID": id}))).await?;
+    let (_, body) = api.call(http::Method::GET, &xstats_path(), Some(json!({"ID": id}))).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     v.as_object()
         .and_then(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).next())
@@ -306,8 +316,8 @@ pub async fn start_job(
         v.extend(o.clone());
     }
     let (method, action) =
-        if evict { (http::Method::DELETE, "evict-listrange") } else { (http::Method::POST, "prefetch-listrange") };
-    let (_, body) = api.call(method, &bucket_path(&bck), Some(json!({"action": action, "value": value}))).await?;
+        if evict { (http::Method::DELETE, action::EVICT) } else { (http::Method::POST, action::PREFETCH) };
+    let (_, body) = api.call(method, &bucket_path(&bck), Some(msg(action, value))).await?;
     let id = String::from_utf8_lossy(&body).trim().to_owned();
     println!("{id}");
     if wait {
@@ -320,8 +330,8 @@ pub async fn start_job(
 pub async fn evict_bucket(conn: &Conn, uri: &str, keep: bool) -> anyhow::Result<()> {
     let api = Api::new(conn);
     let bck = bucket_of(uri)?;
-    let path = format!("{}&keep_bck_md={keep}", bucket_path(&bck));
-    api.call(http::Method::DELETE, &path, Some(json!({"action": "evict-remote-bck"}))).await?;
+    let path = format!("{}&{}={keep}", bucket_path(&bck), query::KEEP_BCK_MD);
+    api.call(http::Method::DELETE, &path, Some(msg(action::EVICT_REMOTE_BCK, json!(null)))).await?;
     println!("evicted {uri}{}", if keep { "" } else { " (detached)" });
     Ok(())
 }
@@ -331,7 +341,7 @@ pub async fn job(conn: &Conn, cmd: JobCmd) -> anyhow::Result<()> {
     match cmd {
         JobCmd::Ls { kind } => {
             let (_, body) = api
-                .call(http::Method::GET, "/v1/cluster?what=qryxstats", Some(json!({"kind": kind.unwrap_or_default()})))
+                .call(http::Method::GET, &xstats_path(), Some(json!({"kind": kind.unwrap_or_default()})))
                 .await?;
             let v: serde_json::Value = serde_json::from_slice(&body)?;
             for snap in v
@@ -355,7 +365,7 @@ pub async fn job(conn: &Conn, cmd: JobCmd) -> anyhow::Result<()> {
         JobCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&snapshot(&api, &id).await?)?),
         JobCmd::Wait { id } => wait_job(&api, &id).await?,
         JobCmd::Stop { id } => {
-            api.call(http::Method::PUT, "/v1/cluster", Some(json!({"action": "stop", "value": {"id": id}}))).await?;
+            api.call(http::Method::PUT, path::CLUSTER, Some(msg(action::STOP, json!({"id": id})))).await?;
             println!("stopping {id}");
         }
     }
@@ -368,11 +378,11 @@ pub async fn ls(conn: &Conn, uri: &str, prefix: Option<String>, cached: bool) ->
     let bck = bucket_of(uri)?;
     let mut token = String::new();
     loop {
-        let msg = json!({"action": "list", "value": {
+        let value = json!({
             "prefix": prefix.clone().unwrap_or_default(), "continuation_token": token,
             "flags": if cached { "1" } else { "0" }, "pagesize": 1000,
-        }});
-        let (_, body) = api.call(http::Method::GET, &bucket_path(&bck), Some(msg)).await?;
+        });
+        let (_, body) = api.call(http::Method::GET, &bucket_path(&bck), Some(msg(action::LIST, value))).await?;
         let page: serde_json::Value = serde_json::from_slice(&body)?;
         for e in page["Entries"].as_array().into_iter().flatten() {
             let is_cached = e["f"].as_u64().unwrap_or(0) & 64 != 0;

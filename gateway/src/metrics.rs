@@ -82,7 +82,7 @@ pub fn operation(
     virtual_host: bool,
 ) -> &'static str {
     let path = uri.path();
-    if path.starts_with("/v1/") && !virtual_host {
+    if path.starts_with(trove_ais::path::V1) && !virtual_host {
         return "Native";
     }
     let query = uri.query().unwrap_or("");

@@ -38,7 +38,7 @@ impl Target {
     pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, domain: Option<&str>) -> Target {
         let host_bucket = domain.and_then(|d| virtual_host_bucket(headers, d));
         let virtual_host = host_bucket.is_some();
-        let api = if !virtual_host && uri.path().starts_with("/v1/") { Api::Native } else { Api::S3 };
+        let api = if !virtual_host && uri.path().starts_with(trove_ais::path::V1) { Api::Native } else { Api::S3 };
         let bucket = host_bucket.or_else(|| {
             let seg = uri.path().strip_prefix('/')?.split('/').next()?;
             (!seg.is_empty()).then(|| seg.to_owned())

@@ -243,6 +243,10 @@ impl Frontend {
             r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             return Some(r);
         }
+        if has_xml_body(req.method(), req.uri(), target.op) && content_length(req.headers()) > XML_MAX_BODY as u64 {
+            // s3s would read up to its limit and then fail with a 500; S3 answers this.
+            return Some(xml_error(StatusCode::BAD_REQUEST, "MaxMessageLengthExceeded", "Your request was too big."));
+        }
         if target.auth == AuthKind::SigV4Presigned && presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
             let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
             return Some(xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg));
@@ -260,6 +264,21 @@ impl Frontend {
             }
         }
         None
+    }
+}
+
+/// Requests whose body is a document s3s reads whole: every POST (DeleteObjects, CompleteMultipartUpload...;
+/// form uploads are refused before), bucket PUTs (configurations, tagging, ACLs), and object sub-resource PUTs
+/// (tagging, ACL, retention, legal hold). Object data (PutObject, UploadPart, also with SDKs' `x-id` query)
+/// is not.
+fn has_xml_body(method: &http::Method, uri: &http::Uri, op: &str) -> bool {
+    let q = uri.query().unwrap_or_default();
+    let has = |n: &str| q.split('&').any(|p| p.split('=').next() == Some(n));
+    match *method {
+        http::Method::POST => true,
+        http::Method::PUT if op == "CreateBucket" || op == "PutBucketOther" => true,
+        http::Method::PUT => has("tagging") || has("acl") || has("retention") || has("legal-hold"),
+        _ => false,
     }
 }
 

@@ -12,53 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
 use trove_namespace::Bck;
 
 pub use evict::start as start_evict;
 pub use prefetch::start as start_prefetch;
 
-pub const PREFETCH: &str = "prefetch-listrange";
-pub const EVICT: &str = "evict-listrange";
+pub use trove_ais::MultiObjMsg;
 
-/// Which objects a multi-object message names (AIS's `ListRange`): explicit names, a template (a template
-/// without braces is a prefix), or, with neither, the whole bucket.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ListRange {
-    #[serde(default)]
-    pub objnames: Vec<String>,
-    #[serde(default)]
-    pub template: String,
-}
-
-/// Options of prefetch and evict messages (AIS's `PrefetchMsg` / `EvdMsg`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MultiObjMsg {
-    #[serde(flatten)]
-    pub names: ListRange,
-    #[serde(default, rename = "num-workers")]
-    pub num_workers: i64,
-    /// Continue on error.
-    #[serde(default)]
-    pub coer: bool,
-    #[serde(default, rename = "latest-ver")]
-    pub latest_ver: bool,
-    /// Objects at least this large are fetched with parallel ranged reads; 0 keeps the node's
-    /// `cache.parallel_fetch_threshold`.
-    #[serde(default, rename = "blob-threshold")]
-    pub blob_threshold: u64,
-}
-
-impl MultiObjMsg {
-    /// Workers: AIS's 0 is "auto", -1 is "serial".
-    pub fn workers(&self) -> usize {
-        match self.num_workers {
-            n if n > 0 => (n as usize).min(64),
-            -1 => 1,
-            _ => 4,
-        }
-    }
-}
+pub const PREFETCH: &str = trove_ais::action::PREFETCH;
+pub const EVICT: &str = trove_ais::action::EVICT;
 
 /// One job and its counters.
 #[derive(Debug)]

@@ -7,6 +7,8 @@ use http::{Response, StatusCode};
 use serde_json::json;
 use trove_namespace::{Bck, BucketEntry, Provider};
 
+use trove_ais::{action, header, query};
+
 use super::{json, Call};
 use crate::attach::{self, AttachError};
 use crate::state::SharedState;
@@ -100,19 +102,19 @@ pub(super) fn find(state: &SharedState, name: &str, provider: Option<Provider>) 
 }
 
 pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
-    let provider = match call.param("provider").filter(|p| !p.is_empty()) {
+    let provider = match call.param(query::PROVIDER).filter(|p| !p.is_empty()) {
         Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
         None => None,
     };
     let action = call.msg.action.as_str();
     let bool_param = |n: &str| call.param(n).is_some_and(|v| matches!(v, "true" | "True" | "TRUE" | "1" | "t" | "T"));
     match (&call.method, name, action) {
-        (&http::Method::GET, n, "list") if !n.is_empty() => {
+        (&http::Method::GET, n, action::LIST) if !n.is_empty() => {
             let (_, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             super::listing::list_objects(state, &e, &call.msg.value, &call.accept).await
         }
-        (&http::Method::POST, n, "prefetch-listrange") | (&http::Method::DELETE, n, "evict-listrange")
+        (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT)
             if !n.is_empty() =>
         {
             let (_, e) =
@@ -120,9 +122,9 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             if !e.bck.provider.is_remote() {
                 return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
             }
-            let msg: crate::jobs::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
+            let msg: trove_ais::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
                 .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid {action} message: {err}")))?;
-            let started = if action == "prefetch-listrange" {
+            let started = if action == action::PREFETCH {
                 crate::jobs::start_prefetch(state, &e, msg)
             } else {
                 crate::jobs::start_evict(state, &e, msg)
@@ -134,7 +136,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
             Ok(r)
         }
-        (&http::Method::GET, "", "" | "list") => {
+        (&http::Method::GET, "", "" | action::LIST) => {
             let snap = state.registry.snapshot();
             let list: Vec<_> = snap
                 .buckets
@@ -149,12 +151,12 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             let mut r = json(StatusCode::OK, Bytes::new());
             if let Ok(v) = http::HeaderValue::from_str(&props_json(&s3_name, &e).to_string()) {
-                r.headers_mut().insert("ais-bucket-props", v);
+                r.headers_mut().insert(header::BUCKET_PROPS, v);
             }
             Ok(r)
         }
-        (&http::Method::POST, n, "create-bck") if !n.is_empty() => {
-            let check = !bool_param("dont_head_remote_bck");
+        (&http::Method::POST, n, action::CREATE_BCK) if !n.is_empty() => {
+            let check = !bool_param(query::DONT_HEAD_REMOTE_BCK);
             let (s3_name, bck, mut props) = match provider {
                 Some(p) if p.is_remote() => (
                     n.to_owned(),
@@ -180,10 +182,10 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             attach::attach(state, &s3_name, bck, &props, check).await.map_err(attach_error)?;
             Ok(json(StatusCode::OK, Bytes::new()))
         }
-        (&http::Method::PATCH, n, "set-bprops" | "reset-bprops") if !n.is_empty() => {
+        (&http::Method::PATCH, n, action::SET_BPROPS | action::RESET_BPROPS) if !n.is_empty() => {
             let (s3_name, _) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
-            let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == "reset-bprops");
+            let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == action::RESET_BPROPS);
             let res = tokio::task::spawn_blocking(move || {
                 st.registry.modify(&s3_name, |e| {
                     if reset {
@@ -202,11 +204,11 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
             }
         }
-        (&http::Method::DELETE, n, "destroy-bck" | "evict-remote-bck") if !n.is_empty() => {
+        (&http::Method::DELETE, n, action::DESTROY_BCK | action::EVICT_REMOTE_BCK) if !n.is_empty() => {
             let (s3_name, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             if !e.bck.provider.is_remote() {
-                if action != "destroy-bck" {
+                if action != action::DESTROY_BCK {
                     return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
                 }
                 // AIS's destroy-bck: the bucket and all its objects.
@@ -224,7 +226,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
                 return Ok(json(StatusCode::OK, Bytes::new()));
             }
-            if action == "evict-remote-bck" && bool_param("keep_bck_md") {
+            if action == action::EVICT_REMOTE_BCK && bool_param(query::KEEP_BCK_MD) {
                 let (st, bck) = (state.clone(), e.bck.clone());
                 state.readthrough.invalidate_bucket(&bck);
                 tokio::task::spawn_blocking(move || st.store.remove_bucket(&bck))

@@ -8,6 +8,8 @@ use serde_json::json;
 
 use std::sync::atomic::Ordering;
 
+use trove_ais::{action, path as ais_path, query, what};
+
 use super::{json, Call};
 use crate::jobs::Job;
 use crate::state::SharedState;
@@ -115,32 +117,32 @@ fn reply(v: serde_json::Value) -> Reply {
 }
 
 pub fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
-    match (&call.method, call.param("what")) {
-        (&http::Method::GET, Some("smap")) => reply(smap(state)),
-        (&http::Method::GET, Some("status")) => {
+    match (&call.method, call.param(query::WHAT)) {
+        (&http::Method::GET, Some(what::SMAP)) => reply(smap(state)),
+        (&http::Method::GET, Some(what::STATUS)) => {
             let q = query(call);
             let job = state.jobs.get(&q.id).ok_or((StatusCode::NOT_FOUND, format!("job {:?} not found", q.id)))?;
             reply(status(&job))
         }
-        (&http::Method::GET, Some("status_all")) => {
+        (&http::Method::GET, Some(what::STATUS_ALL)) => {
             let q = query(call);
             let all: Vec<_> =
                 matching(state, &q).iter().filter(|j| !q.show_active || !j.finished()).map(|j| status(j)).collect();
             reply(json!(all))
         }
-        (&http::Method::GET, Some("qryxstats")) => {
+        (&http::Method::GET, Some(what::QUERY_XSTATS)) => {
             let q = query(call);
             let snaps: Vec<_> =
                 matching(state, &q).iter().filter(|j| !q.show_active || !j.finished()).map(|j| snap(j)).collect();
             reply(json!({ state.node_id.clone(): snaps }))
         }
-        (&http::Method::GET, Some("running_all")) => {
+        (&http::Method::GET, Some(what::RUNNING_ALL)) => {
             let q = query(call);
             let running: Vec<_> =
                 matching(state, &q).iter().filter(|j| !j.finished()).map(|j| format!("{}[{}]", j.kind, j.id)).collect();
             reply(json!(running))
         }
-        (&http::Method::PUT, _) if path == "/v1/cluster" && call.msg.action == "stop" => {
+        (&http::Method::PUT, _) if path == ais_path::CLUSTER && call.msg.action == action::STOP => {
             let q: JobQuery = serde_json::from_value(call.msg.value.clone()).unwrap_or_default();
             if q.id.is_empty() && q.kind.is_empty() {
                 return Err((StatusCode::BAD_REQUEST, "stop needs a job id or kind".into()));

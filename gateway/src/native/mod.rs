@@ -13,18 +13,12 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use serde::Deserialize;
+
+use trove_ais::path as ais_path;
 
 use crate::state::SharedState;
 
-/// Control messages are JSON bodies `{"action", "name", "value"}`, as AIS clients send them.
-#[derive(Debug, Default, Deserialize)]
-pub struct ActionMsg {
-    #[serde(default)]
-    pub action: String,
-    #[serde(default)]
-    pub value: serde_json::Value,
-}
+pub use trove_ais::ActionMsg;
 
 /// The request as the handlers see it: method, query, and the (small) JSON body, raw and as a control message.
 pub struct Call {
@@ -49,8 +43,8 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     match (&method, path.as_str()) {
-        (&http::Method::GET | &http::Method::HEAD, "/v1/health") => return json(StatusCode::OK, Bytes::new()),
-        (&http::Method::GET, "/v1/metrics") if state.public_metrics || authorized(state, req.headers()) => {
+        (&http::Method::GET | &http::Method::HEAD, ais_path::HEALTH) => return json(StatusCode::OK, Bytes::new()),
+        (&http::Method::GET, ais_path::METRICS) if state.public_metrics || authorized(state, req.headers()) => {
             let mut r = Response::new(s3s::Body::from(crate::metrics::render(state)));
             r.headers_mut()
                 .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
@@ -77,7 +71,7 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
         .unwrap_or_default();
     // Object data streams; everything else is a small JSON control message (AIS clients send
     // `Content-Type: application/json` on object PUTs too, so the path decides, not the header).
-    if let Some(rest) = path.strip_prefix("/v1/objects/") {
+    if let Some(rest) = path.strip_prefix(ais_path::OBJECTS) {
         let rest = rest.to_owned();
         return match objects::handle(state, req, &rest, &query).await {
             Ok(r) => r,
@@ -99,9 +93,9 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
     };
     let msg = serde_json::from_value(raw.clone()).unwrap_or_default();
     let call = Call { method: method.clone(), query, msg, raw, accept };
-    let result = if let Some(rest) = path.strip_prefix("/v1/buckets") {
+    let result = if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
-    } else if path == "/v1/daemon" || path == "/v1/cluster" {
+    } else if path == ais_path::DAEMON || path == ais_path::CLUSTER {
         cluster::handle(state, &call, &path)
     } else {
         Err((StatusCode::NOT_FOUND, format!("unsupported native API path {path}")))

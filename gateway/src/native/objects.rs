@@ -9,6 +9,8 @@ use trove_cache::ObjMeta;
 use trove_namespace::{BucketEntry, Provider};
 
 use crate::s3::body::{self, MAX_OBJECT_SIZE};
+use trove_ais::{header, query as ais_query};
+
 use super::errors::from_data;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::object::{self, http_date, now_ms, DEFAULT_CONTENT_TYPE};
@@ -43,7 +45,7 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, qu
         .into_owned();
     crate::s3::ctx::check_key(&key)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.message().unwrap_or("bad name").to_owned()))?;
-    let provider = match param(query, "provider").filter(|p| !p.is_empty()) {
+    let provider = match param(query, ais_query::PROVIDER).filter(|p| !p.is_empty()) {
         Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
         None => None,
     };
@@ -74,7 +76,7 @@ async fn read(
     query: &[(String, String)],
 ) -> Reply {
     let head = req.method() == http::Method::HEAD;
-    let presence = matches!(param(query, "presence"), Some("2" | "3" | "4"));
+    let presence = matches!(param(query, ais_query::PRESENCE), Some("2" | "3" | "4"));
     // `Ais-Present` and `presence` need the local state; a GET's body read does not look twice.
     let cached = (head || presence).then(|| state.store.head(&entry.bck, key).ok()).flatten();
     // presence=2|3|4: "is it in the cluster?" — answered from local state only, never by the backend.
@@ -88,7 +90,7 @@ async fn read(
         Some(r) => Some(ByteRange::parse(r).ok_or((StatusCode::RANGE_NOT_SATISFIABLE, format!("invalid range {r}")))?),
         None => None,
     };
-    let latest = matches!(param(query, "latest-ver"), Some("true" | "True" | "1"));
+    let latest = matches!(param(query, ais_query::LATEST_VER), Some("true" | "True" | "1"));
     let opts = crate::data::ReadOpts { range, latest, with_body: !head };
     let o = crate::data::read(state, entry, key, opts).await.map_err(|e| from_data(e, entry, key))?;
     let size = o.meta.size;
@@ -114,10 +116,10 @@ async fn read(
     }
     set("content-type", o.meta.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()));
     if head || presence {
-        set("ais-present", cached.is_some().to_string());
+        set(header::PRESENT, cached.is_some().to_string());
     }
     if let Some(v) = cached.as_ref().and_then(|m| m.version.clone()) {
-        set("ais-version", v);
+        set(header::VERSION, v);
     }
     let body = if head { s3s::Body::empty() } else { s3s::Body::from(object::into_blob(o.body, start, end)) };
     resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

@@ -1,0 +1,136 @@
+//! AIStore's wire vocabulary, in one place: the native API's paths, query parameters, headers, actions and
+//! control-message types, spelled exactly as AIS and its Python SDK spell them. The server, the CLI, and next
+//! the cluster and a remote-AIS client use these names; no other crate writes them as literals.
+
+use serde::{Deserialize, Serialize};
+
+/// URL paths of the native API.
+pub mod path {
+    /// The native API's root; a bare `/v1` stays S3 (CreateBucket("v1") gets InvalidBucketName).
+    pub const V1: &str = "/v1/";
+    pub const HEALTH: &str = "/v1/health";
+    pub const METRICS: &str = "/v1/metrics";
+    /// `/v1/objects/<bucket>/<object>`.
+    pub const OBJECTS: &str = "/v1/objects/";
+    /// `/v1/buckets[/<bucket>]`.
+    pub const BUCKETS: &str = "/v1/buckets";
+    pub const CLUSTER: &str = "/v1/cluster";
+    pub const DAEMON: &str = "/v1/daemon";
+}
+
+/// Query parameters.
+pub mod query {
+    pub const PROVIDER: &str = "provider";
+    pub const NAMESPACE: &str = "namespace";
+    pub const WHAT: &str = "what";
+    /// `presence=2|3|4`: answer from local state only.
+    pub const PRESENCE: &str = "presence";
+    pub const LATEST_VER: &str = "latest-ver";
+    pub const KEEP_BCK_MD: &str = "keep_bck_md";
+    pub const DONT_HEAD_REMOTE_BCK: &str = "dont_head_remote_bck";
+}
+
+/// Values of `what=`.
+pub mod what {
+    pub const SMAP: &str = "smap";
+    pub const STATUS: &str = "status";
+    pub const STATUS_ALL: &str = "status_all";
+    pub const QUERY_XSTATS: &str = "qryxstats";
+    pub const RUNNING_ALL: &str = "running_all";
+}
+
+/// Response headers.
+pub mod header {
+    pub const PRESENT: &str = "ais-present";
+    pub const VERSION: &str = "ais-version";
+    pub const BUCKET_PROPS: &str = "ais-bucket-props";
+}
+
+/// Actions of control messages (`{"action": ...}`).
+pub mod action {
+    pub const LIST: &str = "list";
+    pub const CREATE_BCK: &str = "create-bck";
+    pub const DESTROY_BCK: &str = "destroy-bck";
+    pub const EVICT_REMOTE_BCK: &str = "evict-remote-bck";
+    pub const SET_BPROPS: &str = "set-bprops";
+    pub const RESET_BPROPS: &str = "reset-bprops";
+    /// Also the prefetch job's kind.
+    pub const PREFETCH: &str = "prefetch-listrange";
+    /// Also the evict job's kind.
+    pub const EVICT: &str = "evict-listrange";
+    pub const STOP: &str = "stop";
+}
+
+/// A control message: `{"action", "name", "value"}` (AIS's `apc.ActMsg`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionMsg {
+    #[serde(default)]
+    pub action: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub value: serde_json::Value,
+}
+
+impl ActionMsg {
+    pub fn new(action: &str, value: serde_json::Value) -> ActionMsg {
+        ActionMsg { action: action.to_owned(), name: String::new(), value }
+    }
+}
+
+/// Which objects a multi-object message names (AIS's `apc.ListRange`): explicit names, a template (a template
+/// without braces is a prefix), or, with neither, the whole bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListRange {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub template: String,
+}
+
+/// Options of prefetch and evict messages (AIS's `apc.PrefetchMsg` / `apc.EvdMsg`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MultiObjMsg {
+    #[serde(flatten)]
+    pub names: ListRange,
+    #[serde(default, rename = "num-workers")]
+    pub num_workers: i64,
+    /// Continue on error.
+    #[serde(default)]
+    pub coer: bool,
+    #[serde(default, rename = "latest-ver")]
+    pub latest_ver: bool,
+    /// Objects at least this large are fetched with parallel ranged reads; 0 keeps the node's setting.
+    #[serde(default, rename = "blob-threshold")]
+    pub blob_threshold: u64,
+}
+
+impl MultiObjMsg {
+    /// Workers: AIS's 0 is "auto", -1 is "serial".
+    pub fn workers(&self) -> usize {
+        match self.num_workers {
+            n if n > 0 => (n as usize).min(64),
+            -1 => 1,
+            _ => 4,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_ais_names() {
+        let m: MultiObjMsg = serde_json::from_value(serde_json::json!({
+            "template": "shard-{000..009}.tar", "num-workers": 3, "coer": true, "latest-ver": true, "blob-threshold": 5
+        }))
+        .unwrap();
+        assert_eq!((m.names.template.as_str(), m.workers(), m.coer, m.latest_ver, m.blob_threshold),
+            ("shard-{000..009}.tar", 3, true, true, 5));
+        let back = serde_json::to_value(&m).unwrap();
+        assert_eq!(back["num-workers"], 3);
+        let a = ActionMsg::new(action::CREATE_BCK, serde_json::json!({}));
+        assert_eq!(serde_json::to_value(&a).unwrap()["action"], "create-bck");
+    }
+}
