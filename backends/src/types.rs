@@ -163,3 +163,48 @@ mod tests {
         assert_eq!(Suffix(9).header(), "bytes=-9");
     }
 }
+
+#[cfg(test)]
+mod range_props {
+    use super::ByteRange;
+    use proptest::prelude::*;
+
+    fn range() -> impl Strategy<Value = ByteRange> {
+        prop_oneof![
+            (0u64..1 << 40, proptest::option::of(0u64..1 << 40)).prop_map(|(first, len)| ByteRange::FromTo {
+                first,
+                last: len.map(|l| first + l)
+            }),
+            (0u64..1 << 40).prop_map(ByteRange::Suffix),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn header_parses_back(r in range()) {
+            prop_assert_eq!(ByteRange::parse(&r.header()), Some(r));
+        }
+
+        #[test]
+        fn resolved_ranges_stay_inside_the_object(r in range(), size in 0u64..1 << 41) {
+            if let Some((start, end)) = r.resolve(size) {
+                prop_assert!(start < end && end <= size);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(s in proptest::collection::vec(any::<char>(), 0..40).prop_map(|v| v.into_iter().collect::<String>())) {
+            let _ = ByteRange::parse(&s);
+            let _ = ByteRange::parse(&format!("bytes={s}"));
+        }
+    }
+
+    #[test]
+    fn malformed_ranges() {
+        for bad in ["", "bytes=", "bytes=-", "bytes=5-3", "bytes=a-b", "items=0-1", "bytes=0-1,3-4", "bytes=+1-2"] {
+            assert_eq!(ByteRange::parse(bad), None, "{bad}");
+        }
+        assert_eq!(ByteRange::parse("bytes=0-"), Some(ByteRange::FromTo { first: 0, last: None }));
+        assert_eq!(ByteRange::parse("bytes=-5"), Some(ByteRange::Suffix(5)));
+    }
+}

@@ -256,4 +256,49 @@ mod tests {
         let b: Bck = "s3://#prod/b".parse().unwrap();
         assert_eq!(bucket_dir(mp, &b), PathBuf::from("/mnt/d1/@aws/@#prod/b"));
     }
+
+    /// Keys built from the pieces that make mappings go wrong: separators, dot segments, escapes, reserved
+    /// names, NUL, multi-byte characters and long runs.
+    fn hostile_key() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("/".to_owned()),
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("%".to_owned()),
+            Just("%%obj".to_owned()),
+            Just("%%seg".to_owned()),
+            Just("\0".to_owned()),
+            Just("\\".to_owned()),
+            any::<char>().prop_map(|c| c.to_string()),
+            (1usize..120).prop_map(|n| "x".repeat(n)),
+            (1usize..60).prop_map(|n| "é".repeat(n)),
+        ];
+        proptest::collection::vec(piece, 1..40)
+            .prop_map(|v| v.concat())
+            .prop_filter("S3 keys are 1..=1024 bytes", |k| (1..=1024).contains(&k.len()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_key_maps_inside_and_round_trips(key in hostile_key()) {
+            let (p, hashed) = key_path(&key);
+            proptest::prop_assert!(p.is_relative());
+            proptest::prop_assert!(p.components().all(|c| matches!(c, Component::Normal(_))), "{:?} -> {:?}", key, p);
+            for c in p.components() {
+                proptest::prop_assert!(c.as_os_str().len() <= NAME_MAX);
+            }
+            // A long last segment is hashed and recovered from the object's metadata; all else decodes back.
+            let last_hashed = key.rsplit('/').next().is_some_and(|seg| escape_segment(seg).1);
+            if hashed.is_empty() && !last_hashed {
+                proptest::prop_assert_eq!(decode_path(&p), key);
+            }
+        }
+
+        #[test]
+        fn distinct_keys_never_share_a_path(a in hostile_key(), b in hostile_key()) {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(key_path(&a).0, key_path(&b).0);
+        }
+    }
 }

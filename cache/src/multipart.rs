@@ -85,6 +85,13 @@ impl Store {
     pub fn create_upload(&self, bck: &Bck, upload: &Upload) -> Result<()> {
         let dir = self.upload_dir(bck, &upload.key, &upload.upload_id)?;
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if self.fsync() {
+            // The upload's directory entry (and its parent's, on a first upload) must survive a crash like the
+            // upload record inside it.
+            for d in [Some(dir.as_path()), dir.parent()].into_iter().flatten() {
+                crate::store::sync_dir(d)?;
+            }
+        }
         let bytes = serde_json::to_vec(upload).map_err(|e| Error::Internal(e.to_string()))?;
         let mut staged = self.stage(bck, &upload.key)?;
         io::Write::write_all(&mut staged.file, &bytes).map_err(|e| Error::io(staged.path(), e))?;
@@ -131,6 +138,11 @@ impl Store {
         }
         fs::rename(staged.path(), target).map_err(|e| Error::io(target, e))?;
         staged.mark_done();
+        if self.fsync() {
+            if let Some(dir) = target.parent() {
+                crate::store::sync_dir(dir)?;
+            }
+        }
         Ok(())
     }
 

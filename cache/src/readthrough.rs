@@ -67,6 +67,8 @@ enum State {
 #[derive(Debug, Clone)]
 enum Failure {
     Backend(trove_backends::Error),
+    /// The mountpath filled up (readers get 507, not 500).
+    NoSpace(Arc<std::path::PathBuf>),
     Local(Arc<String>),
 }
 
@@ -74,6 +76,7 @@ impl Failure {
     fn of(e: Error) -> Failure {
         match e {
             Error::Backend(b) => Failure::Backend(b),
+            Error::NoSpace { path } => Failure::NoSpace(Arc::new(path)),
             other => Failure::Local(Arc::new(other.to_string())),
         }
     }
@@ -81,6 +84,7 @@ impl Failure {
     fn error(&self) -> Error {
         match self {
             Failure::Backend(b) => Error::Backend(b.clone()),
+            Failure::NoSpace(p) => Error::NoSpace { path: p.to_path_buf() },
             Failure::Local(m) => Error::Internal(m.to_string()),
         }
     }
@@ -93,6 +97,8 @@ pub struct Fill {
     file: OnceLock<Arc<File>>,
     /// Set when a write or delete of the object overtook this fill: its bytes must not become the cached copy.
     stale: Arc<AtomicBool>,
+    /// Set by [`ReadThrough::abandon`]: the fill stops writing at its next chunk.
+    abandoned: AtomicBool,
     /// Every byte of the object is in the work file.
     written_all: AtomicBool,
 }
@@ -248,6 +254,16 @@ impl ReadThrough {
         }
     }
 
+    /// Invalidates the fill of `key` and stops it writing: nobody will read the rest (an object too large to
+    /// cache is passed through instead).
+    pub fn abandon(&self, bck: &Bck, key: &str) {
+        let removed = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&(bck.clone(), key.to_owned()));
+        if let Some(f) = removed {
+            f.stale.store(true, Ordering::Release);
+            f.abandoned.store(true, Ordering::Release);
+        }
+    }
+
     /// Invalidates every fill of `bck` in flight (the bucket's cached copies are being dropped).
     pub fn invalidate_bucket(&self, bck: &Bck) {
         let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,6 +303,7 @@ impl ReadThrough {
             meta: OnceLock::new(),
             file: OnceLock::new(),
             stale: Arc::new(AtomicBool::new(false)),
+            abandoned: AtomicBool::new(false),
             written_all: AtomicBool::new(false),
         });
         map.insert(k.clone(), fill.clone());
@@ -352,9 +369,9 @@ impl ReadThrough {
         tx.send_replace(State::Streaming { written: 0 });
 
         let written = if size > cfg.parallel_threshold && cfg.chunk_size > 0 {
-            self.fetch_parallel(first.body, tx, &file, backend, bck, key, size, cfg).await?
+            self.fetch_parallel(first.body, tx, &file, backend, bck, key, size, cfg, &fill.abandoned).await?
         } else {
-            write_stream(first.body, &file, 0, u64::MAX, tx.clone()).await?
+            write_stream(first.body, &file, 0, u64::MAX, tx.clone(), &fill.abandoned).await?
         };
         if written != size {
             return Err(Error::Backend(trove_backends::Error::unavailable(format!(
@@ -390,6 +407,7 @@ impl ReadThrough {
         key: &str,
         size: u64,
         cfg: FetchConfig,
+        stop: &AtomicBool,
     ) -> Result<u64> {
         let chunk = cfg.chunk_size;
         let chunks = size.div_ceil(chunk) as usize;
@@ -402,7 +420,7 @@ impl ReadThrough {
         };
         // Chunk 0 goes through a private progress channel: readers only see completed chunks.
         let (ptx, _prx) = watch::channel(State::Starting);
-        let n0 = write_stream(first, file, 0, chunk, Arc::new(ptx)).await?;
+        let n0 = write_stream(first, file, 0, chunk, Arc::new(ptx), stop).await?;
         if n0 != chunk.min(size) {
             return Err(Error::Backend(trove_backends::Error::unavailable("backend stream ended early")));
         }
@@ -419,7 +437,7 @@ impl ReadThrough {
                 let range = ByteRange::FromTo { first: start, last: Some(end - 1) };
                 let r = backend.get(&bck.name, key, GetOptions { range: Some(range), if_match: None }).await?;
                 let (ptx, _prx) = watch::channel(State::Starting);
-                let n = write_stream(r.body, file, start, end - start, Arc::new(ptx)).await?;
+                let n = write_stream(r.body, file, start, end - start, Arc::new(ptx), stop).await?;
                 if n != end - start {
                     return Err(Error::Backend(trove_backends::Error::unavailable("ranged read ended early")));
                 }
@@ -441,6 +459,7 @@ async fn write_stream(
     offset: u64,
     limit: u64,
     progress: Arc<watch::Sender<State>>,
+    stop: &AtomicBool,
 ) -> Result<u64> {
     let (chunks_tx, mut chunks_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let f = file.clone();
@@ -461,7 +480,12 @@ async fn write_stream(
     });
     let mut sent = 0u64;
     let mut failure = None;
+    let mut abandoned = false;
     while sent < limit {
+        if stop.load(Ordering::Acquire) {
+            abandoned = true;
+            break;
+        }
         match body.next().await {
             Some(Ok(mut b)) => {
                 if sent + b.len() as u64 > limit {
@@ -481,6 +505,10 @@ async fn write_stream(
     }
     drop(chunks_tx);
     let written = writer.await.map_err(|e| Error::Internal(format!("writer: {e}")))??;
+    if abandoned {
+        // Only ever for want of room (see `ReadThrough::abandon`): any other reader of this fill gets 507.
+        return Err(Error::NoSpace { path: std::path::PathBuf::from("<cold GET work file>") });
+    }
     match failure {
         Some(e) => Err(Error::Backend(trove_backends::Error::unavailable(format!("reading from the backend: {e}")))),
         None => Ok(written),

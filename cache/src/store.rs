@@ -226,6 +226,7 @@ impl Store {
         }
         let root = self.objects_root(staged.mountpath, bck);
         let (rel, hashed_dirs) = layout::key_path(key);
+        let mut dirty = Vec::new();
         let parent = {
             let _tree = self.lock_tree();
             staged.check_guard()?;
@@ -241,7 +242,7 @@ impl Store {
                 Some(Precondition::Still(ok)) if !ok() => return Err(Error::PreconditionFailed),
                 Some(Precondition::Still(_)) | None => {}
             }
-            let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs)?;
+            let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs, &mut dirty)?;
             let target = match fs::symlink_metadata(&target) {
                 Ok(m) if m.is_dir() => target.join(DIR_OBJECT),
                 _ => target,
@@ -253,18 +254,31 @@ impl Store {
         };
         // The directory fsync makes the rename durable; it runs after the lock so that slow syncs do not hold
         // up other writers. The caller answers the client only after it returns.
+        // New directories (and file->directory conversions) on the way are synced too, deepest first, so the
+        // path to the object survives a crash as well as its last entry.
         if self.fsync && durable_rename {
             sync_dir(parent.as_deref().unwrap_or(&root))?;
+            for d in dirty.iter().rev() {
+                sync_dir(d)?;
+            }
         }
         Ok(())
     }
 
     /// Creates the directories above `rel`, turning a file that stands where a directory must be into
-    /// `dir/%%obj`. Caller holds the tree lock.
-    fn prepare_parents(&self, mp: usize, root: &Path, rel: &Path, hashed_dirs: &[(usize, String)]) -> Result<PathBuf> {
+    /// `dir/%%obj`. Caller holds the tree lock. Directories whose entries changed are added to `dirty`, for
+    /// the caller to sync after the lock.
+    fn prepare_parents(
+        &self,
+        mp: usize,
+        root: &Path,
+        rel: &Path,
+        hashed_dirs: &[(usize, String)],
+        dirty: &mut Vec<PathBuf>,
+    ) -> Result<PathBuf> {
         let mut cur = root.to_path_buf();
         if !cur.is_dir() {
-            fs::create_dir_all(&cur).map_err(|e| Error::io(&cur, e))?;
+            create_dirs(&cur, dirty)?;
         }
         let comps: Vec<_> = rel.components().collect();
         for (i, c) in comps.iter().enumerate() {
@@ -274,11 +288,26 @@ impl Store {
             }
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => self.file_to_dir(mp, &cur)?,
+                Ok(_) => {
+                    self.file_to_dir(mp, &cur)?;
+                    dirty.push(cur.clone());
+                    dirty.extend(cur.parent().map(Path::to_path_buf));
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     fs::create_dir(&cur).map_err(|e| Error::io(&cur, e))?;
+                    dirty.extend(cur.parent().map(Path::to_path_buf));
                     if let Some((_, seg)) = hashed_dirs.iter().find(|(idx, _)| *idx == i) {
-                        fs::write(cur.join(DIR_SEGMENT), seg).map_err(|e| Error::io(&cur, e))?;
+                        let p = cur.join(DIR_SEGMENT);
+                        let write = || -> std::io::Result<()> {
+                            let mut f = File::create(&p)?;
+                            std::io::Write::write_all(&mut f, seg.as_bytes())?;
+                            if self.fsync {
+                                f.sync_all()?;
+                            }
+                            Ok(())
+                        };
+                        write().map_err(|e| Error::io(&p, e))?;
+                        dirty.push(cur.clone());
                     }
                 }
                 Err(e) => return Err(Error::io(&cur, e)),
@@ -472,6 +501,24 @@ impl Store {
             }
         }
     }
+}
+
+/// `create_dir_all`, noting the parent of every directory it creates in `dirty`.
+fn create_dirs(dir: &Path, dirty: &mut Vec<PathBuf>) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.is_dir()) {
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => dirty.extend(d.parent().map(Path::to_path_buf)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(d, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Opens the object file at `p` with its metadata. The file may have become a directory (`a/b` arrived)

@@ -64,6 +64,19 @@ impl Capacity {
         used >= Self::mark(limit, self.cfg.out_of_space)
     }
 
+    /// Whether an object of `size` bytes fits where `key` of `bck` would be stored: on its mountpath's
+    /// filesystem (with 1 MiB to spare) and, with a configured capacity, below the out-of-space mark.
+    pub fn room_for(&self, state: &AppState, bck: &Bck, key: &str, size: u64) -> bool {
+        const SPARE: u64 = 1 << 20;
+        let mp = &state.store.mountpaths()[state.store.mountpath_index(bck, key)];
+        let free = rustix::fs::statvfs(&mp.root).map_or(u64::MAX, |s| s.f_bavail.saturating_mul(s.f_frsize));
+        if size.saturating_add(SPARE) > free {
+            return false;
+        }
+        self.cfg.capacity == 0
+            || state.store.index().total().saturating_add(size) <= Self::mark(self.cfg.capacity, self.cfg.out_of_space)
+    }
+
     /// One check: above `highwm`, evict down to `lowwm`, oldest access first. Returns bytes freed.
     pub fn check(&self, state: &AppState) -> u64 {
         let (limit, used) = self.measure(state);

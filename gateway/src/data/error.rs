@@ -21,7 +21,7 @@ pub enum Error {
     #[error("object metadata is too large")]
     MetadataTooLarge,
     /// A full mountpath, or the node above its out-of-space mark.
-    #[error("insufficient storage on the node")]
+    #[error("insufficient storage: no space left on the node")]
     NoSpace,
     /// The bucket's provider has no client on this node.
     #[error("provider {0} is not set up on this node")]

@@ -29,8 +29,9 @@ pub enum Body {
     File(std::fs::File),
     /// A fill in progress (or just finished): readers tail its work file.
     Fill(Arc<Fill>),
-    /// The backend's answer to the requested range itself.
-    Range(ByteStream),
+    /// The backend's answer itself: exactly the requested bytes (the range, or the whole object when it is
+    /// passed through uncached).
+    Backend(ByteStream),
     /// A HEAD.
     None,
 }
@@ -75,10 +76,18 @@ pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: Rea
         if entry.props.cache.background_fill {
             state.readthrough.fill(b.clone(), bck, key);
         }
-        return Ok(Object { meta: ObjMeta::from_backend(key, &r.meta), body: Body::Range(r.body) });
+        return Ok(Object { meta: ObjMeta::from_backend(key, &r.meta), body: Body::Backend(r.body) });
     }
     let mut fill = state.readthrough.fill(b.clone(), bck, key);
     let mut meta = fill.started().await?;
+    if !state.capacity.room_for(state, bck, key, meta.size) {
+        // Larger than the room left where it would be cached: the client still gets it, passed through from
+        // the backend, and the cache keeps nothing (the fill is dropped before it can fill the disk).
+        tracing::warn!(bucket = %bck.name, key, size = meta.size, "no room to cache: passing the object through");
+        state.readthrough.abandon(bck, key);
+        let r = b.get(&bck.name, key, GetOptions::default()).await?;
+        return Ok(Object { meta: ObjMeta::from_backend(key, &r.meta), body: Body::Backend(r.body) });
+    }
     if validate {
         // A fill that was already running may have started before the backend changed.
         let now = b.head(&bck.name, key).await?;

@@ -150,4 +150,44 @@ mod tests {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// A template of up to three ranges names exactly the product of their lengths, each name once, in
+        /// order, with the given padding.
+        #[test]
+        fn ranges_expand_to_their_product(
+            ranges in proptest::collection::vec((0u64..50, 0u64..20, 1u64..4, proptest::bool::ANY), 1..4)
+        ) {
+            let mut tpl = String::from("p");
+            let mut expected = 1usize;
+            for (i, (start, len, step, pad)) in ranges.iter().enumerate() {
+                let end = start + len;
+                if *pad {
+                    tpl.push_str(&format!("{{{start:03}..{end:03}..{step}}}-{i}"));
+                } else {
+                    tpl.push_str(&format!("{{{start}..{end}..{step}}}-{i}"));
+                }
+                expected *= (len / step + 1) as usize;
+            }
+            let got = names(&tpl);
+            proptest::prop_assert_eq!(got.len(), expected);
+            let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+            proptest::prop_assert_eq!(distinct.len(), expected);
+        }
+
+        #[test]
+        fn parse_never_panics(s in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just('{'), proptest::strategy::Just('}'), proptest::strategy::Just('.'),
+                proptest::char::range('0', '9'), proptest::char::any()
+            ],
+            0..40,
+        )) {
+            let s: String = s.into_iter().collect();
+            if let Ok(Names::Template(t)) = Template::parse(&s) {
+                // Whatever parses is bounded, so counting its first names is safe.
+                let _ = t.names().take(1000).count();
+            }
+        }
+    }
 }

@@ -138,12 +138,28 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         }
         (&http::Method::GET, "", "" | action::LIST) => {
             let snap = state.registry.snapshot();
-            let list: Vec<_> = snap
-                .buckets
-                .iter()
-                .filter(|(_, e)| provider.is_none_or(|p| p == e.bck.provider))
-                .map(|(n, e)| entry_json(n, e))
-                .collect();
+            let list: Vec<_> = match provider.filter(|p| p.is_remote()) {
+                // A cloud provider's buckets by their identity (`aws://origin`, as every other native call
+                // addresses them), each once, with the S3 name that stands for it as an extra field.
+                Some(p) => {
+                    let mut seen = std::collections::HashSet::new();
+                    snap.buckets
+                        .iter()
+                        .filter(|(_, e)| e.bck.provider == p && seen.insert(e.bck.clone()))
+                        .map(|(n, e)| {
+                            let mut v = bck_json(&e.bck);
+                            v["s3_name"] = json!(n);
+                            v
+                        })
+                        .collect()
+                }
+                None => snap
+                    .buckets
+                    .iter()
+                    .filter(|(_, e)| provider.is_none_or(|p| p == e.bck.provider))
+                    .map(|(n, e)| entry_json(n, e))
+                    .collect(),
+            };
             Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&list).unwrap_or_default())))
         }
         (&http::Method::HEAD, n, _) if !n.is_empty() => {

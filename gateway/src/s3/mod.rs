@@ -18,6 +18,8 @@ pub(crate) mod remote;
 pub mod sigv2;
 pub mod sigv4;
 mod tagging;
+#[cfg(test)]
+mod xml_bodies;
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};

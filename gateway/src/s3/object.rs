@@ -303,7 +303,7 @@ pub fn into_blob(body: crate::data::Body, start: u64, end: u64) -> StreamingBlob
     match body {
         Body::File(f) => FileBody::new(f, start, end).into_blob(),
         Body::Fill(fill) => remote::blob(fill.reader(start, end)),
-        Body::Range(stream) => remote::blob(stream),
+        Body::Backend(stream) => remote::blob(stream),
         Body::None => StreamingBlob::from(s3s::Body::empty()),
     }
 }

@@ -205,4 +205,39 @@ mod tests {
             assert!(Authorization::parse(bad).is_none(), "{bad}");
         }
     }
+
+    fn header_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(prop_oneof![Just(' '), proptest::char::range('!', '~')], 1..30)
+            .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        /// SigV4 trims values and folds runs of spaces: spacing alone never changes a signature, any other
+        /// change of a signed value does.
+        #[test]
+        fn canonical_values(value in header_value(), other in header_value()) {
+            let key = signing_key(SECRET, "20130524", "us-east-1", "s3");
+            let scope = "20130524/us-east-1/s3/aws4_request";
+            let sign = |v: &str| {
+                let headers = [("host", "examplebucket.s3.amazonaws.com"), ("x-amz-meta-a", v)];
+                Canonical { method: "GET", path: "/k", query: "", headers: &headers, payload_hash: EMPTY_SHA256 }
+                    .signature(&key, "20130524T000000Z", scope)
+            };
+            let folded = value.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+            let spaced = format!("  {}  ", value.replace(' ', "   "));
+            proptest::prop_assert_eq!(sign(&value), sign(&spaced));
+            let other_folded = other.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+            if other_folded != folded {
+                proptest::prop_assert_ne!(sign(&value), sign(&other));
+            }
+        }
+
+        #[test]
+        fn authorization_parse_never_panics(h in proptest::collection::vec(proptest::char::any(), 0..200)) {
+            let h: String = h.into_iter().collect();
+            let _ = Authorization::parse(&h);
+            let _ = Authorization::parse(&format!("AWS4-HMAC-SHA256 {h}"));
+        }
+    }
 }
