@@ -5,13 +5,15 @@ parameter, header or action -- instead of being silently ignored (the SDK's `Arc
 TAR object used to get the whole shard with 200; `Object.copy()` used to overwrite the source with an empty body).
 
 Pure hints (that change nothing observable) and everything the AIS SDK sends during the operations Trove
-supports must keep working. The name lists and the reasons are in the PR notes (`ais-names.md`):
-- REFUSED: one test id per name and route (`test_refused[...]`); names from the SDK's `sdk/const.py`, AIS's
-  `api/apc/query.go`, `api/apc/headers.go`, `api/apc/actmsg.go` and the wire reference.
+supports must keep working. The names come from the SDK's `sdk/const.py` (aistore 2.0.0), AIS's
+`api/apc/query.go`, `api/apc/headers.go`, `api/apc/actmsg.go` and the wire reference, and from what the SDK was
+seen to send (a logging proxy in front of Trove):
+- REFUSED: one test id per name and route (`test_refused[...]`).
 - ACCEPTED: hints sent raw (`test_hint_is_accepted[...]`), and the SDK's normal operations (`test_sdk_*`).
 - The real SDK on refused features (`test_sdk_refused_*`), e.g. ArchiveConfig on a real TAR shard.
-- `test_list_flag_refused[...]`: LsoMsg flag bits Trove does not implement (inside the JSON value, not a
-  query/header/action; deselect with `-k "not list_flag"` if the server leaves value fields alone).
+- `test_list_flag_refused[...]`, `test_sdk_refused_list_flag_archdir`: LsoMsg flag bits Trove does not implement
+  (inside the JSON value, not a query/header/action; deselect with `-k "not list_flag"` if the server leaves
+  value fields alone).
 
 HEAD answers have no body: a refused HEAD must be 400; if it carries AIS's `Hdr-Error` header (AIS puts the
 JSON error there for HEAD), that JSON must name the parameter too.
@@ -155,7 +157,7 @@ def h(id_, method, route, *, params=(), headers=(), body=None, data=None):
 
 
 GET_TAR = "/v1/objects/{ais}/x.tar"
-HEAD_OBJ = "/v1/objects/{ais}/obj.bin"
+OBJ = "/v1/objects/{ais}/obj.bin"
 VICTIM = "/v1/objects/{ais}/{victim}"
 AWS_VICTIM = "/v1/objects/{aws}/{aws_victim}"
 NS = ("namespace", "@#prod")  # a named (non-global) namespace
@@ -177,8 +179,8 @@ REFUSED: list[Case] = [
     c("GET-obj:namespace", "GET", GET_TAR, params=[NS]),
     c("GET-obj:namespace-remote", "GET", GET_TAR, params=[NS_REMOTE], names=["namespace"]),
     # --- HEAD /v1/objects/B/O
-    c("HEAD-obj:presence", "HEAD", HEAD_OBJ, params=[("presence", "5")]),  # FltExistsOutside
-    c("HEAD-obj:namespace", "HEAD", HEAD_OBJ, params=[NS]),
+    c("HEAD-obj:presence", "HEAD", OBJ, params=[("presence", "5")]),  # FltExistsOutside
+    c("HEAD-obj:namespace", "HEAD", OBJ, params=[NS]),
     # --- PUT /v1/objects/B/O: copy, append, multipart part, append-to-archive, ETL, object attributes by header
     c("PUT-obj:object_to", "PUT", VICTIM, params=[("object_to", "ais/@#/{ais}/copy-dst"), ("latest-ver", "false"),
                                                   ("synchronize", "false")]),
@@ -301,21 +303,21 @@ REFUSED: list[Case] = [
 
 # Hints and SDK habits that change nothing Trove must honour: accepted (2xx) before and after the change.
 HINTS: list[Case] = [
-    h("GET-obj:provider", "GET", HEAD_OBJ),  # `provider` alone: the baseline
-    h("GET-obj:namespace-empty", "GET", HEAD_OBJ, params=[("namespace", "")]),
-    h("GET-obj:namespace-global", "GET", HEAD_OBJ, params=[("namespace", "@#")]),
-    h("GET-obj:archpath-empty", "GET", HEAD_OBJ, params=[("archpath", ""), ("archregx", "")]),
-    h("GET-obj:latest-ver", "GET", HEAD_OBJ, params=[("latest-ver", "true")]),
-    h("GET-obj:sln", "GET", HEAD_OBJ, params=[("sln", "true")]),
-    h("GET-obj:Range", "GET", HEAD_OBJ, headers=[("Range", "bytes=0-9")]),
+    h("GET-obj:provider", "GET", OBJ),  # `provider` alone: the baseline
+    h("GET-obj:namespace-empty", "GET", OBJ, params=[("namespace", "")]),
+    h("GET-obj:namespace-global", "GET", OBJ, params=[("namespace", "@#")]),
+    h("GET-obj:archpath-empty", "GET", OBJ, params=[("archpath", ""), ("archregx", "")]),
+    h("GET-obj:latest-ver", "GET", OBJ, params=[("latest-ver", "true")]),
+    h("GET-obj:sln", "GET", OBJ, params=[("sln", "true")]),
+    h("GET-obj:Range", "GET", OBJ, headers=[("Range", "bytes=0-9")]),
     h("GET-obj:Ais-Blob-Download", "GET", "/v1/objects/{aws}/cold.bin",
       headers=[("Ais-Blob-Download", "true"), ("Ais-Blob-Chunk", "1MiB"), ("Ais-Blob-Workers", "2")]),
-    h("HEAD-obj:props", "HEAD", HEAD_OBJ, params=[("props", "checksum,atime,version,copies,custom,location")]),
-    h("HEAD-obj:props-chunked", "HEAD", HEAD_OBJ, params=[("props", "chunked")]),
-    h("HEAD-obj:presence-0", "HEAD", HEAD_OBJ, params=[("presence", "0"), ("props", "size")]),
-    h("HEAD-obj:presence-1", "HEAD", HEAD_OBJ, params=[("presence", "1")]),
-    h("HEAD-obj:presence-2", "HEAD", HEAD_OBJ, params=[("presence", "2"), ("props", "size")]),
-    h("HEAD-obj:sln", "HEAD", HEAD_OBJ, params=[("sln", "true")]),
+    h("HEAD-obj:props", "HEAD", OBJ, params=[("props", "checksum,atime,version,copies,custom,location")]),
+    h("HEAD-obj:props-chunked", "HEAD", OBJ, params=[("props", "chunked")]),
+    h("HEAD-obj:presence-0", "HEAD", OBJ, params=[("presence", "0"), ("props", "size")]),
+    h("HEAD-obj:presence-1", "HEAD", OBJ, params=[("presence", "1")]),
+    h("HEAD-obj:presence-2", "HEAD", OBJ, params=[("presence", "2"), ("props", "size")]),
+    h("HEAD-obj:sln", "HEAD", OBJ, params=[("sln", "true")]),
     h("PUT-obj:skip_vc", "PUT", VICTIM, params=[("skip_vc", "true")], data=b"new content"),
     h("PUT-obj:namespace-global", "PUT", VICTIM, params=[("namespace", "@#")], data=b"new content"),
     h("GET-buckets:provider-empty", "GET", "/v1/buckets", params=[("provider", "")],
@@ -431,6 +433,9 @@ def test_refused(env, case):
         if res.victim:
             with contextlib.suppress(Exception):
                 env.s3.delete_object(Bucket=env.ais, Key=res.victim)
+        if res.aws_victim:
+            with contextlib.suppress(Exception):
+                env.moto.delete_object(env.aws, res.aws_victim)
         if res.newbucket:
             with contextlib.suppress(Exception):
                 delete_bucket_recursively(env.s3, res.newbucket)
@@ -442,7 +447,7 @@ def test_hint_is_accepted(env, case):
     try:
         r = send(env, case, res)
         assert 200 <= r.status_code < 300, f"{case.id}: a hint must not be refused: {describe(r)}"
-        if case.method == "GET" and case.route == HEAD_OBJ:
+        if case.method == "GET" and case.route == OBJ:
             want = env.obj[:10] if case.headers else env.obj
             assert r.content == want, f"{case.id}: wrong body"
         if case.method == "PUT" and res.victim:
@@ -511,7 +516,7 @@ def test_sdk_refused_append(env):
     env.s3.delete_object(Bucket=env.ais, Key=name)
 
 
-def test_sdk_refused_list_archive(env):
+def test_sdk_refused_list_flag_archdir(env):
     """`list_archive` is list objects with LsArchDir (value-level flag; see the module docstring)."""
     sdk_refused(lambda: env.client.bucket(env.ais).list_archive("x.tar"), "flag", "LsArchDir", "arch")
 

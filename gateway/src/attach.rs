@@ -2,7 +2,7 @@
 //! file (`[[buckets]]`), the native API (`create-bck`, `destroy-bck`), the CLI (through the native API) and
 //! auto-attach on first S3 use.
 
-use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
+use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
 use crate::state::SharedState;
 
@@ -66,20 +66,15 @@ pub async fn attach(
     };
     let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
     tokio::task::spawn_blocking(move || {
-        st.registry.update(|snap| match snap.buckets.get_mut(&name) {
-            Some(cur) if cur.bck == e.bck => {
-                cur.props = e.props.clone();
-                Ok(Ok(cur.clone()))
-            }
-            Some(_) => Ok(Err(AttachError::Taken(name.clone()))),
-            None => {
-                snap.buckets.insert(name.clone(), e.clone());
-                Ok(Ok(e))
-            }
-        })
+        match st.registry.apply(&Change::Attach { name: name.clone(), entry: e }) {
+            Ok(Some(attached)) => Ok(attached),
+            Ok(None) => Err(AttachError::Internal("attach changed nothing".into())),
+            Err(trove_namespace::Error::AlreadyExists(_)) => Err(AttachError::Taken(name)),
+            Err(other) => Err(other.into()),
+        }
     })
     .await
-    .map_err(|e| AttachError::Internal(e.to_string()))??
+    .map_err(|e| AttachError::Internal(e.to_string()))?
 }
 
 /// Removes an attached bucket from the namespace and drops its cached copies; the cloud data is untouched.
@@ -94,18 +89,23 @@ pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, A
         // Another name may still stand for the same cloud bucket: its cache stays then.
         let still_used = st.registry.snapshot().buckets.iter().any(|(n, e)| *n != name && e.bck == entry.bck);
         if still_used {
-            return Ok(st.registry.remove(&name)?);
+            return unregister(&st, &name);
         }
         st.readthrough.invalidate_bucket(&entry.bck);
         let mut removed = None;
         st.store.remove_bucket_if(&entry.bck, false, || {
-            removed = Some(st.registry.remove(&name).map_err(|e| trove_cache::Error::Internal(e.to_string()))?);
+            removed = Some(unregister(&st, &name).map_err(|e| trove_cache::Error::Internal(e.to_string()))?);
             Ok(())
         })?;
         removed.ok_or_else(|| AttachError::NoSuchBucket(name.clone()))
     })
     .await
     .map_err(|e| AttachError::Internal(e.to_string()))?
+}
+
+fn unregister(state: &SharedState, name: &str) -> Result<BucketEntry, AttachError> {
+    let removed = state.registry.apply(&Change::Remove { name: name.to_owned() })?;
+    removed.ok_or_else(|| AttachError::NoSuchBucket(name.to_owned()))
 }
 
 /// Auto-attach (DESIGN §3): an S3 request for an unknown name tries `NAME` at each provider configured with

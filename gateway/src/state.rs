@@ -177,14 +177,8 @@ fn adopt_canonical_ids(registry: &Registry, users: &HashMap<String, User>) -> Re
     if !snap.buckets.values().any(|e| stale(&e.owner)) {
         return Ok(());
     }
-    registry.update(|snap| {
-        for e in snap.buckets.values_mut() {
-            if let Some(u) = users.get(&e.owner).filter(|u| u.id != e.owner) {
-                e.owner = u.id.clone();
-            }
-        }
-        Ok(())
-    })?;
+    let renames = users.iter().filter(|(ak, u)| *ak != &u.id).map(|(ak, u)| (ak.clone(), u.id.clone())).collect();
+    registry.apply(&trove_namespace::Change::RenameOwners { renames })?;
     Ok(())
 }
 

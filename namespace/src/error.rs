@@ -15,6 +15,8 @@ pub enum Error {
     AlreadyExists(String),
     #[error("bucket {0:?} not found")]
     NotFound(String),
+    #[error("invalid bucket properties: {0}")]
+    InvalidProps(String),
     /// Display names the file; the cause is the `source`, which error reports print after it.
     #[error("registry file {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

@@ -13,6 +13,7 @@
 //! ```
 
 mod bucket;
+mod change;
 mod error;
 pub mod hrw;
 mod provider;
@@ -20,6 +21,7 @@ mod registry;
 mod uri;
 
 pub use bucket::{validate_s3_bucket_name, Bck, BucketNameError, Namespace};
+pub use change::Change;
 pub use error::{Error, Result};
 pub use provider::Provider;
 pub use registry::{BucketEntry, BucketProps, CacheProps, Registry, RegistrySnapshot};

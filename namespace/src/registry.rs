@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::Change;
+
 use crate::{Bck, Error, Result};
 
 /// Per-bucket properties, named as AIS names them on the wire (`lru.enabled`, `versioning.validate_warm_get`, ...).
@@ -171,41 +173,17 @@ impl Registry {
         self.snapshot().buckets.get(s3_name).cloned()
     }
 
-    /// Applies `change` to a copy of the current snapshot, persists it as the next version and publishes it.
+    /// Applies `change` to a copy of the current snapshot, persists it as the next version and publishes it;
+    /// returns the entry the change created, changed or removed. The one way the registry is written.
     /// Blocking (file I/O): call from a blocking context.
-    pub fn update<T>(&self, change: impl FnOnce(&mut RegistrySnapshot) -> Result<T>) -> Result<T> {
+    pub fn apply(&self, change: &Change) -> Result<Option<BucketEntry>> {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = RegistrySnapshot::clone(&self.snapshot());
-        let out = change(&mut next)?;
+        let out = change.apply(&mut next)?;
         next.version += 1;
         persist(&self.path, &next)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         Ok(out)
-    }
-
-    /// Adds a bucket under `s3_name`; fails with `AlreadyExists` when the name is taken.
-    pub fn insert(&self, s3_name: &str, entry: BucketEntry) -> Result<()> {
-        crate::validate_s3_bucket_name(s3_name)?;
-        entry.bck.validate()?;
-        self.update(|snap| {
-            if snap.buckets.contains_key(s3_name) {
-                return Err(Error::AlreadyExists(s3_name.to_owned()));
-            }
-            snap.buckets.insert(s3_name.to_owned(), entry);
-            Ok(())
-        })
-    }
-
-    pub fn remove(&self, s3_name: &str) -> Result<BucketEntry> {
-        self.update(|snap| snap.buckets.remove(s3_name).ok_or_else(|| Error::NotFound(s3_name.to_owned())))
-    }
-
-    /// Changes one bucket in place.
-    pub fn modify<T>(&self, s3_name: &str, change: impl FnOnce(&mut BucketEntry) -> T) -> Result<T> {
-        self.update(|snap| {
-            let entry = snap.buckets.get_mut(s3_name).ok_or_else(|| Error::NotFound(s3_name.to_owned()))?;
-            Ok(change(entry))
-        })
     }
 }
 
@@ -243,8 +221,9 @@ mod tests {
     fn insert_refuses_names_that_could_leave_the_mountpath() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path().join("bmd.json")).unwrap();
-        assert!(matches!(reg.insert("ok-name", entry("..")), Err(Error::InvalidName(_))));
-        assert!(matches!(reg.insert("..", entry("ok-name")), Err(Error::InvalidName(_))));
+        let create = |n: &str, e: &str| Change::Create { name: n.into(), entry: entry(e) };
+        assert!(matches!(reg.apply(&create("ok-name", "..")), Err(Error::InvalidName(_))));
+        assert!(matches!(reg.apply(&create("..", "ok-name")), Err(Error::InvalidName(_))));
         assert_eq!(reg.snapshot().version, 0);
     }
 
@@ -254,12 +233,14 @@ mod tests {
         let path = dir.path().join("bmd.json");
         let reg = Registry::open(&path).unwrap();
         assert_eq!(reg.snapshot().version, 0);
-        reg.insert("aaa", entry("aaa")).unwrap();
-        reg.insert("bbb", entry("bbb")).unwrap();
-        assert!(matches!(reg.insert("aaa", entry("aaa")), Err(Error::AlreadyExists(_))));
-        reg.modify("bbb", |e| e.tags.push(("k".into(), "v".into()))).unwrap();
-        reg.remove("aaa").unwrap();
-        assert!(matches!(reg.remove("aaa"), Err(Error::NotFound(_))));
+        let create = |n: &str| Change::Create { name: n.into(), entry: entry(n) };
+        let remove = || Change::Remove { name: "aaa".into() };
+        reg.apply(&create("aaa")).unwrap();
+        reg.apply(&create("bbb")).unwrap();
+        assert!(matches!(reg.apply(&create("aaa")), Err(Error::AlreadyExists(_))));
+        reg.apply(&Change::SetTags { name: "bbb".into(), tags: vec![("k".into(), "v".into())] }).unwrap();
+        reg.apply(&remove()).unwrap();
+        assert!(matches!(reg.apply(&remove()), Err(Error::NotFound(_))));
         let snap = reg.snapshot();
         assert_eq!(snap.version, 4);
 
@@ -273,7 +254,7 @@ mod tests {
     fn failed_change_keeps_version() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path().join("bmd.json")).unwrap();
-        assert!(reg.modify("nope", |_| ()).is_err());
+        assert!(reg.apply(&Change::SetAcl { name: "nope".into(), acl: None }).is_err());
         assert_eq!(reg.snapshot().version, 0);
     }
 
@@ -309,7 +290,7 @@ mod tests {
         let mut e = entry("origin");
         e.bck = "gs://origin".parse().unwrap();
         e.props.apply(&serde_json::json!({"versioning": {"validate_warm_get": true}})).unwrap();
-        reg.insert("imagenet", e.clone()).unwrap();
+        reg.apply(&Change::Attach { name: "imagenet".into(), entry: e.clone() }).unwrap();
         let again = Registry::open(&path).unwrap();
         assert_eq!(again.get("imagenet"), Some(e));
         // Files written before the cache properties existed still load, with defaults.

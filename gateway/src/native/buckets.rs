@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::json;
-use trove_namespace::{Bck, BucketEntry, Provider};
+use trove_namespace::{Bck, BucketEntry, Change, Provider};
 
 use trove_ais::{action, header, query};
 
@@ -75,11 +75,11 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         bid: crate::state::new_bid(),
     };
     let (st, n) = (state.clone(), name.to_owned());
-    let inserted = tokio::task::spawn_blocking(move || st.registry.insert(&n, entry))
+    let inserted = tokio::task::spawn_blocking(move || st.registry.apply(&Change::Create { name: n, entry }))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match inserted {
-        Ok(()) => Ok(json(StatusCode::OK, Bytes::new())),
+        Ok(_) => Ok(json(StatusCode::OK, Bytes::new())),
         Err(trove_namespace::Error::AlreadyExists(_)) => {
             Err((StatusCode::CONFLICT, format!("bucket ais://{name} already exists")))
         }
@@ -203,20 +203,16 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == action::RESET_BPROPS);
             let res = tokio::task::spawn_blocking(move || {
-                st.registry.modify(&s3_name, |e| {
-                    if reset {
-                        e.props = trove_namespace::BucketProps::default();
-                        Ok(())
-                    } else {
-                        e.props.apply(&value)
-                    }
-                })
+                st.registry.apply(&Change::PatchProps { name: s3_name, patch: value, reset })
             })
             .await
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             match res {
-                Ok(Ok(())) => Ok(json(StatusCode::OK, Bytes::new())),
-                Ok(Err(msg)) => Err((StatusCode::BAD_REQUEST, msg)),
+                Ok(_) => Ok(json(StatusCode::OK, Bytes::new())),
+                Err(e @ (trove_namespace::Error::InvalidProps(_) | trove_namespace::Error::InvalidName(_))) => {
+                    Err((StatusCode::BAD_REQUEST, e.to_string()))
+                }
+                Err(e @ trove_namespace::Error::NotFound(_)) => Err((StatusCode::NOT_FOUND, e.to_string())),
                 Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
             }
         }
@@ -233,7 +229,8 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                     let bck = st.registry.get(&s3_name).ok_or_else(|| format!("bucket {s3_name} does not exist"))?.bck;
                     st.store
                         .remove_bucket_if(&bck, false, || {
-                            st.registry.remove(&s3_name).map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
+                            let change = Change::Remove { name: s3_name.clone() };
+                            st.registry.apply(&change).map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
                         })
                         .map_err(|e| e.to_string())
                 })

@@ -2,7 +2,7 @@
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
-use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps};
+use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
 use crate::s3::access;
 use crate::s3::ctx::{blocking, bucket, caller};
@@ -58,7 +58,7 @@ pub async fn create(
     let st = state.clone();
     let n = name.clone();
     blocking(move || {
-        st.registry.insert(&n, entry).map_err(|e| match e {
+        st.registry.apply(&Change::Create { name: n, entry }).map(drop).map_err(|e| match e {
             trove_namespace::Error::AlreadyExists(_) => s3_error!(BucketAlreadyExists),
             other => errors::from_registry(other),
         })
@@ -95,7 +95,7 @@ pub async fn delete(
     blocking(move || {
         let mut unregistered = None;
         let removed = st.store.remove_bucket_if(&entry.bck, true, || {
-            st.registry.remove(&name).map(drop).map_err(|e| {
+            st.registry.apply(&Change::Remove { name: name.clone() }).map(drop).map_err(|e| {
                 let msg = e.to_string();
                 unregistered = Some(errors::from_registry(e));
                 trove_cache::Error::Internal(msg)
@@ -166,7 +166,7 @@ pub async fn put_tagging(
     let tags = to_pairs(&req.input.tagging.tag_set);
     let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.modify(&name, |e| e.tags = tags).map_err(errors::from_registry)).await?;
+    blocking(move || st.registry.apply(&Change::SetTags { name, tags }).map(drop).map_err(errors::from_registry)).await?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
 
@@ -188,7 +188,7 @@ pub async fn delete_tagging(
     bucket(&req)?;
     let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.modify(&name, |e| e.tags.clear()).map_err(errors::from_registry)).await?;
+    blocking(move || st.registry.apply(&Change::SetTags { name, tags: Vec::new() }).map(drop).map_err(errors::from_registry)).await?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
 
