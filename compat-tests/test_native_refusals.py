@@ -206,7 +206,6 @@ REFUSED: list[Case] = [
     c("PUT-obj:Ais-Pine", "PUT", VICTIM, params=[("archpath", "f.txt")], headers=[("Ais-Pine", "1")],
       data=b"append", names=["Ais-Pine", "archpath"]),
     # --- DELETE /v1/objects/B/O: actions in the body
-    c("DELETE-obj:evict-listrange", "DELETE", AWS_VICTIM, body={"action": "evict-listrange"}),
     c("DELETE-obj:mpt-abort", "DELETE", VICTIM, params=[("uploadId", "u-1")], body={"action": "mpt-abort"}),
     c("DELETE-obj:namespace", "DELETE", VICTIM, params=[NS]),
     # --- POST / PATCH /v1/objects/...: object actions Trove does not serve
@@ -524,6 +523,21 @@ def test_sdk_refused_list_flag_archdir(env):
 # ---------------------------------------------------------------------------------------------
 # The SDK's normal operations (what test_ais_sdk.py exercises) still work
 # ---------------------------------------------------------------------------------------------
+
+
+def test_single_object_evict_is_implemented(env):
+    """`DELETE /v1/objects/B/O` with `{"action":"evict-listrange"}` (AIS's `api.EvictObject`) drops the cached
+    copy and keeps the object at the backend -- never a delete at the backend, never a silent 200 that does
+    something else."""
+    key = f"evict-one-{uuid.uuid4().hex[:8]}"
+    env.moto.put_object(env.aws, key, b"stays in the cloud")
+    assert env.s3.get_object(Bucket=env.aws, Key=key)["Body"].read() == b"stays in the cloud"
+    assert wait_until(lambda: presence(env.trove, env.aws, key) == 200, timeout=10)
+    r = raw(env.trove, "DELETE", f"/v1/objects/{env.aws}/{key}", params=[("provider", "aws")],
+            body={"action": "evict-listrange"})
+    assert r.status_code == 200, describe(r)
+    assert presence(env.trove, env.aws, key) == 404, "the cached copy must be gone"
+    assert env.moto.get_object(env.aws, key) == b"stays in the cloud", "the backend keeps the object"
 
 
 def test_sdk_cluster_and_list_buckets(env):

@@ -28,6 +28,42 @@ pub mod query {
     pub const LATEST_VER: &str = "latest-ver";
     pub const KEEP_BCK_MD: &str = "keep_bck_md";
     pub const DONT_HEAD_REMOTE_BCK: &str = "dont_head_remote_bck";
+    pub const DONT_ADD_REMOTE_BCK_MD: &str = "dont_add_remote_bck_md";
+    /// Which properties a HEAD reports.
+    pub const PROPS: &str = "props";
+    /// "Silent": do not log the error.
+    pub const SILENT: &str = "sln";
+    pub const SKIP_VC: &str = "skip_vc";
+    pub const SYSTEM_BUCKETS: &str = "sys";
+    pub const FORCE: &str = "frc";
+    /// Health probes: primary ready to rebalance, readiness, ask primary.
+    pub const PRIMARY_READY_REB: &str = "prr";
+    pub const READINESS: &str = "readiness";
+    pub const ASK_PRIMARY: &str = "apr";
+    /// Files inside archive objects (a shard's member, a regex over members, the matching mode, the format).
+    pub const ARCHPATH: &str = "archpath";
+    pub const ARCHREGX: &str = "archregx";
+    pub const ARCHMODE: &str = "archmode";
+    pub const ARCHMIME: &str = "archmime";
+}
+
+/// Bits of the list-objects message's `flags` (AIS's `apc.Ls*`).
+pub mod ls_flags {
+    pub const CACHED: u64 = 1;
+    pub const MISSING: u64 = 2;
+    pub const DELETED: u64 = 4;
+    pub const ARCH_DIR: u64 = 8;
+    pub const NAME_ONLY: u64 = 16;
+    pub const NAME_SIZE: u64 = 32;
+    pub const BCK_PRESENT: u64 = 64;
+    pub const DONT_HEAD_REMOTE: u64 = 128;
+    pub const DONT_ADD_REMOTE: u64 = 256;
+    pub const NOT_CACHED: u64 = 512;
+    pub const WANT_ONLY_REMOTE_PROPS: u64 = 1024;
+    pub const NO_RECURSION: u64 = 2048;
+    pub const DIFF: u64 = 4096;
+    pub const NO_DIRS: u64 = 8192;
+    pub const NBI: u64 = 32768;
 }
 
 /// Values of `what=`.
@@ -44,6 +80,12 @@ pub mod header {
     pub const PRESENT: &str = "ais-present";
     pub const VERSION: &str = "ais-version";
     pub const BUCKET_PROPS: &str = "ais-bucket-props";
+    /// Every AIS request header starts with this.
+    pub const PREFIX: &str = "ais-";
+    /// Blob-download hints on a GET (`Ais-Blob-Download`, `-Chunk`, `-Workers`, ...).
+    pub const BLOB_PREFIX: &str = "ais-blob-";
+    /// AIS carries a HEAD's error in this response header.
+    pub const ERROR: &str = "hdr-error";
 }
 
 /// Actions of control messages (`{"action": ...}`).
@@ -60,6 +102,10 @@ pub mod action {
     pub const EVICT: &str = "evict-listrange";
     pub const STOP: &str = "stop";
 }
+
+/// Values of `presence` (AIS's `apc.Flt*`): 0 any, 1 present anywhere, 2 present here, 3 present and cached,
+/// 4 exists outside with a local copy; 5 (outside only) is the one Trove cannot answer.
+pub const PRESENCE_MAX: u8 = 4;
 
 /// A control message: `{"action", "name", "value"}` (AIS's `apc.ActMsg`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

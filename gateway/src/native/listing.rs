@@ -90,6 +90,7 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
         serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
         _ => 0,
     };
+    super::strict::check_list_flags(flags)?;
     let remote = e.bck.provider.is_remote();
     let local_walk = !remote || flags & LS_CACHED != 0;
     let max = match msg.pagesize {

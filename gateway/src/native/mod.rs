@@ -8,6 +8,7 @@ mod cluster;
 mod errors;
 mod listing;
 mod objects;
+mod strict;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -42,8 +43,14 @@ const MAX_BODY: usize = 1 << 20;
 pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3s::Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = parse_query(req.uri().query());
     match (&method, path.as_str()) {
-        (&http::Method::GET | &http::Method::HEAD, ais_path::HEALTH) => return json(StatusCode::OK, Bytes::new()),
+        (&http::Method::GET | &http::Method::HEAD, ais_path::HEALTH) => {
+            return match strict::check(strict::Route::Health, &query, req.headers()) {
+                Ok(()) => json(StatusCode::OK, Bytes::new()),
+                Err((status, message)) => error(status, &method, &path, &message),
+            };
+        }
         (&http::Method::GET, ais_path::METRICS) if state.public_metrics || authorized(state, req.headers()) => {
             let mut r = Response::new(s3s::Body::from(crate::metrics::render(state)));
             r.headers_mut()
@@ -55,23 +62,21 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
     if !authorized(state, req.headers()) {
         return error(StatusCode::UNAUTHORIZED, &method, &path, "missing or invalid bearer token");
     }
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                    (dec(k), dec(v))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let route = if path.starts_with(ais_path::OBJECTS) {
+        strict::Route::object(&method)
+    } else if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
+        strict::Route::bucket(&method, rest.trim_start_matches('/'))
+    } else {
+        strict::Route::Cluster
+    };
+    let refused = strict::check(route, &query, req.headers());
     // Object data streams; everything else is a small JSON control message (AIS clients send
     // `Content-Type: application/json` on object PUTs too, so the path decides, not the header).
-    if let Some(rest) = path.strip_prefix(ais_path::OBJECTS) {
+    let data = matches!(method, http::Method::GET | http::Method::HEAD | http::Method::PUT);
+    if let (true, Err((status, message))) = (data, &refused) {
+        return error(*status, &method, &path, message);
+    }
+    if let Some(rest) = path.strip_prefix(ais_path::OBJECTS).filter(|_| data) {
         let rest = rest.to_owned();
         return match objects::handle(state, req, &rest, &query).await {
             Ok(r) => r,
@@ -91,9 +96,17 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
             Err(e) => return error(StatusCode::BAD_REQUEST, &method, &path, &format!("invalid JSON body: {e}")),
         }
     };
-    let msg = serde_json::from_value(raw.clone()).unwrap_or_default();
+    let msg: ActionMsg = serde_json::from_value(raw.clone()).unwrap_or_default();
+    if let Err((status, message)) = refused {
+        // A refused parameter usually belongs to an action Trove lacks as well: name both.
+        let message =
+            if msg.action.is_empty() { message } else { format!("{message} (action {} with it)", msg.action) };
+        return error(status, &method, &path, &message);
+    }
     let call = Call { method: method.clone(), query, msg, raw, accept };
-    let result = if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
+    let result = if let Some(rest) = path.strip_prefix(ais_path::OBJECTS) {
+        objects::control(state, &call, rest).await
+    } else if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
     } else if path == ais_path::DAEMON || path == ais_path::CLUSTER {
         cluster::handle(state, &call, &path)
@@ -104,6 +117,21 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
         Ok(r) => r,
         Err((status, message)) => error(status, &method, &path, &message),
     }
+}
+
+fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    query
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (dec(k), dec(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn authorized(state: &SharedState, headers: &http::HeaderMap) -> bool {
@@ -118,7 +146,14 @@ fn error(status: StatusCode, method: &http::Method, path: &str, message: &str) -
         "url_path": path,
         "status": status.as_u16(),
     });
-    json(status, Bytes::from(body.to_string()))
+    let mut r = json(status, Bytes::from(body.to_string()));
+    // A HEAD answer has no body: AIS carries the error in a header.
+    if method == http::Method::HEAD {
+        if let Ok(v) = http::HeaderValue::from_str(&body.to_string()) {
+            r.headers_mut().insert(trove_ais::header::ERROR, v);
+        }
+    }
+    r
 }
 
 pub fn json(status: StatusCode, body: Bytes) -> Response<s3s::Body> {

@@ -34,7 +34,8 @@ fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, Stri
     (status, format!("{uri}: {}", e.message().unwrap_or(e.code().as_str())))
 }
 
-pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, query: &[(String, String)]) -> Reply {
+/// The bucket and object a `/v1/objects/<bucket>/<object>` path names.
+fn target(state: &SharedState, rest: &str, query: &[(String, String)]) -> Result<(BucketEntry, String), (StatusCode, String)> {
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(_, k)| !k.is_empty())
@@ -53,19 +54,49 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, qu
         let p = provider.unwrap_or(Provider::Ais).as_str();
         (StatusCode::NOT_FOUND, format!("bucket {p}://{bucket} does not exist"))
     })?;
-    let method = req.method().clone();
-    match method {
-        http::Method::GET | http::Method::HEAD => read(state, &entry, &key, req, query).await,
-        http::Method::PUT => write(state, &entry, &key, req).await,
-        http::Method::DELETE => {
+    Ok((entry, key))
+}
+
+/// GET, HEAD and PUT: the object's data.
+pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, query: &[(String, String)]) -> Reply {
+    let (entry, key) = target(state, rest, query)?;
+    if req.method() == http::Method::PUT {
+        write(state, &entry, &key, req).await
+    } else {
+        read(state, &entry, &key, req, query).await
+    }
+}
+
+/// DELETE (plain, or AIS's single-object evict), and the POST/PATCH actions on objects, which Trove does not
+/// implement and names in its refusal.
+pub async fn control(state: &SharedState, call: &super::Call, rest: &str) -> Reply {
+    let action = call.msg.action.as_str();
+    if call.method != http::Method::DELETE {
+        let what = if action.is_empty() { format!("{} of an object", call.method) } else { format!("action {action}") };
+        return Err((StatusCode::BAD_REQUEST, format!("{what} is not supported by Trove")));
+    }
+    let (entry, key) = target(state, rest, &call.query)?;
+    match action {
+        "" => {
             let existed = crate::data::delete(state, &entry, &key).await.map_err(|e| from_data(e, &entry, &key))?;
             if !existed {
                 return Err(from_data(crate::data::Error::NoSuchKey, &entry, &key));
             }
-            Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
         }
-        _ => Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not an object operation"))),
+        // AIS's `api.EvictObject`: the cached copy goes, the backend keeps the object.
+        trove_ais::action::EVICT if entry.bck.provider.is_remote() => {
+            let cached = state.store.head(&entry.bck, &key).is_ok();
+            crate::data::drop_cached(state, &entry, &key).await.map_err(|e| from_data(e, &entry, &key))?;
+            if !cached {
+                return Err(from_data(crate::data::Error::NoSuchKey, &entry, &key));
+            }
+        }
+        trove_ais::action::EVICT => {
+            return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{} is not a remote bucket", entry.bck.name)));
+        }
+        other => return Err((StatusCode::BAD_REQUEST, format!("action {other} is not supported by Trove"))),
     }
+    Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
 }
 
 async fn read(
