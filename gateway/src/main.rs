@@ -12,6 +12,7 @@ mod jobs;
 mod metrics;
 mod native;
 mod providers;
+mod rate_limit;
 mod request;
 mod s3;
 mod server;

@@ -50,7 +50,7 @@ pub struct AppState {
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Auto-attach checks allowed per second.
-    pub auto_attach_rate: crate::attach::RateLimit,
+    pub auto_attach_rate: crate::rate_limit::RateLimit,
 }
 
 impl std::fmt::Debug for AppState {
@@ -152,7 +152,7 @@ impl AppState {
                 identity,
                 listen,
                 auto_attach_misses: Default::default(),
-                auto_attach_rate: crate::attach::RateLimit::new(10),
+                auto_attach_rate: crate::rate_limit::RateLimit::new(10),
             },
             generated,
         ))
@@ -180,19 +180,6 @@ fn adopt_canonical_ids(registry: &Registry, users: &HashMap<String, User>) -> Re
     let renames = users.iter().filter(|(ak, u)| *ak != &u.id).map(|(ak, u)| (ak.clone(), u.id.clone())).collect();
     registry.apply(&trove_namespace::Change::RenameOwners { renames })?;
     Ok(())
-}
-
-/// A fresh bucket incarnation id (never 0, which marks entries written before incarnations existed).
-pub fn new_bid() -> u64 {
-    rand::random::<u64>() | 1
-}
-
-/// Whether the incarnation `bid` of `bck` is still registered: checked under the store's tree lock right
-/// before a write is published, so a write racing DeleteBucket either lands first (and the delete finds the
-/// bucket not empty) or fails, never surfacing in a bucket created later under the same name.
-pub fn bucket_guard(state: &SharedState, entry: &trove_namespace::BucketEntry) -> trove_cache::BucketGuard {
-    let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
-    std::sync::Arc::new(move || st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid))
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {

@@ -3,6 +3,7 @@
 //! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
 //! [`Error`], mapped once per wire format.
 
+mod buckets;
 mod error;
 mod read;
 mod write;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use trove_backends::Backend;
 use trove_namespace::BucketEntry;
 
+pub use buckets::{guard as bucket_guard, new_bid};
 pub use error::Error;
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
 pub use write::delete;

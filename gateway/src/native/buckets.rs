@@ -72,7 +72,7 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         props: p,
         tags: Vec::new(),
         acl: None,
-        bid: crate::state::new_bid(),
+        bid: crate::data::new_bid(),
     };
     let (st, n) = (state.clone(), name.to_owned());
     let inserted = tokio::task::spawn_blocking(move || st.registry.apply(&Change::Create { name: n, entry }))

@@ -167,7 +167,7 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| from_data(e.into(), entry, key))?;
-    staged.guard(crate::state::bucket_guard(state, entry));
+    staged.guard(crate::data::bucket_guard(state, entry));
     let blob = StreamingBlob::from(req.into_body());
     let received =
         body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;

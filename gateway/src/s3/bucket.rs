@@ -54,7 +54,7 @@ pub async fn create(
     }
     let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
     let entry =
-        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl, bid: crate::state::new_bid() };
+        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl, bid: crate::data::new_bid() };
     let st = state.clone();
     let n = name.clone();
     blocking(move || {

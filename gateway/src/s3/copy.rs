@@ -183,7 +183,7 @@ pub async fn copy_object(
     let st = state.clone();
     let bck = dest.bck.clone();
     let size = src_meta.size;
-    let guard = crate::state::bucket_guard(state, &dest);
+    let guard = crate::data::bucket_guard(state, &dest);
     let meta = blocking(move || {
         let mut staged = st.store.stage(&bck, &meta.key).map_err(errors::from_store)?;
         staged.guard(guard);

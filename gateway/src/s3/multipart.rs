@@ -229,7 +229,7 @@ pub async fn complete(
     let meta = match assembled {
         Err(done) => done,
         Ok((mut staged, mut meta, handle, tokens)) => {
-            staged.guard(crate::state::bucket_guard(state, &entry));
+            staged.guard(crate::data::bucket_guard(state, &entry));
             match handle {
                 Some(handle) => {
                     let parts =

@@ -117,7 +117,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let st = state.clone();
     let (bck, key) = (entry.bck.clone(), input.key.clone());
     let mut staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
-    staged.guard(crate::state::bucket_guard(state, &entry));
+    staged.guard(crate::data::bucket_guard(state, &entry));
     let received = body::receive(&staged, input.body, &algorithms, MAX_OBJECT_SIZE).await?;
     if let Some(len) = input.content_length {
         if len as u64 != received.size {
