@@ -172,8 +172,10 @@ mod tests {
             "template": "shard-{000..009}.tar", "num-workers": 3, "coer": true, "latest-ver": true, "blob-threshold": 5
         }))
         .unwrap();
-        assert_eq!((m.names.template.as_str(), m.workers(), m.coer, m.latest_ver, m.blob_threshold),
-            ("shard-{000..009}.tar", 3, true, true, 5));
+        assert_eq!(
+            (m.names.template.as_str(), m.workers(), m.coer, m.latest_ver, m.blob_threshold),
+            ("shard-{000..009}.tar", 3, true, true, 5)
+        );
         let back = serde_json::to_value(&m).unwrap();
         assert_eq!(back["num-workers"], 3);
         let a = ActionMsg::new(action::CREATE_BCK, serde_json::json!({}));

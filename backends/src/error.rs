@@ -71,8 +71,14 @@ impl Error {
 fn is_throttling_code(code: &str) -> bool {
     matches!(
         code,
-        "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests"
-            | "ServerBusy" | "rateLimitExceeded" | "userRateLimitExceeded"
+        "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequests"
+            | "ServerBusy"
+            | "rateLimitExceeded"
+            | "userRateLimitExceeded"
     )
 }
 

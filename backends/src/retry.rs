@@ -117,9 +117,8 @@ impl Resilient {
             match outcome {
                 Err(e) if e.is_retryable() && attempt < self.policy.max_attempts => {
                     let wait = match &e {
-                        Error::Unavailable { retry_after: Some(d), .. } | Error::Throttled { retry_after: Some(d), .. } => {
-                            (*d).min(backoff * 4)
-                        }
+                        Error::Unavailable { retry_after: Some(d), .. }
+                        | Error::Throttled { retry_after: Some(d), .. } => (*d).min(backoff * 4),
                         _ => backoff,
                     };
                     tracing::debug!(provider = self.inner.provider(), op = op.as_str(), attempt, error = %e, "retrying");

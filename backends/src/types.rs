@@ -171,10 +171,8 @@ mod range_props {
 
     fn range() -> impl Strategy<Value = ByteRange> {
         prop_oneof![
-            (0u64..1 << 40, proptest::option::of(0u64..1 << 40)).prop_map(|(first, len)| ByteRange::FromTo {
-                first,
-                last: len.map(|l| first + l)
-            }),
+            (0u64..1 << 40, proptest::option::of(0u64..1 << 40))
+                .prop_map(|(first, len)| ByteRange::FromTo { first, last: len.map(|l| first + l) }),
             (0u64..1 << 40).prop_map(ByteRange::Suffix),
         ]
     }

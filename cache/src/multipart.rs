@@ -287,7 +287,8 @@ fn choose_parts(have: &[Part], wanted: &[CompletedPart]) -> std::result::Result<
         return Err(CompleteError::TooManyParts);
     }
     // Every stored version by (number, ETag), the newest winning: one pass, then a lookup per listed part.
-    let mut by_tag: std::collections::HashMap<(u32, &str), &Part> = std::collections::HashMap::with_capacity(have.len());
+    let mut by_tag: std::collections::HashMap<(u32, &str), &Part> =
+        std::collections::HashMap::with_capacity(have.len());
     for p in have {
         by_tag.insert((p.number, p.meta.etag.as_str()), p);
     }

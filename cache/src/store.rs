@@ -371,7 +371,7 @@ impl Store {
                 Err(Error::NotFound | Error::Corrupt { .. }) => {
                     let after = self.conversions.load(Ordering::Acquire);
                     tries += 1;
-                    if (before == after && before % 2 == 0) || tries > 1000 {
+                    if (before == after && before.is_multiple_of(2)) || tries > 1000 {
                         return res;
                     }
                     std::thread::yield_now();

@@ -65,13 +65,11 @@ pub async fn attach(
         bid: crate::data::new_bid(),
     };
     let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
-    tokio::task::spawn_blocking(move || {
-        match st.registry.apply(&Change::Attach { name: name.clone(), entry: e }) {
-            Ok(Some(attached)) => Ok(attached),
-            Ok(None) => Err(AttachError::Internal("attach changed nothing".into())),
-            Err(trove_namespace::Error::AlreadyExists(_)) => Err(AttachError::Taken(name)),
-            Err(other) => Err(other.into()),
-        }
+    tokio::task::spawn_blocking(move || match st.registry.apply(&Change::Attach { name: name.clone(), entry: e }) {
+        Ok(Some(attached)) => Ok(attached),
+        Ok(None) => Err(AttachError::Internal("attach changed nothing".into())),
+        Err(trove_namespace::Error::AlreadyExists(_)) => Err(AttachError::Taken(name)),
+        Err(other) => Err(other.into()),
     })
     .await
     .map_err(|e| AttachError::Internal(e.to_string()))?

@@ -101,7 +101,9 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
     let api = Api::new(conn);
     match cmd {
         BucketCmd::Ls => {
-            let (_, body) = api.call(http::Method::GET, &format!("{}/", path::BUCKETS), Some(msg(action::LIST, json!(null)))).await?;
+            let (_, body) = api
+                .call(http::Method::GET, &format!("{}/", path::BUCKETS), Some(msg(action::LIST, json!(null))))
+                .await?;
             let list: Vec<serde_json::Value> = serde_json::from_slice(&body).context("unexpected answer")?;
             for b in list {
                 println!("{}\t{}", b.get("name").and_then(|n| n.as_str()).unwrap_or_default(), uri_of(&b));
@@ -127,8 +129,12 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
             println!("attached {uri}");
         }
         BucketCmd::Detach { name } => {
-            api.call(http::Method::DELETE, &format!("{}/{name}", path::BUCKETS), Some(msg(action::DESTROY_BCK, json!(null))))
-                .await?;
+            api.call(
+                http::Method::DELETE,
+                &format!("{}/{name}", path::BUCKETS),
+                Some(msg(action::DESTROY_BCK, json!(null))),
+            )
+            .await?;
             println!("detached {name}");
         }
         BucketCmd::Props { name, set } => {
@@ -340,9 +346,8 @@ pub async fn job(conn: &Conn, cmd: JobCmd) -> anyhow::Result<()> {
     let api = Api::new(conn);
     match cmd {
         JobCmd::Ls { kind } => {
-            let (_, body) = api
-                .call(http::Method::GET, &xstats_path(), Some(json!({"kind": kind.unwrap_or_default()})))
-                .await?;
+            let (_, body) =
+                api.call(http::Method::GET, &xstats_path(), Some(json!({"kind": kind.unwrap_or_default()}))).await?;
             let v: serde_json::Value = serde_json::from_slice(&body)?;
             for snap in v
                 .as_object()

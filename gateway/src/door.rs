@@ -195,7 +195,10 @@ mod tests {
         let read = |acl| authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Known(acl));
         assert_eq!(read(Some("public-read")), Ok(()));
         assert_eq!(read(None), Err(Denied::AccessDenied));
-        assert_eq!(authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Missing), Err(Denied::AccessDenied));
+        assert_eq!(
+            authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Missing),
+            Err(Denied::AccessDenied)
+        );
         let listable = entry(Some("public-read"), Provider::Ais);
         assert_eq!(authorize(Caller::Anonymous, Action::ReadObject, Some(&listable), ObjectAcl::Missing), Ok(()));
         let cloud = entry(Some("public-read"), Provider::Aws);
@@ -208,8 +211,14 @@ mod tests {
     #[test]
     fn account_actions_need_a_user() {
         let u = user("u");
-        assert_eq!(authorize(Caller::Anonymous, Action::ListBuckets, None, ObjectAcl::Missing), Err(Denied::AccessDenied));
+        assert_eq!(
+            authorize(Caller::Anonymous, Action::ListBuckets, None, ObjectAcl::Missing),
+            Err(Denied::AccessDenied)
+        );
         assert_eq!(authorize(Caller::User(&u), Action::CreateBucket, None, ObjectAcl::Missing), Ok(()));
-        assert_eq!(authorize(Caller::User(&u), Action::ReadBucket, None, ObjectAcl::Missing), Err(Denied::NoSuchBucket));
+        assert_eq!(
+            authorize(Caller::User(&u), Action::ReadBucket, None, ObjectAcl::Missing),
+            Err(Denied::NoSuchBucket)
+        );
     }
 }

@@ -247,7 +247,9 @@ impl Frontend {
             // s3s would read up to its limit and then fail with a 500; S3 answers this.
             return Some(xml_error(StatusCode::BAD_REQUEST, "MaxMessageLengthExceeded", "Your request was too big."));
         }
-        if target.auth == AuthKind::SigV4Presigned && presigned_expiry_out_of_range(req.uri().query().unwrap_or_default()) {
+        if target.auth == AuthKind::SigV4Presigned
+            && presigned_expiry_out_of_range(req.uri().query().unwrap_or_default())
+        {
             let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
             return Some(xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg));
         }

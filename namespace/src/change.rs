@@ -11,18 +11,38 @@ use crate::{validate_s3_bucket_name, Error, Result};
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Change {
     /// A new bucket under `name`; fails with `AlreadyExists` when the name is taken.
-    Create { name: String, entry: BucketEntry },
+    Create {
+        name: String,
+        entry: BucketEntry,
+    },
     /// `entry.bck` attached under `name`: a new attachment, or new properties for the same one. A name taken
     /// by another bucket fails with `AlreadyExists`.
-    Attach { name: String, entry: BucketEntry },
+    Attach {
+        name: String,
+        entry: BucketEntry,
+    },
     /// The bucket under `name` leaves the namespace.
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
     /// Bucket properties: an AIS-named partial patch, or back to the defaults with `reset`.
-    PatchProps { name: String, patch: serde_json::Value, reset: bool },
-    SetAcl { name: String, acl: Option<String> },
-    SetTags { name: String, tags: Vec<(String, String)> },
+    PatchProps {
+        name: String,
+        patch: serde_json::Value,
+        reset: bool,
+    },
+    SetAcl {
+        name: String,
+        acl: Option<String>,
+    },
+    SetTags {
+        name: String,
+        tags: Vec<(String, String)>,
+    },
     /// Owners renamed (canonical ids replacing access keys in registries written before them).
-    RenameOwners { renames: Vec<(String, String)> },
+    RenameOwners {
+        renames: Vec<(String, String)>,
+    },
 }
 
 impl Change {
@@ -54,9 +74,7 @@ impl Change {
                     }
                 }
             }
-            Change::Remove { name } => {
-                buckets.remove(name).map(Some).ok_or_else(|| Error::NotFound(name.clone()))
-            }
+            Change::Remove { name } => buckets.remove(name).map(Some).ok_or_else(|| Error::NotFound(name.clone())),
             Change::PatchProps { name, patch, reset } => {
                 let e = existing(buckets, name)?;
                 if *reset {
@@ -110,7 +128,11 @@ mod tests {
         let changes = vec![
             Change::Create { name: "local".into(), entry: entry(Bck::ais("local")) },
             Change::Attach { name: "data".into(), entry: entry(origin.clone()) },
-            Change::PatchProps { name: "data".into(), patch: serde_json::json!({"lru": {"enabled": false}}), reset: false },
+            Change::PatchProps {
+                name: "data".into(),
+                patch: serde_json::json!({"lru": {"enabled": false}}),
+                reset: false,
+            },
             Change::SetAcl { name: "local".into(), acl: Some("public-read".into()) },
             Change::SetTags { name: "local".into(), tags: vec![("k".into(), "v".into())] },
             Change::RenameOwners { renames: vec![("owner".into(), "canonical".into())] },

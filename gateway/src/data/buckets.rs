@@ -17,4 +17,3 @@ pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGua
     let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
     std::sync::Arc::new(move || st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid))
 }
-

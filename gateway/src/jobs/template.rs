@@ -78,8 +78,7 @@ impl Template {
             return Err(bad("'}' without '{'"));
         }
         pieces.push(rest.to_owned());
-        let count =
-            ranges.iter().try_fold(1u64, |n, r| n.checked_mul(((r.end - r.start) / r.step).checked_add(1)?));
+        let count = ranges.iter().try_fold(1u64, |n, r| n.checked_mul(((r.end - r.start) / r.step).checked_add(1)?));
         if count.is_none_or(|n| n > MAX_NAMES) {
             return Err(bad("the template expands to more than 100,000,000 names"));
         }

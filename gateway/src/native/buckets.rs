@@ -114,9 +114,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             super::listing::list_objects(state, &e, &call.msg.value, &call.accept).await
         }
-        (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT)
-            if !n.is_empty() =>
-        {
+        (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT) if !n.is_empty() => {
             let (_, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             if !e.bck.provider.is_remote() {
@@ -230,7 +228,10 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                     st.store
                         .remove_bucket_if(&bck, false, || {
                             let change = Change::Remove { name: s3_name.clone() };
-                            st.registry.apply(&change).map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
+                            st.registry
+                                .apply(&change)
+                                .map(drop)
+                                .map_err(|e| trove_cache::Error::Internal(e.to_string()))
                         })
                         .map_err(|e| e.to_string())
                 })

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-
 use trove_ais::path as ais_path;
 
 use crate::state::SharedState;

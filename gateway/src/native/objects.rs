@@ -35,7 +35,11 @@ fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, Stri
 }
 
 /// The bucket and object a `/v1/objects/<bucket>/<object>` path names.
-fn target(state: &SharedState, rest: &str, query: &[(String, String)]) -> Result<(BucketEntry, String), (StatusCode, String)> {
+fn target(
+    state: &SharedState,
+    rest: &str,
+    query: &[(String, String)],
+) -> Result<(BucketEntry, String), (StatusCode, String)> {
     let (bucket, key) = rest
         .split_once('/')
         .filter(|(_, k)| !k.is_empty())
@@ -92,7 +96,10 @@ pub async fn control(state: &SharedState, call: &super::Call, rest: &str) -> Rep
             }
         }
         trove_ais::action::EVICT => {
-            return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{} is not a remote bucket", entry.bck.name)));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("{action}: ais://{} is not a remote bucket", entry.bck.name),
+            ));
         }
         other => return Err((StatusCode::BAD_REQUEST, format!("action {other} is not supported by Trove"))),
     }

@@ -76,7 +76,11 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
             name => route.accepts(name),
         };
         if !ok {
-            return Err(refuse(if v.is_empty() { format!("query parameter {k}") } else { format!("query parameter {k}={v}") }));
+            return Err(refuse(if v.is_empty() {
+                format!("query parameter {k}")
+            } else {
+                format!("query parameter {k}={v}")
+            }));
         }
     }
     for name in headers.keys() {

@@ -109,14 +109,27 @@ pub fn action_of(op: &str) -> Action {
             Action::ReadBucket
         }
         "GetObject" | "HeadObject" => Action::ReadObject,
-        "PutObject" | "DeleteObject" | "DeleteObjects" | "CopyObject" | "CreateMultipartUpload" | "UploadPart"
-        | "UploadPartCopy" | "CompleteMultipartUpload" | "AbortMultipartUpload" | "ListParts" => Action::WriteObject,
+        "PutObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "ListParts" => Action::WriteObject,
         _ => Action::Owner,
     }
 }
 
 /// The door's decision for a copy source: the caller must be allowed to read the source object.
-pub fn check_copy_source(state: &AppState, user: Option<&User>, entry: Option<&BucketEntry>, key: &str) -> S3Result<()> {
+pub fn check_copy_source(
+    state: &AppState,
+    user: Option<&User>,
+    entry: Option<&BucketEntry>,
+    key: &str,
+) -> S3Result<()> {
     let caller = user.map_or(Caller::Anonymous, Caller::User);
     let object = match entry {
         Some(e) => object_acl(state, e, key),

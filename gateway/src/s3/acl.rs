@@ -27,7 +27,10 @@ pub async fn put_bucket(
         requested_acl(req.input.acl.as_ref().map(|a| a.as_str()), req.input.access_control_policy.as_ref(), &owner)?;
     let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.apply(&trove_namespace::Change::SetAcl { name, acl }).map(drop).map_err(errors::from_registry)).await?;
+    blocking(move || {
+        st.registry.apply(&trove_namespace::Change::SetAcl { name, acl }).map(drop).map_err(errors::from_registry)
+    })
+    .await?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 

@@ -53,8 +53,15 @@ pub async fn create(
         props.extra = serde_json::json!({ "location": loc });
     }
     let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
-    let entry =
-        BucketEntry { bck: Bck::ais(&name), owner: user.id.clone(), created_ms: now_ms(), props, tags: vec![], acl, bid: crate::data::new_bid() };
+    let entry = BucketEntry {
+        bck: Bck::ais(&name),
+        owner: user.id.clone(),
+        created_ms: now_ms(),
+        props,
+        tags: vec![],
+        acl,
+        bid: crate::data::new_bid(),
+    };
     let st = state.clone();
     let n = name.clone();
     blocking(move || {
@@ -166,7 +173,8 @@ pub async fn put_tagging(
     let tags = to_pairs(&req.input.tagging.tag_set);
     let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.apply(&Change::SetTags { name, tags }).map(drop).map_err(errors::from_registry)).await?;
+    blocking(move || st.registry.apply(&Change::SetTags { name, tags }).map(drop).map_err(errors::from_registry))
+        .await?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
 
@@ -188,7 +196,10 @@ pub async fn delete_tagging(
     bucket(&req)?;
     let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.apply(&Change::SetTags { name, tags: Vec::new() }).map(drop).map_err(errors::from_registry)).await?;
+    blocking(move || {
+        st.registry.apply(&Change::SetTags { name, tags: Vec::new() }).map(drop).map_err(errors::from_registry)
+    })
+    .await?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
 

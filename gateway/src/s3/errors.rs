@@ -76,5 +76,3 @@ pub fn check_space(state: &crate::state::SharedState) -> s3s::S3Result<()> {
 pub fn no_such_bucket() -> S3Error {
     s3_error!(NoSuchBucket, "The specified bucket does not exist")
 }
-
-

@@ -110,7 +110,10 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     }
     let amz_date = h.get("x-amz-date")?.to_str().ok()?;
     let when = parse_amz_date(amz_date)?;
-    if auth.date.len() != 8 || !amz_date.starts_with(auth.date) || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS {
+    if auth.date.len() != 8
+        || !amz_date.starts_with(auth.date)
+        || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS
+    {
         return None;
     }
     let payload_hash = h.get("x-amz-content-sha256")?.to_str().ok()?;

@@ -185,17 +185,9 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.marker.clone().unwrap_or_default();
-    let Listing { page, owner, max } = list(
-        state,
-        &req,
-        i.encoding_type.as_ref(),
-        i.max_keys,
-        &prefix,
-        i.delimiter.as_deref(),
-        marker.clone(),
-        None,
-    )
-    .await?;
+    let Listing { page, owner, max } =
+        list(state, &req, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), marker.clone(), None)
+            .await?;
     let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
     Ok(S3Response::new(ListObjectsOutput {
@@ -274,17 +266,9 @@ pub async fn versions(
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.key_marker.clone().unwrap_or_default();
-    let Listing { page, owner, max } = list(
-        state,
-        &req,
-        i.encoding_type.as_ref(),
-        i.max_keys,
-        &prefix,
-        i.delimiter.as_deref(),
-        marker.clone(),
-        None,
-    )
-    .await?;
+    let Listing { page, owner, max } =
+        list(state, &req, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), marker.clone(), None)
+            .await?;
     let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
     let versions = page

@@ -80,11 +80,8 @@ const SKEWED: Refusal = refuse(
     "RequestTimeTooSkewed",
     "The difference between the request time and the current time is too large.",
 );
-const NO_DATE: Refusal = refuse(
-    StatusCode::FORBIDDEN,
-    "AccessDenied",
-    "AWS authentication requires a valid Date or x-amz-date header",
-);
+const NO_DATE: Refusal =
+    refuse(StatusCode::FORBIDDEN, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header");
 const EXPIRED: Refusal = refuse(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
 const TOO_LONG: Refusal =
     refuse(StatusCode::FORBIDDEN, "AccessDenied", "A presigned URL may be valid for at most seven days");
@@ -201,12 +198,7 @@ fn unique<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     it.next().is_none().then_some(first.1.as_str())
 }
 
-fn string_to_sign(
-    req: &Signed<'_>,
-    qs: &[(String, String)],
-    headers: &[(String, String)],
-    presigned: bool,
-) -> String {
+fn string_to_sign(req: &Signed<'_>, qs: &[(String, String)], headers: &[(String, String)], presigned: bool) -> String {
     let mut s = String::with_capacity(256);
     s.push_str(req.method.as_str());
     s.push('\n');
