@@ -186,27 +186,28 @@ impl Frontend {
         let op = target.op;
         let bytes_in = content_length(req.headers());
         // A span per request, enabled only when traces are exported (debug level, `trove` targets).
-        let span = tracing::debug_span!(target: "trove::request", "request", op, method = %req.method(), status = tracing::field::Empty);
+        // The request id S3 clients see is also in the span, so each error logged inside names its request.
+        let request_id = format!("{:016X}", rand::random::<u64>());
+        let span = tracing::info_span!(target: "trove::request", "request", id = %request_id, op, method = %req.method(), status = tracing::field::Empty);
         let body_timeout = self.limits.body;
         let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
-        let resp = tracing::Instrument::instrument(self.serve(req, target), span.clone()).await;
+        let resp = tracing::Instrument::instrument(self.serve(req, target, &request_id), span.clone()).await;
         span.record("status", resp.status().as_u16());
         let bytes_out = content_length(resp.headers());
         self.state.metrics.requests.record(op, resp.status().as_u16(), started.elapsed(), bytes_in, bytes_out);
         resp
     }
 
-    async fn serve(&self, mut req: Request<s3s::Body>, target: Target) -> Response<s3s::Body> {
+    async fn serve(&self, mut req: Request<s3s::Body>, target: Target, request_id: &str) -> Response<s3s::Body> {
         if target.api == Api::Native {
             return native::handle(&self.state, req).await;
         }
         if let Some(refusal) = self.front_check(&req, &target) {
             return refusal;
         }
-        let request_id = format!("{:016X}", rand::random::<u64>());
         if !target.virtual_host {
             if let Some(resp) = crate::s3::fast_get::try_serve(&self.state, &req) {
-                return with_request_id(resp, &request_id).await;
+                return with_request_id(resp, request_id).await;
             }
         }
         let close_after = expects_continue_without_body(&req);
@@ -220,7 +221,7 @@ impl Frontend {
                 if close_after {
                     resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
-                with_request_id(resp, &request_id).await
+                with_request_id(resp, request_id).await
             }
             Ok(Err(e)) => {
                 tracing::error!(error = ?e, "request failed");

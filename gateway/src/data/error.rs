@@ -8,6 +8,12 @@ use std::time::Duration;
 pub enum Error {
     #[error("no such bucket")]
     NoSuchBucket,
+    #[error("bucket {0} already exists")]
+    BucketExists(String),
+    #[error("invalid bucket name: {0}")]
+    InvalidBucketName(String),
+    #[error("invalid bucket properties: {0}")]
+    InvalidProps(String),
     #[error("no such object")]
     NoSuchKey,
     #[error("no such upload")]
@@ -76,6 +82,31 @@ impl From<trove_cache::Error> for Error {
             other => Error::Internal(format!("{other}{}", source_text(&other))),
         }
     }
+}
+
+impl From<trove_namespace::Error> for Error {
+    fn from(e: trove_namespace::Error) -> Self {
+        use trove_namespace::Error as N;
+        match e {
+            N::NotFound(_) => Error::NoSuchBucket,
+            N::AlreadyExists(name) => Error::BucketExists(name),
+            N::InvalidName(reason) => Error::InvalidBucketName(reason.to_string()),
+            N::InvalidProps(reason) => Error::InvalidProps(reason),
+            N::Io { ref source, .. } if is_no_space(source) => {
+                Error::NoSpace
+            }
+            other => Error::Internal(format!("bucket registry: {other}{}", cause(&other))),
+        }
+    }
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(Errno::from_io_error(e), Some(Errno::NOSPC | Errno::DQUOT))
+}
+
+fn cause(e: &dyn std::error::Error) -> String {
+    e.source().map(|s| format!(": {s}")).unwrap_or_default()
 }
 
 /// The cause of an I/O error (its path alone is the Display), for the one log line.

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use trove_namespace::BucketEntry;
 
 use super::template::{Names, Template};
-use super::{spawn, Job, MultiObjMsg, EVICT};
+use super::{spawn, Job, MultiObjMsg, StartError, EVICT};
 use crate::state::SharedState;
 
-pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, String> {
+pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
     let names = if msg.names.objnames.is_empty() {
-        Some(Template::parse(&msg.names.template).map_err(|e| e.to_string())?)
+        Some(Template::parse(&msg.names.template)?)
     } else {
         None
     };

@@ -19,6 +19,15 @@ pub use prefetch::start as start_prefetch;
 
 pub use trove_ais::MultiObjMsg;
 
+/// Why a job could not start; the message's mistakes are reported before anything runs.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error("provider {0} is not set up on this node")]
+    NoProvider(&'static str),
+}
+
 pub const PREFETCH: &str = trove_ais::action::PREFETCH;
 pub const EVICT: &str = trove_ais::action::EVICT;
 

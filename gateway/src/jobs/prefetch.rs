@@ -13,17 +13,17 @@ use trove_backends::{Backend, ListRequest};
 use trove_namespace::BucketEntry;
 
 use super::template::{Names, Template};
-use super::{spawn, Job, MultiObjMsg, PREFETCH};
+use super::{spawn, Job, MultiObjMsg, StartError, PREFETCH};
 use crate::state::SharedState;
 
 /// Starts a prefetch job; errors in the message are reported before anything starts.
-pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, String> {
+pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
     let backend = state
         .providers
         .get(entry.bck.provider)
-        .ok_or_else(|| format!("no [backends.{}] is configured", entry.bck.provider.as_str()))?;
+        .ok_or(StartError::NoProvider(entry.bck.provider.as_str()))?;
     let names = if msg.names.objnames.is_empty() {
-        Some(Template::parse(&msg.names.template).map_err(|e| e.to_string())?)
+        Some(Template::parse(&msg.names.template)?)
     } else {
         None
     };

@@ -9,7 +9,9 @@ use trove_namespace::{Bck, BucketEntry, Change, Provider};
 
 use trove_ais::{action, header, query};
 
+use super::errors::about;
 use super::{json, Call};
+use crate::data::blocking;
 use crate::attach::{self, AttachError};
 use crate::state::SharedState;
 
@@ -75,17 +77,10 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         bid: crate::data::new_bid(),
     };
     let (st, n) = (state.clone(), name.to_owned());
-    let inserted = tokio::task::spawn_blocking(move || st.registry.apply(&Change::Create { name: n, entry }))
+    blocking(move || Ok(st.registry.apply(&Change::Create { name: n, entry })?))
         .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match inserted {
-        Ok(_) => Ok(json(StatusCode::OK, Bytes::new())),
-        Err(trove_namespace::Error::AlreadyExists(_)) => {
-            Err((StatusCode::CONFLICT, format!("bucket ais://{name} already exists")))
-        }
-        Err(e @ trove_namespace::Error::InvalidName(_)) => Err((StatusCode::BAD_REQUEST, e.to_string())),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
+        .map_err(|e| about(e, &format!("ais://{name}")))?;
+    Ok(json(StatusCode::OK, Bytes::new()))
 }
 
 /// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
@@ -127,7 +122,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             } else {
                 crate::jobs::start_evict(state, &e, msg)
             };
-            let job = started.map_err(|err| (StatusCode::BAD_REQUEST, err))?;
+            let job = started.map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
             // AIS answers with the job id as plain text.
             let mut r = json(StatusCode::OK, Bytes::from(job.id.clone()));
             r.headers_mut()
@@ -200,19 +195,10 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             let (s3_name, _) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == action::RESET_BPROPS);
-            let res = tokio::task::spawn_blocking(move || {
-                st.registry.apply(&Change::PatchProps { name: s3_name, patch: value, reset })
-            })
-            .await
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            match res {
-                Ok(_) => Ok(json(StatusCode::OK, Bytes::new())),
-                Err(e @ (trove_namespace::Error::InvalidProps(_) | trove_namespace::Error::InvalidName(_))) => {
-                    Err((StatusCode::BAD_REQUEST, e.to_string()))
-                }
-                Err(e @ trove_namespace::Error::NotFound(_)) => Err((StatusCode::NOT_FOUND, e.to_string())),
-                Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-            }
+            blocking(move || Ok(st.registry.apply(&Change::PatchProps { name: s3_name, patch: value, reset })?))
+                .await
+                .map_err(|e| about(e, n))?;
+            Ok(json(StatusCode::OK, Bytes::new()))
         }
         (&http::Method::DELETE, n, action::DESTROY_BCK | action::EVICT_REMOTE_BCK) if !n.is_empty() => {
             let (s3_name, e) =
@@ -223,30 +209,24 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 }
                 // AIS's destroy-bck: the bucket and all its objects.
                 let st = state.clone();
-                tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    let bck = st.registry.get(&s3_name).ok_or_else(|| format!("bucket {s3_name} does not exist"))?.bck;
-                    st.store
-                        .remove_bucket_if(&bck, false, || {
-                            let change = Change::Remove { name: s3_name.clone() };
-                            st.registry
-                                .apply(&change)
-                                .map(drop)
-                                .map_err(|e| trove_cache::Error::Internal(e.to_string()))
-                        })
-                        .map_err(|e| e.to_string())
+                blocking(move || {
+                    let change = Change::Remove { name: s3_name.clone() };
+                    let mut unregistered = Ok(());
+                    let removed = st.store.remove_bucket_if(&e.bck, false, || {
+                        unregistered = st.registry.apply(&change).map(drop);
+                        unregistered.as_ref().map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
+                    });
+                    unregistered?;
+                    Ok(removed?)
                 })
                 .await
-                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+                .map_err(|err| about(err, &format!("ais://{n}")))?;
                 return Ok(json(StatusCode::OK, Bytes::new()));
             }
             if action == action::EVICT_REMOTE_BCK && bool_param(query::KEEP_BCK_MD) {
                 let (st, bck) = (state.clone(), e.bck.clone());
                 state.readthrough.invalidate_bucket(&bck);
-                tokio::task::spawn_blocking(move || st.store.remove_bucket(&bck))
-                    .await
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                blocking(move || Ok(st.store.remove_bucket(&bck)?)).await.map_err(|err| about(err, n))?;
             } else {
                 attach::detach(state, &s3_name).await.map_err(attach_error)?;
             }

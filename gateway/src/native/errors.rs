@@ -7,13 +7,23 @@ use trove_namespace::BucketEntry;
 
 use crate::data::Error;
 
+/// An error about `key` of the bucket `entry`.
 pub fn from_data(e: Error, entry: &BucketEntry, key: &str) -> (StatusCode, String) {
-    let uri = format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name);
+    status_and_message(e, &format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name))
+}
+
+/// An error about a bucket (or the registry), named `what`.
+pub fn about(e: Error, what: &str) -> (StatusCode, String) {
+    status_and_message(e, what)
+}
+
+fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
     let status = match &e {
         Error::NoSuchBucket | Error::NoSuchKey | Error::NoSuchUpload | Error::BackendNoSuchBucket(_) => {
             return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
         }
-        Error::BucketNotEmpty => StatusCode::CONFLICT,
+        Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
+        Error::InvalidBucketName(_) | Error::InvalidProps(_) => StatusCode::BAD_REQUEST,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::MetadataTooLarge | Error::BackendInvalid(_) => StatusCode::BAD_REQUEST,

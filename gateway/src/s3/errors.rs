@@ -17,6 +17,9 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
     use crate::data::Error as D;
     match e {
         D::NoSuchBucket => no_such_bucket(),
+        D::BucketExists(_) => s3_error!(BucketAlreadyExists, "The requested bucket name is not available."),
+        D::InvalidBucketName(reason) => s3_error!(InvalidBucketName, "{reason}"),
+        D::InvalidProps(reason) => s3_error!(InvalidArgument, "{reason}"),
         D::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         D::NoSuchUpload => s3_error!(
             NoSuchUpload,
@@ -46,13 +49,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
 }
 
 pub fn from_registry(e: trove_namespace::Error) -> S3Error {
-    use trove_namespace::Error as E;
-    match e {
-        E::NotFound(_) => no_such_bucket(),
-        E::AlreadyExists(_) => s3_error!(BucketAlreadyExists),
-        E::InvalidName(reason) => s3_error!(InvalidBucketName, "{reason}"),
-        other => internal(other),
-    }
+    from_data(e.into())
 }
 
 pub fn internal(e: impl std::fmt::Display) -> S3Error {
