@@ -32,10 +32,6 @@ struct Frontend {
     gate: Arc<Gate>,
 }
 
-/// S3 has no documented cap on XML request bodies; the largest real ones (CompleteMultipartUpload with 10,000
-/// parts and their checksums, DeleteObjects with 1,000 keys of 1,024 bytes) stay below this.
-const XML_MAX_BODY: usize = 3 << 20;
-
 /// Runs a node until SIGINT/SIGTERM. One current-thread runtime per worker thread (one per core by default)
 /// accepts on the shared listening socket: DESIGN §10 measured this +12–20 % over one multi-thread runtime
 /// for small objects. Shared state is `Send + Sync` and holds no runtime handles, so any runtime can serve any
@@ -68,7 +64,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
     let mut s3_config = s3s::config::S3Config::default();
-    s3_config.xml_max_body_size = XML_MAX_BODY;
+    s3_config.xml_max_body_size = crate::s3::XML_MAX_BODY;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3_config))));
     builder.set_auth(Auth(state.clone()));
     builder.set_access(Access(state.clone()));
@@ -244,10 +240,6 @@ impl Frontend {
             r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             return Some(r);
         }
-        if has_xml_body(req.method(), req.uri(), target.op) && content_length(req.headers()) > XML_MAX_BODY as u64 {
-            // s3s would read up to its limit and then fail with a 500; S3 answers this.
-            return Some(xml_error(StatusCode::BAD_REQUEST, "MaxMessageLengthExceeded", "Your request was too big."));
-        }
         if target.auth == AuthKind::SigV4Presigned
             && presigned_expiry_out_of_range(req.uri().query().unwrap_or_default())
         {
@@ -267,21 +259,6 @@ impl Frontend {
             }
         }
         None
-    }
-}
-
-/// Requests whose body is a document s3s reads whole: every POST (DeleteObjects, CompleteMultipartUpload...;
-/// form uploads are refused before), bucket PUTs (configurations, tagging, ACLs), and object sub-resource PUTs
-/// (tagging, ACL, retention, legal hold). Object data (PutObject, UploadPart, also with SDKs' `x-id` query)
-/// is not.
-fn has_xml_body(method: &http::Method, uri: &http::Uri, op: &str) -> bool {
-    let q = uri.query().unwrap_or_default();
-    let has = |n: &str| q.split('&').any(|p| p.split('=').next() == Some(n));
-    match *method {
-        http::Method::POST => true,
-        http::Method::PUT if op == "CreateBucket" || op == "PutBucketOther" => true,
-        http::Method::PUT => has("tagging") || has("acl") || has("retention") || has("legal-hold"),
-        _ => false,
     }
 }
 

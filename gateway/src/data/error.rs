@@ -92,9 +92,7 @@ impl From<trove_namespace::Error> for Error {
             N::AlreadyExists(name) => Error::BucketExists(name),
             N::InvalidName(reason) => Error::InvalidBucketName(reason.to_string()),
             N::InvalidProps(reason) => Error::InvalidProps(reason),
-            N::Io { ref source, .. } if is_no_space(source) => {
-                Error::NoSpace
-            }
+            N::Io { ref source, .. } if is_no_space(source) => Error::NoSpace,
             other => Error::Internal(format!("bucket registry: {other}{}", cause(&other))),
         }
     }

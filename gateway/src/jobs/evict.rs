@@ -11,11 +11,7 @@ use super::{spawn, Job, MultiObjMsg, StartError, EVICT};
 use crate::state::SharedState;
 
 pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
-    let names = if msg.names.objnames.is_empty() {
-        Some(Template::parse(&msg.names.template)?)
-    } else {
-        None
-    };
+    let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
     let job = state.jobs.create(EVICT, &entry.bck);
     let (st, e, j) = (state.clone(), entry.clone(), job.clone());
     spawn(job.clone(), async move {

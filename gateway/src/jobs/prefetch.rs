@@ -18,15 +18,8 @@ use crate::state::SharedState;
 
 /// Starts a prefetch job; errors in the message are reported before anything starts.
 pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
-    let backend = state
-        .providers
-        .get(entry.bck.provider)
-        .ok_or(StartError::NoProvider(entry.bck.provider.as_str()))?;
-    let names = if msg.names.objnames.is_empty() {
-        Some(Template::parse(&msg.names.template)?)
-    } else {
-        None
-    };
+    let backend = state.providers.get(entry.bck.provider).ok_or(StartError::NoProvider(entry.bck.provider.as_str()))?;
+    let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
     let job = state.jobs.create(PREFETCH, &entry.bck);
     let (tx, rx) = mpsc::channel::<String>(256);
     let explicit = names.is_none();

@@ -11,8 +11,8 @@ use trove_ais::{action, header, query};
 
 use super::errors::about;
 use super::{json, Call};
-use crate::data::blocking;
 use crate::attach::{self, AttachError};
+use crate::data::blocking;
 use crate::state::SharedState;
 
 type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;

@@ -29,6 +29,10 @@ pub use auth::Auth;
 
 use crate::state::SharedState;
 
+/// S3 has no documented cap on XML request bodies; the largest real ones (CompleteMultipartUpload with 10,000
+/// parts and their checksums, DeleteObjects with 1,000 keys of 1,024 bytes) stay below this.
+pub const XML_MAX_BODY: usize = 3 << 20;
+
 /// Response extension: answer 206 (s3s fixes HeadObject's status at 200, but a ranged HEAD is 206 in S3).
 #[derive(Clone, Copy)]
 pub struct PartialContent;
