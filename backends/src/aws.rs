@@ -77,11 +77,29 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
             let err = se.err();
             Error::from_status(status, err.code(), err.message().unwrap_or(""), bucket, key)
         }
+        // The SDK resolves credentials while dispatching: having none is a refusal, not an outage.
+        SdkError::DispatchFailure(_) if causes(&e).contains("no credentials") => {
+            Error::AccessDenied(format!("aws: no usable credentials: {}", causes(&e)))
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Error::unavailable(format!("aws: {}", DisplayErrorContext(&e)))
+            Error::unavailable(format!("aws: {}", causes(&e)))
         }
         _ => Error::Other(format!("aws: {}", DisplayErrorContext(&e))),
     }
+}
+
+/// The error and its causes, each displayed once, on one line (the SDK's own context adds a debug dump).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 fn unquote(s: Option<&str>) -> String {
