@@ -181,17 +181,39 @@ impl Frontend {
         let target = Target::parse(req.method(), req.uri(), req.headers(), self.domain.as_deref());
         let op = target.op;
         let bytes_in = content_length(req.headers());
-        // A span per request, enabled only when traces are exported (debug level, `trove` targets).
-        // The request id S3 clients see is also in the span, so each error logged inside names its request.
         let request_id = format!("{:016X}", rand::random::<u64>());
-        let span = tracing::info_span!(target: "trove::request", "request", id = %request_id, op, method = %req.method(), status = tracing::field::Empty);
-        let body_timeout = self.limits.body;
-        let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
-        let resp = tracing::Instrument::instrument(self.serve(req, target, &request_id), span.clone()).await;
-        span.record("status", resp.status().as_u16());
+        let resp = match self.fast_path(&req, &target, &request_id).await {
+            Some(resp) => resp,
+            None => {
+                // A span per request with the id S3 clients see, so every error logged inside names its
+                // request. The fast path above logs nothing and stays without one (its cost is measured).
+                let span = tracing::info_span!(target: "trove::request", "request", id = %request_id, op, method = %req.method(), status = tracing::field::Empty);
+                let body_timeout = self.limits.body;
+                let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
+                let resp = tracing::Instrument::instrument(self.serve(req, target, &request_id), span.clone()).await;
+                span.record("status", resp.status().as_u16());
+                resp
+            }
+        };
         let bytes_out = content_length(resp.headers());
         self.state.metrics.requests.record(op, resp.status().as_u16(), started.elapsed(), bytes_in, bytes_out);
         resp
+    }
+
+    /// A plain signed read answered without s3s (see `s3::fast_get`); `None` hands the request on. Traced as a
+    /// debug span, which costs nothing unless traces are exported.
+    async fn fast_path(
+        &self,
+        req: &Request<Incoming>,
+        target: &Target,
+        request_id: &str,
+    ) -> Option<Response<s3s::Body>> {
+        if target.api != Api::S3 || target.virtual_host {
+            return None;
+        }
+        let span = tracing::debug_span!(target: "trove::request", "request", op = target.op, method = %req.method());
+        let resp = span.in_scope(|| crate::s3::fast_get::try_serve(&self.state, req))?;
+        Some(with_request_id(resp, request_id).await)
     }
 
     async fn serve(&self, mut req: Request<s3s::Body>, target: Target, request_id: &str) -> Response<s3s::Body> {
@@ -200,11 +222,6 @@ impl Frontend {
         }
         if let Some(refusal) = self.front_check(&req, &target) {
             return refusal;
-        }
-        if !target.virtual_host {
-            if let Some(resp) = crate::s3::fast_get::try_serve(&self.state, &req) {
-                return with_request_id(resp, request_id).await;
-            }
         }
         let close_after = expects_continue_without_body(&req);
         req.extensions_mut().insert(target);
