@@ -1,5 +1,6 @@
 //! The data layer under both frontends and the jobs: reading objects (local, warm, cold fill, revalidation,
-//! ranged-first), the backend side of writes and deletes of cloud objects, and prefetch of one object. S3 and
+//! ranged-first), writing them (write-through with preconditions checked before the backend is touched; local
+//! commits with preconditions under the tree lock), deleting them, and prefetch of one object. S3 and
 //! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
 //! [`Error`], mapped once per wire format.
 
@@ -16,7 +17,7 @@ use trove_namespace::BucketEntry;
 pub use buckets::{guard as bucket_guard, new_bid};
 pub use error::Error;
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
-pub use write::delete;
+pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
 
 use crate::state::AppState;
 

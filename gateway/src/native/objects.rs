@@ -14,7 +14,6 @@ use trove_ais::{header, query as ais_query};
 use super::errors::from_data;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::object::{self, http_date, now_ms, DEFAULT_CONTENT_TYPE};
-use crate::s3::remote;
 use crate::state::SharedState;
 
 type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;
@@ -170,11 +169,10 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "object too large".to_owned()));
     }
     let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
-    let mut staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
+    let staged = tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| from_data(e.into(), entry, key))?;
-    staged.guard(crate::data::bucket_guard(state, entry));
     let blob = StreamingBlob::from(req.into_body());
     let received =
         body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;
@@ -182,7 +180,7 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         return Err((StatusCode::BAD_REQUEST, "the body is shorter than Content-Length".to_owned()));
     }
     // AIS clients label object bodies `application/json`: that says nothing about the object.
-    let mut meta = ObjMeta {
+    let meta = ObjMeta {
         key: key.to_owned(),
         size: received.size,
         etag: received.etag(),
@@ -190,13 +188,6 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()),
         ..Default::default()
     };
-    if entry.bck.provider.is_remote() {
-        remote::write_through(state, entry, &staged, &mut meta).await.map_err(|e| from_s3(e, entry, key))?;
-    }
-    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
-    tokio::task::spawn_blocking(move || st.store.commit(staged, &bck, &k, &meta))
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| from_data(e.into(), entry, key))?;
+    crate::data::put(state, entry, staged, meta, None).await.map_err(|e| from_data(e, entry, key))?;
     Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
 }

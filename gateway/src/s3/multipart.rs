@@ -240,7 +240,7 @@ pub async fn complete(
                 }
                 // Backends without lock-step uploads (GCS) get the assembled object in one upload.
                 None if entry.bck.provider.is_remote() => {
-                    crate::s3::remote::write_through(state, &entry, &staged, &mut meta).await?;
+                    crate::data::write_through(state, &entry, &staged, &mut meta).await.map_err(errors::from_data)?;
                 }
                 None => {}
             }

@@ -116,8 +116,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
 
     let st = state.clone();
     let (bck, key) = (entry.bck.clone(), input.key.clone());
-    let mut staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
-    staged.guard(crate::data::bucket_guard(state, &entry));
+    let staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
     let received = body::receive(&staged, input.body, &algorithms, MAX_OBJECT_SIZE).await?;
     if let Some(len) = input.content_length {
         if len as u64 != received.size {
@@ -149,28 +148,11 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         ..Default::default()
     };
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
-    let mut meta = meta;
-    if entry.bck.provider.is_remote() {
-        if if_match.is_some() || if_none_match.is_some() {
-            // Conditions are the backend object's business: checked before the backend is touched.
-            let current = crate::data::backend_current(state, &entry, &meta.key).await.map_err(errors::from_data)?;
-            conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), current.as_ref())
-                .map_err(errors::from_store)?;
-        }
-        // Visible only once the backend has it; the cached copy then carries the backend's ETag.
-        remote::write_through(state, &entry, &staged, &mut meta).await?;
-    }
-    let st = state.clone();
-    let bck = entry.bck.clone();
-    let m = meta.clone();
-    blocking(move || {
-        st.store
-            .commit_if(staged, &bck, &m.key, &m, |cur| {
-                conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur)
-            })
-            .map_err(errors::from_store)
-    })
-    .await?;
+    let check: Option<crate::data::Precondition> =
+        (if_match.is_some() || if_none_match.is_some()).then(|| -> crate::data::Precondition {
+            Box::new(move |cur| conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur))
+        });
+    let meta = crate::data::put(state, &entry, staged, meta, check).await.map_err(errors::from_data)?;
     let mut resp =
         S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
     resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));

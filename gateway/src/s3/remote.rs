@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use s3s::dto::*;
 use s3s::S3Result;
-use trove_backends::{Backend, ListRequest, Payload};
-use trove_cache::{file_stream, ObjMeta, Staged};
+use trove_backends::{Backend, ListRequest};
+use trove_cache::{ObjMeta, Staged};
 use trove_namespace::BucketEntry;
 
 use crate::s3::body::SyncBody;
@@ -32,38 +32,6 @@ async fn drop_cached(state: &SharedState, entry: &BucketEntry, key: &str) -> S3R
     crate::data::drop_cached(state, entry, key).await.map_err(errors::from_data)
 }
 
-/// Write-through: uploads the staged (already verified) body to the backend; on success `meta` takes the
-/// backend's ETag, version and time, and the caller commits the staged file as the cached copy.
-pub async fn write_through(
-    state: &SharedState,
-    entry: &BucketEntry,
-    staged: &Staged,
-    meta: &mut ObjMeta,
-) -> S3Result<()> {
-    let b = backend(state, entry)?;
-    let payload = payload_of(staged, meta.size)?;
-    let m = b.put(&entry.bck.name, &meta.key, payload, &meta.to_backend()).await.map_err(errors::from_backend)?;
-    adopt(state, entry, meta, m);
-    Ok(())
-}
-
-/// After the backend accepted a write: the cached copy takes the backend's ETag, version and time, and a cold
-/// GET that started before the write must not publish the old bytes after it.
-fn adopt(state: &SharedState, entry: &BucketEntry, meta: &mut ObjMeta, m: trove_backends::ObjectMeta) {
-    state.readthrough.invalidate(&entry.bck, &meta.key);
-    meta.etag = m.etag;
-    meta.version = m.version;
-    if m.last_modified_ms > 0 {
-        meta.mtime_ms = m.last_modified_ms;
-    }
-}
-
-/// A staged file as a payload the backend can read (and read again on a retry).
-fn payload_of(staged: &Staged, size: u64) -> S3Result<Payload> {
-    let file = Arc::new(staged.file.try_clone().map_err(errors::internal)?);
-    Ok(Payload { size, open: Arc::new(move |off| file_stream(file.clone(), off, size)) })
-}
-
 /// Starts the backend's multipart upload that mirrors a client's upload to a remote bucket.
 pub async fn start_upload(state: &SharedState, entry: &BucketEntry, key: &str, meta: &ObjMeta) -> S3Result<String> {
     let b = backend(state, entry)?;
@@ -81,7 +49,7 @@ pub async fn upload_part(
     size: u64,
 ) -> S3Result<String> {
     let b = backend(state, entry)?;
-    let payload = payload_of(staged, size)?;
+    let payload = crate::data::payload_of(staged, size).map_err(errors::from_data)?;
     b.upload_part(&entry.bck.name, key, handle, number, payload).await.map_err(errors::from_backend)
 }
 
@@ -99,7 +67,7 @@ pub async fn complete_upload(
         .complete_multipart(&entry.bck.name, &meta.key, handle, parts, &meta.to_backend())
         .await
         .map_err(errors::from_backend)?;
-    adopt(state, entry, meta, m);
+    crate::data::adopt(state, entry, meta, m);
     Ok(())
 }
 
