@@ -6,6 +6,7 @@
 //! client stops reading for longer than the body timeout. A request body that stops arriving is cut by
 //! [`TimedBody`] (S3's 400 RequestTimeout). Above `max_connections` a new socket is closed at once.
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -214,17 +215,18 @@ impl<T> Watched<T> {
     }
 }
 
-/// A request body whose next bytes must arrive within the body timeout; otherwise it ends with S3's
-/// RequestTimeout, which the handlers pass on as a 400.
+/// A request body whose next bytes must arrive within the body timeout once the server waits for them;
+/// otherwise it ends with S3's RequestTimeout, which the handlers pass on as a 400. The clock runs only while
+/// the handler is waiting for the client, never while the server itself is busy.
 pub struct TimedBody {
     inner: hyper::body::Incoming,
     timeout: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl TimedBody {
     pub fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
-        TimedBody { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+        TimedBody { inner, timeout, waiting: None }
     }
 }
 
@@ -238,17 +240,20 @@ impl http_body::Body for TimedBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + self.timeout;
-                self.sleep.as_mut().reset(deadline);
+                self.waiting = None;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(s3s::s3_error!(
-                    RequestTimeout,
-                    "Your socket connection to the server was not read from or written to within the timeout period."
-                ))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(s3s::s3_error!(
+                        RequestTimeout,
+                        "Your socket connection to the server was not read from or written to within the timeout period."
+                    ))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -260,8 +265,6 @@ impl http_body::Body for TimedBody {
         self.inner.size_hint()
     }
 }
-
-use std::future::Future as _;
 
 /// A response body that marks the request finished when it is dropped (fully written or abandoned).
 pub struct TrackedBody {
