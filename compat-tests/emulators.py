@@ -620,3 +620,17 @@ class Azurite(Emulator):
 
 
 EMULATORS = {"aws": Moto, "gcp": GcsEmulator, "azure": Azurite}
+
+
+def standard_env(emu: Emulator, endpoint: str | None = None) -> dict:
+    """The provider's standard environment (what aws-cli, gsutil and az read) pointing at `emu`, or at
+    `endpoint` instead: Trove needs no `[backends.*]` section with it."""
+    endpoint = endpoint or emu.endpoint
+    if isinstance(emu, Moto):
+        return {"AWS_ACCESS_KEY_ID": emu.access_key, "AWS_SECRET_ACCESS_KEY": emu.secret_key,
+                "AWS_REGION": MOTO_REGION, "AWS_ENDPOINT_URL": endpoint}
+    if isinstance(emu, GcsEmulator):
+        return {"STORAGE_EMULATOR_HOST": endpoint}
+    if isinstance(emu, Azurite):
+        return {"AZURE_STORAGE_CONNECTION_STRING": emu.connection_string.replace(emu.endpoint, endpoint)}
+    raise AssertionError(f"no standard environment for {emu!r}")

@@ -30,7 +30,7 @@ import requests
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from emulators import Emulator
+from emulators import Emulator, standard_env
 from support import (
     MAIN,
     MiB,
@@ -265,9 +265,12 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, moto, gcs, azurite) -> Trove:
-    """One Trove for the module with all three backends (auto_attach off)."""
-    server = Trove(tmp_path_factory.mktemp("trove-backends"), extra_config=backends_toml(moto, gcs, azurite),
-                   env=TROVE_ENV)
+    """One Trove for the module with all three backends (auto_attach off), set up from the providers' standard
+    environment only, as a user with aws-cli, gsutil and az configured would run it: no `[backends.*]`."""
+    env = dict(TROVE_ENV)
+    for emu in (moto, gcs, azurite):
+        env.update(standard_env(emu))
+    server = Trove(tmp_path_factory.mktemp("trove-backends"), extra_config=backends_toml(), env=env)
     server.start()
     yield server
     server.stop()

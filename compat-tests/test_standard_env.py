@@ -19,7 +19,7 @@ import os
 import pytest
 import requests
 
-from emulators import MOTO_REGION, Azurite, Emulator, GcsEmulator, Moto
+from emulators import Emulator, standard_env
 from support import free_port, new_bucket_name, random_bytes, s3_error
 from test_backends import (
     EMULATOR_FIXTURE,
@@ -60,19 +60,6 @@ def clean_provider_env(monkeypatch):
 @pytest.fixture
 def emu(request, provider) -> Emulator:
     return request.getfixturevalue(EMULATOR_FIXTURE[provider])
-
-
-def standard_env(emu: Emulator, endpoint: str | None = None) -> dict:
-    """The provider's standard environment pointing at `emu` (or at `endpoint` instead)."""
-    endpoint = endpoint or emu.endpoint
-    if isinstance(emu, Moto):
-        return {"AWS_ACCESS_KEY_ID": emu.access_key, "AWS_SECRET_ACCESS_KEY": emu.secret_key,
-                "AWS_REGION": MOTO_REGION, "AWS_ENDPOINT_URL": endpoint}
-    if isinstance(emu, GcsEmulator):
-        return {"STORAGE_EMULATOR_HOST": endpoint}
-    if isinstance(emu, Azurite):
-        return {"AZURE_STORAGE_CONNECTION_STRING": emu.connection_string.replace(emu.endpoint, endpoint)}
-    raise AssertionError(f"no standard environment for {emu!r}")
 
 
 def server_provider_env(trove) -> dict:
