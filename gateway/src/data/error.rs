@@ -22,6 +22,8 @@ pub enum Error {
     BucketNotEmpty,
     #[error("precondition failed")]
     PreconditionFailed,
+    #[error("the continuation token provided is incorrect")]
+    InvalidToken,
     #[error("the requested range is not satisfiable")]
     InvalidRange,
     #[error("object metadata is too large")]

@@ -6,6 +6,7 @@
 
 mod buckets;
 mod error;
+mod list;
 mod read;
 mod write;
 
@@ -16,6 +17,7 @@ use trove_namespace::BucketEntry;
 
 pub use buckets::{guard as bucket_guard, new_bid};
 pub use error::Error;
+pub use list::{list, ListOpts, Page};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
 pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
 

@@ -41,10 +41,11 @@ pub async fn put(
     }
     let m = meta.clone();
     blocking(move || {
-        Ok(match check {
-            Some(check) => st.store.commit_if(staged, &bck, &m.key, &m, |cur| check(cur))?,
+        match check {
+            Some(check) => st.store.commit_if(staged, &bck, &m.key, &m, check)?,
             None => st.store.commit(staged, &bck, &m.key, &m)?,
-        })
+        }
+        Ok(())
     })
     .await?;
     Ok(meta)

@@ -26,6 +26,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         Error::InvalidBucketName(_) | Error::InvalidProps(_) => StatusCode::BAD_REQUEST,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        Error::InvalidToken => StatusCode::BAD_REQUEST,
         Error::MetadataTooLarge | Error::BackendInvalid(_) => StatusCode::BAD_REQUEST,
         Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
         Error::BackendDenied(_) => StatusCode::FORBIDDEN,

@@ -97,49 +97,30 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
         n if n > 0 => (n as usize).min(if remote { 1000 } else { 10_000 }),
         _ => 1000,
     };
-    let token = Some(msg.continuation_token.as_str()).filter(|t| !t.is_empty());
-    let (entries, next) = if local_walk {
-        let after = match token {
-            Some(t) => crate::s3::list::decode_token(t).map_err(|err| bad(err.message().unwrap_or("bad token")))?,
-            None => msg.start_after.clone(),
-        };
-        let (st, bck, prefix) = (state.clone(), e.bck.clone(), msg.prefix.clone());
-        let page = tokio::task::spawn_blocking(move || {
-            crate::s3::list::list_page(&st.store, &bck, &prefix, None, &after, max)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-        let next = if page.truncated { page.last.as_deref().map(crate::s3::list::encode_token) } else { None };
-        (page.objects.into_iter().map(|(k, m)| entry(k, &m, true)).collect::<Vec<_>>(), next)
-    } else {
-        let (after, resume) = match token {
-            Some(t) => crate::s3::remote::decode_token(t).ok_or_else(|| bad("invalid continuation token"))?,
-            None => (msg.start_after.clone(), None),
-        };
-        let page =
-            crate::s3::remote::list_page(state, e, &msg.prefix, None, &after, resume, max).await.map_err(|err| {
-                (
-                    err.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    err.message().unwrap_or("listing failed").to_owned(),
-                )
-            })?;
-        let next = if page.truncated { page.next_token.clone() } else { None };
-        let (st, bck) = (state.clone(), e.bck.clone());
-        let objects = page.objects;
-        let entries = tokio::task::spawn_blocking(move || {
-            objects
-                .into_iter()
-                .map(|(k, m)| {
-                    let cached = st.store.head(&bck, &k).is_ok();
-                    entry(k, &m, cached)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(internal)?;
-        (entries, next)
+    let opts = crate::data::ListOpts {
+        prefix: msg.prefix.clone(),
+        after: msg.start_after.clone(),
+        token: Some(msg.continuation_token.clone()).filter(|t| !t.is_empty()),
+        max,
+        cached_only: local_walk,
+        ..Default::default()
     };
+    let page = crate::data::list(state, e, opts).await.map_err(|err| super::errors::about(err, &e.bck.to_string()))?;
+    let next = if page.truncated { page.next_token.clone() } else { None };
+    let (st, bck, all_cached) = (state.clone(), e.bck.clone(), local_walk);
+    let objects = page.objects;
+    // A backend listing says nothing about the cache: each entry is looked up (off the async threads).
+    let entries = crate::data::blocking(move || {
+        Ok(objects
+            .into_iter()
+            .map(|(k, m)| {
+                let cached = all_cached || st.store.head(&bck, &k).is_ok();
+                entry(k, &m, cached)
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .map_err(|err| super::errors::about(err, &e.bck.to_string()))?;
     let res = LsoRes {
         uuid: if msg.uuid.is_empty() { format!("{:016x}", rand::random::<u64>()) } else { msg.uuid },
         continuation_token: next.unwrap_or_default(),

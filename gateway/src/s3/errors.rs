@@ -28,6 +28,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::BucketNotEmpty => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         D::PreconditionFailed => crate::s3::conditions::precondition_failed(),
         D::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
+        D::InvalidToken => s3_error!(InvalidArgument, "The continuation token provided is incorrect"),
         D::MetadataTooLarge => {
             s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size.")
         }

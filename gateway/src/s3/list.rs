@@ -1,94 +1,18 @@
-//! ListObjects (v1) and ListObjectsV2 over AIS-local buckets.
-//!
-//! Both versions share one pager: keys come from the store in byte order, a page at a time; keys that contain
-//! the delimiter after the prefix fold into a common prefix, and the pager then jumps past everything under
-//! that prefix instead of reading it. A common prefix that is not after the marker was already returned.
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions: S3's wire shapes over the data layer's pages
+//! (`crate::data::list`).
 
-use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
-use trove_cache::{ObjMeta, Store};
-use trove_namespace::Bck;
+use trove_cache::ObjMeta;
 
+use crate::data::{ListOpts, Page};
 use crate::s3::access;
 use crate::s3::bucket::timestamp_ms;
-use crate::s3::ctx::blocking;
 use crate::s3::errors;
-use crate::s3::remote;
 use crate::state::SharedState;
 
 pub const MAX_KEYS: usize = 1000;
-
-/// One page of a listing.
-#[derive(Debug, Default)]
-pub struct Page {
-    pub objects: Vec<(String, ObjMeta)>,
-    pub prefixes: Vec<String>,
-    pub truncated: bool,
-    /// The last key or common prefix returned: where the next page starts.
-    pub last: Option<String>,
-    /// The ListObjectsV2 continuation token, when the page source makes its own (remote buckets).
-    pub next_token: Option<String>,
-}
-
-pub fn list_page(
-    store: &Store,
-    bck: &Bck,
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: &str,
-    max_keys: usize,
-) -> trove_cache::Result<Page> {
-    let mut page = Page::default();
-    if max_keys == 0 {
-        return Ok(page);
-    }
-    let delimiter = delimiter.filter(|d| !d.is_empty());
-    // Start at the marker, or right before the prefix: nothing sorts between them that could match.
-    let mut pos: Vec<u8> = if after.as_bytes() >= prefix.as_bytes() { after.as_bytes().to_vec() } else { Vec::new() };
-    let mut count = 0usize;
-    loop {
-        let batch = store.list(bck, &pos, prefix, max_keys - count + 1)?;
-        if batch.is_empty() {
-            return Ok(page);
-        }
-        let mut skip: Option<String> = None;
-        for (key, meta) in batch {
-            if skip.as_deref().is_some_and(|cp| key.starts_with(cp)) {
-                continue;
-            }
-            let folded = delimiter
-                .and_then(|d| key[prefix.len()..].find(d).map(|i| key[..prefix.len() + i + d.len()].to_owned()));
-            match folded {
-                Some(cp) => {
-                    if cp.as_bytes() > after.as_bytes() {
-                        if count == max_keys {
-                            page.truncated = true;
-                            return Ok(page);
-                        }
-                        page.prefixes.push(cp.clone());
-                        page.last = Some(cp.clone());
-                        count += 1;
-                    }
-                    pos = cp.as_bytes().to_vec();
-                    pos.push(0xFF);
-                    skip = Some(cp);
-                }
-                None => {
-                    if count == max_keys {
-                        page.truncated = true;
-                        return Ok(page);
-                    }
-                    pos = key.as_bytes().to_vec();
-                    page.last = Some(key.clone());
-                    page.objects.push((key, meta));
-                    count += 1;
-                }
-            }
-        }
-    }
-}
 
 /// What `encoding-type=url` escapes: everything but unreserved characters and `/`.
 const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
@@ -160,24 +84,15 @@ async fn list<T>(
     check_encoding(encoding)?;
     let max = max_keys(max_keys_param)?;
     let owner = access::owner_of(state, &entry.owner);
-    if entry.bck.provider.is_remote() {
-        let (after, resume) = match token {
-            Some(t) => remote::decode_token(t)
-                .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
-            None => (after, None),
-        };
-        let page = remote::list_page(state, &entry, prefix, delimiter, &after, resume, max).await?;
-        return Ok(Listing { page, owner, max });
-    }
-    let after = match token {
-        Some(t) => decode_token(t)?,
-        None => after,
+    let opts = ListOpts {
+        prefix: prefix.to_owned(),
+        delimiter: delimiter.map(str::to_owned),
+        after,
+        token: token.map(str::to_owned),
+        max,
+        cached_only: false,
     };
-    let st = state.clone();
-    let (p, d) = (prefix.to_owned(), delimiter.map(str::to_owned));
-    let page =
-        blocking(move || list_page(&st.store, &entry.bck, &p, d.as_deref(), &after, max).map_err(errors::from_store))
-            .await?;
+    let page = crate::data::list(state, &entry, opts).await.map_err(errors::from_data)?;
     Ok(Listing { page, owner, max })
 }
 
@@ -206,18 +121,6 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
     }))
 }
 
-pub(crate) fn encode_token(pos: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pos.as_bytes())
-}
-
-pub(crate) fn decode_token(token: &str) -> S3Result<String> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
-}
-
 pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
@@ -244,11 +147,7 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
         key_count: Some(key_count),
         continuation_token: i.continuation_token,
         is_truncated: Some(page.truncated),
-        next_continuation_token: if page.truncated {
-            page.next_token.clone().or_else(|| page.last.as_deref().map(encode_token))
-        } else {
-            None
-        },
+        next_continuation_token: if page.truncated { page.next_token.clone() } else { None },
         contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, owner.clone(), &enc)).collect()),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
         delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
@@ -304,58 +203,4 @@ pub async fn versions(
         encoding_type: i.encoding_type,
         request_charged: None,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    fn store_with(keys: &[&str]) -> (tempfile::TempDir, Store, Bck) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&[dir.path().join("mp")], false).unwrap();
-        let bck = Bck::ais("b");
-        for k in keys {
-            let mut st = store.stage(&bck, k).unwrap();
-            st.file.write_all(k.as_bytes()).unwrap();
-            store.commit(st, &bck, k, &ObjMeta { key: (*k).into(), ..Default::default() }).unwrap();
-        }
-        (dir, store, bck)
-    }
-
-    fn page(
-        s: &Store,
-        b: &Bck,
-        prefix: &str,
-        delim: Option<&str>,
-        after: &str,
-        max: usize,
-    ) -> (Vec<String>, Vec<String>, bool) {
-        let p = list_page(s, b, prefix, delim, after, max).unwrap();
-        (p.objects.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
-    }
-
-    #[test]
-    fn delimiter_folds_and_pages() {
-        let (_d, s, b) = store_with(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
-        let (o, p, t) = page(&s, &b, "", Some("/"), "", 1000);
-        assert_eq!((o, p, t), (vec!["b".into(), "d".into()], vec!["a/".into(), "c/".into()], false));
-        // Paging by two: the marker may be a common prefix, which is then skipped as a whole.
-        let (o, p, t) = page(&s, &b, "", Some("/"), "", 2);
-        assert_eq!((o, p, t), (vec!["b".into()], vec!["a/".into()], true));
-        let (o, p, t) = page(&s, &b, "", Some("/"), "b", 2);
-        assert_eq!((o, p, t), (vec!["d".into()], vec!["c/".into()], false));
-        let (o, p, _) = page(&s, &b, "", Some("/"), "a/", 10);
-        assert_eq!((o, p), (vec!["b".into(), "d".into()], vec!["c/".into()]));
-        // Prefix plus delimiter, and a multi-character delimiter.
-        let (o, p, _) = page(&s, &b, "c/", Some("/"), "", 10);
-        assert_eq!((o, p), (vec!["c/y".into()], vec!["c/x/".into()]));
-        let (o, p, _) = page(&s, &b, "", Some("/1"), "", 10);
-        assert_eq!(
-            (o, p),
-            (vec!["a/2".into(), "b".into(), "c/y".into(), "d".into()], vec!["a/1".into(), "c/x/1".into()])
-        );
-        assert_eq!(page(&s, &b, "", None, "", 0), (vec![], vec![], false));
-    }
 }

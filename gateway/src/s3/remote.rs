@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use s3s::dto::*;
 use s3s::S3Result;
-use trove_backends::{Backend, ListRequest};
+use trove_backends::Backend;
 use trove_cache::{ObjMeta, Staged};
 use trove_namespace::BucketEntry;
 
 use crate::s3::body::SyncBody;
 use crate::s3::errors;
-use crate::s3::list::Page;
 use crate::state::{AppState, SharedState};
 
 /// The backend client of a remote bucket.
@@ -91,89 +90,4 @@ pub async fn copy_within(
         .map_err(errors::from_backend)?;
     drop_cached(state, entry, dst).await?;
     Ok(ObjMeta::from_backend(dst, &m))
-}
-
-/// A continuation token of a remote listing: where the page ended, and the backend's own token to go on.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Token {
-    after: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    backend: Option<String>,
-}
-
-pub fn decode_token(t: &str) -> Option<(String, Option<String>)> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
-    let tok: Token = serde_json::from_slice(&raw).ok()?;
-    Some((tok.after, tok.backend))
-}
-
-fn encode_token(after: String, backend: Option<String>) -> String {
-    use base64::Engine;
-    let raw = serde_json::to_vec(&Token { after, backend }).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// One page of a listing of a remote bucket, paged from the backend: keys after `after`, continuing the
-/// backend's own listing when `resume` holds its token. Backends that cannot start after a key (Azure) are
-/// paged from their start, skipping what was returned already.
-pub async fn list_page(
-    state: &SharedState,
-    entry: &BucketEntry,
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: &str,
-    resume: Option<String>,
-    max_keys: usize,
-) -> S3Result<Page> {
-    let mut page = Page::default();
-    if max_keys == 0 {
-        return Ok(page);
-    }
-    let b = backend(state, entry)?;
-    let mut token = resume;
-    loop {
-        let req = ListRequest {
-            prefix: prefix.to_owned(),
-            delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
-            start_after: (!after.is_empty()).then(|| after.to_owned()),
-            token: token.clone(),
-            max_keys: max_keys - page.objects.len() - page.prefixes.len(),
-        };
-        let got = b.list(&entry.bck.name, req).await.map_err(errors::from_backend)?;
-        let mut items: Vec<(String, Option<ObjMeta>)> = got
-            .entries
-            .into_iter()
-            .filter(|e| e.key.as_str() > after)
-            .map(|e| (e.key.clone(), Some(ObjMeta::from_backend(&e.key, &e.meta))))
-            .chain(got.common_prefixes.into_iter().filter(|p| p.as_str() > after).map(|p| (p, None)))
-            .collect();
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        for (k, m) in items {
-            if page.objects.len() + page.prefixes.len() == max_keys {
-                page.truncated = true;
-                break;
-            }
-            page.last = Some(k.clone());
-            match m {
-                Some(m) => page.objects.push((k, m)),
-                None => page.prefixes.push(k),
-            }
-        }
-        token = got.next_token;
-        if page.truncated {
-            // Stopped inside a backend page: the next page starts after our last key.
-            page.next_token = page.last.clone().map(|l| encode_token(l, None));
-            return Ok(page);
-        }
-        match token {
-            None => return Ok(page),
-            Some(t) if page.objects.len() + page.prefixes.len() == max_keys => {
-                page.truncated = true;
-                page.next_token = Some(encode_token(page.last.clone().unwrap_or_default(), Some(t)));
-                return Ok(page);
-            }
-            Some(_) => {}
-        }
-    }
 }

@@ -1,0 +1,270 @@
+//! Listing a bucket, one page at a time, for both frontends. An AIS-local bucket (or the cached copies of a
+//! cloud bucket) is walked on disk in byte order: keys that contain the delimiter after the prefix fold into a
+//! common prefix, and the walk then jumps past everything under it. A cloud bucket is paged from its backend,
+//! never walked in full. Continuation tokens are opaque to clients: where the page ended, and for a backend
+//! listing the backend's own token to go on.
+
+use base64::Engine;
+use trove_backends::ListRequest;
+use trove_cache::{ObjMeta, Store};
+use trove_namespace::{Bck, BucketEntry};
+
+use super::{backend, blocking, Error};
+use crate::state::SharedState;
+
+/// One page of a listing.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub objects: Vec<(String, ObjMeta)>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix returned: where the next page starts.
+    pub last: Option<String>,
+    /// The ListObjectsV2 continuation token, when the page source makes its own (remote buckets).
+    pub next_token: Option<String>,
+}
+
+/// What one page asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOpts {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Keys after this one (S3's marker / start-after); a token overrides it.
+    pub after: String,
+    pub token: Option<String>,
+    pub max: usize,
+    /// Only cached copies, walked on disk (a cloud bucket is otherwise paged from its backend).
+    pub cached_only: bool,
+}
+
+/// One page of `entry`'s objects. A truncated page carries the token of the next one.
+pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> Result<Page, Error> {
+    let ListOpts { prefix, delimiter, after, token, max, cached_only } = opts;
+    if entry.bck.provider.is_remote() && !cached_only {
+        let (after, resume) = match token.as_deref() {
+            Some(t) => decode_remote_token(t).ok_or(Error::InvalidToken)?,
+            None => (after, None),
+        };
+        return remote_page(state, entry, &prefix, delimiter.as_deref(), &after, resume, max).await;
+    }
+    let after = match token.as_deref() {
+        Some(t) => decode_token(t)?,
+        None => after,
+    };
+    let (st, bck) = (state.clone(), entry.bck.clone());
+    let mut page =
+        blocking(move || Ok(local_page(&st.store, &bck, &prefix, delimiter.as_deref(), &after, max)?)).await?;
+    if page.truncated {
+        page.next_token = page.last.as_deref().map(encode_token);
+    }
+    Ok(page)
+}
+
+fn local_page(
+    store: &Store,
+    bck: &Bck,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: &str,
+    max_keys: usize,
+) -> trove_cache::Result<Page> {
+    let mut page = Page::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    // Start at the marker, or right before the prefix: nothing sorts between them that could match.
+    let mut pos: Vec<u8> = if after.as_bytes() >= prefix.as_bytes() { after.as_bytes().to_vec() } else { Vec::new() };
+    let mut count = 0usize;
+    loop {
+        let batch = store.list(bck, &pos, prefix, max_keys - count + 1)?;
+        if batch.is_empty() {
+            return Ok(page);
+        }
+        let mut skip: Option<String> = None;
+        for (key, meta) in batch {
+            if skip.as_deref().is_some_and(|cp| key.starts_with(cp)) {
+                continue;
+            }
+            let folded = delimiter
+                .and_then(|d| key[prefix.len()..].find(d).map(|i| key[..prefix.len() + i + d.len()].to_owned()));
+            match folded {
+                Some(cp) => {
+                    if cp.as_bytes() > after.as_bytes() {
+                        if count == max_keys {
+                            page.truncated = true;
+                            return Ok(page);
+                        }
+                        page.prefixes.push(cp.clone());
+                        page.last = Some(cp.clone());
+                        count += 1;
+                    }
+                    pos = cp.as_bytes().to_vec();
+                    pos.push(0xFF);
+                    skip = Some(cp);
+                }
+                None => {
+                    if count == max_keys {
+                        page.truncated = true;
+                        return Ok(page);
+                    }
+                    pos = key.as_bytes().to_vec();
+                    page.last = Some(key.clone());
+                    page.objects.push((key, meta));
+                    count += 1;
+                }
+            }
+        }
+    }
+}
+
+fn encode_token(pos: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pos.as_bytes())
+}
+
+fn decode_token(token: &str) -> Result<String, Error> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(Error::InvalidToken)
+}
+
+/// A continuation token of a remote listing: where the page ended, and the backend's own token to go on.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Token {
+    after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backend: Option<String>,
+}
+
+fn decode_remote_token(t: &str) -> Option<(String, Option<String>)> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
+    let tok: Token = serde_json::from_slice(&raw).ok()?;
+    Some((tok.after, tok.backend))
+}
+
+fn encode_remote_token(after: String, backend: Option<String>) -> String {
+    use base64::Engine;
+    let raw = serde_json::to_vec(&Token { after, backend }).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// One page of a listing of a remote bucket, paged from the backend: keys after `after`, continuing the
+/// backend's own listing when `resume` holds its token. Backends that cannot start after a key (Azure) are
+/// paged from their start, skipping what was returned already.
+async fn remote_page(
+    state: &SharedState,
+    entry: &BucketEntry,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: &str,
+    resume: Option<String>,
+    max_keys: usize,
+) -> Result<Page, Error> {
+    let mut page = Page::default();
+    if max_keys == 0 {
+        return Ok(page);
+    }
+    let b = backend(state, entry)?;
+    let mut token = resume;
+    loop {
+        let req = ListRequest {
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
+            start_after: (!after.is_empty()).then(|| after.to_owned()),
+            token: token.clone(),
+            max_keys: max_keys - page.objects.len() - page.prefixes.len(),
+        };
+        let got = b.list(&entry.bck.name, req).await?;
+        let mut items: Vec<(String, Option<ObjMeta>)> = got
+            .entries
+            .into_iter()
+            .filter(|e| e.key.as_str() > after)
+            .map(|e| (e.key.clone(), Some(ObjMeta::from_backend(&e.key, &e.meta))))
+            .chain(got.common_prefixes.into_iter().filter(|p| p.as_str() > after).map(|p| (p, None)))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, m) in items {
+            if page.objects.len() + page.prefixes.len() == max_keys {
+                page.truncated = true;
+                break;
+            }
+            page.last = Some(k.clone());
+            match m {
+                Some(m) => page.objects.push((k, m)),
+                None => page.prefixes.push(k),
+            }
+        }
+        token = got.next_token;
+        if page.truncated {
+            // Stopped inside a backend page: the next page starts after our last key.
+            page.next_token = page.last.clone().map(|l| encode_remote_token(l, None));
+            return Ok(page);
+        }
+        match token {
+            None => return Ok(page),
+            Some(t) if page.objects.len() + page.prefixes.len() == max_keys => {
+                page.truncated = true;
+                page.next_token = Some(encode_remote_token(page.last.clone().unwrap_or_default(), Some(t)));
+                return Ok(page);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn store_with(keys: &[&str]) -> (tempfile::TempDir, Store, Bck) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().join("mp")], false).unwrap();
+        let bck = Bck::ais("b");
+        for k in keys {
+            let mut st = store.stage(&bck, k).unwrap();
+            st.file.write_all(k.as_bytes()).unwrap();
+            store.commit(st, &bck, k, &ObjMeta { key: (*k).into(), ..Default::default() }).unwrap();
+        }
+        (dir, store, bck)
+    }
+
+    fn page(
+        s: &Store,
+        b: &Bck,
+        prefix: &str,
+        delim: Option<&str>,
+        after: &str,
+        max: usize,
+    ) -> (Vec<String>, Vec<String>, bool) {
+        let p = local_page(s, b, prefix, delim, after, max).unwrap();
+        (p.objects.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
+    }
+
+    #[test]
+    fn delimiter_folds_and_pages() {
+        let (_d, s, b) = store_with(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
+        let (o, p, t) = page(&s, &b, "", Some("/"), "", 1000);
+        assert_eq!((o, p, t), (vec!["b".into(), "d".into()], vec!["a/".into(), "c/".into()], false));
+        // Paging by two: the marker may be a common prefix, which is then skipped as a whole.
+        let (o, p, t) = page(&s, &b, "", Some("/"), "", 2);
+        assert_eq!((o, p, t), (vec!["b".into()], vec!["a/".into()], true));
+        let (o, p, t) = page(&s, &b, "", Some("/"), "b", 2);
+        assert_eq!((o, p, t), (vec!["d".into()], vec!["c/".into()], false));
+        let (o, p, _) = page(&s, &b, "", Some("/"), "a/", 10);
+        assert_eq!((o, p), (vec!["b".into(), "d".into()], vec!["c/".into()]));
+        // Prefix plus delimiter, and a multi-character delimiter.
+        let (o, p, _) = page(&s, &b, "c/", Some("/"), "", 10);
+        assert_eq!((o, p), (vec!["c/y".into()], vec!["c/x/".into()]));
+        let (o, p, _) = page(&s, &b, "", Some("/1"), "", 10);
+        assert_eq!(
+            (o, p),
+            (vec!["a/2".into(), "b".into(), "c/y".into(), "d".into()], vec!["a/1".into(), "c/x/1".into()])
+        );
+        assert_eq!(page(&s, &b, "", None, "", 0), (vec![], vec![], false));
+    }
+}
