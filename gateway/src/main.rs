@@ -1,6 +1,5 @@
 //! `trove`: the Trove node (`trove serve`) and its command-line tools (`trove bench`).
 
-mod attach;
 mod bench;
 mod capacity;
 mod cli;

@@ -53,7 +53,9 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let local: SocketAddr = listener.local_addr()?;
     let (state, generated) = AppState::open(&cfg, providers, local).context("cannot open the data directory")?;
     let state = Arc::new(state);
-    background.block_on(crate::attach::attach_configured(&state, &cfg.buckets)).context("cannot attach [[buckets]]")?;
+    background
+        .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
+        .context("cannot attach [[buckets]]")?;
     crate::capacity::start(state.clone());
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");

@@ -32,8 +32,10 @@ pub enum Error {
     #[error("insufficient storage: no space left on the node")]
     NoSpace,
     /// The bucket's provider has no client on this node.
-    #[error("provider {0} is not set up on this node")]
+    #[error("provider {0} is not set up: give [backends.{0}] in the config or its standard environment (see docs/backends.md)")]
     NoProvider(&'static str),
+    #[error("{0} is not a cloud bucket (use s3://, gs:// or az://)")]
+    NotRemote(String),
     #[error("the backend bucket {0} does not exist")]
     BackendNoSuchBucket(String),
     #[error("the backend denied access: {0}")]

@@ -4,6 +4,7 @@
 //! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
 //! [`Error`], mapped once per wire format.
 
+pub mod attach;
 mod buckets;
 mod error;
 mod list;

@@ -11,7 +11,7 @@ use trove_ais::{action, header, query};
 
 use super::errors::about;
 use super::{json, Call};
-use crate::attach::{self, AttachError};
+use crate::data::attach;
 use crate::data::blocking;
 use crate::state::SharedState;
 
@@ -43,23 +43,6 @@ fn props_json(name: &str, e: &BucketEntry) -> serde_json::Value {
     }
     v["name"] = json!(name);
     v
-}
-
-fn attach_error(e: AttachError) -> (StatusCode, String) {
-    let status = match &e {
-        AttachError::InvalidName(_) | AttachError::NotRemote(_) | AttachError::InvalidProps(_) => {
-            StatusCode::BAD_REQUEST
-        }
-        AttachError::NotConfigured(_) => StatusCode::BAD_REQUEST,
-        AttachError::Taken(_) => StatusCode::CONFLICT,
-        AttachError::NoSuchBucket(_) | AttachError::Backend(trove_backends::Error::NoSuchBucket(_)) => {
-            StatusCode::NOT_FOUND
-        }
-        AttachError::Backend(trove_backends::Error::AccessDenied(_)) => StatusCode::FORBIDDEN,
-        AttachError::Backend(b) if b.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    (status, e.to_string())
 }
 
 /// `create-bck` of an AIS-local bucket (owned by the root user, like buckets made with S3 CreateBucket).
@@ -188,7 +171,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             if props.is_null() {
                 props = json!({});
             }
-            attach::attach(state, &s3_name, bck, &props, check).await.map_err(attach_error)?;
+            attach::attach(state, &s3_name, bck, &props, check).await.map_err(|e| about(e, n))?;
             Ok(json(StatusCode::OK, Bytes::new()))
         }
         (&http::Method::PATCH, n, action::SET_BPROPS | action::RESET_BPROPS) if !n.is_empty() => {
@@ -228,7 +211,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 state.readthrough.invalidate_bucket(&bck);
                 blocking(move || Ok(st.store.remove_bucket(&bck)?)).await.map_err(|err| about(err, n))?;
             } else {
-                attach::detach(state, &s3_name).await.map_err(attach_error)?;
+                attach::detach(state, &s3_name).await.map_err(|e| about(e, n))?;
             }
             Ok(json(StatusCode::OK, Bytes::new()))
         }

@@ -23,7 +23,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
             return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
         }
         Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
-        Error::InvalidBucketName(_) | Error::InvalidProps(_) => StatusCode::BAD_REQUEST,
+        Error::InvalidBucketName(_) | Error::InvalidProps(_) | Error::NotRemote(_) => StatusCode::BAD_REQUEST,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::InvalidToken => StatusCode::BAD_REQUEST,
@@ -31,7 +31,9 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
         Error::BackendDenied(_) => StatusCode::FORBIDDEN,
         Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::NoProvider(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // Attaching a bucket of a provider that is not set up is the operator's request to fix.
+        Error::NoProvider(_) => StatusCode::BAD_REQUEST,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(m) => {
             tracing::error!(error = %m, object = %uri, "internal error");
             StatusCode::INTERNAL_SERVER_ERROR

@@ -65,7 +65,7 @@ async fn lookup(state: &SharedState, name: &str, user: Option<&User>) -> Option<
     if let Some(e) = state.registry.get(name) {
         return Some(e);
     }
-    if user.is_some() && crate::attach::auto_attach(state, name).await {
+    if user.is_some() && crate::data::attach::auto_attach(state, name).await {
         return state.registry.get(name);
     }
     None

@@ -91,10 +91,7 @@ pub async fn delete(
     let entry = bucket(&req)?;
     if entry.bck.provider.is_remote() {
         // A cloud bucket is never deleted through Trove (as in AIS): DeleteBucket detaches it.
-        crate::attach::detach(state, &req.input.bucket).await.map_err(|e| match e {
-            crate::attach::AttachError::NoSuchBucket(_) => errors::no_such_bucket(),
-            other => errors::internal(other),
-        })?;
+        crate::data::attach::detach(state, &req.input.bucket).await.map_err(errors::from_data)?;
         return Ok(S3Response::new(DeleteBucketOutput {}));
     }
     let st = state.clone();

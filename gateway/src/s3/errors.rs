@@ -34,6 +34,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         }
         D::NoSpace => insufficient_storage(),
         D::NoProvider(p) => s3_error!(ServiceUnavailable, "The bucket's provider {p} is not set up on this node"),
+        D::NotRemote(what) => s3_error!(InvalidArgument, "{what} is not a cloud bucket"),
         D::BackendNoSuchBucket(b) => s3_error!(NoSuchBucket, "The backend bucket {b} does not exist"),
         D::BackendDenied(m) => s3_error!(AccessDenied, "The backend denied access: {m}"),
         D::BackendInvalid(m) => s3_error!(InvalidRequest, "The backend refused the request: {m}"),

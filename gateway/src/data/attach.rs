@@ -4,31 +4,8 @@
 
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
+use super::Error;
 use crate::state::SharedState;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AttachError {
-    #[error("{0}")]
-    InvalidName(String),
-    #[error("{0} is not a cloud bucket (use s3://, gs:// or az://)")]
-    NotRemote(String),
-    #[error("provider {0} is not set up: give [backends.{0}] in the config or its standard environment (see docs/backends.md)")]
-    NotConfigured(&'static str),
-    #[error("{0}")]
-    InvalidProps(String),
-    #[error("bucket name {0} is taken by another bucket")]
-    Taken(String),
-    #[error("no such bucket: {0}")]
-    NoSuchBucket(String),
-    #[error(transparent)]
-    Backend(#[from] trove_backends::Error),
-    #[error(transparent)]
-    Registry(#[from] trove_namespace::Error),
-    #[error(transparent)]
-    Store(#[from] trove_cache::Error),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -42,18 +19,18 @@ pub async fn attach(
     bck: Bck,
     props: &serde_json::Value,
     check: bool,
-) -> Result<BucketEntry, AttachError> {
-    validate_s3_bucket_name(s3_name).map_err(|e| AttachError::InvalidName(e.to_string()))?;
+) -> Result<BucketEntry, Error> {
+    validate_s3_bucket_name(s3_name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
     if !bck.provider.is_remote() || bck.ns.is_remote() {
-        return Err(AttachError::NotRemote(bck.to_string()));
+        return Err(Error::NotRemote(bck.to_string()));
     }
-    bck.validate().map_err(|e| AttachError::InvalidName(format!("{:?}: {e}", bck.name)))?;
-    let backend = state.providers.get(bck.provider).ok_or(AttachError::NotConfigured(bck.provider.as_str()))?;
+    bck.validate().map_err(|e| Error::InvalidBucketName(format!("{:?}: {e}", bck.name)))?;
+    let backend = state.providers.get(bck.provider).ok_or(Error::NoProvider(bck.provider.as_str()))?;
     if check {
         trove_backends::Backend::head_bucket(&*backend, &bck.name).await?;
     }
     let mut p = BucketProps::default();
-    p.apply(props).map_err(AttachError::InvalidProps)?;
+    p.apply(props).map_err(Error::InvalidProps)?;
     p.backend_bck = None;
     let entry = BucketEntry {
         bck: bck.clone(),
@@ -67,23 +44,23 @@ pub async fn attach(
     let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
     tokio::task::spawn_blocking(move || match st.registry.apply(&Change::Attach { name: name.clone(), entry: e }) {
         Ok(Some(attached)) => Ok(attached),
-        Ok(None) => Err(AttachError::Internal("attach changed nothing".into())),
-        Err(trove_namespace::Error::AlreadyExists(_)) => Err(AttachError::Taken(name)),
+        Ok(None) => Err(Error::Internal("attach changed nothing".into())),
+        Err(trove_namespace::Error::AlreadyExists(_)) => Err(Error::BucketExists(name)),
         Err(other) => Err(other.into()),
     })
     .await
-    .map_err(|e| AttachError::Internal(e.to_string()))?
+    .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 /// Removes an attached bucket from the namespace and drops its cached copies; the cloud data is untouched.
-pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, AttachError> {
-    let entry = state.registry.get(s3_name).ok_or_else(|| AttachError::NoSuchBucket(s3_name.to_owned()))?;
+pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, Error> {
+    let entry = state.registry.get(s3_name).ok_or(Error::NoSuchBucket)?;
     if !entry.bck.provider.is_remote() {
-        return Err(AttachError::NotRemote(entry.bck.to_string()));
+        return Err(Error::NotRemote(entry.bck.to_string()));
     }
     let (st, name) = (state.clone(), s3_name.to_owned());
-    tokio::task::spawn_blocking(move || -> Result<BucketEntry, AttachError> {
-        let entry = st.registry.get(&name).ok_or_else(|| AttachError::NoSuchBucket(name.clone()))?;
+    tokio::task::spawn_blocking(move || -> Result<BucketEntry, Error> {
+        let entry = st.registry.get(&name).ok_or(Error::NoSuchBucket)?;
         // Another name may still stand for the same cloud bucket: its cache stays then.
         let still_used = st.registry.snapshot().buckets.iter().any(|(n, e)| *n != name && e.bck == entry.bck);
         if still_used {
@@ -95,15 +72,15 @@ pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, A
             removed = Some(unregister(&st, &name).map_err(|e| trove_cache::Error::Internal(e.to_string()))?);
             Ok(())
         })?;
-        removed.ok_or_else(|| AttachError::NoSuchBucket(name.clone()))
+        removed.ok_or(Error::NoSuchBucket)
     })
     .await
-    .map_err(|e| AttachError::Internal(e.to_string()))?
+    .map_err(|e| Error::Internal(e.to_string()))?
 }
 
-fn unregister(state: &SharedState, name: &str) -> Result<BucketEntry, AttachError> {
+fn unregister(state: &SharedState, name: &str) -> Result<BucketEntry, Error> {
     let removed = state.registry.apply(&Change::Remove { name: name.to_owned() })?;
-    removed.ok_or_else(|| AttachError::NoSuchBucket(name.to_owned()))
+    removed.ok_or(Error::NoSuchBucket)
 }
 
 /// Auto-attach (DESIGN §3): an S3 request for an unknown name tries `NAME` at each provider configured with
@@ -146,9 +123,9 @@ pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
 
 /// Attaches the `[[buckets]]` of the config at start-up, without contacting the backends (a node must start
 /// while a cloud is unreachable).
-pub async fn attach_configured(state: &SharedState, list: &[trove_config::AttachConfig]) -> Result<(), AttachError> {
+pub async fn attach_configured(state: &SharedState, list: &[trove_config::AttachConfig]) -> Result<(), Error> {
     for b in list {
-        let bck: Bck = b.source.parse().map_err(|e: trove_namespace::Error| AttachError::NotRemote(e.to_string()))?;
+        let bck: Bck = b.source.parse().map_err(|e: trove_namespace::Error| Error::NotRemote(e.to_string()))?;
         attach(state, &b.name, bck, &b.props, false).await?;
     }
     Ok(())
