@@ -32,8 +32,28 @@ impl Limits {
             header_read: Duration::from_secs_f64(c.header_read_timeout_secs),
             idle: Duration::from_secs_f64(c.idle_timeout_secs),
             body: Duration::from_secs_f64(c.body_timeout_secs),
-            max_connections: c.max_connections,
+            max_connections: fit_open_files(c.max_connections),
         }
+    }
+}
+
+/// Each connection holds a descriptor, and the node needs more for its objects, mountpaths and backends: a
+/// limit above the process's open-file limit would turn into failed accepts and opens instead of refusals.
+fn fit_open_files(wanted: usize) -> usize {
+    const RESERVED: u64 = 256;
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match soft {
+        Some(n) if (wanted as u64).saturating_add(RESERVED) > n => {
+            let fitted = n.saturating_sub(RESERVED).max(16) as usize;
+            tracing::warn!(
+                wanted,
+                fitted,
+                open_files = n,
+                "server.max_connections lowered to fit the open-file limit (ulimit -n)"
+            );
+            fitted
+        }
+        _ => wanted,
     }
 }
 
