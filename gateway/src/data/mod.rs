@@ -9,6 +9,7 @@ mod buckets;
 mod error;
 mod list;
 mod read;
+mod remote_writes;
 mod write;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use buckets::{guard as bucket_guard, new_bid};
 pub use error::Error;
 pub use list::{list, ListOpts, Page};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
+pub use remote_writes::{abort_upload, complete_upload, copy_within, start_upload, upload_part};
 pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
 
 use crate::state::AppState;

@@ -1,6 +1,10 @@
 //! Reads: an AIS-local object from disk; a cloud object from its cached copy (revalidated when the bucket or
 //! the caller asks) or from the backend through the single-flight fill, a range of an uncached object straight
 //! from the backend at once (the whole object following in the background), and prefetch's fetch of one object.
+//!
+//! The cached copy of a cloud object lives in the store under the backend bucket's identity (`@aws/origin/...`,
+//! as in AIS) with the backend's ETag, version and headers, so a warm GET is the same disk read as an AIS-local
+//! GET, and revalidation (`versioning.validate_warm_get`, `?latest-ver=true`) compares like with like.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

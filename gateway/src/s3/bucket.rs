@@ -78,7 +78,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Res
     let entry = bucket(&req)?;
     if entry.bck.provider.is_remote() {
         // An attached bucket is only as present as its backend bucket.
-        let b = crate::s3::remote::backend(state, &entry)?;
+        let b = crate::data::backend(state, &entry).map_err(errors::from_data)?;
         b.head_bucket(&entry.bck.name).await.map_err(errors::from_backend)?;
     }
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(state.region.clone()), ..Default::default() }))

@@ -109,7 +109,9 @@ pub async fn copy_object(
                     "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
                 ));
             }
-            let meta = crate::s3::remote::copy_within(state, &dest, key, &i.key, new_meta.as_ref()).await?;
+            let meta = crate::data::copy_within(state, &dest, key, &i.key, new_meta.as_ref())
+                .await
+                .map_err(errors::from_data)?;
             return Ok(S3Response::new(CopyObjectOutput {
                 copy_object_result: Some(CopyObjectResult {
                     e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -271,8 +273,11 @@ pub async fn upload_part_copy(
     })
     .await?;
     if let Some(handle) = &upload.backend_upload {
-        meta.version =
-            Some(crate::s3::remote::upload_part(state, &dest, &i.key, handle, number, &staged, meta.size).await?);
+        meta.version = Some(
+            crate::data::upload_part(state, &dest, &i.key, handle, number, &staged, meta.size)
+                .await
+                .map_err(errors::from_data)?,
+        );
     }
     let st = state.clone();
     let (bck, key, upload_id) = (dest.bck.clone(), i.key.clone(), i.upload_id.clone());

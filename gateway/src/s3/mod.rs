@@ -14,7 +14,6 @@ pub mod fast_get;
 pub(crate) mod list;
 mod multipart;
 pub(crate) mod object;
-pub(crate) mod remote;
 pub mod sigv2;
 pub mod sigv4;
 mod tagging;

@@ -71,9 +71,12 @@ pub async fn create(
         backend_upload: None,
     };
     let mut upload = upload;
-    if entry.bck.provider.is_remote() && crate::s3::remote::backend(state, &entry)?.lockstep_multipart() {
+    if entry.bck.provider.is_remote()
+        && crate::data::backend(state, &entry).map_err(errors::from_data)?.lockstep_multipart()
+    {
         // The backend's upload runs in lock-step: parts go on as they arrive, Complete joins them there.
-        upload.backend_upload = Some(crate::s3::remote::start_upload(state, &entry, &upload.key, &upload.meta).await?);
+        upload.backend_upload =
+            Some(crate::data::start_upload(state, &entry, &upload.key, &upload.meta).await.map_err(errors::from_data)?);
     }
     let st = state.clone();
     let up = upload.clone();
@@ -123,8 +126,11 @@ pub async fn upload_part(
     };
     if let Some(handle) = &upload.backend_upload {
         let n = i.part_number as u32;
-        meta.version =
-            Some(crate::s3::remote::upload_part(state, &entry, &i.key, handle, n, &staged, meta.size).await?);
+        meta.version = Some(
+            crate::data::upload_part(state, &entry, &i.key, handle, n, &staged, meta.size)
+                .await
+                .map_err(errors::from_data)?,
+        );
     }
     let st = state.clone();
     let (bck, key, upload_id, n) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
@@ -236,7 +242,9 @@ pub async fn complete(
                         tokens.into_iter().map(|(n, t)| t.map(|t| (n, t))).collect::<Option<Vec<_>>>().ok_or_else(
                             || s3_error!(InvalidPart, "A part was not uploaded to the backend; upload it again."),
                         )?;
-                    crate::s3::remote::complete_upload(state, &entry, &handle, &parts, &mut meta).await?;
+                    crate::data::complete_upload(state, &entry, &handle, &parts, &mut meta)
+                        .await
+                        .map_err(errors::from_data)?;
                 }
                 // Backends without lock-step uploads (GCS) get the assembled object in one upload.
                 None if entry.bck.provider.is_remote() => {
@@ -312,7 +320,7 @@ pub async fn abort(
         let (st, bck, k, u) = (state.clone(), entry.bck.clone(), key.clone(), upload_id.clone());
         let upload = blocking(move || st.store.get_upload(&bck, &k, &u).map_err(errors::from_store)).await?;
         if let Some(handle) = &upload.backend_upload {
-            crate::s3::remote::abort_upload(state, &entry, &key, handle).await?;
+            crate::data::abort_upload(state, &entry, &key, handle).await.map_err(errors::from_data)?;
         }
     }
     blocking(move || st.store.abort_upload(&entry.bck, &key, &upload_id).map_err(errors::from_store)).await?;

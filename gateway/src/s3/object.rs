@@ -7,12 +7,12 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
 
 use crate::s3::access;
+use crate::s3::body::SyncBody;
 use crate::s3::body::{self, FileBody, MAX_OBJECT_SIZE};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, bucket, check_key, route};
 use crate::s3::errors;
-use crate::s3::remote;
 use crate::s3::tagging;
 use crate::state::SharedState;
 
@@ -284,8 +284,8 @@ pub fn into_blob(body: crate::data::Body, start: u64, end: u64) -> StreamingBlob
     use crate::data::Body;
     match body {
         Body::File(f) => FileBody::new(f, start, end).into_blob(),
-        Body::Fill(fill) => remote::blob(fill.reader(start, end)),
-        Body::Backend(stream) => remote::blob(stream),
+        Body::Fill(fill) => StreamingBlob::wrap(SyncBody::new(fill.reader(start, end))),
+        Body::Backend(stream) => StreamingBlob::wrap(SyncBody::new(stream)),
         Body::None => StreamingBlob::from(s3s::Body::empty()),
     }
 }
