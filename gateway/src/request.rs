@@ -32,6 +32,9 @@ pub struct Target {
     /// The operation class, as metrics report it (`GetObject`, `ListObjects`, `Native`...).
     pub op: &'static str,
     pub auth: AuthKind,
+    /// The query's pairs, decoded as `application/x-www-form-urlencoded` (as S3, AIS and s3s read them), in
+    /// their order.
+    pub query: Vec<(String, String)>,
 }
 
 impl Target {
@@ -44,8 +47,27 @@ impl Target {
             (!seg.is_empty()).then(|| seg.to_owned())
         });
         let op = crate::metrics::operation(method, uri, headers, virtual_host);
-        Target { api, virtual_host, bucket, op, auth: auth_kind(uri.query().unwrap_or_default(), headers) }
+        let raw = uri.query().unwrap_or_default();
+        Target { api, virtual_host, bucket, op, auth: auth_kind(raw, headers), query: query_pairs(raw) }
     }
+
+    /// The value of query parameter `name`, if given.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `a=1&b=x+y&c` as `[(a, 1), (b, "x y"), (c, "")]`.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
 }
 
 /// The bucket label of `Host: bucket.<domain>[:port]`.
@@ -103,6 +125,14 @@ mod tests {
         assert_eq!(t.api, Api::S3);
         let t = target(Method::GET, "/", &[("host", "localhost")]);
         assert_eq!((t.bucket, t.op), (None, "ListBuckets"));
+    }
+
+    #[test]
+    fn query_decoded_once() {
+        let t = target(Method::GET, "/b?prefix=a+b%2Fc&list-type=2&flag", &[]);
+        assert_eq!(t.param("prefix"), Some("a b/c"));
+        assert_eq!(t.param("flag"), Some(""));
+        assert_eq!(t.param("nope"), None);
     }
 
     #[test]

@@ -39,10 +39,10 @@ impl Call {
 /// Control bodies are small; anything bigger is refused rather than buffered.
 const MAX_BODY: usize = 1 << 20;
 
-pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3s::Body> {
+/// `query` is the request target's, decoded once.
+pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(String, String)>) -> Response<s3s::Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let query = parse_query(req.uri().query());
     match (&method, path.as_str()) {
         (&http::Method::GET | &http::Method::HEAD, ais_path::HEALTH) => {
             return match strict::check(strict::Route::Health, &query, req.headers()) {
@@ -116,21 +116,6 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>) -> Response<s3
         Ok(r) => r,
         Err((status, message)) => error(status, &method, &path, &message),
     }
-}
-
-fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-    query
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (dec(k), dec(v))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn authorized(state: &SharedState, headers: &http::HeaderMap) -> bool {

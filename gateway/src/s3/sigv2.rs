@@ -106,6 +106,8 @@ pub struct Signed<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
+    /// The query's decoded pairs (the request target's).
+    pub query: &'a [(String, String)],
     /// The bucket of a virtual-hosted request (it leads the canonicalized resource).
     pub vh_bucket: Option<&'a str>,
 }
@@ -115,7 +117,7 @@ pub fn check(state: &AppState, req: &Signed<'_>, presigned: bool, now: OffsetDat
     if !state.sigv2 {
         return Err(DISABLED);
     }
-    let qs = query_pairs(req.uri.query().unwrap_or_default());
+    let qs = sorted(req.query.to_vec());
     let headers = ordered_headers(req.headers);
     let (access_key, given) = if presigned {
         let access_key = unique(&qs, "AWSAccessKeyId").ok_or(MALFORMED)?;
@@ -168,19 +170,10 @@ fn parse_date(s: &str) -> Option<OffsetDateTime> {
         .ok()
 }
 
-/// Query pairs decoded as `application/x-www-form-urlencoded` and sorted by name (stable), as s3s does.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-    let mut v: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (dec(k), dec(v))
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+/// Query pairs sorted by name (stable), as s3s orders them.
+fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
 }
 
 /// Header `(name, value)` pairs with UTF-8 values, sorted by name (stable), as s3s does.
@@ -249,7 +242,7 @@ mod tests {
     use super::*;
 
     fn signed<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap) -> Signed<'a> {
-        Signed { method, uri, headers, vh_bucket: None }
+        Signed { method, uri, headers, query: &[], vh_bucket: None }
     }
 
     /// AWS's SigV2 documentation example (Object GET, virtual-hosted).
@@ -277,7 +270,8 @@ mod tests {
         h.insert("date", "ignored".parse().unwrap());
         let (m, u) = (Method::PUT, "/b/k?uploadId=u1&partNumber=2&foo=bar".parse::<Uri>().unwrap());
         let req = signed(&m, &u, &h);
-        let s = string_to_sign(&req, &query_pairs(u.query().unwrap()), &ordered_headers(&h), false);
+        let qs = sorted(crate::request::query_pairs(u.query().unwrap()));
+        let s = string_to_sign(&req, &qs, &ordered_headers(&h), false);
         assert_eq!(
             s,
             "PUT\n\n\n\nx-amz-date:Tue, 27 Mar 2007 19:36:42 +0000\nx-amz-meta-a:1,3\nx-amz-meta-b:2\n\
