@@ -93,10 +93,12 @@ pub fn bearer(headers: &http::HeaderMap, admin_token: &str) -> Option<Caller<'st
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))?;
     let want = admin_token.as_bytes();
-    let same = !want.is_empty()
-        && given.len() == want.len()
-        && given.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    same.then_some(Caller::Admin)
+    (!want.is_empty() && constant_time_eq(given.as_bytes(), want)).then_some(Caller::Admin)
+}
+
+/// Equality of secrets (signatures, tokens) in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The decision. `entry` is `None` when the bucket does not exist (or, for the account-level actions, when
@@ -206,6 +208,18 @@ mod tests {
             authorize(Caller::Anonymous, Action::ReadObject, Some(&cloud), ObjectAcl::Missing),
             Err(Denied::AccessDenied)
         );
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, "Bearer a-long-enough-token".parse().unwrap());
+        assert!(bearer(&h, "a-long-enough-token").is_some());
+        assert!(bearer(&h, "a-long-enough-tokeN").is_none());
+        assert!(bearer(&http::HeaderMap::new(), "").is_none());
     }
 
     #[test]

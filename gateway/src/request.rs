@@ -57,6 +57,11 @@ impl Target {
     }
 }
 
+/// The declared `Content-Length` (0 when absent or unreadable).
+pub fn content_length(h: &HeaderMap) -> u64 {
+    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+}
+
 /// `a=1&b=x+y&c` as `[(a, 1), (b, "x y"), (c, "")]`.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
     let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();

@@ -20,7 +20,7 @@ use trove_config::Config;
 use crate::conn::{self, Activity, Gate, Limits, TimedBody, TrackedBody, Watched};
 use crate::native;
 use crate::providers::Providers;
-use crate::request::{Api, AuthKind, Target};
+use crate::request::{content_length, Api, AuthKind, Target};
 use crate::s3::{Access, Auth, TroveS3};
 use crate::state::{AppState, SharedState};
 
@@ -303,10 +303,6 @@ impl s3s::host::S3Host for DomainHost {
 /// `Expect: 100-continue` with an empty body: hyper answers without a `100 Continue`, and botocore (aws-cli,
 /// boto3) then mishandles the reused connection, so that the next request on it hangs. Closing the connection
 /// after such a response avoids it; zero-byte uploads are rare enough for the extra connect not to matter.
-fn content_length(h: &http::HeaderMap) -> u64 {
-    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
-}
-
 fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
     let h = req.headers();
     h.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))

@@ -12,7 +12,8 @@ pub enum Route {
     ObjectGet,
     ObjectHead,
     ObjectPut,
-    ObjectDelete,
+    /// DELETE, POST and PATCH of objects: control messages.
+    ObjectControl,
     BucketList,
     Bucket,
     BucketHead,
@@ -26,7 +27,7 @@ impl Route {
             Method::GET => Route::ObjectGet,
             Method::HEAD => Route::ObjectHead,
             Method::PUT => Route::ObjectPut,
-            _ => Route::ObjectDelete,
+            _ => Route::ObjectControl,
         }
     }
 
@@ -45,7 +46,7 @@ impl Route {
             Route::ObjectGet => both(&[q::LATEST_VER, q::SILENT]),
             Route::ObjectHead => both(&[q::LATEST_VER, q::PROPS, q::SILENT]),
             Route::ObjectPut => both(&[q::SKIP_VC]),
-            Route::ObjectDelete => false,
+            Route::ObjectControl => false,
             Route::BucketList => both(&[q::SYSTEM_BUCKETS]),
             Route::Bucket => both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD]),
             Route::BucketHead => both(&[q::DONT_ADD_REMOTE_BCK_MD]),

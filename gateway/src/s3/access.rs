@@ -50,7 +50,7 @@ impl S3Access for Access {
         door::authorize(caller, action, entry.as_ref(), object.as_ref()).map_err(denied)?;
         // Allowed; now the size of a body s3s would read whole (it would read up to its limit, then 500).
         if has_document_body(cx.method(), cx.s3_op().name())
-            && declared_length(cx.headers()) > super::XML_MAX_BODY as u64
+            && crate::request::content_length(cx.headers()) > super::XML_MAX_BODY as u64
         {
             return Err(s3_error!(MaxMessageLengthExceeded, "Your request was too big."));
         }
@@ -104,10 +104,6 @@ pub fn denied(d: Denied) -> S3Error {
 /// PUTs and POSTs other than object data carry an XML (or JSON) document that s3s reads whole.
 fn has_document_body(method: &http::Method, op: &str) -> bool {
     matches!(*method, http::Method::PUT | http::Method::POST) && !matches!(op, "PutObject" | "UploadPart")
-}
-
-fn declared_length(h: &http::HeaderMap) -> u64 {
-    h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
 }
 
 fn has_response_overrides(query: Option<&str>) -> bool {

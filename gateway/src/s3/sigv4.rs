@@ -97,7 +97,7 @@ pub fn matches(given_hex: &str, expected: &[u8; 32]) -> bool {
     if given_hex.bytes().any(|b| b.is_ascii_uppercase()) || hex::decode_to_slice(given_hex, &mut given).is_err() {
         return false;
     }
-    given.iter().zip(expected).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::door::constant_time_eq(&given, expected)
 }
 
 /// The parts of `Authorization: AWS4-HMAC-SHA256 Credential=AK/DATE/REGION/SERVICE/aws4_request,

@@ -43,25 +43,10 @@ pub fn to_tag_set(pairs: &[(String, String)]) -> TagSet {
 
 /// Parses the URL-query form of `x-amz-tagging` (`k1=v1&k2=v2`).
 pub fn parse_header(h: &str) -> S3Result<Vec<(String, String)>> {
-    let pairs: Vec<(String, String)> = form_urlencoded_pairs(h);
+    let pairs: Vec<(String, String)> = crate::request::query_pairs(h);
     let tags: Vec<Tag> = pairs.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect();
     check_tag_set(&tags, MAX_OBJECT_TAGS)?;
     Ok(pairs)
-}
-
-fn form_urlencoded_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode_component(k), decode_component(v))
-        })
-        .collect()
-}
-
-fn decode_component(s: &str) -> String {
-    let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
 }
 
 pub async fn get_object(
