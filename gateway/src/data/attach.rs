@@ -4,12 +4,8 @@
 
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
-use super::Error;
+use super::{now_ms, Error};
 use crate::state::SharedState;
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// Attaches `bck` under `s3_name` with `props` (AIS names, partial). With `check`, the backend bucket must
 /// answer a HEAD first. Attaching the same bucket again under the same name updates its properties.

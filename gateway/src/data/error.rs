@@ -28,6 +28,25 @@ pub enum Error {
     InvalidRange,
     #[error("object metadata is too large")]
     MetadataTooLarge,
+    #[error("the object exceeds the maximum allowed object size")]
+    EntityTooLarge,
+    #[error("the Content-MD5 is not valid")]
+    InvalidDigest,
+    /// The client's Content-MD5 or a checksum (named) did not match the body.
+    #[error("the {0} you specified did not match what was received")]
+    BadDigest(String),
+    #[error("a part of the list was not uploaded, or its ETag does not match")]
+    InvalidPart,
+    #[error("the list of parts is not in ascending order")]
+    InvalidPartOrder,
+    #[error("a part other than the last is smaller than the minimum part size")]
+    EntityTooSmall,
+    /// A CompleteMultipartUpload part list that is empty or longer than S3 allows.
+    #[error("the list of parts is empty or too long")]
+    MalformedParts,
+    /// A request Trove does not carry out for this kind of bucket (named).
+    #[error("{0} is not supported")]
+    NotImplemented(&'static str),
     /// A full mountpath, or the node above its out-of-space mark.
     #[error("insufficient storage: no space left on the node")]
     NoSpace,

@@ -1,15 +1,18 @@
 //! The data layer under both frontends and the jobs: reading objects (local, warm, cold fill, revalidation,
-//! ranged-first), writing them (write-through with preconditions checked before the backend is touched; local
-//! commits with preconditions under the tree lock), deleting them, and prefetch of one object. S3 and
+//! ranged-first), receiving bodies, writing them (write-through with preconditions checked before the backend
+//! is touched; local commits with preconditions under the tree lock), multipart uploads, server-side copies,
+//! deleting, listing, and prefetch of one object. S3 and
 //! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
 //! [`Error`], mapped once per wire format.
 
 pub mod attach;
 mod buckets;
+pub mod copy;
 mod error;
 mod list;
+pub mod multipart;
 mod read;
-mod remote_writes;
+pub mod receive;
 mod write;
 
 use std::sync::Arc;
@@ -21,7 +24,6 @@ pub use buckets::{guard as bucket_guard, new_bid};
 pub use error::Error;
 pub use list::{list, ListOpts, Page};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
-pub use remote_writes::{abort_upload, complete_upload, copy_within, start_upload, upload_part};
 pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
 
 use crate::state::AppState;
@@ -37,4 +39,12 @@ pub fn backend(state: &AppState, entry: &BucketEntry) -> Result<Arc<dyn Backend>
 /// Runs blocking storage work off the async worker threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("blocking task: {e}")))?
+}
+
+/// The content type of an object whose writer named none (S3's).
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// Milliseconds since the epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -28,7 +28,15 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::InvalidToken => StatusCode::BAD_REQUEST,
         Error::MetadataTooLarge | Error::BackendInvalid(_) => StatusCode::BAD_REQUEST,
+        Error::EntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::InvalidDigest
+        | Error::BadDigest(_)
+        | Error::InvalidPart
+        | Error::InvalidPartOrder
+        | Error::EntityTooSmall
+        | Error::MalformedParts => StatusCode::BAD_REQUEST,
         Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         Error::BackendDenied(_) => StatusCode::FORBIDDEN,
         Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         // Attaching a bucket of a provider that is not set up is the operator's request to fix.

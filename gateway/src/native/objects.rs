@@ -8,29 +8,19 @@ use trove_backends::ByteRange;
 use trove_cache::ObjMeta;
 use trove_namespace::{BucketEntry, Provider};
 
-use crate::s3::body::{self, MAX_OBJECT_SIZE};
 use trove_ais::{header, query as ais_query};
 
 use super::errors::from_data;
+use crate::data::receive::{receive, Interrupted, MAX_OBJECT_SIZE};
+use crate::data::{now_ms, DEFAULT_CONTENT_TYPE};
 use crate::s3::bucket::timestamp_ms;
-use crate::s3::object::{self, http_date, now_ms, DEFAULT_CONTENT_TYPE};
+use crate::s3::object::{self, http_date};
 use crate::state::SharedState;
 
 type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// An S3 error of the shared body receiver as a native one: same status, and AIS's `prov://bucket/object` in
-/// "not found" messages (the SDK picks its exception type from that text).
-fn from_s3(e: s3s::S3Error, entry: &BucketEntry, key: &str) -> (StatusCode, String) {
-    let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let uri = format!("{}://{}/{key}", entry.bck.provider.as_str(), entry.bck.name);
-    if status == StatusCode::NOT_FOUND {
-        return (status, format!("{uri} does not exist"));
-    }
-    (status, format!("{uri}: {}", e.message().unwrap_or(e.code().as_str())))
 }
 
 /// The bucket and object a `/v1/objects/<bucket>/<object>` path names.
@@ -174,8 +164,10 @@ async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| from_data(e.into(), entry, key))?;
     let blob = StreamingBlob::from(req.into_body());
-    let received =
-        body::receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| from_s3(e, entry, key))?;
+    let received = receive(&staged, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| match e {
+        Interrupted::Body(e) => (StatusCode::BAD_REQUEST, format!("the request body was not received: {e}")),
+        Interrupted::Data(e) => from_data(e, entry, key),
+    })?;
     if length.is_some_and(|l| l != received.size) {
         return Err((StatusCode::BAD_REQUEST, "the body is shorter than Content-Length".to_owned()));
     }

@@ -1,11 +1,9 @@
-//! Request bodies into staged files (with MD5 and S3 checksums computed on the way), and files out as
-//! response bodies.
+//! S3 request bodies into staged files (through the data layer's receiver), and files out as response bodies.
 //!
 //! Reads of stored objects happen inline on the runtime thread with positioned reads on an already open file
 //! when the data is in the page cache (DESIGN §10 measured every blocking-pool hop as the largest cost of a
 //! cache hit); data that would wait for the disk is read on the blocking pool.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::FileExt;
@@ -14,101 +12,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
-use s3s::checksum::ChecksumHasher;
+use futures::Stream;
 use s3s::dto::StreamingBlob;
 use s3s::{s3_error, S3Error, S3Result};
-use tokio::io::AsyncWriteExt;
 use trove_cache::Staged;
 
+use crate::data::{self, receive::Interrupted, receive::Received};
 use crate::s3::errors;
 
-/// S3's single-PUT limit.
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-
-/// The checksum algorithms S3 knows, by their wire names.
-pub const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
-
-/// A received body: its size, MD5, and the checksums that were asked for.
-#[derive(Debug)]
-pub struct Received {
-    pub size: u64,
-    pub md5: [u8; 16],
-    /// Algorithm -> base64 value.
-    pub checksums: BTreeMap<String, String>,
-}
-
-impl Received {
-    pub fn etag(&self) -> String {
-        hex::encode(self.md5)
-    }
-}
-
-pub fn hasher_for(algorithms: &[String]) -> ChecksumHasher {
-    let mut h = ChecksumHasher::default();
-    for a in algorithms {
-        match a.as_str() {
-            "CRC32" => h.crc32 = Some(Default::default()),
-            "CRC32C" => h.crc32c = Some(Default::default()),
-            "CRC64NVME" => h.crc64nvme = Some(Default::default()),
-            "SHA1" => h.sha1 = Some(Default::default()),
-            "SHA256" => h.sha256 = Some(Default::default()),
-            _ => {}
-        }
-    }
-    h
-}
-
-pub fn checksum_map(c: s3s::dto::Checksum) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for (name, v) in [
-        ("CRC32", c.checksum_crc32),
-        ("CRC32C", c.checksum_crc32c),
-        ("CRC64NVME", c.checksum_crc64nvme),
-        ("SHA1", c.checksum_sha1),
-        ("SHA256", c.checksum_sha256),
-    ] {
-        if let Some(v) = v {
-            m.insert(name.to_owned(), v);
-        }
-    }
-    m
-}
-
-/// Streams `body` into the staged work file, hashing as it goes. A body that ends early or fails leaves the
-/// staged file to be dropped (and deleted) by the caller, so the previous object stays intact.
+/// Streams an S3 request body into the staged work file (the data layer's receiver), wording a failed body
+/// stream as S3 does.
 pub async fn receive(
     staged: &Staged,
     body: Option<StreamingBlob>,
     algorithms: &[String],
     limit: u64,
 ) -> S3Result<Received> {
-    let std_file = staged.file.try_clone().map_err(errors::internal)?;
-    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(std_file));
-    let mut md5 = Md5::new();
-    let mut hasher = hasher_for(algorithms);
-    let mut size = 0u64;
-    if let Some(mut body) = body {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(body_error)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
-            }
-            md5.update(&chunk);
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| write_error(staged, e))?;
-        }
-    }
-    // Durability (fsync) is the commit's job, per the configured policy.
-    file.flush().await.map_err(|e| write_error(staged, e))?;
-    Ok(Received { size, md5: md5.finalize().into(), checksums: checksum_map(hasher.finalize()) })
-}
-
-/// A failed write to the work file: a full disk is 507, anything else an internal error (logged once).
-fn write_error(staged: &trove_cache::Staged, e: std::io::Error) -> S3Error {
-    errors::from_store(trove_cache::Error::io(staged.path(), e))
+    data::receive::receive(staged, body, algorithms, limit).await.map_err(|e| match e {
+        Interrupted::Body(e) => body_error(e),
+        Interrupted::Data(e) => errors::from_data(e),
+    })
 }
 
 /// A body stream error is the client's doing (disconnect, bad aws-chunked framing or signature), unless s3s
@@ -137,27 +60,6 @@ fn body_error(e: s3s::StdError) -> S3Error {
             }
         }
     }
-}
-
-/// Checks client-supplied MD5 and checksums against what was received.
-pub fn verify(received: &Received, content_md5: Option<&str>, expected: &BTreeMap<String, String>) -> S3Result<()> {
-    if let Some(md5) = content_md5 {
-        use base64::Engine;
-        let given = base64::engine::general_purpose::STANDARD
-            .decode(md5.trim())
-            .ok()
-            .filter(|d| d.len() == 16)
-            .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
-        if given != received.md5 {
-            return Err(s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."));
-        }
-    }
-    for (algo, want) in expected {
-        if received.checksums.get(algo) != Some(want) {
-            return Err(s3_error!(BadDigest, "The {algo} you specified did not match the calculated checksum."));
-        }
-    }
-    Ok(())
 }
 
 /// A positioned, chunked reader of `[start, end)` of an open file.

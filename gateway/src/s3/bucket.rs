@@ -4,15 +4,12 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
+use crate::data::now_ms;
 use crate::s3::access;
 use crate::s3::ctx::{blocking, bucket, caller};
 use crate::s3::errors;
 use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
 use crate::state::SharedState;
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 pub fn timestamp_ms(ms: i64) -> Timestamp {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

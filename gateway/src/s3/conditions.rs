@@ -79,6 +79,16 @@ fn not_modified(meta: &ObjMeta) -> S3Error {
     e
 }
 
+/// A write's `If-Match` / `If-None-Match` as the data layer's precondition; `None` when neither is given.
+pub fn write_precondition(
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+) -> Option<crate::data::Precondition> {
+    (if_match.is_some() || if_none_match.is_some()).then(|| -> crate::data::Precondition {
+        Box::new(move |cur| check_write(if_match.as_ref(), if_none_match.as_ref(), cur))
+    })
+}
+
 /// Conditional writes: `If-None-Match: *` fails when the key exists; `If-Match` needs an existing object
 /// with that ETag (404 when there is none).
 pub fn check_write(

@@ -1,38 +1,46 @@
-//! CopyObject and UploadPartCopy: server-side copies between AIS-local objects.
+//! CopyObject and UploadPartCopy on the S3 wire: the door's check of the source, S3's copy rules and
+//! metadata directives; the copies themselves are the data layer's (`data/copy.rs`).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 
-use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
-use trove_cache::{ObjMeta, Staged};
+use trove_cache::ObjMeta;
+use trove_namespace::BucketEntry;
 
+use crate::data;
+use crate::data::now_ms;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, bucket, caller_opt, check_key};
-use crate::s3::errors;
-use crate::s3::object::{http_date, now_ms, DEFAULT_CONTENT_TYPE};
+use crate::s3::ctx::{bucket, caller_opt, check_key};
+use crate::s3::errors::{self, from_data};
+use crate::s3::object::{http_date, DEFAULT_CONTENT_TYPE};
 use crate::s3::tagging;
 use crate::state::{SharedState, User};
 
-/// The source of a copy, opened (so later changes of the source do not affect the copy) and checked against the
-/// `x-amz-copy-source-if-*` conditions.
-fn open_source(
-    state: &SharedState,
-    user: Option<&User>,
-    src: &CopySource,
-    cond: &ReadConditions<'_>,
-) -> S3Result<(File, ObjMeta, trove_namespace::Bck)> {
+/// The source bucket and key of a copy, if the door lets `user` read the source object.
+fn source<'a>(state: &SharedState, user: Option<&User>, src: &'a CopySource) -> S3Result<(BucketEntry, &'a str)> {
     let CopySource::Bucket { bucket, key, .. } = src else {
         return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
     };
     check_key(key)?;
-    let entry = source_bucket(state, user, bucket, key)?;
-    let (file, meta) = state.store.open_object(&entry.bck, key).map_err(errors::from_store)?;
-    conditions::check_copy_source(cond, &meta)?;
-    Ok((file, meta, entry.bck))
+    Ok((source_bucket(state, user, bucket, key)?, key))
 }
+
+/// The source of a copy, opened (so later changes of the source do not affect the copy) and checked against the
+/// `x-amz-copy-source-if-*` conditions.
+async fn open_source(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    cond: &ReadConditions<'_>,
+) -> S3Result<(File, ObjMeta)> {
+    let (file, meta) = data::copy::open_source(state, entry, key).await.map_err(from_data)?;
+    conditions::check_copy_source(cond, &meta)?;
+    Ok((file, meta))
+}
+
+const COPY_TO_ITSELF: &str = "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.";
 
 /// The source bucket of a copy, if the door lets `user` read the source object.
 fn source_bucket(
@@ -44,33 +52,6 @@ fn source_bucket(
     let entry = state.registry.get(bucket);
     crate::s3::access::check_copy_source(state, user, entry.as_ref(), key)?;
     entry.ok_or_else(errors::no_such_bucket)
-}
-
-/// Copies `[start, end)` of `src` into the staged file; returns the MD5 of the bytes when `hash` is set.
-fn copy_bytes(
-    mut src: File,
-    staged: &mut Staged,
-    start: u64,
-    end: u64,
-    hash: bool,
-) -> std::io::Result<Option<[u8; 16]>> {
-    src.seek(SeekFrom::Start(start))?;
-    let mut limited = src.take(end - start);
-    if !hash {
-        std::io::copy(&mut limited, &mut staged.file)?;
-        return Ok(None);
-    }
-    let mut md5 = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = limited.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        md5.update(&buf[..n]);
-        staged.file.write_all(&buf[..n])?;
-    }
-    Ok(Some(md5.finalize().into()))
 }
 
 pub async fn copy_object(
@@ -89,61 +70,48 @@ pub async fn copy_object(
     };
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = source_bucket(state, user.as_ref(), bucket, key)?;
-        check_key(key)?;
-        if src.bck.provider.is_remote() && src.bck == dest.bck {
-            // Same backend bucket: the backend copies; nothing moves through Trove.
-            let new_meta = replace.then(|| ObjMeta {
-                content_type: Some(i.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
-                content_encoding: i.content_encoding.clone(),
-                content_disposition: i.content_disposition.clone(),
-                content_language: i.content_language.clone(),
-                cache_control: i.cache_control.clone(),
-                user: i.metadata.clone().unwrap_or_default().into_iter().collect(),
+    let (src, src_key) = source(state, user.as_ref(), &i.copy_source)?;
+    if src.bck.provider.is_remote() && src.bck == dest.bck {
+        // Same backend bucket: the backend copies; nothing moves through Trove.
+        let new_meta = replace.then(|| ObjMeta {
+            content_type: Some(i.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+            content_encoding: i.content_encoding.clone(),
+            content_disposition: i.content_disposition.clone(),
+            content_language: i.content_language.clone(),
+            cache_control: i.cache_control.clone(),
+            user: i.metadata.clone().unwrap_or_default().into_iter().collect(),
+            ..Default::default()
+        });
+        if src_key == i.key && new_meta.is_none() {
+            return Err(s3_error!(InvalidRequest, "{COPY_TO_ITSELF}"));
+        }
+        let meta =
+            data::copy::copy_within(state, &dest, src_key, &i.key, new_meta.as_ref()).await.map_err(from_data)?;
+        return Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(meta.etag.clone())),
+                last_modified: Some(timestamp_ms(meta.mtime_ms)),
                 ..Default::default()
-            });
-            if **key == i.key && new_meta.is_none() {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-                ));
-            }
-            let meta = crate::data::copy_within(state, &dest, key, &i.key, new_meta.as_ref())
-                .await
-                .map_err(errors::from_data)?;
-            return Ok(S3Response::new(CopyObjectOutput {
-                copy_object_result: Some(CopyObjectResult {
-                    e_tag: Some(ETag::Strong(meta.etag.clone())),
-                    last_modified: Some(timestamp_ms(meta.mtime_ms)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }));
-        }
-        if dest.bck.provider.is_remote() {
-            return Err(s3_error!(
-                NotImplemented,
-                "CopyObject into a cloud bucket from a different bucket is not supported; copy through a client"
-            ));
-        }
-        if src.bck.provider.is_remote() {
-            crate::data::ensure_cached(state, &src, key).await.map_err(errors::from_data)?;
-        }
+            }),
+            ..Default::default()
+        }));
     }
-    let (src_file, src_meta, src_bck) = open_source(state, user.as_ref(), &i.copy_source, &cond)?;
-    let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-    if src_bck == dest.bck
-        && src_meta.key == i.key
+    if dest.bck.provider.is_remote() {
+        return Err(s3_error!(
+            NotImplemented,
+            "CopyObject into a cloud bucket from a different bucket is not supported; copy through a client"
+        ));
+    }
+    let (src_file, src_meta) = open_source(state, &src, src_key, &cond).await?;
+    if src.bck == dest.bck
+        && src_key == i.key
         && !replace
         && i.storage_class.is_none()
         && i.website_redirect_location.is_none()
     {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
+        return Err(s3_error!(InvalidRequest, "{COPY_TO_ITSELF}"));
     }
+    let replace_tags = i.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let mut meta = if replace {
         ObjMeta {
             content_type: Some(i.content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
@@ -182,22 +150,7 @@ pub async fn copy_object(
         meta.etag.clone_from(&src_meta.etag);
         meta.checksums.clone_from(&src_meta.checksums);
     }
-    let st = state.clone();
-    let bck = dest.bck.clone();
-    let size = src_meta.size;
-    let guard = crate::data::bucket_guard(state, &dest);
-    let meta = blocking(move || {
-        let mut staged = st.store.stage(&bck, &meta.key).map_err(errors::from_store)?;
-        staged.guard(guard);
-        let md5 = copy_bytes(src_file, &mut staged, 0, size, multipart_source)
-            .map_err(|e| errors::from_store(trove_cache::Error::io(staged.path(), e)))?;
-        if let Some(md5) = md5 {
-            meta.etag = hex::encode(md5);
-        }
-        st.store.commit(staged, &bck, &meta.key, &meta).map_err(errors::from_store)?;
-        Ok(meta)
-    })
-    .await?;
+    let meta = data::copy::copy_object(state, &dest, src_file, meta, multipart_source).await.map_err(from_data)?;
     let c = &meta.checksums;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
@@ -248,44 +201,16 @@ pub async fn upload_part_copy(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
-    if let CopySource::Bucket { bucket, key, .. } = &i.copy_source {
-        let src = source_bucket(state, user.as_ref(), bucket, key)?;
-        if src.bck.provider.is_remote() {
-            check_key(key)?;
-            crate::data::ensure_cached(state, &src, key).await.map_err(errors::from_data)?;
-        }
-    }
-    let (src_file, src_meta, _) = open_source(state, user.as_ref(), &i.copy_source, &cond)?;
+    let (src, src_key) = source(state, user.as_ref(), &i.copy_source)?;
+    let (src_file, src_meta) = open_source(state, &src, src_key, &cond).await?;
     let (start, end) = match i.copy_source_range.as_deref() {
         Some(r) => parse_copy_range(r, src_meta.size)?,
         None => (0, src_meta.size),
     };
-    let st = state.clone();
-    let (bck, key, upload_id, number) = (dest.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
-    let (staged, mut meta, upload) = blocking(move || {
-        let upload = st.store.get_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        let mut staged = st.store.stage_part(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        let md5 = copy_bytes(src_file, &mut staged, start, end, true)
-            .map_err(|e| errors::from_store(trove_cache::Error::io(staged.path(), e)))?
-            .unwrap_or_default();
-        let meta = ObjMeta { size: end - start, etag: hex::encode(md5), mtime_ms: now_ms(), ..Default::default() };
-        Ok((staged, meta, upload))
-    })
-    .await?;
-    if let Some(handle) = &upload.backend_upload {
-        meta.version = Some(
-            crate::data::upload_part(state, &dest, &i.key, handle, number, &staged, meta.size)
-                .await
-                .map_err(errors::from_data)?,
-        );
-    }
-    let st = state.clone();
-    let (bck, key, upload_id) = (dest.bck.clone(), i.key.clone(), i.upload_id.clone());
-    let meta = blocking(move || {
-        st.store.commit_part(staged, &bck, &key, &upload_id, number, &meta).map_err(errors::from_store)?;
-        Ok(meta)
-    })
-    .await?;
+    let number = i.part_number as u32;
+    let meta = data::copy::copy_part(state, &dest, &i.key, &i.upload_id, number, src_file, start, end)
+        .await
+        .map_err(from_data)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(meta.etag)),

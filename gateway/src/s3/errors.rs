@@ -32,6 +32,30 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::MetadataTooLarge => {
             s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size.")
         }
+        D::EntityTooLarge => {
+            s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size.")
+        }
+        D::InvalidDigest => s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."),
+        D::BadDigest(what) if what == "Content-MD5" => {
+            s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received.")
+        }
+        D::BadDigest(algo) => s3_error!(BadDigest, "The {algo} you specified did not match the calculated checksum."),
+        D::InvalidPart => s3_error!(
+            InvalidPart,
+            "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+        ),
+        D::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        ),
+        D::EntityTooSmall => {
+            s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
+        }
+        D::MalformedParts => s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ),
+        D::NotImplemented(what) => s3_error!(NotImplemented, "{what} is not supported"),
         D::NoSpace => insufficient_storage(),
         D::NoProvider(p) => s3_error!(ServiceUnavailable, "The bucket's provider {p} is not set up on this node"),
         D::NotRemote(what) => s3_error!(InvalidArgument, "{what} is not a cloud bucket"),

@@ -1,29 +1,24 @@
-//! Multipart uploads: create, upload part, complete (ETag `md5(md5s)-N`, composite or full-object checksums),
-//! abort, list parts, list uploads.
+//! Multipart uploads on the S3 wire: create, upload part, complete, abort, list parts, list uploads. The
+//! uploads themselves are the data layer's (`data/multipart.rs`); this converts S3's types around it.
 
-use std::collections::BTreeMap;
-
-use base64::Engine;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
-use trove_cache::multipart::multipart_etag;
-use trove_cache::{CompleteError, CompletedPart as StoreCompletedPart, ObjMeta, Upload};
+use trove_cache::{CompletedPart as StoreCompletedPart, ObjMeta, Upload};
 
+use crate::data::multipart::{self as mpu, MAX_PART_NUMBER};
+use crate::data::now_ms;
+use crate::data::receive::{verify, MAX_OBJECT_SIZE};
 use crate::s3::access::owner_of;
-use crate::s3::body::{self, MAX_OBJECT_SIZE};
+use crate::s3::body;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions;
-use crate::s3::ctx::{blocking, bucket, caller_opt, check_key};
-use crate::s3::errors;
+use crate::s3::ctx::{bucket, caller_opt, check_key};
+use crate::s3::errors::{self, from_data};
 use crate::s3::object::{
-    checksum_headers, header_checksums, http_date, now_ms, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
+    checksum_headers, header_checksums, http_date, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
 };
 use crate::s3::tagging;
 use crate::state::SharedState;
-
-/// S3's largest part.
-const MAX_PART_SIZE: u64 = MAX_OBJECT_SIZE;
-const MAX_PART_NUMBER: i32 = 10_000;
 
 pub fn check_part_number(n: i32) -> S3Result<()> {
     if !(1..=MAX_PART_NUMBER).contains(&n) {
@@ -45,9 +40,7 @@ pub async fn create(
     let algorithm = i.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
     let checksum_type = i.checksum_type.as_ref().map(|t| t.as_str().to_owned()).or_else(|| {
         // AWS: CRC64NVME is always full-object; the others default to composite.
-        algorithm
-            .as_deref()
-            .map(|a| if a == "CRC64NVME" { ChecksumType::FULL_OBJECT } else { ChecksumType::COMPOSITE }.to_owned())
+        algorithm.as_deref().map(|a| if a == "CRC64NVME" { mpu::FULL_OBJECT } else { mpu::COMPOSITE }.to_owned())
     });
     let upload = Upload {
         key: i.key.clone(),
@@ -70,17 +63,7 @@ pub async fn create(
         checksum_algorithm: algorithm.clone(),
         backend_upload: None,
     };
-    let mut upload = upload;
-    if entry.bck.provider.is_remote()
-        && crate::data::backend(state, &entry).map_err(errors::from_data)?.lockstep_multipart()
-    {
-        // The backend's upload runs in lock-step: parts go on as they arrive, Complete joins them there.
-        upload.backend_upload =
-            Some(crate::data::start_upload(state, &entry, &upload.key, &upload.meta).await.map_err(errors::from_data)?);
-    }
-    let st = state.clone();
-    let up = upload.clone();
-    blocking(move || st.store.create_upload(&entry.bck, &up).map_err(errors::from_store)).await?;
+    let upload = mpu::create(state, &entry, upload).await.map_err(from_data)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -102,55 +85,26 @@ pub async fn upload_part(
     errors::check_space(state)?;
     let mut expected =
         header_checksums(i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme, i.checksum_sha1, i.checksum_sha256);
-    let st = state.clone();
-    let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
-    let (staged, upload) = blocking(move || {
-        let upload = st.store.get_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        let staged = st.store.stage_part(&bck, &key, &upload_id).map_err(errors::from_store)?;
-        Ok((staged, upload))
-    })
-    .await?;
+    let (staged, upload) = mpu::stage_part(state, &entry, &i.key, &i.upload_id).await.map_err(from_data)?;
     let mut algorithms = wanted_algorithms(&headers, i.checksum_algorithm.as_ref(), &expected);
     if let Some(a) = &upload.checksum_algorithm {
         algorithms.push(a.clone());
     }
-    let received = body::receive(&staged, i.body, &algorithms, MAX_PART_SIZE).await?;
+    let received = body::receive(&staged, i.body, &algorithms, MAX_OBJECT_SIZE).await?;
     expected.extend(trailer_checksums(trailing_headers.as_ref()));
-    body::verify(&received, i.content_md5.as_deref(), &expected)?;
-    let mut meta = ObjMeta {
+    verify(&received, i.content_md5.as_deref(), &expected).map_err(from_data)?;
+    let meta = ObjMeta {
         size: received.size,
         etag: received.etag(),
         mtime_ms: now_ms(),
-        checksums: received.checksums.clone(),
+        checksums: received.checksums,
         ..Default::default()
     };
-    if let Some(handle) = &upload.backend_upload {
-        let n = i.part_number as u32;
-        meta.version = Some(
-            crate::data::upload_part(state, &entry, &i.key, handle, n, &staged, meta.size)
-                .await
-                .map_err(errors::from_data)?,
-        );
-    }
-    let st = state.clone();
-    let (bck, key, upload_id, n) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone(), i.part_number as u32);
-    let m = meta.clone();
-    blocking(move || st.store.commit_part(staged, &bck, &key, &upload_id, n, &m).map_err(errors::from_store)).await?;
+    let meta = mpu::commit_part(state, &entry, &upload, i.part_number as u32, staged, meta).await.map_err(from_data)?;
     let mut resp =
         S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
     resp.headers.extend(checksum_headers(&meta.checksums, None));
     Ok(resp)
-}
-
-/// The composite checksum of a multipart object: the checksum of the concatenated binary part checksums, `-N`.
-fn composite_checksum(algorithm: &str, part_values: &[String]) -> Option<String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut h = body::hasher_for(&[algorithm.to_owned()]);
-    for v in part_values {
-        h.update(&b64.decode(v).ok()?);
-    }
-    let value = body::checksum_map(h.finalize()).remove(algorithm)?;
-    Some(format!("{value}-{}", part_values.len()))
 }
 
 pub async fn complete(
@@ -161,12 +115,6 @@ pub async fn complete(
     let i = req.input;
     check_key(&i.key)?;
     let parts = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
-    if parts.is_empty() {
-        return Err(s3_error!(
-            MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema"
-        ));
-    }
     let wanted: Vec<StoreCompletedPart> = parts
         .iter()
         .map(|p| StoreCompletedPart {
@@ -177,95 +125,8 @@ pub async fn complete(
     let expected =
         header_checksums(i.checksum_crc32, i.checksum_crc32c, i.checksum_crc64nvme, i.checksum_sha1, i.checksum_sha256);
     let (if_match, if_none_match) = (i.if_match, i.if_none_match);
-    let st = state.clone();
-    let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
-    let assembled = blocking(move || {
-        let upload = match st.store.get_upload(&bck, &key, &upload_id) {
-            Ok(u) => u,
-            // S3 answers a repeated Complete of a finished upload with the same result.
-            Err(trove_cache::Error::NoSuchUpload) => return already_completed(&st, &bck, &key, &wanted).map(Err),
-            Err(e) => return Err(errors::from_store(e)),
-        };
-        let algorithm = upload.checksum_algorithm.clone();
-        let full_object = upload.meta.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
-        let mut hasher = algorithm.as_ref().filter(|_| full_object).map(|a| body::hasher_for(std::slice::from_ref(a)));
-        let mut feed = |d: &[u8]| {
-            if let Some(h) = hasher.as_mut() {
-                h.update(d);
-            }
-        };
-        let on_data: Option<&mut trove_cache::multipart::DataSink<'_>> =
-            if full_object && algorithm.is_some() { Some(&mut feed) } else { None };
-        let (upload, chosen, staged) =
-            match st.store.assemble_upload(&bck, &key, &upload_id, &wanted, on_data).map_err(errors::from_store)? {
-                Ok(x) => x,
-                Err(e) => return Err(complete_error(e)),
-            };
-        let mut meta = ObjMeta {
-            key: key.clone(),
-            size: chosen.iter().map(|p| p.meta.size).sum(),
-            etag: multipart_etag(&chosen),
-            mtime_ms: now_ms(),
-            parts: chosen.iter().map(|p| p.meta.size).collect(),
-            ..upload.meta.clone()
-        };
-        if let Some(algo) = &algorithm {
-            let part_values: Vec<String> = chosen.iter().filter_map(|p| p.meta.checksums.get(algo).cloned()).collect();
-            let value = if full_object {
-                hasher.and_then(|h| body::checksum_map(h.finalize()).remove(algo))
-            } else if part_values.len() == chosen.len() {
-                composite_checksum(algo, &part_values)
-            } else {
-                None
-            };
-            if let Some(v) = value {
-                meta.checksums = BTreeMap::from([(algo.clone(), v)]);
-                meta.part_checksums = part_values;
-            }
-        }
-        for (algo, want) in &expected {
-            if meta.checksums.get(algo) != Some(want) {
-                return Err(s3_error!(BadDigest, "The {algo} you specified did not match the calculated checksum."));
-            }
-        }
-        let tokens: Vec<(u32, Option<String>)> = chosen.iter().map(|p| (p.number, p.meta.version.clone())).collect();
-        Ok(Ok((staged, meta, upload.backend_upload.clone(), tokens)))
-    })
-    .await?;
-    let meta = match assembled {
-        Err(done) => done,
-        Ok((mut staged, mut meta, handle, tokens)) => {
-            staged.guard(crate::data::bucket_guard(state, &entry));
-            match handle {
-                Some(handle) => {
-                    let parts =
-                        tokens.into_iter().map(|(n, t)| t.map(|t| (n, t))).collect::<Option<Vec<_>>>().ok_or_else(
-                            || s3_error!(InvalidPart, "A part was not uploaded to the backend; upload it again."),
-                        )?;
-                    crate::data::complete_upload(state, &entry, &handle, &parts, &mut meta)
-                        .await
-                        .map_err(errors::from_data)?;
-                }
-                // Backends without lock-step uploads (GCS) get the assembled object in one upload.
-                None if entry.bck.provider.is_remote() => {
-                    crate::data::write_through(state, &entry, &staged, &mut meta).await.map_err(errors::from_data)?;
-                }
-                None => {}
-            }
-            let st = state.clone();
-            let (bck, key, upload_id) = (entry.bck.clone(), i.key.clone(), i.upload_id.clone());
-            blocking(move || {
-                st.store
-                    .commit_if(staged, &bck, &key, &meta, |cur| {
-                        conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur)
-                    })
-                    .map_err(errors::from_store)?;
-                st.store.finish_upload(&bck, &key, &upload_id).map_err(errors::from_store)?;
-                Ok(meta)
-            })
-            .await?
-        }
-    };
+    let check = conditions::write_precondition(if_match, if_none_match);
+    let meta = mpu::complete(state, &entry, &i.key, &i.upload_id, wanted, expected, check).await.map_err(from_data)?;
     let c = &meta.checksums;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
@@ -282,48 +143,13 @@ pub async fn complete(
     }))
 }
 
-fn already_completed(
-    st: &SharedState,
-    bck: &trove_namespace::Bck,
-    key: &str,
-    wanted: &[StoreCompletedPart],
-) -> S3Result<ObjMeta> {
-    let etag = trove_cache::multipart::multipart_etag_of_list(wanted);
-    match st.store.head(bck, key) {
-        Ok(meta) if meta.etag == etag => Ok(meta),
-        _ => Err(errors::from_store(trove_cache::Error::NoSuchUpload)),
-    }
-}
-
-fn complete_error(e: CompleteError) -> s3s::S3Error {
-    match e {
-        CompleteError::InvalidPart(_) => s3_error!(
-            InvalidPart,
-            "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
-        ),
-        CompleteError::InvalidPartOrder => s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number."),
-        CompleteError::EntityTooSmall(_) => s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size."),
-        CompleteError::Empty => s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"),
-        CompleteError::TooManyParts => s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"),
-    }
-}
-
 pub async fn abort(
     state: &SharedState,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let entry = bucket(&req)?;
     check_key(&req.input.key)?;
-    let st = state.clone();
-    let (key, upload_id) = (req.input.key.clone(), req.input.upload_id.clone());
-    if entry.bck.provider.is_remote() {
-        let (st, bck, k, u) = (state.clone(), entry.bck.clone(), key.clone(), upload_id.clone());
-        let upload = blocking(move || st.store.get_upload(&bck, &k, &u).map_err(errors::from_store)).await?;
-        if let Some(handle) = &upload.backend_upload {
-            crate::data::abort_upload(state, &entry, &key, handle).await.map_err(errors::from_data)?;
-        }
-    }
-    blocking(move || st.store.abort_upload(&entry.bck, &key, &upload_id).map_err(errors::from_store)).await?;
+    mpu::abort(state, &entry, &req.input.key, &req.input.upload_id).await.map_err(from_data)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -333,14 +159,7 @@ pub async fn list_parts(state: &SharedState, req: S3Request<ListPartsInput>) -> 
     check_key(&i.key)?;
     let max = i.max_parts.map_or(1000, |m| m.clamp(0, 1000) as usize);
     let marker = i.part_number_marker.map_or(0, |m| m.max(0) as u32);
-    let st = state.clone();
-    let (key, upload_id) = (i.key.clone(), i.upload_id.clone());
-    let (upload, parts) = blocking(move || {
-        let up = st.store.get_upload(&entry.bck, &key, &upload_id).map_err(errors::from_store)?;
-        let parts = st.store.list_parts(&entry.bck, &key, &upload_id).map_err(errors::from_store)?;
-        Ok((up, parts))
-    })
-    .await?;
+    let (upload, parts) = mpu::parts(state, &entry, &i.key, &i.upload_id).await.map_err(from_data)?;
     let after: Vec<_> = parts.into_iter().filter(|p| p.number > marker).collect();
     let truncated = after.len() > max;
     let page: Vec<_> = after.into_iter().take(max).collect();
@@ -386,8 +205,7 @@ pub async fn list_uploads(
     let prefix = i.prefix.clone().unwrap_or_default();
     let key_marker = i.key_marker.clone().unwrap_or_default();
     let id_marker = i.upload_id_marker.clone().unwrap_or_default();
-    let st = state.clone();
-    let all = blocking(move || st.store.list_uploads(&entry.bck).map_err(errors::from_store)).await?;
+    let all = mpu::uploads(state, &entry).await.map_err(from_data)?;
     let mut uploads = Vec::new();
     let mut prefixes: Vec<String> = Vec::new();
     let mut truncated = false;

@@ -6,9 +6,10 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
 
+use crate::data::now_ms;
+use crate::data::receive::{verify, ALGORITHMS, MAX_OBJECT_SIZE};
 use crate::s3::access;
-use crate::s3::body::SyncBody;
-use crate::s3::body::{self, FileBody, MAX_OBJECT_SIZE};
+use crate::s3::body::{self, FileBody, SyncBody};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, bucket, check_key, route};
@@ -16,11 +17,7 @@ use crate::s3::errors;
 use crate::s3::tagging;
 use crate::state::SharedState;
 
-pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
-
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use crate::data::DEFAULT_CONTENT_TYPE;
 
 pub fn http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
@@ -74,7 +71,7 @@ pub fn wanted_algorithms(
             }
         }
     }
-    v.retain(|a| body::ALGORITHMS.contains(&a.as_str()));
+    v.retain(|a| ALGORITHMS.contains(&a.as_str()));
     v.sort();
     v.dedup();
     v
@@ -84,7 +81,7 @@ pub fn wanted_algorithms(
 pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     if let Some(map) = req_trailers.and_then(|t| t.take()) {
-        for algo in body::ALGORITHMS {
+        for algo in ALGORITHMS {
             let name = format!("x-amz-checksum-{}", algo.to_ascii_lowercase());
             if let Some(v) = map.get(name.as_str()).and_then(|v| v.to_str().ok()) {
                 m.insert(algo.to_owned(), v.to_owned());
@@ -127,7 +124,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         }
     }
     expected.extend(trailer_checksums(trailing_headers.as_ref()));
-    body::verify(&received, input.content_md5.as_deref(), &expected)?;
+    verify(&received, input.content_md5.as_deref(), &expected).map_err(errors::from_data)?;
 
     let meta = ObjMeta {
         key: input.key.clone(),
@@ -148,10 +145,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         ..Default::default()
     };
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
-    let check: Option<crate::data::Precondition> =
-        (if_match.is_some() || if_none_match.is_some()).then(|| -> crate::data::Precondition {
-            Box::new(move |cur| conditions::check_write(if_match.as_ref(), if_none_match.as_ref(), cur))
-        });
+    let check = conditions::write_precondition(if_match, if_none_match);
     let meta = crate::data::put(state, &entry, staged, meta, check).await.map_err(errors::from_data)?;
     let mut resp =
         S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
