@@ -185,6 +185,14 @@ impl Registry {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         Ok(out)
     }
+
+    /// Replaces the whole registry (a replicated registry installing a snapshot of the cluster's). Blocking.
+    pub fn replace(&self, snap: RegistrySnapshot) -> Result<()> {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        persist(&self.path, &snap)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+        Ok(())
+    }
 }
 
 fn persist(path: &Path, snap: &RegistrySnapshot) -> Result<()> {

@@ -1,0 +1,32 @@
+//! The cluster: Trove's nodes agree on one cluster map through Raft (openraft, embedded in every node).
+//!
+//! This crate owns the replicated state — the cluster's identity, the node map (Smap) and the bucket registry
+//! (applied to the node's [`trove_namespace::Registry`]) — its durable Raft log and snapshots on the node's disk,
+//! founding and joining a cluster, metadata writes from any node through the leader, membership changes, and
+//! the authenticated calls between nodes. Reads of the map are local. Placement and request forwarding, which
+//! need the HTTP frontends, live in the gateway on top of [`Cluster::map`].
+
+mod auth;
+mod log_store;
+mod map;
+mod network;
+mod node;
+mod state_machine;
+
+pub use auth::{AuthError, ClusterAuth, MIN_SECRET_LEN};
+pub use map::{ClusterMap, Command, NodeInfo, NodeState, Outcome, Refusal, Smap};
+pub use network::PREFIX;
+pub use node::{Cluster, Error, StartOpts, Status, AUTH_HEADER};
+
+openraft::declare_raft_types!(
+    /// Raft's types for the cluster map: commands in, outcomes out, nodes addressed by URL.
+    pub TypeConfig:
+        D = Command,
+        R = Outcome,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+#[cfg(test)]
+mod storage_suite;
