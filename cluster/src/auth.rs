@@ -110,7 +110,10 @@ mod tests {
         let other_secret = ClusterAuth::new("t".repeat(20), "uuid-1");
         assert_eq!(other_secret.verify(Some(&h), "POST", "/v1/raft/vote", false), Err(AuthError::BadSignature));
         let other_cluster = ClusterAuth::new("s".repeat(20), "uuid-2");
-        assert!(matches!(other_cluster.verify(Some(&h), "POST", "/v1/raft/vote", false), Err(AuthError::OtherCluster(_))));
+        assert!(matches!(
+            other_cluster.verify(Some(&h), "POST", "/v1/raft/vote", false),
+            Err(AuthError::OtherCluster(_))
+        ));
         // A node that has not joined yet signs with an empty UUID: accepted for joining only.
         let newcomer = ClusterAuth::new("s".repeat(20), "");
         let h = newcomer.sign("POST", "/v1/raft/join");

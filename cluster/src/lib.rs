@@ -15,8 +15,9 @@ mod state_machine;
 
 pub use auth::{AuthError, ClusterAuth, MIN_SECRET_LEN};
 pub use map::{ClusterMap, Command, NodeInfo, NodeState, Outcome, Refusal, Smap};
-pub use network::PREFIX;
-pub use node::{Cluster, Error, StartOpts, Status, AUTH_HEADER};
+pub use network::{CallError, PREFIX};
+pub use node::{hello, Cluster, Error, Hello, StartOpts, Status, AUTH_HEADER};
+pub use state_machine::RemoveHook;
 
 openraft::declare_raft_types!(
     /// Raft's types for the cluster map: commands in, outcomes out, nodes addressed by URL.

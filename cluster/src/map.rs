@@ -80,13 +80,25 @@ pub struct ClusterMap {
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Command {
     /// The cluster's identity, written once by the node that founds it.
-    Found { uuid: String, creation_time: String },
+    Found {
+        uuid: String,
+        creation_time: String,
+    },
     /// A bucket registry change.
-    Bucket { change: Change },
+    Bucket {
+        change: Box<Change>,
+    },
     /// A node joins, or an existing node (same daemon id) comes back with a new URL, Raft id or capacity.
-    PutNode { node: NodeInfo },
-    SetState { id: String, state: NodeState },
-    RemoveNode { id: String },
+    PutNode {
+        node: NodeInfo,
+    },
+    SetState {
+        id: String,
+        state: NodeState,
+    },
+    RemoveNode {
+        id: String,
+    },
 }
 
 /// What applying a command produced.
@@ -210,7 +222,7 @@ mod tests {
         let reg = Registry::open(dir.path().join("bmd.json")).unwrap();
         let mut m = ClusterMap::default();
         let entry = BucketEntry::new(Bck::ais("bkt1"), "me".into(), 1, 1);
-        let create = Command::Bucket { change: Change::Create { name: "bkt1".into(), entry } };
+        let create = Command::Bucket { change: Box::new(Change::Create { name: "bkt1".into(), entry }) };
         assert!(m.apply(&create, &reg).entry.is_some());
         assert_eq!(m.apply(&create, &reg).refused, Some(Refusal::BucketExists("bkt1".into())));
         assert_eq!(reg.snapshot().version, 1);

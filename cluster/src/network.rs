@@ -10,9 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -82,14 +80,24 @@ impl Peers {
         body: &Req,
         deadline: Duration,
     ) -> Result<Resp, CallError> {
-        let url = format!("{}{PREFIX}{call}", base.trim_end_matches('/'));
-        let path = format!("{PREFIX}{call}");
+        self.post(base, &format!("{PREFIX}{call}"), body, deadline).await
+    }
+
+    /// POSTs `body` as JSON to `<base><path>`, signed, and decodes the JSON answer, within `deadline`.
+    pub async fn post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &Req,
+        deadline: Duration,
+    ) -> Result<Resp, CallError> {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
         let unreachable = |reason: String| CallError::Unreachable { url: url.clone(), reason };
         let protocol = |reason: String| CallError::Protocol { url: url.clone(), reason };
         let bytes = serde_json::to_vec(body).map_err(|e| protocol(e.to_string()))?;
         let req = http::Request::post(&url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(HEADER, self.auth.sign("POST", &path))
+            .header(HEADER, self.auth.sign("POST", path))
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| protocol(e.to_string()))?;
         let exchange = async {

@@ -19,7 +19,7 @@ use crate::auth::{AuthError, ClusterAuth, HEADER};
 use crate::log_store::{read_json, write_durably, LogStore};
 use crate::map::{ClusterMap, Command, NodeInfo, NodeState, Outcome};
 use crate::network::{CallError, Network, Peers};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{RemoveHook, StateMachine};
 use crate::TypeConfig;
 
 /// How long a metadata write may wait for a quorum before it fails (503 at the frontends).
@@ -47,7 +47,7 @@ pub enum Error {
 }
 
 /// What a node needs to start its part of the cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StartOpts {
     /// Where the Raft log, vote, state and snapshots live (`<data>/.trove/raft`).
     pub dir: PathBuf,
@@ -56,6 +56,35 @@ pub struct StartOpts {
     pub url: String,
     pub capacity: u64,
     pub secret: String,
+    /// What this node hands to a node about to join (the cluster's shared credentials), opaque here.
+    pub shared: serde_json::Value,
+    /// Drops this node's local data of a bucket incarnation that left the registry.
+    pub on_remove: Option<RemoveHook>,
+}
+
+/// What a cluster tells a node before it joins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub uuid: String,
+    pub creation_time: String,
+    pub shared: serde_json::Value,
+}
+
+/// Asks the node at `url` for its cluster's identity and shared settings, proving knowledge of `secret`. Run
+/// before this node joins, so it can serve with the cluster's credentials from its first request.
+pub async fn hello(url: &str, secret: &str) -> Result<Hello, Error> {
+    let peers = Peers::new(Arc::new(ClusterAuth::new(secret, "")));
+    let started = tokio::time::Instant::now();
+    loop {
+        match peers.call::<_, Hello>(url, "hello", &(), JOIN_TIMEOUT).await {
+            Ok(h) => return Ok(h),
+            Err(e) if e.is_unreachable() && started.elapsed() < JOIN_TIMEOUT => {
+                tracing::info!(error = %e, "cluster not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(Error::Join { url: url.to_owned(), reason: e.to_string() }),
+        }
+    }
 }
 
 /// A node's view of the cluster's Raft state, for `cluster show`.
@@ -102,6 +131,7 @@ pub struct Cluster {
     map: watch::Receiver<Arc<ClusterMap>>,
     peers: Peers,
     auth: Arc<ClusterAuth>,
+    shared: serde_json::Value,
     /// Serializes membership changes on the leader.
     membership: tokio::sync::Mutex<()>,
 }
@@ -135,7 +165,8 @@ impl Cluster {
             }
         };
         let log = LogStore::open(&opts.dir.join("log-store")).map_err(io(opts.dir.join("log-store")))?;
-        let sm = StateMachine::open(&opts.dir.join("state"), registry).map_err(io(opts.dir.join("state")))?;
+        let sm = StateMachine::open(&opts.dir.join("state"), registry, opts.on_remove.clone())
+            .map_err(io(opts.dir.join("state")))?;
         let map = sm.map();
         let auth = Arc::new(ClusterAuth::new(opts.secret.clone(), map.borrow().uuid.clone()));
         let peers = Peers::new(auth.clone());
@@ -155,14 +186,10 @@ impl Cluster {
         let raft = Raft::new(raft_id, Arc::new(config), Network { peers: peers.clone() }, log, sm)
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
-        let me = NodeInfo {
-            id: opts.daemon_id,
-            raft_id,
-            url: opts.url,
-            state: NodeState::Active,
-            capacity: opts.capacity,
-        };
-        Ok(Arc::new(Cluster { raft, raft_id, me, map, peers, auth, membership: Default::default() }))
+        let me =
+            NodeInfo { id: opts.daemon_id, raft_id, url: opts.url, state: NodeState::Active, capacity: opts.capacity };
+        let shared = opts.shared;
+        Ok(Arc::new(Cluster { raft, raft_id, me, map, peers, auth, shared, membership: Default::default() }))
     }
 
     pub fn map(&self) -> Arc<ClusterMap> {
@@ -356,11 +383,13 @@ impl Cluster {
         let url = leader
             .and_then(|l| self.map().smap.by_raft_id(l).map(|n| n.url.clone()))
             .ok_or(Error::NoQuorum(Duration::ZERO))?;
-        self.peers
-            .call::<_, bool>(&url, call, req, WRITE_TIMEOUT * 2)
-            .await
-            .map(drop)
-            .map_err(|e| if e.is_unreachable() { Error::NoQuorum(WRITE_TIMEOUT) } else { Error::Refused(e.to_string()) })
+        self.peers.call::<_, bool>(&url, call, req, WRITE_TIMEOUT * 2).await.map(drop).map_err(|e| {
+            if e.is_unreachable() {
+                Error::NoQuorum(WRITE_TIMEOUT)
+            } else {
+                Error::Refused(e.to_string())
+            }
+        })
     }
 
     async fn remove_on_leader(&self, node: NodeInfo) -> Result<(), Error> {
@@ -456,7 +485,7 @@ impl Cluster {
     /// Returns the status and JSON body.
     pub async fn handle(&self, call: &str, header: Option<&str>, body: Bytes) -> (StatusCode, Bytes) {
         let path = format!("{}{call}", crate::network::PREFIX);
-        if let Err(e) = self.auth.verify(header, "POST", &path, call == "join") {
+        if let Err(e) = self.auth.verify(header, "POST", &path, call == "join" || call == "hello") {
             let status = match e {
                 AuthError::Missing | AuthError::Malformed => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::FORBIDDEN,
@@ -484,6 +513,17 @@ impl Cluster {
             other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         };
         match call {
+            "hello" => {
+                let map = self.map();
+                if map.uuid.is_empty() {
+                    return Err((StatusCode::SERVICE_UNAVAILABLE, "this node has not joined a cluster yet".into()));
+                }
+                answer(&Hello {
+                    uuid: map.uuid.clone(),
+                    creation_time: map.creation_time.clone(),
+                    shared: self.shared.clone(),
+                })
+            }
             "append" => answer(&self.raft.append_entries(parse(body)?).await),
             "vote" => answer(&self.raft.vote(parse(body)?).await),
             "snapshot" => answer(&self.raft.install_snapshot(parse(body)?).await),
@@ -532,6 +572,28 @@ impl Cluster {
             }
             _ => Err((StatusCode::NOT_FOUND, format!("no intra-cluster call {call:?}"))),
         }
+    }
+
+    /// Signs a call of `method` on `path` to another node of this cluster (the gateway's own intra-cluster
+    /// calls and forwarded requests).
+    pub fn sign(&self, method: &str, path: &str) -> String {
+        self.auth.sign(method, path)
+    }
+
+    /// Checks that a call of `method` on `path` comes from a node of this cluster.
+    pub fn verify(&self, header: Option<&str>, method: &str, path: &str) -> Result<(), AuthError> {
+        self.auth.verify(header, method, path, false)
+    }
+
+    /// A signed JSON call to `path` on the node at `url`.
+    pub async fn call<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        path: &str,
+        body: &Req,
+        deadline: Duration,
+    ) -> Result<Resp, CallError> {
+        self.peers.post(url, path, body, deadline).await
     }
 
     /// Stops Raft (on shutdown).

@@ -3,21 +3,24 @@
 //! restart replays only what came after. Commands are idempotent in effect, so one replayed after a crash
 //! between the two files changes nothing. Snapshots are the whole state as JSON; the metadata is small.
 
+// openraft's trait methods return its `StorageError`, whatever its size.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError,
-    StorageIOError, StoredMembership,
+    AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageError, StorageIOError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use trove_namespace::{Registry, RegistrySnapshot};
+use trove_namespace::{BucketEntry, Change, Registry, RegistrySnapshot};
 
 use crate::log_store::{read_json, write_durably};
-use crate::map::{ClusterMap, Outcome};
+use crate::map::{ClusterMap, Command, Outcome};
 use crate::TypeConfig;
 
 type NodeId = u64;
@@ -46,13 +49,31 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-#[derive(Debug)]
+/// Called on every node, in log order, for each bucket incarnation that leaves the registry (the node drops its
+/// local data of it before any later command, such as a new bucket of the same name, is applied).
+pub type RemoveHook = Arc<dyn Fn(&BucketEntry) + Send + Sync>;
+
 struct Shared {
     dir: PathBuf,
     registry: Arc<Registry>,
+    on_remove: Option<RemoveHook>,
     applied: Mutex<Applied>,
     map: watch::Sender<Arc<ClusterMap>>,
     snapshot_seq: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn removed(&self, entry: &BucketEntry) {
+        if let Some(hook) = &self.on_remove {
+            hook(entry);
+        }
+    }
 }
 
 /// The state machine; clones share it (a clone is the snapshot builder).
@@ -67,7 +88,7 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl StateMachine {
     /// Opens the state under `dir` around the node's registry.
-    pub fn open(dir: &Path, registry: Arc<Registry>) -> std::io::Result<StateMachine> {
+    pub fn open(dir: &Path, registry: Arc<Registry>, on_remove: Option<RemoveHook>) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
         let applied: Applied = read_json(&dir.join(STATE))?.unwrap_or_default();
         let (map, _) = watch::channel(Arc::new(applied.map.clone()));
@@ -75,6 +96,7 @@ impl StateMachine {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
                 registry,
+                on_remove,
                 applied: Mutex::new(applied),
                 map,
                 snapshot_seq: Default::default(),
@@ -148,7 +170,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 next.last_applied = Some(e.log_id);
                 out.push(match e.payload {
                     EntryPayload::Blank => Outcome::default(),
-                    EntryPayload::Normal(cmd) => next.map.apply(&cmd, &sh.registry),
+                    EntryPayload::Normal(cmd) => {
+                        let outcome = next.map.apply(&cmd, &sh.registry);
+                        if let (Command::Bucket { change }, Some(gone)) = (&cmd, &outcome.entry) {
+                            if matches!(**change, Change::Remove { .. }) {
+                                sh.removed(gone);
+                            }
+                        }
+                        outcome
+                    }
                     EntryPayload::Membership(m) => {
                         next.last_membership = StoredMembership::new(Some(e.log_id), m);
                         Outcome::default()
@@ -185,7 +215,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut applied = data.applied;
             applied.last_applied = meta.last_log_id;
             applied.last_membership = meta.last_membership.clone();
+            let before = sh.registry.snapshot();
+            let kept = |e: &BucketEntry| data.registry.buckets.values().any(|n| n.bck == e.bck && n.bid == e.bid);
+            let gone: Vec<BucketEntry> = before.buckets.values().filter(|e| !kept(e)).cloned().collect();
             sh.registry.replace(data.registry).map_err(sm_err)?;
+            for e in &gone {
+                sh.removed(e);
+            }
             write_durably(&sh.dir.join(STATE), &applied).map_err(sm_err)?;
             write_durably(&sh.dir.join(SNAPSHOT), &StoredSnapshot { meta, data: bytes })
                 .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;

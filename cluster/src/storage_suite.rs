@@ -17,7 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for OnD
         let dir = tempfile::tempdir().expect("tempdir");
         let registry = Arc::new(Registry::open(dir.path().join("bmd.json")).expect("registry"));
         let log = LogStore::open(&dir.path().join("log")).expect("log store");
-        let sm = StateMachine::open(&dir.path().join("sm"), registry).expect("state machine");
+        let sm = StateMachine::open(&dir.path().join("sm"), registry, None).expect("state machine");
         Ok((dir, log, sm))
     }
 }

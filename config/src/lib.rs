@@ -14,6 +14,6 @@ mod model;
 
 pub use error::{Error, Result};
 pub use model::{
-    AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, Config, GcpConfig, JobsConfig,
-    Overrides, S3Config, ServerConfig, StorageConfig, TelemetryConfig, User,
+    AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, ClusterConfig, Config, GcpConfig,
+    JobsConfig, Overrides, S3Config, ServerConfig, StorageConfig, TelemetryConfig, User,
 };

@@ -28,6 +28,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -205,6 +207,19 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[cluster]`: how this node finds and proves membership of its cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// The URL of any node of the cluster to join (`--join`); unset, the node founds (or stays in) its own.
+    pub join: Option<String>,
+    /// The secret that authenticates calls between nodes (`TROVE_CLUSTER_SECRET`, `--cluster-secret`);
+    /// generated on the first node when unset, and required to join.
+    pub secret: Option<String>,
+    /// The URL other nodes and clients reach this node at (`--advertise`); `http://<listen>` when unset.
+    pub advertise: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
@@ -271,6 +286,8 @@ impl Default for S3Config {
 pub const MIN_SECRET_KEY_LEN: usize = 8;
 /// Shortest admin token Trove accepts.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// Shortest cluster secret Trove accepts.
+pub const MIN_CLUSTER_SECRET_LEN: usize = 16;
 
 /// Values given as command-line flags; `None`/empty means "not given".
 #[derive(Debug, Clone, Default)]
@@ -278,6 +295,9 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub mountpaths: Vec<PathBuf>,
     pub node_id: Option<String>,
+    pub join: Option<String>,
+    pub cluster_secret: Option<String>,
+    pub advertise: Option<String>,
 }
 
 impl Config {
@@ -298,6 +318,7 @@ impl Config {
             let key = key.as_str().to_ascii_lowercase();
             match key.as_str() {
                 "access_key" | "secret_key" | "admin_token" => format!("auth.{key}").into(),
+                "cluster_secret" => "cluster.secret".into(),
                 other => other.replace("__", ".").into(),
             }
         }));
@@ -309,6 +330,15 @@ impl Config {
         }
         if let Some(id) = &flags.node_id {
             fig = fig.merge(("server.node_id", id));
+        }
+        for (key, v) in [
+            ("cluster.join", &flags.join),
+            ("cluster.secret", &flags.cluster_secret),
+            ("cluster.advertise", &flags.advertise),
+        ] {
+            if let Some(v) = v {
+                fig = fig.merge((key, v));
+            }
         }
         Ok(fig)
     }
@@ -375,6 +405,35 @@ impl Config {
                     ),
                 });
             }
+        }
+        if let Some(t) = &self.cluster.secret {
+            if t.chars().count() < MIN_CLUSTER_SECRET_LEN {
+                return Err(Error::Setting {
+                    key: "cluster.secret",
+                    reason: format!(
+                        "TROVE_CLUSTER_SECRET must have at least {MIN_CLUSTER_SECRET_LEN} characters (it is {})",
+                        if t.is_empty() { "empty" } else { "too short" }
+                    ),
+                });
+            }
+        }
+        for (key, url) in [("cluster.join", &self.cluster.join), ("cluster.advertise", &self.cluster.advertise)] {
+            if let Some(u) = url {
+                let ok = u
+                    .strip_prefix("http://")
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+                if !ok {
+                    return Err(Error::Setting { key, reason: format!("{u:?} is not an http:// URL of a node") });
+                }
+            }
+        }
+        if self.cluster.join.is_some() && self.cluster.secret.is_none() {
+            return Err(Error::Setting {
+                key: "cluster.secret",
+                reason: "joining a cluster needs its secret: set TROVE_CLUSTER_SECRET or --cluster-secret (the first \
+                         node printed it, and keeps it in its data directory)"
+                    .into(),
+            });
         }
         let positive = |v: f64| v.is_finite() && v > 0.0;
         let s = &self.server;
@@ -485,6 +544,7 @@ mod tests {
                 listen: Some("127.0.0.1:9200".parse().unwrap()),
                 mountpaths: vec!["/c".into()],
                 node_id: Some("flag".into()),
+                ..Default::default()
             };
             let c = load(Some("t.toml"), &flags).unwrap();
             assert_eq!(c.server.listen.port(), 9200);
@@ -508,6 +568,23 @@ mod tests {
             jail.set_env("TROVE_ACCESS_KEY", "only-half");
             let r = load(None, &Overrides::default());
             assert!(r.is_err(), "{r:?}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            let flags = Overrides { join: Some("http://10.0.0.1:8080".into()), ..Default::default() };
+            let e = load(None, &flags).unwrap_err().to_string();
+            assert!(e.contains("cluster.secret"), "{e}");
+            jail.set_env("TROVE_CLUSTER_SECRET", "short");
+            assert!(load(None, &flags).unwrap_err().to_string().contains("at least"));
+            jail.set_env("TROVE_CLUSTER_SECRET", "a-long-enough-cluster-secret");
+            let c = load(None, &flags).unwrap();
+            assert_eq!(c.cluster.secret.as_deref(), Some("a-long-enough-cluster-secret"));
+            let bad = Overrides { join: Some("10.0.0.1:8080".into()), ..Default::default() };
+            assert!(load(None, &bad).unwrap_err().to_string().contains("cluster.join"));
             Ok(())
         });
     }

@@ -7,6 +7,7 @@ mod cluster;
 mod conn;
 mod data;
 mod door;
+mod intra;
 mod jobs;
 mod metrics;
 mod native;
@@ -47,6 +48,15 @@ enum Command {
         /// Stable node id (generated once when unset).
         #[arg(long)]
         node_id: Option<String>,
+        /// Join the cluster behind this node (any node's URL, e.g. http://10.0.0.1:8080).
+        #[arg(long, value_name = "URL")]
+        join: Option<String>,
+        /// The cluster secret (else TROVE_CLUSTER_SECRET; the first node generates and prints one).
+        #[arg(long, value_name = "SECRET")]
+        cluster_secret: Option<String>,
+        /// The URL other nodes and clients reach this node at [default: http://LISTEN].
+        #[arg(long, value_name = "URL")]
+        advertise: Option<String>,
     },
     /// Load-test an S3 endpoint: PUT then GET N objects of a given size over C connections.
     Bench(bench::Args),
@@ -124,8 +134,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen, mountpaths, node_id } => {
-            let overrides = Overrides { listen, mountpaths, node_id };
+        Command::Serve { config, listen, mountpaths, node_id, join, cluster_secret, advertise } => {
+            let overrides = Overrides { listen, mountpaths, node_id, join, cluster_secret, advertise };
             match Config::load(config.as_deref(), &overrides) {
                 Ok(cfg) => {
                     let traces = init_logging(&cfg.telemetry);

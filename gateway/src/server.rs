@@ -51,18 +51,9 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         .build()?;
     let providers = background.block_on(Providers::connect(&cfg.backends)).context("cannot set up the backends")?;
     let local: SocketAddr = listener.local_addr()?;
-    let (state, generated) = AppState::open(&cfg, providers, local).context("cannot open the data directory")?;
+    let (state, generated) =
+        AppState::open(&cfg, providers, local, &background).context("cannot open the data directory")?;
     let state = Arc::new(state);
-    background
-        .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
-        .context("cannot attach [[buckets]]")?;
-    crate::capacity::start(state.clone());
-    if let Some((ak, sk)) = &generated.credential {
-        println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
-    }
-    if let Some(t) = &generated.admin_token {
-        println!("Generated admin token (kept in the data directory): {t}");
-    }
 
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
     let mut s3_config = s3s::config::S3Config::default();
@@ -95,6 +86,21 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
             .name(format!("trove-worker-{n}"))
             .spawn(move || rt.block_on(worker(listener, fe, stop, grace)))?;
         workers.push(handle);
+    }
+    // Serving first: a joining node must be reachable by the leader before it is a member.
+    background.block_on(state.enter_cluster(cfg.cluster.join.as_deref())).context("cannot enter the cluster")?;
+    background
+        .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
+        .context("cannot attach [[buckets]]")?;
+    crate::capacity::start(state.clone());
+    if let Some((ak, sk)) = &generated.credential {
+        println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
+    }
+    if let Some(t) = &generated.admin_token {
+        println!("Generated admin token (kept in the data directory): {t}");
+    }
+    if let Some(t) = &generated.cluster_secret {
+        println!("Generated cluster secret (kept in the data directory; nodes joining need it): {t}");
     }
     tracing::info!(listen = %local, node = %state.node_id, mountpaths = state.store.mountpaths().len(), threads, "trove serving");
     println!("Trove listening on http://{local}");
@@ -219,6 +225,9 @@ impl Frontend {
     }
 
     async fn serve(&self, mut req: Request<s3s::Body>, target: Target, request_id: &str) -> Response<s3s::Body> {
+        if let Some(resp) = self.intra_cluster(&mut req).await {
+            return resp;
+        }
         if target.api == Api::Native {
             return native::handle(&self.state, req, target.query).await;
         }
@@ -247,6 +256,32 @@ impl Frontend {
                 internal_error()
             }
         }
+    }
+
+    /// Calls between nodes (Raft's and the gateways'), each checked against the cluster secret by its handler.
+    async fn intra_cluster(&self, req: &mut Request<s3s::Body>) -> Option<Response<s3s::Body>> {
+        let path = req.uri().path();
+        let raft = path.strip_prefix(trove_cluster::PREFIX).map(str::to_owned);
+        let intra = path.starts_with(crate::intra::PREFIX).then(|| path.to_owned());
+        if raft.is_none() && intra.is_none() {
+            return None;
+        }
+        if req.method() != http::Method::POST {
+            return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "intra-cluster calls are POSTs".into()));
+        }
+        let header = req.headers().get(trove_cluster::AUTH_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let limit = if raft.is_some() { RAFT_MAX_BODY } else { crate::intra::MAX_BODY };
+        let body = std::mem::take(req.body_mut());
+        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return Some(plain(StatusCode::BAD_REQUEST, format!("request body: {e}"))),
+        };
+        let (status, answer) = match (raft, intra) {
+            (Some(call), _) => self.state.cluster.handle(&call, header.as_deref(), body).await,
+            (None, Some(path)) => crate::intra::handle(&self.state, &path, header.as_deref(), body).await,
+            (None, None) => return None,
+        };
+        Some(plain(status, String::from_utf8_lossy(&answer).into_owned()))
     }
 
     /// What is refused from the request head alone, before s3s reads anything: browser-form uploads (not
@@ -339,6 +374,16 @@ async fn with_request_id(mut resp: Response<s3s::Body>, id: &str) -> Response<s3
     };
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, s3s::Body::from(body))
+}
+
+/// The largest Raft call body (snapshot chunks of a few MiB, batches of log entries).
+const RAFT_MAX_BODY: usize = 64 << 20;
+
+fn plain(status: StatusCode, body: String) -> Response<s3s::Body> {
+    let mut r = Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
 }
 
 fn internal_error() -> Response<s3s::Body> {

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use trove_cache::{FetchConfig, ReadThrough, Store};
 
 use crate::capacity::Capacity;
-use crate::cluster::Cluster;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::providers::Providers;
+use trove_cluster::Cluster;
 use trove_config::Config;
 use trove_namespace::Registry;
 
@@ -26,13 +26,15 @@ pub struct User {
 
 pub struct AppState {
     pub store: Arc<Store>,
-    pub registry: Registry,
+    /// The bucket registry as this node has applied the cluster's log; written only through `cluster`.
+    pub registry: Arc<Registry>,
     /// By access key.
     pub users: HashMap<String, User>,
     pub admin_token: String,
     pub region: String,
     pub node_id: String,
-    pub cluster: Cluster,
+    /// This node's part of the cluster: the replicated map, metadata writes, membership.
+    pub cluster: Arc<Cluster>,
     /// Canonical id of the root user, the owner of attached cloud buckets.
     pub root_id: String,
     pub providers: Providers,
@@ -43,10 +45,6 @@ pub struct AppState {
     pub public_metrics: bool,
     /// Whether SigV2-signed requests are accepted (`[s3] sigv2`).
     pub sigv2: bool,
-    /// This cluster's UUID and creation time (AIS's Smap), generated once.
-    pub identity: ClusterIdentity,
-    /// Where this node listens (reported in the cluster map).
-    pub listen: std::net::SocketAddr,
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Auto-attach checks allowed per second.
@@ -68,6 +66,18 @@ pub struct GeneratedSecrets {
     pub secret_key: String,
     pub admin_token: String,
     pub node_id: String,
+    /// Authenticates calls between the nodes of this node's cluster (absent in files written before clusters).
+    #[serde(default)]
+    pub cluster_secret: Option<String>,
+}
+
+/// What a cluster shares with a node that joins it: the credentials its nodes generated (configured ones are
+/// each node's own configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Shared {
+    access_key: String,
+    secret_key: String,
+    admin_token: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,26 +90,59 @@ pub enum StartError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: unreadable (not the JSON Trove wrote)", path.display())]
     Secrets { path: PathBuf, source: serde_json::Error },
+    #[error(transparent)]
+    Cluster(#[from] trove_cluster::Error),
 }
 
 /// What start-up generated and must tell the operator once.
 pub struct Generated {
     pub credential: Option<(String, String)>,
     pub admin_token: Option<String>,
+    pub cluster_secret: Option<String>,
 }
 
 impl AppState {
+    /// Opens the node's data directory and starts its part of the cluster on `rt` (Raft lives there); the
+    /// node then founds or joins its cluster with [`AppState::enter_cluster`] once it serves HTTP. A node about
+    /// to join first asks the cluster for its shared credentials, so it serves with them from the start.
     pub fn open(
         cfg: &Config,
         providers: Providers,
         listen: std::net::SocketAddr,
+        rt: &tokio::runtime::Runtime,
     ) -> Result<(AppState, Generated), StartError> {
         let store = Arc::new(Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?);
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
-        let registry = Registry::open(sys.join("bmd.json"))?;
-        let (secrets, fresh) = load_or_generate_secrets(&sys.join("secrets.json"))?;
-        let identity = load_or_create_identity(&sys.join("cluster.json"))?;
+        let registry = Arc::new(Registry::open(sys.join("bmd.json"))?);
+        let secrets_path = sys.join("secrets.json");
+        let (mut secrets, fresh) = load_or_generate_secrets(&secrets_path)?;
+        let raft_dir = sys.join("raft");
+        let joining = cfg.cluster.join.clone().filter(|_| !raft_dir.join("state").join("sm.json").exists());
+        let mut new_cluster_secret = None;
+        match (&cfg.cluster.secret, &joining) {
+            (Some(_), _) => {}
+            (None, Some(_)) => unreachable!("config validation requires the secret to join"),
+            (None, None) if secrets.cluster_secret.is_none() => {
+                let secret = random_string(40, ANY);
+                secrets.cluster_secret = Some(secret.clone());
+                new_cluster_secret = Some(secret);
+                save_secrets(&secrets_path, &secrets)?;
+            }
+            (None, None) => {}
+        }
+        let cluster_secret = cfg.cluster.secret.clone().or_else(|| secrets.cluster_secret.clone()).unwrap_or_default();
+        if let Some(url) = &joining {
+            // The cluster's generated credentials replace this node's own, unless configured here.
+            let hello = rt.block_on(trove_cluster::hello(url, &cluster_secret))?;
+            if let Ok(shared) = serde_json::from_value::<Shared>(hello.shared) {
+                secrets.access_key = shared.access_key;
+                secrets.secret_key = shared.secret_key;
+                secrets.admin_token = shared.admin_token;
+                save_secrets(&secrets_path, &secrets)?;
+            }
+        }
+        let fresh = fresh && joining.is_none();
 
         let mut users = HashMap::new();
         let (root_ak, root_sk) = match (&cfg.auth.access_key, &cfg.auth.secret_key) {
@@ -121,17 +164,40 @@ impl AppState {
         let generated = Generated {
             credential: (fresh && !configured_root).then_some((root_ak, root_sk)),
             admin_token: (fresh && cfg.auth.admin_token.is_none()).then(|| admin_token.clone()),
+            cluster_secret: new_cluster_secret,
         };
         let node_id = cfg.server.node_id.clone().unwrap_or_else(|| secrets.node_id.clone());
-        let cluster = Cluster::single(&node_id);
+        let capacity = if cfg.cache.capacity > 0 {
+            cfg.cache.capacity
+        } else {
+            store.mountpaths().iter().filter_map(|m| crate::capacity::filesystem(&m.root)).map(|(t, _)| t).sum()
+        };
+        let shared = Shared {
+            access_key: secrets.access_key.clone(),
+            secret_key: secrets.secret_key.clone(),
+            admin_token: secrets.admin_token.clone(),
+        };
         let fetch = FetchConfig {
             parallel_threshold: cfg.cache.parallel_fetch_threshold,
             chunk_size: cfg.cache.parallel_fetch_chunk,
             workers: cfg.cache.parallel_fetch_workers,
         };
         let readthrough = Arc::new(ReadThrough::new(store.clone(), fetch));
+        let on_remove: trove_cluster::RemoveHook = {
+            let (store, registry, readthrough) = (store.clone(), registry.clone(), readthrough.clone());
+            Arc::new(move |gone| crate::data::on_bucket_removed(&store, &registry, &readthrough, gone))
+        };
+        let opts = trove_cluster::StartOpts {
+            dir: raft_dir,
+            daemon_id: node_id.clone(),
+            url: cfg.cluster.advertise.clone().unwrap_or_else(|| format!("http://{listen}")),
+            capacity,
+            secret: cluster_secret,
+            shared: serde_json::to_value(&shared).unwrap_or_default(),
+            on_remove: Some(on_remove),
+        };
+        let cluster = rt.block_on(Cluster::open(opts, registry.clone()))?;
         let root_id = users.get(&root_key).map(|u| u.id.clone()).unwrap_or(root_key);
-        adopt_canonical_ids(&registry, &users)?;
         Ok((
             AppState {
                 store,
@@ -149,13 +215,31 @@ impl AppState {
                 capacity: Capacity::new(&cfg.cache),
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
-                identity,
-                listen,
                 auto_attach_misses: Default::default(),
                 auto_attach_rate: crate::rate_limit::RateLimit::new(10),
             },
             generated,
         ))
+    }
+
+    /// Founds this node's cluster (a single node, or an existing data directory upgrading in place, keeps
+    /// its identity) or joins the one behind `join`; then brings registries written before canonical ids up
+    /// to date. Runs once the node serves HTTP: joining needs the leader to reach it.
+    pub async fn enter_cluster(self: &Arc<Self>, join: Option<&str>) -> Result<(), StartError> {
+        let sys = self.store.mountpaths()[0].root.join(".trove");
+        match join {
+            Some(url) => self.cluster.join(url).await?,
+            None => {
+                let identity = load_or_create_identity(&sys.join("cluster.json"))?;
+                self.cluster.found(&identity.uuid, &identity.creation_time).await?;
+            }
+        }
+        adopt_canonical_ids(self).await
+    }
+
+    /// Which node owns an object under the committed cluster map.
+    pub fn owner(&self, bck: &trove_namespace::Bck, key: &str) -> crate::cluster::Owner {
+        crate::cluster::owner(&self.cluster.map(), &self.node_id, bck, key)
     }
 
     pub fn user(&self, access_key: &str) -> Option<&User> {
@@ -171,14 +255,15 @@ pub fn canonical_id(access_key: &str) -> String {
 }
 
 /// Registries written before canonical ids existed name owners by access key: they become the users' ids.
-fn adopt_canonical_ids(registry: &Registry, users: &HashMap<String, User>) -> Result<(), StartError> {
-    let snap = registry.snapshot();
-    let stale = |owner: &str| users.get(owner).is_some_and(|u| u.id != owner);
+async fn adopt_canonical_ids(state: &Arc<AppState>) -> Result<(), StartError> {
+    let snap = state.registry.snapshot();
+    let stale = |owner: &str| state.users.get(owner).is_some_and(|u| u.id != owner);
     if !snap.buckets.values().any(|e| stale(&e.owner)) {
         return Ok(());
     }
-    let renames = users.iter().filter(|(ak, u)| *ak != &u.id).map(|(ak, u)| (ak.clone(), u.id.clone())).collect();
-    registry.apply(&trove_namespace::Change::RenameOwners { renames })?;
+    let renames = state.users.iter().filter(|(ak, u)| *ak != &u.id).map(|(ak, u)| (ak.clone(), u.id.clone())).collect();
+    let change = trove_namespace::Change::RenameOwners { renames };
+    state.cluster.propose(trove_cluster::Command::Bucket { change: Box::new(change) }).await?;
     Ok(())
 }
 
@@ -204,10 +289,9 @@ fn load_or_create_identity(path: &Path) -> Result<ClusterIdentity, StartError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(StartError::Io { path: path.to_owned(), source }),
     }
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let now = time::OffsetDateTime::now_utc();
     let id = ClusterIdentity {
-        uuid: random_string(9, ALPHABET),
+        uuid: random_string(9, ANY),
         creation_time: now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
     };
     let bytes =
@@ -235,15 +319,22 @@ fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), Sta
         Err(source) => return Err(StartError::Io { path: path.to_owned(), source }),
     }
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let s = GeneratedSecrets {
         access_key: format!("TROVE{}", random_string(15, UPPER)),
         secret_key: random_string(40, ANY),
         admin_token: random_string(48, ANY),
         node_id: random_string(8, ANY),
+        cluster_secret: None,
     };
-    let bytes =
-        serde_json::to_vec_pretty(&s).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
+    save_secrets(path, &s)?;
+    Ok((s, true))
+}
+
+const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Writes the node's secrets file (mode 0600) durably.
+fn save_secrets(path: &Path, s: &GeneratedSecrets) -> Result<(), StartError> {
+    let bytes = serde_json::to_vec_pretty(s).map_err(|source| StartError::Secrets { path: path.to_owned(), source })?;
     let io = |source| StartError::Io { path: path.to_owned(), source };
     let tmp = path.with_extension("tmp");
     {
@@ -255,5 +346,5 @@ fn load_or_generate_secrets(path: &Path) -> Result<(GeneratedSecrets, bool), Sta
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, path).map_err(io)?;
-    Ok((s, true))
+    Ok(())
 }

@@ -25,6 +25,13 @@ pub enum Change {
     Remove {
         name: String,
     },
+    /// Seals (or unseals) the incarnation `bid` of the bucket under `name`: a DeleteBucket in progress. Fails
+    /// with `NotFound` when that incarnation is gone.
+    Seal {
+        name: String,
+        bid: u64,
+        sealed: bool,
+    },
     /// Bucket properties: an AIS-named partial patch, or back to the defaults with `reset`.
     PatchProps {
         name: String,
@@ -75,6 +82,13 @@ impl Change {
                 }
             }
             Change::Remove { name } => buckets.remove(name).map(Some).ok_or_else(|| Error::NotFound(name.clone())),
+            Change::Seal { name, bid, sealed } => match buckets.get_mut(name) {
+                Some(e) if e.bid == *bid => {
+                    e.sealed = *sealed;
+                    Ok(Some(e.clone()))
+                }
+                _ => Err(Error::NotFound(name.clone())),
+            },
             Change::PatchProps { name, patch, reset } => {
                 let e = existing(buckets, name)?;
                 if *reset {

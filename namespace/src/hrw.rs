@@ -75,9 +75,50 @@ pub fn owner(members: &[Member], digest: u64) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// Members in HRW order for `digest`, owner first. With `weights` that differ (capacity-weighted placement),
+/// each member's score is `weight / -ln(u)` for its uniform hash `u`, so a member of twice the weight owns
+/// about twice the share; with equal weights the order is AIS's unweighted one.
+pub fn ranked(members: &[Member], weights: &[u64], digest: u64) -> Vec<usize> {
+    let weighted = weights.len() == members.len() && weights.windows(2).any(|w| w[0] != w[1]);
+    let mut order: Vec<(usize, f64, u64)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let h = xoshiro256_hash(m.digest ^ digest);
+            let score = if weighted {
+                // u in (0, 1): never 0, so -ln(u) is finite and positive.
+                let u = (h >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON;
+                weights[i].max(1) as f64 / -u.ln()
+            } else {
+                0.0
+            };
+            (i, score, h)
+        })
+        .collect();
+    // Highest first; among equal hashes the later member wins, as in `owner`.
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)).then(b.0.cmp(&a.0)));
+    order.into_iter().map(|(i, _, _)| i).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranking_starts_with_the_owner_and_weights_shift_shares() {
+        let ms = members(4);
+        for k in 0..200u64 {
+            let d = object_digest("ais", "@#", "b", &format!("k{k}"));
+            let r = ranked(&ms, &[7, 7, 7, 7], d);
+            assert_eq!(Some(r[0]), owner(&ms, d));
+            assert_eq!(r.len(), 4);
+        }
+        let heavy = (0..4000u64)
+            .filter(|k| ranked(&ms, &[3, 1, 1, 1], object_digest("ais", "@#", "b", &format!("k{k}")))[0] == 0)
+            .count();
+        // Weight 3 of 6: about half of the objects.
+        assert!((1700..2300).contains(&heavy), "{heavy}");
+    }
 
     fn d(obj: &str) -> u64 {
         object_digest("ais", &ns_uname("", ""), "bck", obj)

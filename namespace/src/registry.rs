@@ -125,12 +125,24 @@ pub struct BucketEntry {
     /// written before it existed.
     #[serde(default)]
     pub bid: u64,
+    /// Set while a DeleteBucket checks the nodes for objects: no write lands in a sealed bucket.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 impl BucketEntry {
     /// A new incarnation of `bck`, owned by `owner`, with default properties.
     pub fn new(bck: Bck, owner: String, created_ms: i64, bid: u64) -> BucketEntry {
-        BucketEntry { bck, owner, created_ms, props: BucketProps::default(), tags: Vec::new(), acl: None, bid }
+        BucketEntry {
+            bck,
+            owner,
+            created_ms,
+            props: BucketProps::default(),
+            tags: Vec::new(),
+            acl: None,
+            bid,
+            sealed: false,
+        }
     }
 }
 
@@ -222,6 +234,7 @@ mod tests {
             tags: vec![],
             acl: None,
             bid: 1,
+            sealed: false,
         }
     }
 

@@ -1,57 +1,81 @@
-//! The routing seam of DESIGN §8: which node owns an object.
+//! The gateway's side of the cluster: which node owns an object under the committed cluster map (DESIGN §8).
 //!
-//! Ownership is AIS's HRW over the live nodes, from the same object digest that picks the mountpath. Until
-//! membership (gossip) and in-cluster forwarding exist, the node list is this node alone, so every object is
-//! local; the data path already asks here, so adding nodes changes this module, not the handlers.
+//! Ownership is AIS's HRW over the active nodes, from the same object digest that picks the mountpath,
+//! weighted by capacity where nodes differ by more than about a sixteenth. The map itself is replicated by
+//! `trove-cluster`; this only reads it.
 
+use trove_cluster::{ClusterMap, NodeInfo};
 use trove_namespace::hrw::{self, Member};
 use trove_namespace::Bck;
 
-#[derive(Debug)]
-pub struct Cluster {
-    nodes: Vec<Member>,
-    local: usize,
-}
-
 /// Where a request for an object must be served.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Owner<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
     Local,
-    Remote(&'a Member),
+    Remote(NodeInfo),
 }
 
-impl Cluster {
-    /// A cluster of one: this node.
-    pub fn single(node_id: &str) -> Cluster {
-        Cluster { nodes: vec![Member::new(node_id)], local: 0 }
-    }
+/// The object's nodes in HRW order (owner first) among the map's active nodes.
+pub fn ranked<'a>(map: &'a ClusterMap, bck: &Bck, key: &str) -> Vec<&'a NodeInfo> {
+    let nodes: Vec<&NodeInfo> = map.smap.active().collect();
+    let members: Vec<Member> = nodes.iter().map(|n| Member::new(n.id.clone())).collect();
+    let weights = weights(&nodes);
+    let ns = hrw::ns_uname(&bck.ns.uuid, &bck.ns.name);
+    let digest = hrw::object_digest(bck.provider.as_str(), &ns, &bck.name, key);
+    hrw::ranked(&members, &weights, digest).into_iter().map(|i| nodes[i]).collect()
+}
 
-    pub fn owner(&self, bck: &Bck, key: &str) -> Owner<'_> {
-        let ns = hrw::ns_uname(&bck.ns.uuid, &bck.ns.name);
-        let digest = hrw::object_digest(bck.provider.as_str(), &ns, &bck.name, key);
-        match hrw::owner(&self.nodes, digest) {
-            Some(i) if i != self.local => Owner::Remote(&self.nodes[i]),
-            _ => Owner::Local,
-        }
+/// Capacities in sixteenths of the largest, so nodes of about the same size weigh the same (AIS's placement).
+fn weights(nodes: &[&NodeInfo]) -> Vec<u64> {
+    let max = nodes.iter().map(|n| n.capacity).max().unwrap_or(0).max(1);
+    nodes.iter().map(|n| ((n.capacity as u128 * 16 + max as u128 / 2) / max as u128).max(1) as u64).collect()
+}
+
+/// The owner of an object for the node `me`. A map without active nodes (a node that has not entered its
+/// cluster yet) leaves everything local.
+pub fn owner(map: &ClusterMap, me: &str, bck: &Bck, key: &str) -> Owner {
+    match ranked(map, bck, key).first() {
+        Some(n) if n.id != me => Owner::Remote((*n).clone()),
+        _ => Owner::Local,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trove_cluster::NodeState;
 
-    #[test]
-    fn a_single_node_owns_everything() {
-        let c = Cluster::single("node-a");
-        for i in 0..100 {
-            assert_eq!(c.owner(&Bck::ais("b"), &format!("k{i}")), Owner::Local);
+    fn map(ids: &[(&str, u64)]) -> ClusterMap {
+        let mut m = ClusterMap::default();
+        for (i, (id, cap)) in ids.iter().enumerate() {
+            let n = NodeInfo {
+                id: (*id).into(),
+                raft_id: i as u64,
+                url: format!("http://{id}"),
+                state: NodeState::Active,
+                capacity: *cap,
+            };
+            m.smap.nodes.insert((*id).into(), n);
         }
+        m
     }
 
     #[test]
-    fn other_nodes_own_their_share() {
-        let c = Cluster { nodes: vec![Member::new("a"), Member::new("b"), Member::new("c")], local: 0 };
-        let remote = (0..300).filter(|i| c.owner(&Bck::ais("b"), &format!("k{i}")) != Owner::Local).count();
+    fn a_single_node_owns_everything() {
+        let m = map(&[("node-a", 100)]);
+        for i in 0..100 {
+            assert_eq!(owner(&m, "node-a", &Bck::ais("b"), &format!("k{i}")), Owner::Local);
+        }
+        assert_eq!(owner(&ClusterMap::default(), "x", &Bck::ais("b"), "k"), Owner::Local);
+    }
+
+    #[test]
+    fn other_nodes_own_their_share_and_inactive_nodes_none() {
+        let mut m = map(&[("a", 100), ("b", 99), ("c", 101)]);
+        let remote = (0..300).filter(|i| owner(&m, "a", &Bck::ais("b"), &format!("k{i}")) != Owner::Local).count();
         assert!((150..250).contains(&remote), "{remote}");
+        m.smap.nodes.get_mut("b").unwrap().state = NodeState::Maintenance;
+        m.smap.nodes.get_mut("c").unwrap().state = NodeState::Leaving;
+        assert!((0..100).all(|i| owner(&m, "a", &Bck::ais("b"), &format!("k{i}")) == Owner::Local));
     }
 }

@@ -36,47 +36,23 @@ pub async fn attach(
         tags: Vec::new(),
         acl: None,
         bid: crate::data::new_bid(),
+        sealed: false,
     };
-    let (st, name, e) = (state.clone(), s3_name.to_owned(), entry.clone());
-    tokio::task::spawn_blocking(move || match st.registry.apply(&Change::Attach { name: name.clone(), entry: e }) {
+    match super::apply_registry(state, Change::Attach { name: s3_name.to_owned(), entry }).await {
         Ok(Some(attached)) => Ok(attached),
         Ok(None) => Err(Error::Internal("attach changed nothing".into())),
-        Err(trove_namespace::Error::AlreadyExists(_)) => Err(Error::BucketExists(name)),
-        Err(other) => Err(other.into()),
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
+        Err(e) => Err(e),
+    }
 }
 
-/// Removes an attached bucket from the namespace and drops its cached copies; the cloud data is untouched.
+/// Removes an attached bucket from the namespace; every node then drops its cached copies (unless another name
+/// still stands for the same cloud bucket). The cloud data is untouched.
 pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, Error> {
     let entry = state.registry.get(s3_name).ok_or(Error::NoSuchBucket)?;
     if !entry.bck.provider.is_remote() {
         return Err(Error::NotRemote(entry.bck.to_string()));
     }
-    let (st, name) = (state.clone(), s3_name.to_owned());
-    tokio::task::spawn_blocking(move || -> Result<BucketEntry, Error> {
-        let entry = st.registry.get(&name).ok_or(Error::NoSuchBucket)?;
-        // Another name may still stand for the same cloud bucket: its cache stays then.
-        let still_used = st.registry.snapshot().buckets.iter().any(|(n, e)| *n != name && e.bck == entry.bck);
-        if still_used {
-            return unregister(&st, &name);
-        }
-        st.readthrough.invalidate_bucket(&entry.bck);
-        let mut removed = None;
-        st.store.remove_bucket_if(&entry.bck, false, || {
-            removed = Some(unregister(&st, &name).map_err(|e| trove_cache::Error::Internal(e.to_string()))?);
-            Ok(())
-        })?;
-        removed.ok_or(Error::NoSuchBucket)
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
-}
-
-fn unregister(state: &SharedState, name: &str) -> Result<BucketEntry, Error> {
-    let removed = state.registry.apply(&Change::Remove { name: name.to_owned() })?;
-    removed.ok_or(Error::NoSuchBucket)
+    super::apply_registry(state, Change::Remove { name: s3_name.to_owned() }).await?.ok_or(Error::NoSuchBucket)
 }
 
 /// Auto-attach (DESIGN §3): an S3 request for an unknown name tries `NAME` at each provider configured with

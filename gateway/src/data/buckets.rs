@@ -1,8 +1,14 @@
-//! Bucket incarnations: the identity a bucket gets when it is created, and the check that a write still
-//! belongs to it.
+//! Buckets in the replicated registry: every registry write goes through the cluster (`apply`), a bucket's
+//! incarnation and the check that a write still belongs to it, deleting a bucket across the nodes, and what a
+//! node does with its local data when a bucket incarnation leaves the registry.
 
-use trove_namespace::BucketEntry;
+use trove_cluster::{Command, Refusal};
+use trove_namespace::{BucketEntry, Change};
 
+use trove_cache::{ReadThrough, Store};
+use trove_namespace::Registry;
+
+use super::Error;
 use crate::state::SharedState;
 
 /// A fresh bucket incarnation id (never 0, which marks entries written before incarnations existed).
@@ -10,10 +16,75 @@ pub fn new_bid() -> u64 {
     rand::random::<u64>() | 1
 }
 
-/// Whether the incarnation `bid` of `bck` is still registered: checked under the store's tree lock right
-/// before a write is published, so a write racing DeleteBucket either lands first (and the delete finds the
-/// bucket not empty) or fails, never surfacing in a bucket created later under the same name.
+/// Whether the incarnation `bid` of `bck` is still registered and not sealed: checked under the store's tree
+/// lock right before a write is published, so a write racing DeleteBucket either lands first (and the delete
+/// finds the bucket not empty) or fails, never surfacing in a bucket created later under the same name.
 pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGuard {
     let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
-    std::sync::Arc::new(move || st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid))
+    std::sync::Arc::new(move || {
+        st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid && !e.sealed)
+    })
+}
+
+/// Writes `change` to the cluster's registry; returns once every reachable node has applied it. Without a
+/// quorum this fails (503) within a bound.
+pub async fn apply(state: &SharedState, change: Change) -> Result<Option<BucketEntry>, Error> {
+    let outcome = state.cluster.propose(Command::Bucket { change: Box::new(change) }).await?;
+    match outcome.refused {
+        None => Ok(outcome.entry),
+        Some(r) => Err(match r {
+            Refusal::NoSuchBucket(_) => Error::NoSuchBucket,
+            Refusal::BucketExists(name) => Error::BucketExists(name),
+            Refusal::InvalidBucketName(m) => Error::InvalidBucketName(m),
+            Refusal::InvalidProps(m) => Error::InvalidProps(m),
+            other => Error::Internal(other.to_string()),
+        }),
+    }
+}
+
+/// Deletes the AIS-local bucket `name` if no node holds an object of it (else `BucketNotEmpty`): the bucket is
+/// sealed on every node first, so no write lands while the nodes are asked, then removed or unsealed.
+pub async fn delete_if_empty(state: &SharedState, name: &str, entry: &BucketEntry) -> Result<(), Error> {
+    let bid = entry.bid;
+    apply(state, Change::Seal { name: name.to_owned(), bid, sealed: true }).await?;
+    let empty = crate::intra::bucket_empty_everywhere(state, entry).await;
+    match empty {
+        Ok(true) => apply(state, Change::Remove { name: name.to_owned() }).await.map(drop),
+        other => {
+            apply(state, Change::Seal { name: name.to_owned(), bid, sealed: false }).await?;
+            match other {
+                Ok(_) => Err(Error::BucketNotEmpty),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Whether this node holds no object of `entry` (checked under the store's tree lock, so a write in flight
+/// finishes first; empty directories go with it).
+pub async fn locally_empty(state: &SharedState, entry: &BucketEntry) -> Result<bool, Error> {
+    let (st, bck) = (state.clone(), entry.bck.clone());
+    super::blocking(move || match st.store.remove_bucket_if(&bck, true, || Ok(())) {
+        Ok(()) => Ok(true),
+        Err(trove_cache::Error::NotEmpty) => Ok(false),
+        Err(e) => Err(e.into()),
+    })
+    .await
+}
+
+/// Run by the cluster on every node, in log order, when a bucket incarnation leaves the registry: drops this
+/// node's data of it (an AIS bucket's objects; a cloud bucket's cached copies unless another name still stands
+/// for the same cloud bucket). Blocking; runs on the Raft state machine's thread.
+pub fn on_removed(store: &Store, registry: &Registry, readthrough: &ReadThrough, gone: &BucketEntry) {
+    // Another name for the same cloud bucket keeps its cache; an AIS bucket created again (a snapshot that
+    // skipped both changes) owns the data now.
+    if registry.snapshot().buckets.values().any(|e| e.bck == gone.bck) {
+        return;
+    }
+    if gone.bck.provider.is_remote() {
+        readthrough.invalidate_bucket(&gone.bck);
+    }
+    if let Err(e) = store.remove_bucket(&gone.bck) {
+        tracing::error!(bucket = %gone.bck, error = %e, "could not drop the data of a removed bucket");
+    }
 }

@@ -65,6 +65,9 @@ pub enum Error {
     Throttled { message: String, retry_after: Option<Duration> },
     #[error("the backend is unavailable: {0}")]
     Unavailable(String),
+    /// The cluster cannot make a metadata change now (no quorum, or a node that had to answer did not).
+    #[error("the cluster cannot make the change now: {0}")]
+    ClusterUnavailable(String),
     /// Anything else; logged once where it is converted.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +86,17 @@ impl From<trove_backends::Error> for Error {
             B::Throttled { message, retry_after } => Error::Throttled { message, retry_after },
             B::Unavailable { message, .. } => Error::Unavailable(message),
             other => Error::Internal(format!("backend: {other}")),
+        }
+    }
+}
+
+impl From<trove_cluster::Error> for Error {
+    fn from(e: trove_cluster::Error) -> Self {
+        use trove_cluster::Error as K;
+        match e {
+            K::NoQuorum(_) => Error::ClusterUnavailable(e.to_string()),
+            K::NoSuchNode(_) | K::Refused(_) => Error::InvalidProps(e.to_string()),
+            other => Error::Internal(format!("cluster: {other}")),
         }
     }
 }

@@ -20,7 +20,10 @@ use std::sync::Arc;
 use trove_backends::Backend;
 use trove_namespace::BucketEntry;
 
-pub use buckets::{guard as bucket_guard, new_bid};
+pub use buckets::{
+    apply as apply_registry, delete_if_empty as delete_bucket_if_empty, guard as bucket_guard, locally_empty, new_bid,
+    on_removed as on_bucket_removed,
+};
 pub use error::Error;
 pub use list::{list, ListOpts, Page};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};

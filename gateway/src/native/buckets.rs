@@ -58,9 +58,9 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         tags: Vec::new(),
         acl: None,
         bid: crate::data::new_bid(),
+        sealed: false,
     };
-    let (st, n) = (state.clone(), name.to_owned());
-    blocking(move || Ok(st.registry.apply(&Change::Create { name: n, entry })?))
+    crate::data::apply_registry(state, Change::Create { name: name.to_owned(), entry })
         .await
         .map_err(|e| about(e, &format!("ais://{name}")))?;
     Ok(json(StatusCode::OK, Bytes::new()))
@@ -177,8 +177,8 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         (&http::Method::PATCH, n, action::SET_BPROPS | action::RESET_BPROPS) if !n.is_empty() => {
             let (s3_name, _) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
-            let (st, value, reset) = (state.clone(), call.msg.value.clone(), action == action::RESET_BPROPS);
-            blocking(move || Ok(st.registry.apply(&Change::PatchProps { name: s3_name, patch: value, reset })?))
+            let (patch, reset) = (call.msg.value.clone(), action == action::RESET_BPROPS);
+            crate::data::apply_registry(state, Change::PatchProps { name: s3_name, patch, reset })
                 .await
                 .map_err(|e| about(e, n))?;
             Ok(json(StatusCode::OK, Bytes::new()))
@@ -190,20 +190,10 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 if action != action::DESTROY_BCK {
                     return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
                 }
-                // AIS's destroy-bck: the bucket and all its objects.
-                let st = state.clone();
-                blocking(move || {
-                    let change = Change::Remove { name: s3_name.clone() };
-                    let mut unregistered = Ok(());
-                    let removed = st.store.remove_bucket_if(&e.bck, false, || {
-                        unregistered = st.registry.apply(&change).map(drop);
-                        unregistered.as_ref().map(drop).map_err(|e| trove_cache::Error::Internal(e.to_string()))
-                    });
-                    unregistered?;
-                    Ok(removed?)
-                })
-                .await
-                .map_err(|err| about(err, &format!("ais://{n}")))?;
+                // AIS's destroy-bck: the bucket and all its objects (every node drops its own on the removal).
+                crate::data::apply_registry(state, Change::Remove { name: s3_name })
+                    .await
+                    .map_err(|err| about(err, &format!("ais://{n}")))?;
                 return Ok(json(StatusCode::OK, Bytes::new()));
             }
             if action == action::EVICT_REMOTE_BCK && bool_param(query::KEEP_BCK_MD) {

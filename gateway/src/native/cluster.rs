@@ -10,40 +10,60 @@ use std::sync::atomic::Ordering;
 
 use trove_ais::{action, path as ais_path, query, what};
 
+use trove_cluster::{NodeInfo, NodeState};
+
 use super::{json, Call};
 use crate::jobs::Job;
 use crate::state::SharedState;
 
 type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
 
-/// AIS's `Snode` for this node in the role `daemon_type` (`proxy` or `target`).
-fn snode(state: &SharedState, daemon_type: &str) -> serde_json::Value {
-    let addr = state.listen;
+/// AIS's `Snode` of `node` in the role `daemon_type` (`proxy` or `target`).
+fn snode(node: &NodeInfo, daemon_type: &str) -> serde_json::Value {
+    let hostport = node.url.split_once("://").map_or(node.url.as_str(), |(_, r)| r).trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "80"));
     let net = json!({
-        "node_ip_addr": addr.ip().to_string(),
-        "daemon_port": addr.port().to_string(),
-        "direct_url": format!("http://{addr}"),
+        "node_ip_addr": host,
+        "daemon_port": port,
+        "direct_url": node.url,
     });
+    // AIS's flags: 4 in maintenance, 8 being decommissioned.
+    let flags = match node.state {
+        NodeState::Maintenance => 4,
+        NodeState::Leaving => 8,
+        NodeState::Active | NodeState::Joining => 0,
+    };
     json!({
         "public_net": net,
         "intra_control_net": net,
         "intra_data_net": net,
         "daemon_type": daemon_type,
-        "daemon_id": state.node_id,
-        "flags": 0,
-        "id_digest": trove_namespace::hrw::Member::new(state.node_id.clone()).digest(),
+        "daemon_id": node.id,
+        "flags": flags,
+        "id_digest": trove_namespace::hrw::Member::new(node.id.clone()).digest(),
+        "trove": {"state": node.state.as_str(), "capacity": node.capacity},
     })
 }
 
+/// The cluster map in AIS's Smap shape: every node is both gateway and storage, so each stands in the proxy
+/// map and in the target map; the Raft leader is the primary.
 pub fn smap(state: &SharedState) -> serde_json::Value {
-    let id = state.node_id.clone();
+    let map = state.cluster.map();
+    let leader = state.cluster.status().leader.unwrap_or_else(|| state.node_id.clone());
+    let mut pmap = serde_json::Map::new();
+    let mut tmap = serde_json::Map::new();
+    for (id, n) in &map.smap.nodes {
+        pmap.insert(id.clone(), snode(n, "proxy"));
+        tmap.insert(id.clone(), snode(n, "target"));
+    }
+    let primary = map.smap.nodes.get(&leader).or_else(|| map.smap.nodes.get(&state.node_id));
     json!({
-        "pmap": { id.clone(): snode(state, "proxy") },
-        "tmap": { id: snode(state, "target") },
-        "proxy_si": snode(state, "proxy"),
-        "uuid": state.identity.uuid,
-        "creation_time": state.identity.creation_time,
-        "version": "1",
+        "pmap": pmap,
+        "tmap": tmap,
+        "proxy_si": primary.map(|n| snode(n, "proxy")).unwrap_or(serde_json::Value::Null),
+        "uuid": map.uuid,
+        "creation_time": map.creation_time,
+        "version": map.smap.version.to_string(),
     })
 }
 

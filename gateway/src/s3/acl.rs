@@ -25,12 +25,8 @@ pub async fn put_bucket(
     let owner = owner_of(state, &entry.owner);
     let acl =
         requested_acl(req.input.acl.as_ref().map(|a| a.as_str()), req.input.access_control_policy.as_ref(), &owner)?;
-    let st = state.clone();
-    let name = req.input.bucket.clone();
-    blocking(move || {
-        st.registry.apply(&trove_namespace::Change::SetAcl { name, acl }).map(drop).map_err(errors::from_registry)
-    })
-    .await?;
+    let change = trove_namespace::Change::SetAcl { name: req.input.bucket.clone(), acl };
+    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 

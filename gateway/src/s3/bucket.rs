@@ -6,7 +6,7 @@ use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Ch
 
 use crate::data::now_ms;
 use crate::s3::access;
-use crate::s3::ctx::{blocking, bucket, caller};
+use crate::s3::ctx::{bucket, caller};
 use crate::s3::errors;
 use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
 use crate::state::SharedState;
@@ -58,16 +58,12 @@ pub async fn create(
         tags: vec![],
         acl,
         bid: crate::data::new_bid(),
+        sealed: false,
     };
-    let st = state.clone();
-    let n = name.clone();
-    blocking(move || {
-        st.registry.apply(&Change::Create { name: n, entry }).map(drop).map_err(|e| match e {
-            trove_namespace::Error::AlreadyExists(_) => s3_error!(BucketAlreadyExists),
-            other => errors::from_registry(other),
-        })
-    })
-    .await?;
+    crate::data::apply_registry(state, Change::Create { name: name.clone(), entry }).await.map_err(|e| match e {
+        crate::data::Error::BucketExists(_) => s3_error!(BucketAlreadyExists),
+        other => errors::from_data(other),
+    })?;
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
 }
 
@@ -91,24 +87,7 @@ pub async fn delete(
         crate::data::attach::detach(state, &req.input.bucket).await.map_err(errors::from_data)?;
         return Ok(S3Response::new(DeleteBucketOutput {}));
     }
-    let st = state.clone();
-    let name = req.input.bucket.clone();
-    blocking(move || {
-        let mut unregistered = None;
-        let removed = st.store.remove_bucket_if(&entry.bck, true, || {
-            st.registry.apply(&Change::Remove { name: name.clone() }).map(drop).map_err(|e| {
-                let msg = e.to_string();
-                unregistered = Some(errors::from_registry(e));
-                trove_cache::Error::Internal(msg)
-            })
-        });
-        match (removed, unregistered) {
-            (Ok(()), _) => Ok(()),
-            (Err(_), Some(registry_error)) => Err(registry_error),
-            (Err(e), None) => Err(errors::from_store(e)),
-        }
-    })
-    .await?;
+    crate::data::delete_bucket_if_empty(state, &req.input.bucket, &entry).await.map_err(errors::from_data)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -165,10 +144,8 @@ pub async fn put_tagging(
     bucket(&req)?;
     check_tag_set(&req.input.tagging.tag_set, 50)?;
     let tags = to_pairs(&req.input.tagging.tag_set);
-    let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || st.registry.apply(&Change::SetTags { name, tags }).map(drop).map_err(errors::from_registry))
-        .await?;
+    crate::data::apply_registry(state, Change::SetTags { name, tags }).await.map_err(errors::from_data)?;
     Ok(S3Response::new(PutBucketTaggingOutput {}))
 }
 
@@ -188,12 +165,8 @@ pub async fn delete_tagging(
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
     bucket(&req)?;
-    let st = state.clone();
     let name = req.input.bucket.clone();
-    blocking(move || {
-        st.registry.apply(&Change::SetTags { name, tags: Vec::new() }).map(drop).map_err(errors::from_registry)
-    })
-    .await?;
+    crate::data::apply_registry(state, Change::SetTags { name, tags: Vec::new() }).await.map_err(errors::from_data)?;
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
 

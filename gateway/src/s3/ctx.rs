@@ -49,7 +49,7 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> S3Result<T> + Send 
 /// The routing seam: objects owned by another node would be forwarded there (DESIGN §8). A cluster of one node
 /// owns everything, so this only fails once membership exists without forwarding.
 pub fn route(state: &AppState, bck: &trove_namespace::Bck, key: &str) -> S3Result<()> {
-    match state.cluster.owner(bck, key) {
+    match state.owner(bck, key) {
         crate::cluster::Owner::Local => Ok(()),
         crate::cluster::Owner::Remote(node) => Err(s3_error!(
             ServiceUnavailable,

@@ -70,12 +70,12 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
             tracing::warn!(error = %message, "backend unavailable");
             s3_error!(ServiceUnavailable, "Backend unavailable: {message}")
         }
+        D::ClusterUnavailable(m) => {
+            tracing::warn!(error = %m, "cluster metadata write failed");
+            s3_error!(ServiceUnavailable, "{m}")
+        }
         D::Internal(m) => internal(m),
     }
-}
-
-pub fn from_registry(e: trove_namespace::Error) -> S3Error {
-    from_data(e.into())
 }
 
 pub fn internal(e: impl std::fmt::Display) -> S3Error {

@@ -135,7 +135,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     let entry = snapshot.buckets.get(bucket)?;
     // Cached copies that must be revalidated against their backend go through s3s.
     let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
-    if revalidate || state.cluster.owner(&entry.bck, &key) != Owner::Local {
+    if revalidate || state.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
