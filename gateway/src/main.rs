@@ -209,7 +209,7 @@ fn init_logging(cfg: &trove_config::TelemetryConfig) -> Option<opentelemetry_sdk
     use tracing_subscriber::Layer;
 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off,openraft=warn"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stdout).with_filter(filter);
     let endpoint = cfg
         .otlp_endpoint

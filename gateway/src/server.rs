@@ -17,6 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use trove_config::Config;
 
+use crate::cluster::forward::Routed;
 use crate::conn::{self, Activity, Gate, Limits, TimedBody, TrackedBody, Watched};
 use crate::native;
 use crate::providers::Providers;
@@ -198,7 +199,13 @@ impl Frontend {
                 let span = tracing::info_span!(target: "trove::request", "request", id = %request_id, op, method = %req.method(), status = tracing::field::Empty);
                 let body_timeout = self.limits.body;
                 let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
-                let resp = tracing::Instrument::instrument(self.serve(req, target, &request_id), span.clone()).await;
+                let served = async {
+                    match crate::cluster::forward::route(&self.state, req, &target).await {
+                        Routed::Local(req) => self.serve(req, target, &request_id).await,
+                        Routed::Answered(resp) => resp,
+                    }
+                };
+                let resp = tracing::Instrument::instrument(served, span.clone()).await;
                 span.record("status", resp.status().as_u16());
                 resp
             }

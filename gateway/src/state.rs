@@ -35,6 +35,8 @@ pub struct AppState {
     pub node_id: String,
     /// This node's part of the cluster: the replicated map, metadata writes, membership.
     pub cluster: Arc<Cluster>,
+    /// Passes requests for objects other nodes own on to them.
+    pub forwarder: crate::cluster::forward::Forwarder,
     /// Canonical id of the root user, the owner of attached cloud buckets.
     pub root_id: String,
     pub providers: Providers,
@@ -207,6 +209,7 @@ impl AppState {
                 region: cfg.s3.region.clone(),
                 node_id,
                 cluster,
+                forwarder: Default::default(),
                 root_id,
                 providers,
                 readthrough,

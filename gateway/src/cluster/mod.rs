@@ -1,8 +1,11 @@
-//! The gateway's side of the cluster: which node owns an object under the committed cluster map (DESIGN §8).
+//! The gateway's side of the cluster: which node owns an object under the committed cluster map (DESIGN §8),
+//! and forwarding requests to it (`forward.rs`).
 //!
 //! Ownership is AIS's HRW over the active nodes, from the same object digest that picks the mountpath,
 //! weighted by capacity where nodes differ by more than about a sixteenth. The map itself is replicated by
 //! `trove-cluster`; this only reads it.
+
+pub mod forward;
 
 use trove_cluster::{ClusterMap, NodeInfo};
 use trove_namespace::hrw::{self, Member};

@@ -68,7 +68,7 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
 
 /// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
 /// that stands for that cloud bucket.
-pub(super) fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
+pub(crate) fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
     let snap = state.registry.snapshot();
     if let Some(e) = snap.buckets.get(name) {
         if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {

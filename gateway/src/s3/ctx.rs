@@ -5,7 +5,7 @@ use trove_namespace::BucketEntry;
 
 use crate::door::Grant;
 use crate::s3::errors;
-use crate::state::{AppState, User};
+use crate::state::User;
 
 /// S3's limit on key length, in bytes of UTF-8.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -44,17 +44,4 @@ pub fn check_key(key: &str) -> S3Result<()> {
 /// Runs blocking storage work off the async worker threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> S3Result<T> + Send + 'static) -> S3Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(errors::internal)?
-}
-
-/// The routing seam: objects owned by another node would be forwarded there (DESIGN §8). A cluster of one node
-/// owns everything, so this only fails once membership exists without forwarding.
-pub fn route(state: &AppState, bck: &trove_namespace::Bck, key: &str) -> S3Result<()> {
-    match state.owner(bck, key) {
-        crate::cluster::Owner::Local => Ok(()),
-        crate::cluster::Owner::Remote(node) => Err(s3_error!(
-            ServiceUnavailable,
-            "object is owned by node {}; in-cluster forwarding is not available",
-            node.id
-        )),
-    }
 }

@@ -12,7 +12,7 @@ use crate::s3::access;
 use crate::s3::body::{self, FileBody, SyncBody};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, bucket, check_key, route};
+use crate::s3::ctx::{blocking, bucket, check_key};
 use crate::s3::errors;
 use crate::s3::tagging;
 use crate::state::SharedState;
@@ -95,7 +95,6 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let entry = bucket(&req)?;
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
-    route(state, &entry.bck, &input.key)?;
     if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
     }
@@ -262,7 +261,6 @@ async fn read_any(
     latest: bool,
 ) -> S3Result<(GetObjectOutput, http::HeaderMap, bool)> {
     check_key(&i.key)?;
-    route(state, &entry.bck, &i.key)?;
     let range = i.range.as_ref().map(|r| match *r {
         Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
         Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
@@ -400,7 +398,6 @@ pub async fn delete(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let entry = bucket(&req)?;
     check_key(&req.input.key)?;
-    route(state, &entry.bck, &req.input.key)?;
     crate::data::delete(state, &entry, &req.input.key).await.map_err(errors::from_data)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }

@@ -1,0 +1,202 @@
+//! In-cluster forwarding: a request for an object that another node owns is passed to that node and its answer
+//! streamed back, both bodies streamed (never held whole, never a redirect: AIS #240). The owner authenticates
+//! and authorizes the caller itself from the original head, which travels unchanged (its signature covers the
+//! Host header and, for aws-chunked uploads, the body chunks that only the node consuming the body can check).
+//!
+//! A forwarded request carries `trove-forwarded` (signed with the cluster secret, so nobody outside can pose as
+//! a node) and the sender's Smap version; the receiver waits briefly to reach that version and then serves it
+//! itself, so a request is forwarded at most once. When the owner cannot be reached, a read of a cloud object
+//! goes to the next node in HRW order (which fills from the backend); anything else is answered 503, which S3
+//! clients retry.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use trove_cluster::NodeInfo;
+use trove_namespace::BucketEntry;
+
+use crate::request::{Api, Target};
+use crate::state::SharedState;
+
+/// Marks a request a node passed on; the value is the cluster's signature of the method and path.
+pub const FORWARDED: &str = "trove-forwarded";
+/// The Smap version the forwarding node routed by.
+pub const SMAP_VERSION: &str = "trove-smap-version";
+
+/// How long a receiver behind the sender's Smap waits to catch up.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and `Expect`, which the
+/// forwarding node has already answered.
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "expect"];
+
+/// The client nodes forward with: pooled keep-alive connections to the other nodes.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, s3s::Body>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Forwarder")
+    }
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(2)));
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(http);
+        Forwarder { client }
+    }
+}
+
+/// What routing decided for a request.
+pub enum Routed {
+    /// Serve it here.
+    Local(Request<s3s::Body>),
+    /// Answered by another node (or refused).
+    Answered(Response<s3s::Body>),
+}
+
+/// Routes `req`: a forwarded request is checked and served here; a request for an object another node owns
+/// is forwarded to it.
+pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target) -> Routed {
+    if let Some(v) = req.headers().get(FORWARDED) {
+        let header = v.to_str().ok();
+        if let Err(e) = state.cluster.verify(header, &forward_method(req.method()), req.uri().path()) {
+            tracing::warn!(error = %e, "refused a request posing as forwarded");
+            return Routed::Answered(refusal(target.api, StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"));
+        }
+        let wanted = req.headers().get(SMAP_VERSION).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(v) = wanted.filter(|v| *v > state.cluster.map().smap.version) {
+            let mut watch = state.cluster.watch();
+            let _ = tokio::time::timeout(CATCH_UP, watch.wait_for(|m| m.smap.version >= v)).await;
+        }
+        return Routed::Local(req);
+    }
+    let Some((entry, key)) = object_of(state, target, &req) else {
+        return Routed::Local(req);
+    };
+    let map = state.cluster.map();
+    let ranked = super::ranked(&map, &entry.bck, &key);
+    let Some(owner) = ranked.first().filter(|n| n.id != state.node_id) else {
+        return Routed::Local(req);
+    };
+    // A cloud object read may fall back to the next nodes (each fills from the backend); the local node is one.
+    let readonly = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    let fallbacks: Vec<&NodeInfo> =
+        if readonly && entry.bck.provider.is_remote() { ranked.iter().skip(1).copied().collect() } else { vec![] };
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    for node in std::iter::once(*owner).chain(fallbacks) {
+        if node.id == state.node_id {
+            return Routed::Local(Request::from_parts(parts, body.take().unwrap_or_default()));
+        }
+        let attempt = build(state, &parts, node, map.smap.version, body.take().unwrap_or_default());
+        match state.forwarder.client.request(attempt).await {
+            Ok(resp) => return Routed::Answered(resp.map(s3s::Body::http_body)),
+            Err(e) => {
+                tracing::warn!(node = %node.id, error = %e, "forwarding failed");
+                // Only a body-less read can be tried again elsewhere.
+                if !readonly {
+                    break;
+                }
+                body = Some(s3s::Body::empty());
+            }
+        }
+    }
+    Routed::Answered(refusal(
+        target.api,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        &format!("the node that owns this object ({}) cannot be reached; retry", owner.id),
+    ))
+}
+
+/// The method as signed in `trove-forwarded` (distinct from Raft's and the gateways' own calls).
+fn forward_method(m: &http::Method) -> String {
+    format!("FWD {m}")
+}
+
+/// The request as sent to `node`: same method, path, query, head (minus hop-by-hop headers) and body.
+fn build(
+    state: &SharedState,
+    parts: &http::request::Parts,
+    node: &NodeInfo,
+    smap_version: u64,
+    body: s3s::Body,
+) -> Request<s3s::Body> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("{}{path_and_query}", node.url.trim_end_matches('/')).parse().unwrap_or_default();
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let signed = state.cluster.sign(&forward_method(&parts.method), parts.uri.path());
+    if let Ok(v) = HeaderValue::from_str(&signed) {
+        headers.insert(FORWARDED, v);
+    }
+    headers.insert(SMAP_VERSION, HeaderValue::from(smap_version));
+    req
+}
+
+/// The bucket entry and key of an object-level request, when the bucket exists (anything else is served
+/// where it arrives: bucket operations, listings, errors).
+fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> Option<(BucketEntry, String)> {
+    let path = req.uri().path();
+    match target.api {
+        Api::S3 => {
+            let rest = if target.virtual_host {
+                path.strip_prefix('/')?
+            } else {
+                path.strip_prefix('/')?.split_once('/')?.1
+            };
+            if rest.is_empty() {
+                return None;
+            }
+            let key = percent_encoding::percent_decode_str(rest).decode_utf8().ok()?.into_owned();
+            let entry = state.registry.get(target.bucket.as_deref()?)?;
+            Some((entry, key))
+        }
+        Api::Native => {
+            let rest = path.strip_prefix(trove_ais::path::OBJECTS)?;
+            let (bucket, key) = rest.split_once('/').filter(|(_, k)| !k.is_empty())?;
+            let key = percent_encoding::percent_decode_str(key).decode_utf8().ok()?.into_owned();
+            let provider = target.param(trove_ais::query::PROVIDER).filter(|p| !p.is_empty());
+            let provider = match provider {
+                Some(p) => Some(p.parse().ok()?),
+                None => None,
+            };
+            let (_, entry) = crate::native::buckets::find(state, bucket, provider)?;
+            Some((entry, key))
+        }
+    }
+}
+
+/// An error in the shape of the API asked: S3's XML, or AIS's plain message.
+fn refusal(api: Api, status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let (body, content_type) = match api {
+        Api::S3 => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            ),
+            "application/xml",
+        ),
+        Api::Native => (message.to_owned(), "text/plain"),
+    };
+    let mut r = Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
