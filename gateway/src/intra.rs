@@ -17,6 +17,7 @@ pub const PREFIX: &str = "/v1/intra/";
 pub const MAX_BODY: usize = 1 << 20;
 
 const BUCKET_EMPTY: &str = "bucket-empty";
+const WALK: &str = "walk";
 
 /// How long a node may take to answer another.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -31,6 +32,12 @@ pub async fn handle(state: &SharedState, path: &str, header: Option<&str>, body:
     let answer = match call {
         BUCKET_EMPTY => match serde_json::from_slice::<BucketEntry>(&body) {
             Ok(entry) => data::locally_empty(state, &entry).await.map(|b| serde_json::json!(b)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        WALK => match serde_json::from_slice::<data::Walk>(&body) {
+            Ok(walk) => data::walk_local(state, walk).await.and_then(|p| {
+                serde_json::to_value(p).map_err(|e| Error::Internal(format!("encoding a listing page: {e}")))
+            }),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
         _ => return (StatusCode::NOT_FOUND, Bytes::from(format!("no intra-cluster call {call:?}"))),
@@ -64,4 +71,24 @@ pub async fn bucket_empty_everywhere(state: &SharedState, entry: &BucketEntry) -
         }
     }
     Ok(empty)
+}
+
+/// One page of a bucket walked on every node and merged. Every node must answer: a listing is never short.
+pub async fn walk_everywhere(state: &SharedState, walk: &data::Walk) -> Result<data::Page, Error> {
+    let map = state.cluster.map();
+    let path = format!("{PREFIX}{WALK}");
+    let mut asks = tokio::task::JoinSet::new();
+    for node in map.smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, walk, path, id) = (state.clone(), node.url.clone(), walk.clone(), path.clone(), node.id.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, data::WalkPage>(&url, &path, &walk, DEADLINE).await) });
+    }
+    let mut pages = vec![data::walk_local(state, walk.clone()).await?];
+    while let Some(done) = asks.join_next().await {
+        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        match answer {
+            Ok(p) => pages.push(p),
+            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not answer a listing: {e}"))),
+        }
+    }
+    Ok(data::merge_walks(pages, walk.max))
 }

@@ -93,6 +93,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     background
         .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
         .context("cannot attach [[buckets]]")?;
+    state.ready.store(true, std::sync::atomic::Ordering::Release);
     crate::capacity::start(state.clone());
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");

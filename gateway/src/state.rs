@@ -35,6 +35,8 @@ pub struct AppState {
     pub node_id: String,
     /// This node's part of the cluster: the replicated map, metadata writes, membership.
     pub cluster: Arc<Cluster>,
+    /// Set once the node has founded or joined its cluster (`/v1/health` answers 503 before).
+    pub ready: std::sync::atomic::AtomicBool,
     /// Passes requests for objects other nodes own on to them.
     pub forwarder: crate::cluster::forward::Forwarder,
     /// Canonical id of the root user, the owner of attached cloud buckets.
@@ -210,6 +212,7 @@ impl AppState {
                 node_id,
                 cluster,
                 forwarder: Default::default(),
+                ready: Default::default(),
                 root_id,
                 providers,
                 readthrough,

@@ -25,6 +25,8 @@ use crate::state::SharedState;
 pub const FORWARDED: &str = "trove-forwarded";
 /// The Smap version the forwarding node routed by.
 pub const SMAP_VERSION: &str = "trove-smap-version";
+/// On a forwarded request: answer from this node's own copy only (a neighbor asked, not a client).
+pub const NEIGHBOR: &str = "trove-neighbor";
 
 /// How long a receiver behind the sender's Smap waits to catch up.
 const CATCH_UP: Duration = Duration::from_secs(2);
@@ -65,19 +67,28 @@ pub enum Routed {
 }
 
 /// Routes `req`: a forwarded request is checked and served here; a request for an object another node owns
-/// is forwarded to it.
+/// is forwarded to it. Here, a read of an AIS-local object this node lacks asks the other nodes (objects
+/// written before the node joined stay where they were until a rebalance moves them), and a delete reaches
+/// their copies too.
 pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target) -> Routed {
-    if let Some(v) = req.headers().get(FORWARDED) {
-        let header = v.to_str().ok();
-        if let Err(e) = state.cluster.verify(header, &forward_method(req.method()), req.uri().path()) {
-            tracing::warn!(error = %e, "refused a request posing as forwarded");
-            return Routed::Answered(refusal(target.api, StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"));
+    let forwarded = match req.headers().get(FORWARDED) {
+        None => false,
+        Some(v) => {
+            let header = v.to_str().ok();
+            if let Err(e) = state.cluster.verify(header, &forward_method(req.method()), req.uri().path()) {
+                tracing::warn!(error = %e, "refused a request posing as forwarded");
+                return Routed::Answered(refusal(target.api, StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"));
+            }
+            let wanted = req.headers().get(SMAP_VERSION).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if let Some(v) = wanted.filter(|v| *v > state.cluster.map().smap.version) {
+                let mut watch = state.cluster.watch();
+                let _ = tokio::time::timeout(CATCH_UP, watch.wait_for(|m| m.smap.version >= v)).await;
+            }
+            true
         }
-        let wanted = req.headers().get(SMAP_VERSION).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if let Some(v) = wanted.filter(|v| *v > state.cluster.map().smap.version) {
-            let mut watch = state.cluster.watch();
-            let _ = tokio::time::timeout(CATCH_UP, watch.wait_for(|m| m.smap.version >= v)).await;
-        }
+    };
+    // A neighbor's question is about this node's own copy only.
+    if forwarded && req.headers().contains_key(NEIGHBOR) {
         return Routed::Local(req);
     }
     let Some((entry, key)) = object_of(state, target, &req) else {
@@ -85,20 +96,35 @@ pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target
     };
     let map = state.cluster.map();
     let ranked = super::ranked(&map, &entry.bck, &key);
-    let Some(owner) = ranked.first().filter(|n| n.id != state.node_id) else {
-        return Routed::Local(req);
-    };
-    // A cloud object read may fall back to the next nodes (each fills from the backend); the local node is one.
+    match ranked.first() {
+        Some(owner) if owner.id != state.node_id && !forwarded => to_owner(state, req, target, &entry, &ranked).await,
+        _ if map.smap.nodes.len() > 1 && !entry.bck.provider.is_remote() => {
+            with_neighbors(state, req, target, &entry, &key).await
+        }
+        _ => Routed::Local(req),
+    }
+}
+
+/// Forwards to the owner (`ranked[0]`); a cloud object read falls back to the next nodes (each fills from the
+/// backend), the local node among them.
+async fn to_owner(
+    state: &SharedState,
+    req: Request<s3s::Body>,
+    target: &Target,
+    entry: &BucketEntry,
+    ranked: &[&NodeInfo],
+) -> Routed {
+    let owner = ranked[0];
     let readonly = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
-    let fallbacks: Vec<&NodeInfo> =
-        if readonly && entry.bck.provider.is_remote() { ranked.iter().skip(1).copied().collect() } else { vec![] };
+    let fallbacks: &[&NodeInfo] = if readonly && entry.bck.provider.is_remote() { &ranked[1..] } else { &[] };
+    let version = state.cluster.map().smap.version;
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    for node in std::iter::once(*owner).chain(fallbacks) {
+    for node in std::iter::once(owner).chain(fallbacks.iter().copied()) {
         if node.id == state.node_id {
             return Routed::Local(Request::from_parts(parts, body.take().unwrap_or_default()));
         }
-        let attempt = build(state, &parts, node, map.smap.version, body.take().unwrap_or_default());
+        let attempt = build(state, &parts, node, version, body.take().unwrap_or_default(), false);
         match state.forwarder.client.request(attempt).await {
             Ok(resp) => return Routed::Answered(resp.map(s3s::Body::http_body)),
             Err(e) => {
@@ -119,6 +145,63 @@ pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target
     ))
 }
 
+/// The owner's side for an AIS-local object: a read it cannot serve from its own disk is asked of the other
+/// nodes; a delete is sent to them too (each drops its copy, if any) before this node deletes its own.
+async fn with_neighbors(
+    state: &SharedState,
+    req: Request<s3s::Body>,
+    target: &Target,
+    entry: &BucketEntry,
+    key: &str,
+) -> Routed {
+    let method = req.method().clone();
+    let object_call = target.api == Api::Native || is_plain_object_call(&req);
+    if !object_call {
+        return Routed::Local(req);
+    }
+    let others: Vec<NodeInfo> =
+        state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id).cloned().collect();
+    let version = state.cluster.map().smap.version;
+    let (parts, body) = req.into_parts();
+    match method {
+        http::Method::GET | http::Method::HEAD => {
+            let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+            let here = tokio::task::spawn_blocking(move || st.store.head(&bck, &k).is_ok()).await.unwrap_or(true);
+            if !here {
+                for node in &others {
+                    let ask = build(state, &parts, node, version, s3s::Body::empty(), true);
+                    match state.forwarder.client.request(ask).await {
+                        Ok(resp) if resp.status() != StatusCode::NOT_FOUND => {
+                            return Routed::Answered(resp.map(s3s::Body::http_body));
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(node = %node.id, error = %e, "a neighbor did not answer a read"),
+                    }
+                }
+            }
+        }
+        http::Method::DELETE => {
+            let mut asks = tokio::task::JoinSet::new();
+            for node in &others {
+                let ask = build(state, &parts, node, version, s3s::Body::empty(), true);
+                let client = state.forwarder.client.clone();
+                asks.spawn(async move { client.request(ask).await.map(|r| r.status()) });
+            }
+            while asks.join_next().await.is_some() {}
+        }
+        _ => {}
+    }
+    Routed::Local(Request::from_parts(parts, body))
+}
+
+/// A plain object GET, HEAD or DELETE on the S3 API: no sub-resource (tagging, ACL, uploads) in the query.
+fn is_plain_object_call(req: &Request<s3s::Body>) -> bool {
+    let query = req.uri().query().unwrap_or_default();
+    !["tagging", "acl", "uploadId", "uploads", "attributes", "retention", "legal-hold", "torrent"]
+        .iter()
+        .any(|sub| query.split('&').any(|p| p == *sub || p.starts_with(&format!("{sub}="))))
+}
+
 /// The method as signed in `trove-forwarded` (distinct from Raft's and the gateways' own calls).
 fn forward_method(m: &http::Method) -> String {
     format!("FWD {m}")
@@ -131,6 +214,7 @@ fn build(
     node: &NodeInfo,
     smap_version: u64,
     body: s3s::Body,
+    neighbor: bool,
 ) -> Request<s3s::Body> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri: Uri = format!("{}{path_and_query}", node.url.trim_end_matches('/')).parse().unwrap_or_default();
@@ -148,6 +232,11 @@ fn build(
         headers.insert(FORWARDED, v);
     }
     headers.insert(SMAP_VERSION, HeaderValue::from(smap_version));
+    if neighbor {
+        headers.insert(NEIGHBOR, HeaderValue::from_static("1"));
+        // No body travels with a neighbor's read or delete.
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
     req
 }
 

@@ -1,8 +1,11 @@
 //! Listing a bucket, one page at a time, for both frontends. An AIS-local bucket (or the cached copies of a
 //! cloud bucket) is walked on disk in byte order: keys that contain the delimiter after the prefix fold into a
-//! common prefix, and the walk then jumps past everything under it. A cloud bucket is paged from its backend,
-//! never walked in full. Continuation tokens are opaque to clients: where the page ended, and for a backend
-//! listing the backend's own token to go on.
+//! common prefix, and the walk then jumps past everything under it. In a cluster every node walks its own
+//! objects and the pages are merged: each node returns its first `max` entries after the marker, so the first
+//! `max` of the merge are the cluster's, and memory stays bounded by nodes × `max`. A node that does not
+//! answer fails the listing (503) rather than shorten it. A cloud bucket is paged from its backend, never walked
+//! in full. Continuation tokens are opaque to clients: where the page ended, and for a backend listing the
+//! backend's own token to go on.
 
 use base64::Engine;
 use trove_backends::ListRequest;
@@ -51,13 +54,72 @@ pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> R
         Some(t) => decode_token(t)?,
         None => after,
     };
-    let (st, bck) = (state.clone(), entry.bck.clone());
-    let mut page =
-        blocking(move || Ok(local_page(&st.store, &bck, &prefix, delimiter.as_deref(), &after, max)?)).await?;
+    let walk = Walk { bck: entry.bck.clone(), prefix, delimiter, after, max };
+    let mut page = crate::intra::walk_everywhere(state, &walk).await?;
     if page.truncated {
         page.next_token = page.last.as_deref().map(encode_token);
     }
     Ok(page)
+}
+
+/// One node's part of a listing: its first `max` entries after `after`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Walk {
+    pub bck: Bck,
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub after: String,
+    pub max: usize,
+}
+
+/// A page of one node's walk, as it travels between nodes.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct WalkPage {
+    pub objects: Vec<(String, ObjMeta)>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+}
+
+/// Walks this node's objects.
+pub async fn walk_local(state: &SharedState, walk: Walk) -> Result<WalkPage, Error> {
+    let st = state.clone();
+    blocking(move || {
+        let p = local_page(&st.store, &walk.bck, &walk.prefix, walk.delimiter.as_deref(), &walk.after, walk.max)?;
+        Ok(WalkPage { objects: p.objects, prefixes: p.prefixes, truncated: p.truncated })
+    })
+    .await
+}
+
+/// Merges the nodes' pages into the cluster's page of `max` entries (common prefixes that several nodes fold
+/// into count once).
+pub fn merge(pages: Vec<WalkPage>, max: usize) -> Page {
+    use std::collections::BTreeMap;
+    let mut any_truncated = false;
+    // Key -> object (None: a common prefix). Objects win over an equal prefix (they cannot collide: a prefix
+    // ends with the delimiter, which the key then would have to end with too, and would be folded).
+    let mut all: BTreeMap<String, Option<ObjMeta>> = BTreeMap::new();
+    for p in pages {
+        any_truncated |= p.truncated;
+        for (k, m) in p.objects {
+            all.insert(k, Some(m));
+        }
+        for cp in p.prefixes {
+            all.entry(cp).or_insert(None);
+        }
+    }
+    let mut page = Page { truncated: any_truncated || all.len() > max, ..Default::default() };
+    for (k, m) in all.into_iter().take(max) {
+        page.last = Some(k.clone());
+        match m {
+            Some(m) => page.objects.push((k, m)),
+            None => page.prefixes.push(k),
+        }
+    }
+    if page.objects.len() + page.prefixes.len() < max {
+        // Every node's entries fit: nothing is left anywhere.
+        page.truncated = false;
+    }
+    page
 }
 
 fn local_page(
@@ -243,6 +305,30 @@ mod tests {
     ) -> (Vec<String>, Vec<String>, bool) {
         let p = local_page(s, b, prefix, delim, after, max).unwrap();
         (p.objects.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
+    }
+
+    #[test]
+    fn merged_pages_are_the_cluster_s_first_entries() {
+        let (_d1, s1, b) = store_with(&["a/1", "c", "e", "g/1"]);
+        let (_d2, s2, _) = store_with(&["a/2", "b", "d", "g/2", "h"]);
+        let walk = |s: &Store, after: &str, max| {
+            let p = local_page(s, &b, "", Some("/"), after, max).unwrap();
+            WalkPage { objects: p.objects, prefixes: p.prefixes, truncated: p.truncated }
+        };
+        let mut after = String::new();
+        let mut seen = Vec::new();
+        loop {
+            let page = merge(vec![walk(&s1, &after, 3), walk(&s2, &after, 3)], 3);
+            let mut keys: Vec<String> = page.objects.iter().map(|(k, _)| k.clone()).collect();
+            keys.extend(page.prefixes.iter().cloned());
+            keys.sort();
+            seen.extend(keys);
+            if !page.truncated {
+                break;
+            }
+            after = page.last.unwrap();
+        }
+        assert_eq!(seen, ["a/", "b", "c", "d", "e", "g/", "h"]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use buckets::{
     on_removed as on_bucket_removed,
 };
 pub use error::Error;
-pub use list::{list, ListOpts, Page};
+pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk, WalkPage};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
 pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
 

@@ -46,6 +46,10 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
     match (&method, path.as_str()) {
         (&http::Method::GET | &http::Method::HEAD, ais_path::HEALTH) => {
             return match strict::check(strict::Route::Health, &query, req.headers()) {
+                // AIS: 503 while the node starts (here: until it has founded or joined its cluster).
+                Ok(()) if !state.ready.load(std::sync::atomic::Ordering::Acquire) => {
+                    error(StatusCode::SERVICE_UNAVAILABLE, &method, &path, "the node is starting")
+                }
                 Ok(()) => json(StatusCode::OK, Bytes::new()),
                 Err((status, message)) => error(status, &method, &path, &message),
             };
