@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from unittest import mock
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -43,6 +44,9 @@ COMPAT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = COMPAT_DIR.parent
 
 REGION = "us-east-1"
+# TROVE_TEST_CLUSTER=3 runs every Trove a test starts as a cluster of three nodes (see `Trove`).
+CLUSTER_SIZE = int(os.environ.get("TROVE_TEST_CLUSTER", "1"))
+CLUSTER_SECRET = "compat-tests-cluster-secret-0123"
 DOMAIN = "localhost"
 MiB = 1024 * 1024
 
@@ -196,6 +200,7 @@ class Trove:
         extra_config: str = "",
         port: int | None = None,
         env: dict | None = None,
+        cluster: int | None = None,
     ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -210,6 +215,13 @@ class Trove:
         self.log_path = self.root / "trove.log"
         self.proc: subprocess.Popen | None = None
         self._env = env or {}
+        # With TROVE_TEST_CLUSTER=N, this node founds a cluster that N-1 peers join, and clients spread their
+        # requests over all of them (each signed for the node it goes to).
+        self.peers: list[Trove] = []
+        self._cluster_size = cluster if cluster is not None else CLUSTER_SIZE
+        self._join: str | None = None
+        if self._cluster_size > 1:
+            self._env.setdefault("TROVE_CLUSTER_SECRET", CLUSTER_SECRET)
 
     # -- addresses and clients --
 
@@ -217,8 +229,13 @@ class Trove:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def endpoints(self) -> list[str]:
+        """This node's endpoint and its peers'."""
+        return [self.endpoint] + [p.endpoint for p in self.peers]
+
     def client(self, user: User = MAIN, **config):
-        return s3_client(self.endpoint, user, **config)
+        return s3_client(self.endpoint, user, spread=self.endpoints[1:], **config)
 
     # -- process control --
 
@@ -226,6 +243,8 @@ class Trove:
         cmd = [str(require_binary()), "serve", "--listen", f"127.0.0.1:{self.port}"]
         for mp in self.mountpaths:
             cmd += ["--mountpath", str(mp)]
+        if self._join:
+            cmd += ["--join", self._join]
         return cmd + ["--config", str(self.config_path)]
 
     @property
@@ -236,6 +255,17 @@ class Trove:
         assert not self.running, "already running"
         self.proc = spawn_logged(self.command(), self.log_path, server_env(self.root_user, self._env), self.root)
         self.wait_healthy(timeout)
+        if self._cluster_size > 1 and not self.peers:
+            for i in range(1, self._cluster_size):
+                peer = Trove(self.root / f"peer{i}", mountpaths=len(self.mountpaths), users=self.users[1:],
+                             root_user=self.root_user, env=dict(self._env), cluster=1)
+                peer.config_path.write_text(self.config_path.read_text())
+                peer._join = self.endpoint
+                self.peers.append(peer.start(timeout=max(timeout, 90)))
+        else:
+            for peer in self.peers:
+                if not peer.running:
+                    peer.start(timeout)
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
@@ -254,6 +284,8 @@ class Trove:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send `sig` (SIGTERM by default), wait for the exit and return the exit code."""
+        for peer in self.peers:
+            peer.stop(sig, timeout)
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
@@ -277,6 +309,8 @@ class Trove:
         return self.proc.returncode
 
     def kill9(self) -> None:
+        for peer in self.peers:
+            peer.kill9()
         kill_process(self.proc)
 
     def restart(self, timeout: float = 30.0) -> "Trove":
@@ -314,7 +348,7 @@ class Trove:
 # ---------------------------------------------------------------------------------------------
 
 
-def s3_client(endpoint: str, user: User = MAIN, *, addressing_style: str = "path", **config):
+def s3_client(endpoint: str, user: User = MAIN, *, addressing_style: str = "path", spread=(), **config):
     cfg = Config(
         region_name=REGION,
         signature_version="s3v4",
@@ -325,13 +359,24 @@ def s3_client(endpoint: str, user: User = MAIN, *, addressing_style: str = "path
     )
     if config:
         cfg = cfg.merge(Config(**config))
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=user.access_key,
         aws_secret_access_key=user.secret_key,
         config=cfg,
     )
+    if spread and addressing_style == "path":
+        # Each request goes to one of the nodes at random, signed for the node it goes to.
+        nodes = [endpoint, *spread]
+
+        def to_some_node(request, **_):
+            parts = urlsplit(request.url)
+            node = urlsplit(random.choice(nodes))
+            request.url = urlunsplit(parts._replace(netloc=node.netloc))
+
+        client.meta.events.register("before-sign.s3", to_some_node)
+    return client
 
 
 @contextlib.contextmanager

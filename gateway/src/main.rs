@@ -7,7 +7,6 @@ mod cluster;
 mod conn;
 mod data;
 mod door;
-mod intra;
 mod jobs;
 mod metrics;
 mod native;

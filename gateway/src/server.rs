@@ -270,7 +270,7 @@ impl Frontend {
     async fn intra_cluster(&self, req: &mut Request<s3s::Body>) -> Option<Response<s3s::Body>> {
         let path = req.uri().path();
         let raft = path.strip_prefix(trove_cluster::PREFIX).map(str::to_owned);
-        let intra = path.starts_with(crate::intra::PREFIX).then(|| path.to_owned());
+        let intra = path.starts_with(crate::data::peers::PREFIX).then(|| path.to_owned());
         if raft.is_none() && intra.is_none() {
             return None;
         }
@@ -278,18 +278,20 @@ impl Frontend {
             return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "intra-cluster calls are POSTs".into()));
         }
         let header = req.headers().get(trove_cluster::AUTH_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let limit = if raft.is_some() { RAFT_MAX_BODY } else { crate::intra::MAX_BODY };
+        let limit = if raft.is_some() { RAFT_MAX_BODY } else { crate::data::peers::MAX_BODY };
         let body = std::mem::take(req.body_mut());
         let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
             Ok(b) => b.to_bytes(),
             Err(e) => return Some(plain(StatusCode::BAD_REQUEST, format!("request body: {e}"))),
         };
-        let (status, answer) = match (raft, intra) {
-            (Some(call), _) => self.state.cluster.handle(&call, header.as_deref(), body).await,
-            (None, Some(path)) => crate::intra::handle(&self.state, &path, header.as_deref(), body).await,
-            (None, None) => return None,
-        };
-        Some(plain(status, String::from_utf8_lossy(&answer).into_owned()))
+        match (raft, intra) {
+            (Some(call), _) => {
+                let (status, answer) = self.state.cluster.handle(&call, header.as_deref(), body).await;
+                Some(plain(status, String::from_utf8_lossy(&answer).into_owned()))
+            }
+            (None, Some(path)) => Some(crate::data::peers::handle(&self.state, &path, header.as_deref(), body).await),
+            (None, None) => None,
+        }
     }
 
     /// What is refused from the request head alone, before s3s reads anything: browser-form uploads (not

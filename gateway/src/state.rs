@@ -35,6 +35,8 @@ pub struct AppState {
     pub node_id: String,
     /// This node's part of the cluster: the replicated map, metadata writes, membership.
     pub cluster: Arc<Cluster>,
+    /// Incarnations of buckets this node is deleting: no write lands in them meanwhile.
+    pub sealed_here: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Set once the node has founded or joined its cluster (`/v1/health` answers 503 before).
     pub ready: std::sync::atomic::AtomicBool,
     /// Passes requests for objects other nodes own on to them.
@@ -213,6 +215,7 @@ impl AppState {
                 cluster,
                 forwarder: Default::default(),
                 ready: Default::default(),
+                sealed_here: Default::default(),
                 root_id,
                 providers,
                 readthrough,

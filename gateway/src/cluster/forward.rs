@@ -58,6 +58,16 @@ impl Default for Forwarder {
     }
 }
 
+impl Forwarder {
+    /// Sends a request to another node.
+    pub async fn request(
+        &self,
+        req: Request<s3s::Body>,
+    ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(req).await
+    }
+}
+
 /// What routing decided for a request.
 pub enum Routed {
     /// Serve it here.

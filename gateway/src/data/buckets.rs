@@ -16,13 +16,15 @@ pub fn new_bid() -> u64 {
     rand::random::<u64>() | 1
 }
 
-/// Whether the incarnation `bid` of `bck` is still registered and not sealed: checked under the store's tree
-/// lock right before a write is published, so a write racing DeleteBucket either lands first (and the delete
-/// finds the bucket not empty) or fails, never surfacing in a bucket created later under the same name.
+/// Whether the incarnation `bid` of `bck` is still registered and not sealed (cluster-wide, or here by a
+/// DeleteBucket in progress on this node): checked under the store's tree lock right before a write is
+/// published, so a write racing DeleteBucket either lands first (and the delete finds the bucket not empty)
+/// or fails, never surfacing in a bucket created later under the same name.
 pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGuard {
     let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
     std::sync::Arc::new(move || {
-        st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid && !e.sealed)
+        !st.sealed_here.lock().unwrap_or_else(|e| e.into_inner()).contains(&bid)
+            && st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid && !e.sealed)
     })
 }
 
@@ -42,22 +44,49 @@ pub async fn apply(state: &SharedState, change: Change) -> Result<Option<BucketE
     }
 }
 
-/// Deletes the AIS-local bucket `name` if no node holds an object of it (else `BucketNotEmpty`): the bucket is
-/// sealed on every node first, so no write lands while the nodes are asked, then removed or unsealed.
+/// Deletes the AIS-local bucket `name` if no node holds an object of it (else `BucketNotEmpty`). This node
+/// checks its own objects and seals the bucket against its own writes in one step under the store's tree lock;
+/// in a cluster the bucket is then sealed on every node, so no write lands while the others are asked, and
+/// finally removed or unsealed.
 pub async fn delete_if_empty(state: &SharedState, name: &str, entry: &BucketEntry) -> Result<(), Error> {
     let bid = entry.bid;
-    apply(state, Change::Seal { name: name.to_owned(), bid, sealed: true }).await?;
-    let empty = crate::intra::bucket_empty_everywhere(state, entry).await;
-    match empty {
-        Ok(true) => apply(state, Change::Remove { name: name.to_owned() }).await.map(drop),
-        other => {
-            apply(state, Change::Seal { name: name.to_owned(), bid, sealed: false }).await?;
-            match other {
-                Ok(_) => Err(Error::BucketNotEmpty),
-                Err(e) => Err(e),
+    if !seal_here_if_empty(state, entry).await? {
+        return Err(Error::BucketNotEmpty);
+    }
+    let decided = async {
+        if state.cluster.map().smap.nodes.len() <= 1 {
+            return apply(state, Change::Remove { name: name.to_owned() }).await.map(drop);
+        }
+        apply(state, Change::Seal { name: name.to_owned(), bid, sealed: true }).await?;
+        match super::peers::bucket_empty_everywhere(state, entry).await {
+            Ok(true) => apply(state, Change::Remove { name: name.to_owned() }).await.map(drop),
+            other => {
+                apply(state, Change::Seal { name: name.to_owned(), bid, sealed: false }).await?;
+                other.and(Err(Error::BucketNotEmpty))
             }
         }
     }
+    .await;
+    state.sealed_here.lock().unwrap_or_else(|e| e.into_inner()).remove(&bid);
+    decided
+}
+
+/// Under the store's tree lock (a write in flight finishes first): if this node holds no object of `entry`,
+/// seals it against this node's writes (empty directories go with it) and answers true.
+async fn seal_here_if_empty(state: &SharedState, entry: &BucketEntry) -> Result<bool, Error> {
+    let (st, bck, bid) = (state.clone(), entry.bck.clone(), entry.bid);
+    super::blocking(move || {
+        let sealed = st.store.remove_bucket_if(&bck, true, || {
+            st.sealed_here.lock().unwrap_or_else(|e| e.into_inner()).insert(bid);
+            Ok(())
+        });
+        match sealed {
+            Ok(()) => Ok(true),
+            Err(trove_cache::Error::NotEmpty) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 /// Whether this node holds no object of `entry` (checked under the store's tree lock, so a write in flight

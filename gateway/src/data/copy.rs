@@ -1,6 +1,7 @@
 //! Server-side copies: inside one cloud bucket the backend copies; otherwise the source is opened (filled into
-//! the cache first when it is a cloud object, so later changes of the source do not affect the copy) and its
-//! bytes are copied into a new object or into a part of an upload.
+//! the cache first when it is a cloud object, fetched from the node that holds it when it is an AIS object
+//! another node owns; either way later changes of the source do not affect the copy) and its bytes are copied
+//! into a new object or into a part of an upload.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -31,8 +32,14 @@ pub async fn open_source(state: &SharedState, entry: &BucketEntry, key: &str) ->
     if entry.bck.provider.is_remote() {
         ensure_cached(state, entry, key).await?;
     }
-    let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
-    blocking(move || Ok(st.store.open_object(&bck, &key)?)).await
+    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+    match blocking(move || Ok(st.store.open_object(&bck, &k)?)).await {
+        // In a cluster the source may live on another node (its owner, or where it was before a join).
+        Err(Error::NoSuchKey) if !entry.bck.provider.is_remote() && state.cluster.map().smap.nodes.len() > 1 => {
+            super::peers::fetch_object(state, &entry.bck, key).await
+        }
+        other => other,
+    }
 }
 
 /// Copies the opened source into `meta.key` of the AIS-local bucket `dest`. A copy of a multipart source is a

@@ -55,7 +55,7 @@ pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> R
         None => after,
     };
     let walk = Walk { bck: entry.bck.clone(), prefix, delimiter, after, max };
-    let mut page = crate::intra::walk_everywhere(state, &walk).await?;
+    let mut page = crate::data::peers::walk_everywhere(state, &walk).await?;
     if page.truncated {
         page.next_token = page.last.as_deref().map(encode_token);
     }

@@ -11,6 +11,7 @@ pub mod copy;
 mod error;
 mod list;
 pub mod multipart;
+pub mod peers;
 mod read;
 pub mod receive;
 mod write;
@@ -27,7 +28,7 @@ pub use buckets::{
 pub use error::Error;
 pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk, WalkPage};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
-pub use write::{adopt, delete, payload_of, put, write_through, Precondition};
+pub use write::{adopt, delete, delete_local, delete_many, payload_of, put, write_through, Precondition};
 
 use crate::state::AppState;
 

@@ -229,8 +229,13 @@ pub async fn parts(
     blocking(move || Ok((st.store.get_upload(&bck, &k, &id)?, st.store.list_parts(&bck, &k, &id)?))).await
 }
 
-/// The bucket's uploads in progress, by key then upload id.
+/// The bucket's uploads in progress on every node, by key then initiation.
 pub async fn uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<Upload>, Error> {
+    super::peers::uploads_everywhere(state, entry).await
+}
+
+/// The bucket's uploads in progress on this node.
+pub async fn local_uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<Upload>, Error> {
     let (st, bck) = (state.clone(), entry.bck.clone());
     blocking(move || Ok(st.store.list_uploads(&bck)?)).await
 }

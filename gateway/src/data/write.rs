@@ -84,6 +84,56 @@ pub fn payload_of(staged: &Staged, size: u64) -> Result<Payload, Error> {
     Ok(Payload { size, open: Arc::new(move |off| file_stream(file.clone(), off, size)) })
 }
 
+/// Deletes many keys of one bucket (S3's DeleteObjects): from the backend first for a cloud bucket, then every
+/// node's copies (in a cluster any node may hold one). Returns each key's outcome, in order.
+pub async fn delete_many(state: &SharedState, entry: &BucketEntry, keys: Vec<String>) -> Vec<(String, Result<(), Error>)> {
+    let mut outcomes: Vec<(String, Result<(), Error>)> = Vec::with_capacity(keys.len());
+    let mut local = Vec::with_capacity(keys.len());
+    for key in keys {
+        if entry.bck.provider.is_remote() {
+            let deleted = match backend(state, entry) {
+                Ok(b) => b.delete(&entry.bck.name, &key).await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                outcomes.push((key, Err(e)));
+                continue;
+            }
+        }
+        local.push(key.clone());
+        outcomes.push((key, Ok(())));
+    }
+    let failed = super::peers::delete_everywhere(state, entry, local).await;
+    for (key, outcome) in &mut outcomes {
+        if let Some(e) = failed.iter().find(|(k, _)| k == key).map(|(_, e)| e) {
+            *outcome = Err(Error::Internal(e.clone()));
+        }
+    }
+    outcomes
+}
+
+/// Deletes this node's copies of `keys` (cached copies of a cloud bucket, or AIS objects); returns the keys that
+/// failed, with why.
+pub async fn delete_local(state: &SharedState, entry: &BucketEntry, keys: Vec<String>) -> Vec<(String, String)> {
+    let (st, bck) = (state.clone(), entry.bck.clone());
+    let remote = entry.bck.provider.is_remote();
+    blocking(move || {
+        let mut failed = Vec::new();
+        for key in keys {
+            if remote {
+                st.readthrough.invalidate(&bck, &key);
+            }
+            if let Err(e) = st.store.delete(&bck, &key) {
+                tracing::warn!(bucket = %bck, key, error = %e, "deleting a copy");
+                failed.push((key, e.to_string()));
+            }
+        }
+        Ok(failed)
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Deletes `key`; `Ok(false)` when an AIS-local object did not exist (a cloud backend does not say).
 pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> Result<bool, Error> {
     if entry.bck.provider.is_remote() {

@@ -10,9 +10,16 @@ use super::template::{Names, Template};
 use super::{spawn, Job, MultiObjMsg, StartError, EVICT};
 use crate::state::SharedState;
 
-pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
+/// Starts this node's part of an evict job: its own cached copies (whoever owns the object: a copy filled
+/// while the owner was down is dropped too); `id` names the cluster's job when another node started it.
+pub fn start(
+    state: &SharedState,
+    entry: &BucketEntry,
+    msg: MultiObjMsg,
+    id: Option<&str>,
+) -> Result<Arc<Job>, StartError> {
     let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
-    let job = state.jobs.create(EVICT, &entry.bck);
+    let job = state.jobs.create(EVICT, &entry.bck, id);
     let (st, e, j) = (state.clone(), entry.clone(), job.clone());
     spawn(job.clone(), async move {
         // Blocking store work, in batches, off the async threads.
@@ -26,9 +33,11 @@ pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Resu
                             j.bytes.fetch_add(m.size, Ordering::Relaxed);
                         }
                     }
-                    Err(trove_cache::Error::NotFound) => {
+                    // A missing copy counts once in the cluster: on the object's owner.
+                    Err(trove_cache::Error::NotFound) if st.owner(&e.bck, key) == crate::cluster::Owner::Local => {
                         j.skipped.fetch_add(1, Ordering::Relaxed);
                     }
+                    Err(trove_cache::Error::NotFound) => {}
                     Err(err) => return Err(format!("{key}: {err}")),
                 }
                 Ok(())

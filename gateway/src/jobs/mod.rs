@@ -2,6 +2,8 @@
 //!
 //! A job runs in its own task with bounded concurrency, counts objects and bytes done, skipped and failed,
 //! can be stopped, and stays queryable for a while after it ends. IDs are short random strings, as AIS's.
+//! In a cluster one job runs on every node under one ID, each node handling the objects it owns; nodes
+//! report their part as a [`JobView`] and the views of one ID add up to the cluster's job.
 
 mod evict;
 mod prefetch;
@@ -99,9 +101,12 @@ impl Jobs {
         Jobs { all: Mutex::default(), keep }
     }
 
-    pub fn create(&self, kind: &'static str, bck: &Bck) -> Arc<Job> {
+    /// A new job; `id` is given when another node started the cluster's job.
+    pub fn create(&self, kind: &'static str, bck: &Bck, id: Option<&str>) -> Arc<Job> {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
-        let id: String = (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect();
+        let id: String = id.map(str::to_owned).unwrap_or_else(|| {
+            (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+        });
         let job = Arc::new(Job {
             id: id.clone(),
             kind,
@@ -122,16 +127,82 @@ impl Jobs {
         job
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
-        self.all.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
-    }
-
     /// Jobs matching `kind` (when given), newest first.
     pub fn list(&self, kind: Option<&str>) -> Vec<Arc<Job>> {
         let all = self.all.lock().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = all.values().filter(|j| kind.is_none_or(|k| k == j.kind)).cloned().collect();
         v.sort_by_key(|j| std::cmp::Reverse(j.start_ns));
         v
+    }
+}
+
+/// One node's part of a job, as nodes exchange it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub bck: Bck,
+    pub start_ns: i64,
+    /// 0 while running.
+    pub end_ns: i64,
+    pub aborted: bool,
+    pub err: Option<String>,
+    pub objs: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+impl Job {
+    pub fn view(&self) -> JobView {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        JobView {
+            id: self.id.clone(),
+            kind: self.kind.to_owned(),
+            bck: self.bck.clone(),
+            start_ns: self.start_ns,
+            end_ns: self.end_ns(),
+            aborted: self.aborted(),
+            err: self.error(),
+            objs: n(&self.objs),
+            bytes: n(&self.bytes),
+            skipped: n(&self.skipped),
+            failed: n(&self.failed),
+        }
+    }
+}
+
+impl JobView {
+    pub fn finished(&self) -> bool {
+        self.end_ns != 0
+    }
+
+    /// The nodes' parts of each job added up into the cluster's job (running while any part runs), newest
+    /// first.
+    pub fn merge(parts: impl IntoIterator<Item = JobView>) -> Vec<JobView> {
+        let mut by_id: HashMap<String, JobView> = HashMap::new();
+        for p in parts {
+            match by_id.get_mut(&p.id) {
+                None => {
+                    by_id.insert(p.id.clone(), p);
+                }
+                Some(j) => {
+                    j.start_ns = j.start_ns.min(p.start_ns);
+                    j.end_ns = if j.end_ns == 0 || p.end_ns == 0 { 0 } else { j.end_ns.max(p.end_ns) };
+                    j.aborted |= p.aborted;
+                    if j.err.is_none() {
+                        j.err = p.err;
+                    }
+                    j.objs += p.objs;
+                    j.bytes += p.bytes;
+                    j.skipped += p.skipped;
+                    j.failed += p.failed;
+                }
+            }
+        }
+        let mut all: Vec<JobView> = by_id.into_values().collect();
+        all.sort_by_key(|j| std::cmp::Reverse(j.start_ns));
+        all
     }
 }
 

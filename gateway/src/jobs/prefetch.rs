@@ -17,10 +17,17 @@ use super::{spawn, Job, MultiObjMsg, StartError, PREFETCH};
 use crate::state::SharedState;
 
 /// Starts a prefetch job; errors in the message are reported before anything starts.
-pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Result<Arc<Job>, StartError> {
+/// Starts this node's part of a prefetch job (the objects it owns); `id` names the cluster's job when another
+/// node started it.
+pub fn start(
+    state: &SharedState,
+    entry: &BucketEntry,
+    msg: MultiObjMsg,
+    id: Option<&str>,
+) -> Result<Arc<Job>, StartError> {
     let backend = state.providers.get(entry.bck.provider).ok_or(StartError::NoProvider(entry.bck.provider.as_str()))?;
     let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
-    let job = state.jobs.create(PREFETCH, &entry.bck);
+    let job = state.jobs.create(PREFETCH, &entry.bck, id);
     let (tx, rx) = mpsc::channel::<String>(256);
     let explicit = names.is_none();
     {
@@ -45,6 +52,10 @@ pub fn start(state: &SharedState, entry: &BucketEntry, msg: MultiObjMsg) -> Resu
                         return;
                     }
                     let Some(name) = rx.lock().await.recv().await else { return };
+                    // Every node sees every name; each fetches the ones it owns.
+                    if st.owner(&e.bck, &name) != crate::cluster::Owner::Local {
+                        continue;
+                    }
                     let mut cfg = st.readthrough.config();
                     if msg.blob_threshold > 0 {
                         cfg.parallel_threshold = msg.blob_threshold;

@@ -93,21 +93,20 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             super::listing::list_objects(state, &e, &call.msg.value, &call.accept).await
         }
         (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT) if !n.is_empty() => {
-            let (_, e) =
+            let (bucket, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
             if !e.bck.provider.is_remote() {
                 return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
             }
             let msg: trove_ais::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
                 .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid {action} message: {err}")))?;
-            let started = if action == action::PREFETCH {
-                crate::jobs::start_prefetch(state, &e, msg)
-            } else {
-                crate::jobs::start_evict(state, &e, msg)
-            };
-            let job = started.map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
+            let kind = if action == action::PREFETCH { crate::jobs::PREFETCH } else { crate::jobs::EVICT };
+            let start = crate::data::peers::JobStart { kind: kind.to_owned(), id: String::new(), bucket, msg };
+            let id = crate::data::peers::start_everywhere(state, start)
+                .await
+                .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
             // AIS answers with the job id as plain text.
-            let mut r = json(StatusCode::OK, Bytes::from(job.id.clone()));
+            let mut r = json(StatusCode::OK, Bytes::from(id));
             r.headers_mut()
                 .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
             Ok(r)

@@ -1,19 +1,19 @@
 //! `/v1/daemon` and `/v1/cluster`: the cluster map (`what=smap`) as AIS sends it — every Trove node is both
-//! gateway and storage, so the node stands in the proxy map and in the target map — and the job queries
-//! (`what=status|status_all|qryxstats|running_all`) and job stop (`PUT /v1/cluster {"action":"stop"}`).
+//! gateway and storage, so each node stands in the proxy map and in the target map — and the job queries
+//! (`what=status|status_all|qryxstats|running_all`) and job stop (`PUT /v1/cluster {"action":"stop"}`), which
+//! gather every node's part of a job.
 
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
-
-use std::sync::atomic::Ordering;
 
 use trove_ais::{action, path as ais_path, query, what};
 
 use trove_cluster::{NodeInfo, NodeState};
 
 use super::{json, Call};
-use crate::jobs::Job;
+use crate::data::peers::{jobs_everywhere, JobFilter};
+use crate::jobs::JobView;
 use crate::state::SharedState;
 
 type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
@@ -85,28 +85,28 @@ fn rfc3339(ns: i64) -> String {
         .unwrap_or_default()
 }
 
-/// AIS's `nl.Status`.
-fn status(j: &Job) -> serde_json::Value {
+/// AIS's `nl.Status` of the cluster's job (all nodes' parts).
+fn status(j: &JobView) -> serde_json::Value {
     json!({
         "kind": j.kind,
         "uuid": j.id,
-        "err": j.error().unwrap_or_default(),
-        "end_time": j.end_ns(),
-        "aborted": j.aborted(),
+        "err": j.err.clone().unwrap_or_default(),
+        "end_time": j.end_ns,
+        "aborted": j.aborted,
         "is_idle": j.finished(),
     })
 }
 
-/// AIS's `core.Snap` (counters as strings, as AIS sends int64s), plus Trove's skipped/failed counts.
-fn snap(j: &Job) -> serde_json::Value {
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
-    let (objs, bytes) = (n(&j.objs), n(&j.bytes));
+/// AIS's `core.Snap` of one node's part (counters as strings, as AIS sends int64s), plus Trove's
+/// skipped/failed counts.
+fn snap(j: &JobView) -> serde_json::Value {
+    let (objs, bytes) = (j.objs.to_string(), j.bytes.to_string());
     let fetched = j.kind == crate::jobs::PREFETCH;
     json!({
         "id": j.id,
         "kind": j.kind,
         "start-time": rfc3339(j.start_ns),
-        "end-time": if j.finished() { rfc3339(j.end_ns()) } else { String::new() },
+        "end-time": if j.finished() { rfc3339(j.end_ns) } else { String::new() },
         "bck": {"name": j.bck.name, "provider": j.bck.provider.as_str(), "namespace": {"uuid": j.bck.ns.uuid, "name": j.bck.ns.name}},
         "stats": {
             "loc-objs": objs, "loc-bytes": bytes,
@@ -114,11 +114,11 @@ fn snap(j: &Job) -> serde_json::Value {
             "in-bytes": if fetched { bytes.clone() } else { "0".into() },
             "out-objs": "0", "out-bytes": "0",
         },
-        "trove": {"skipped": n(&j.skipped), "failed": n(&j.failed)},
-        "aborted": j.aborted(),
+        "trove": {"skipped": j.skipped.to_string(), "failed": j.failed.to_string()},
+        "aborted": j.aborted,
         "is_idle": j.finished(),
-        "abort-err": if j.aborted() { j.error().unwrap_or_else(|| "aborted".into()) } else { String::new() },
-        "err": j.error().unwrap_or_default(),
+        "abort-err": if j.aborted { j.err.clone().unwrap_or_else(|| "aborted".into()) } else { String::new() },
+        "err": j.err.clone().unwrap_or_default(),
         "glob.id": "0",
     })
 }
@@ -127,39 +127,52 @@ fn query(call: &Call) -> JobQuery {
     serde_json::from_value(call.raw.clone()).unwrap_or_default()
 }
 
-fn matching(state: &SharedState, q: &JobQuery) -> Vec<std::sync::Arc<Job>> {
-    let kind = Some(q.kind.as_str()).filter(|k| !k.is_empty());
-    state.jobs.list(kind).into_iter().filter(|j| q.id.is_empty() || j.id == q.id).collect()
+fn filter(q: &JobQuery) -> JobFilter {
+    JobFilter { id: q.id.clone(), kind: q.kind.clone() }
 }
 
 fn reply(v: serde_json::Value) -> Reply {
     Ok(json(StatusCode::OK, Bytes::from(v.to_string())))
 }
 
-pub fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
+pub async fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
     match (&call.method, call.param(query::WHAT)) {
         (&http::Method::GET, Some(what::SMAP)) => reply(smap(state)),
         (&http::Method::GET, Some(what::STATUS)) => {
             let q = query(call);
-            let job = state.jobs.get(&q.id).ok_or((StatusCode::NOT_FOUND, format!("job {:?} not found", q.id)))?;
+            let parts = jobs_everywhere(state, &filter(&q), false).await;
+            let job = JobView::merge(parts.into_iter().flat_map(|(_, v)| v)).into_iter().find(|j| j.id == q.id);
+            let job = job.ok_or((StatusCode::NOT_FOUND, format!("job {:?} not found", q.id)))?;
             reply(status(&job))
         }
         (&http::Method::GET, Some(what::STATUS_ALL)) => {
             let q = query(call);
-            let all: Vec<_> =
-                matching(state, &q).iter().filter(|j| !q.show_active || !j.finished()).map(|j| status(j)).collect();
+            let parts = jobs_everywhere(state, &filter(&q), false).await;
+            let all: Vec<_> = JobView::merge(parts.into_iter().flat_map(|(_, v)| v))
+                .iter()
+                .filter(|j| !q.show_active || !j.finished())
+                .map(status)
+                .collect();
             reply(json!(all))
         }
         (&http::Method::GET, Some(what::QUERY_XSTATS)) => {
+            // AIS answers per node: {node id: [snaps]}.
             let q = query(call);
-            let snaps: Vec<_> =
-                matching(state, &q).iter().filter(|j| !q.show_active || !j.finished()).map(|j| snap(j)).collect();
-            reply(json!({ state.node_id.clone(): snaps }))
+            let mut out = serde_json::Map::new();
+            for (node, views) in jobs_everywhere(state, &filter(&q), false).await {
+                let snaps: Vec<_> = views.iter().filter(|j| !q.show_active || !j.finished()).map(snap).collect();
+                out.insert(node, json!(snaps));
+            }
+            reply(serde_json::Value::Object(out))
         }
         (&http::Method::GET, Some(what::RUNNING_ALL)) => {
             let q = query(call);
-            let running: Vec<_> =
-                matching(state, &q).iter().filter(|j| !j.finished()).map(|j| format!("{}[{}]", j.kind, j.id)).collect();
+            let parts = jobs_everywhere(state, &filter(&q), false).await;
+            let running: Vec<_> = JobView::merge(parts.into_iter().flat_map(|(_, v)| v))
+                .iter()
+                .filter(|j| !j.finished())
+                .map(|j| format!("{}[{}]", j.kind, j.id))
+                .collect();
             reply(json!(running))
         }
         (&http::Method::PUT, _) if path == ais_path::CLUSTER && call.msg.action == action::STOP => {
@@ -167,12 +180,9 @@ pub fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
             if q.id.is_empty() && q.kind.is_empty() {
                 return Err((StatusCode::BAD_REQUEST, "stop needs a job id or kind".into()));
             }
-            let jobs = matching(state, &q);
-            if jobs.is_empty() && !q.id.is_empty() {
+            let stopped = jobs_everywhere(state, &filter(&q), true).await;
+            if stopped.iter().all(|(_, v)| v.is_empty()) && !q.id.is_empty() {
                 return Err((StatusCode::NOT_FOUND, format!("job {:?} not found", q.id)));
-            }
-            for j in jobs {
-                j.abort();
             }
             Ok(json(StatusCode::OK, Bytes::new()))
         }

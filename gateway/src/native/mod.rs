@@ -112,7 +112,7 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
     } else if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
     } else if path == ais_path::DAEMON || path == ais_path::CLUSTER {
-        cluster::handle(state, &call, &path)
+        cluster::handle(state, &call, &path).await
     } else {
         Err((StatusCode::NOT_FOUND, format!("unsupported native API path {path}")))
     };

@@ -418,55 +418,32 @@ pub async fn delete_many(
         ));
     }
     let quiet = req.input.delete.quiet.unwrap_or(false);
-    if entry.bck.provider.is_remote() {
-        let mut deleted = Vec::new();
-        let mut errs = Vec::new();
-        for o in objects {
-            let outcome = match check_key(&o.key) {
-                Ok(()) => crate::data::delete(state, &entry, &o.key).await.map(drop).map_err(errors::from_data),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(o.key), ..Default::default() }),
-                Ok(()) => {}
-                Err(e) => errs.push(Error {
-                    key: Some(o.key),
-                    code: Some(e.code().as_str().to_owned()),
-                    message: e.message().map(str::to_owned),
-                    version_id: None,
-                }),
-            }
+    let mut deleted = Vec::new();
+    let mut errs = Vec::new();
+    let mut keys = Vec::with_capacity(objects.len());
+    for o in objects {
+        match check_key(&o.key) {
+            Ok(()) => keys.push(o.key),
+            Err(e) => errs.push(Error {
+                key: Some(o.key),
+                code: Some(e.code().as_str().to_owned()),
+                message: e.message().map(str::to_owned),
+                version_id: None,
+            }),
         }
-        return Ok(S3Response::new(DeleteObjectsOutput {
-            deleted: Some(deleted),
-            errors: (!errs.is_empty()).then_some(errs),
-            request_charged: None,
-        }));
     }
-    let st = state.clone();
-    let (deleted, errs) = blocking(move || {
-        let mut deleted = Vec::new();
-        let mut errs = Vec::new();
-        for o in objects {
-            let outcome =
-                check_key(&o.key).and_then(|()| st.store.delete(&entry.bck, &o.key).map_err(errors::from_store));
-            match outcome {
-                Ok(_) => {
-                    if !quiet {
-                        deleted.push(DeletedObject { key: Some(o.key), ..Default::default() });
-                    }
-                }
-                Err(e) => errs.push(Error {
-                    key: Some(o.key),
-                    code: Some(e.code().as_str().to_owned()),
-                    message: e.message().map(str::to_owned),
-                    version_id: None,
-                }),
-            }
+    for (key, outcome) in crate::data::delete_many(state, &entry, keys).await {
+        match outcome.map_err(errors::from_data) {
+            Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+            Ok(()) => {}
+            Err(e) => errs.push(Error {
+                key: Some(key),
+                code: Some(e.code().as_str().to_owned()),
+                message: e.message().map(str::to_owned),
+                version_id: None,
+            }),
         }
-        Ok((deleted, errs))
-    })
-    .await?;
+    }
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
         errors: (!errs.is_empty()).then_some(errs),

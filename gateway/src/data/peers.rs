@@ -1,0 +1,356 @@
+//! The data layer's calls to the other nodes of the cluster (`/v1/intra/<call>`, signed with the cluster secret
+//! like Raft's own calls) and its answers to theirs: whether a node still holds objects of a bucket, a node's
+//! page of a listing, a job's part on every node, an object's bytes for a copy.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use trove_namespace::BucketEntry;
+
+use crate::data::{self, Error};
+use crate::state::SharedState;
+
+/// Path prefix of the gateway's intra-cluster calls.
+pub const PREFIX: &str = "/v1/intra/";
+
+/// The largest intra-cluster request body.
+pub const MAX_BODY: usize = 1 << 20;
+
+const BUCKET_EMPTY: &str = "bucket-empty";
+const WALK: &str = "walk";
+const JOB_START: &str = "job-start";
+const JOBS: &str = "jobs";
+const JOB_STOP: &str = "job-stop";
+const OBJECT: &str = "object";
+const DELETE_KEYS: &str = "delete-keys";
+const UPLOADS: &str = "uploads";
+
+/// Keys whose copies a node drops.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct DeleteKeys {
+    entry: BucketEntry,
+    keys: Vec<String>,
+}
+
+/// The header of an object answer that carries its metadata (JSON, base64: values need not be ASCII).
+const META_HEADER: &str = "trove-object-meta";
+
+/// An object a node asks another for.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ObjectRef {
+    bck: trove_namespace::Bck,
+    key: String,
+}
+
+/// A job to start on every node under one id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobStart {
+    pub kind: String,
+    pub id: String,
+    /// The bucket's S3 name.
+    pub bucket: String,
+    pub msg: trove_ais::MultiObjMsg,
+}
+
+/// Which jobs a query or a stop is about (empty: any).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct JobFilter {
+    pub id: String,
+    pub kind: String,
+}
+
+/// How long a node may take to answer another.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Answers another node's call; the caller's signature is checked first.
+pub async fn handle(state: &SharedState, path: &str, header: Option<&str>, body: Bytes) -> http::Response<s3s::Body> {
+    if let Err(e) = state.cluster.verify(header, "POST", path) {
+        tracing::warn!(error = %e, path, "refused an intra-cluster call");
+        return respond(StatusCode::FORBIDDEN, Bytes::from(e.to_string()));
+    }
+    let call = path.strip_prefix(PREFIX).unwrap_or_default();
+    if call == OBJECT {
+        return match serde_json::from_slice::<ObjectRef>(&body) {
+            Ok(o) => serve_object(state, o).await,
+            Err(e) => respond(StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        };
+    }
+    let (status, body) = answer(state, call, body).await;
+    respond(status, body)
+}
+
+fn respond(status: StatusCode, body: Bytes) -> http::Response<s3s::Body> {
+    let mut r = http::Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// This node's copy of an object, streamed, its metadata in a header.
+async fn serve_object(state: &SharedState, o: ObjectRef) -> http::Response<s3s::Body> {
+    use base64::Engine;
+    let st = state.clone();
+    let opened = tokio::task::spawn_blocking(move || st.store.open_object(&o.bck, &o.key)).await;
+    let (file, meta) = match opened {
+        Ok(Ok(x)) => x,
+        Ok(Err(trove_cache::Error::NotFound)) => return respond(StatusCode::NOT_FOUND, Bytes::from("no such object")),
+        Ok(Err(e)) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
+        Err(e) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&meta).unwrap_or_default());
+    let body = crate::s3::body::FileBody::new(file, 0, meta.size).into_blob();
+    let mut r = http::Response::new(s3s::Body::from(body));
+    if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+        r.headers_mut().insert(META_HEADER, v);
+    }
+    r
+}
+
+/// Fetches `key` of `bck` from whichever other node holds it (owner first) into a work file of this node's
+/// store; returns the open file (its name is gone once the copy is done) and the object's metadata.
+pub async fn fetch_object(
+    state: &SharedState,
+    bck: &trove_namespace::Bck,
+    key: &str,
+) -> Result<(std::fs::File, trove_cache::ObjMeta), Error> {
+    use base64::Engine;
+    use http_body_util::BodyExt;
+    let map = state.cluster.map();
+    let path = format!("{PREFIX}{OBJECT}");
+    let body = serde_json::to_vec(&ObjectRef { bck: bck.clone(), key: key.to_owned() })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let ranked = crate::cluster::ranked(&map, bck, key);
+    let others = map.smap.nodes.values().filter(|n| !ranked.iter().any(|r| r.id == n.id));
+    for node in ranked.iter().copied().chain(others).filter(|n| n.id != state.node_id) {
+        let req = http::Request::post(format!("{}{path}", node.url.trim_end_matches('/')))
+            .header(trove_cluster::AUTH_HEADER, state.cluster.sign("POST", &path))
+            .body(s3s::Body::from(Bytes::from(body.clone())))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let resp = match state.forwarder.request(req).await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(node = %node.id, error = %e, "a node did not answer an object fetch");
+                continue;
+            }
+        };
+        let meta: trove_cache::ObjMeta = resp
+            .headers()
+            .get(META_HEADER)
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::Internal(format!("node {} sent an object without its metadata", node.id)))?;
+        let (st, b, k) = (state.clone(), bck.clone(), key.to_owned());
+        let staged = data::blocking(move || Ok(st.store.stage(&b, &k)?)).await?;
+        let mut stream = resp.into_body().into_data_stream();
+        let received =
+            data::receive::receive(&staged, Some(&mut stream), &[], data::receive::MAX_OBJECT_SIZE).await.map_err(
+                |e| match e {
+                    data::receive::Interrupted::Body(e) => Error::Unavailable(format!("fetching from {}: {e}", node.id)),
+                    data::receive::Interrupted::Data(e) => e,
+                },
+            )?;
+        if received.size != meta.size {
+            return Err(Error::Unavailable(format!("node {} sent a short object", node.id)));
+        }
+        let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
+        return Ok((file, meta));
+    }
+    Err(Error::NoSuchKey)
+}
+
+async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, Bytes) {
+    let answer = match call {
+        BUCKET_EMPTY => match serde_json::from_slice::<BucketEntry>(&body) {
+            Ok(entry) => data::locally_empty(state, &entry).await.map(|b| serde_json::json!(b)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        WALK => match serde_json::from_slice::<data::Walk>(&body) {
+            Ok(walk) => data::walk_local(state, walk).await.and_then(|p| {
+                serde_json::to_value(p).map_err(|e| Error::Internal(format!("encoding a listing page: {e}")))
+            }),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        DELETE_KEYS => match serde_json::from_slice::<DeleteKeys>(&body) {
+            Ok(d) => Ok(serde_json::json!(data::delete_local(state, &d.entry, d.keys).await)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        UPLOADS => match serde_json::from_slice::<BucketEntry>(&body) {
+            Ok(entry) => data::multipart::local_uploads(state, &entry).await.and_then(|u| {
+                serde_json::to_value(u).map_err(|e| Error::Internal(format!("encoding uploads: {e}")))
+            }),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        JOB_START => match serde_json::from_slice::<JobStart>(&body) {
+            Ok(j) => start_local(state, &j).map(|_| serde_json::json!(true)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        JOBS | JOB_STOP => match serde_json::from_slice::<JobFilter>(&body) {
+            Ok(f) => {
+                let jobs = local_jobs(state, &f);
+                if call == JOB_STOP {
+                    jobs.iter().for_each(|j| j.abort());
+                }
+                let views: Vec<_> = jobs.iter().map(|j| j.view()).collect();
+                serde_json::to_value(views).map_err(|e| Error::Internal(e.to_string()))
+            }
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        _ => return (StatusCode::NOT_FOUND, Bytes::from(format!("no intra-cluster call {call:?}"))),
+    };
+    match answer {
+        Ok(v) => (StatusCode::OK, Bytes::from(v.to_string())),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
+    }
+}
+
+/// Whether no other node of the cluster holds an object of `entry`. Every node must answer: one that does not makes
+/// the question unanswerable (503), since it may hold objects.
+pub async fn bucket_empty_everywhere(state: &SharedState, entry: &BucketEntry) -> Result<bool, Error> {
+    let map = state.cluster.map();
+    let path = format!("{PREFIX}{BUCKET_EMPTY}");
+    let mut asks = tokio::task::JoinSet::new();
+    for node in map.smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, entry, path, id) =
+            (state.clone(), node.url.clone(), entry.clone(), path.clone(), node.id.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, bool>(&url, &path, &entry, DEADLINE).await) });
+    }
+    let mut empty = true;
+    while let Some(done) = asks.join_next().await {
+        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        match answer {
+            Ok(e) => empty &= e,
+            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not answer: {e}"))),
+        }
+    }
+    Ok(empty)
+}
+
+/// One page of a bucket walked on every node and merged. Every node must answer: a listing is never short.
+pub async fn walk_everywhere(state: &SharedState, walk: &data::Walk) -> Result<data::Page, Error> {
+    let map = state.cluster.map();
+    let path = format!("{PREFIX}{WALK}");
+    let mut asks = tokio::task::JoinSet::new();
+    for node in map.smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, walk, path, id) = (state.clone(), node.url.clone(), walk.clone(), path.clone(), node.id.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, data::WalkPage>(&url, &path, &walk, DEADLINE).await) });
+    }
+    let mut pages = vec![data::walk_local(state, walk.clone()).await?];
+    while let Some(done) = asks.join_next().await {
+        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        match answer {
+            Ok(p) => pages.push(p),
+            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not answer a listing: {e}"))),
+        }
+    }
+    Ok(data::merge_walks(pages, walk.max))
+}
+
+/// Starts this node's part of a job.
+pub fn start_local(state: &SharedState, j: &JobStart) -> Result<std::sync::Arc<crate::jobs::Job>, Error> {
+    let entry = state.registry.get(&j.bucket).ok_or(Error::NoSuchBucket)?;
+    let id = (!j.id.is_empty()).then_some(j.id.as_str());
+    let started = if j.kind == crate::jobs::PREFETCH {
+        crate::jobs::start_prefetch(state, &entry, j.msg.clone(), id)
+    } else if j.kind == crate::jobs::EVICT {
+        crate::jobs::start_evict(state, &entry, j.msg.clone(), id)
+    } else {
+        return Err(Error::InvalidProps(format!("no job kind {:?}", j.kind)));
+    };
+    started.map_err(|e| Error::InvalidProps(e.to_string()))
+}
+
+fn local_jobs(state: &SharedState, f: &JobFilter) -> Vec<std::sync::Arc<crate::jobs::Job>> {
+    let kind = Some(f.kind.as_str()).filter(|k| !k.is_empty());
+    state.jobs.list(kind).into_iter().filter(|j| f.id.is_empty() || j.id == f.id).collect()
+}
+
+/// Starts a job on every node under one id: here first (errors in the message are reported before anything
+/// runs), then on the others. A node that cannot be reached does not do its part; the job records that.
+pub async fn start_everywhere(state: &SharedState, mut j: JobStart) -> Result<String, Error> {
+    let job = start_local(state, &j)?;
+    j.id = job.id.clone();
+    let path = format!("{PREFIX}{JOB_START}");
+    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
+        if let Err(e) = state.cluster.call::<_, bool>(&node.url, &path, &j, DEADLINE).await {
+            job.note_error(format!("node {} did not start its part: {e}", node.id));
+        }
+    }
+    Ok(job.id.clone())
+}
+
+/// Every node's part of the jobs `f` names (after stopping them, with `stop`), per node id. A node that does
+/// not answer is left out.
+pub async fn jobs_everywhere(
+    state: &SharedState,
+    f: &JobFilter,
+    stop: bool,
+) -> Vec<(String, Vec<crate::jobs::JobView>)> {
+    let local = local_jobs(state, f);
+    if stop {
+        local.iter().for_each(|j| j.abort());
+    }
+    let mut out = vec![(state.node_id.clone(), local.iter().map(|j| j.view()).collect())];
+    let path = format!("{PREFIX}{}", if stop { JOB_STOP } else { JOBS });
+    let mut asks = tokio::task::JoinSet::new();
+    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, f, path, id) = (state.clone(), node.url.clone(), f.clone(), path.clone(), node.id.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, Vec<crate::jobs::JobView>>(&url, &path, &f, DEADLINE).await) });
+    }
+    while let Some(done) = asks.join_next().await {
+        match done {
+            Ok((id, Ok(views))) => out.push((id, views)),
+            Ok((id, Err(e))) => tracing::warn!(node = %id, error = %e, "a node did not report its jobs"),
+            Err(e) => tracing::warn!(error = %e, "job query task"),
+        }
+    }
+    out
+}
+
+/// Deletes every node's copies of `keys`; returns the keys that failed somewhere (a node that cannot be
+/// reached fails them all: it may hold them).
+pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: Vec<String>) -> Vec<(String, String)> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let path = format!("{PREFIX}{DELETE_KEYS}");
+    let mut asks = tokio::task::JoinSet::new();
+    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let call = DeleteKeys { entry: entry.clone(), keys: keys.clone() };
+        let (st, url, path, id) = (state.clone(), node.url.clone(), path.clone(), node.id.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, Vec<(String, String)>>(&url, &path, &call, DEADLINE).await) });
+    }
+    let mut failed = data::delete_local(state, entry, keys.clone()).await;
+    while let Some(done) = asks.join_next().await {
+        match done {
+            Ok((_, Ok(f))) => failed.extend(f),
+            Ok((id, Err(e))) => failed.extend(keys.iter().map(|k| (k.clone(), format!("node {id}: {e}")))),
+            Err(e) => tracing::warn!(error = %e, "delete task"),
+        }
+    }
+    failed
+}
+
+/// The multipart uploads in progress of a bucket on every node (each upload lives on its key's owner), by key
+/// then initiation. Every node must answer: the list is never short.
+pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Result<Vec<trove_cache::Upload>, Error> {
+    let path = format!("{PREFIX}{UPLOADS}");
+    let mut asks = tokio::task::JoinSet::new();
+    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, path, id, e) = (state.clone(), node.url.clone(), path.clone(), node.id.clone(), entry.clone());
+        asks.spawn(async move { (id, st.cluster.call::<_, Vec<trove_cache::Upload>>(&url, &path, &e, DEADLINE).await) });
+    }
+    let mut all = data::multipart::local_uploads(state, entry).await?;
+    while let Some(done) = asks.join_next().await {
+        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
+        match answer {
+            Ok(u) => all.extend(u),
+            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not list its uploads: {e}"))),
+        }
+    }
+    // As one node orders them: by key, then by initiation.
+    all.sort_by(|a, b| (a.key.as_bytes(), a.initiated_ms).cmp(&(b.key.as_bytes(), b.initiated_ms)));
+    all.dedup_by(|a, b| a.key == b.key && a.upload_id == b.upload_id);
+    Ok(all)
+}
