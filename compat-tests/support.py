@@ -230,6 +230,11 @@ class Trove:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def all_mountpaths(self) -> list[Path]:
+        """This node's mountpaths and its peers' (where a cluster keeps its objects)."""
+        return self.mountpaths + [m for p in self.peers for m in p.mountpaths]
+
+    @property
     def endpoints(self) -> list[str]:
         """This node's endpoint and its peers'."""
         return [self.endpoint] + [p.endpoint for p in self.peers]
@@ -336,7 +341,7 @@ class Trove:
     def work_files(self) -> list[Path]:
         """Files below any `%wk` directory in the mountpaths (leftovers of unfinished writes)."""
         found = []
-        for mp in self.mountpaths:
+        for mp in self.all_mountpaths:
             for dirpath, _dirs, files in os.walk(mp):
                 if "%wk" in Path(dirpath).relative_to(mp).parts:
                     found += [Path(dirpath) / f for f in files]

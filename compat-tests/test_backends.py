@@ -188,11 +188,14 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
 
 
 def metrics_text(trove: Trove) -> str:
-    # The token is sent although /v1/metrics is meant to be public: it must not hurt either way.
-    r = requests.get(f"{trove.endpoint}/v1/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                     timeout=10)
-    assert r.status_code == 200, describe(r)
-    return r.text
+    """The metrics of every node (a cluster's totals are the sums over its nodes)."""
+    texts = []
+    for endpoint in trove.endpoints:
+        # The token is sent although /v1/metrics is meant to be public: it must not hurt either way.
+        r = requests.get(f"{endpoint}/v1/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        assert r.status_code == 200, describe(r)
+        texts.append(r.text)
+    return "\n".join(texts)
 
 
 def metric(trove: Trove, name: str, **labels: str) -> float:
@@ -244,7 +247,7 @@ def cached_copies(trove: Trove, basename: str) -> list[Path]:
     """Files named `basename` in Trove's mountpaths outside the work area (`%wk`): the cached copies of a
     key whose last segment is `basename` (the layout keeps ordinary keys readable)."""
     found = []
-    for mp in trove.mountpaths:
+    for mp in trove.all_mountpaths:
         for dirpath, _dirs, files in os.walk(mp):
             rel = Path(dirpath).relative_to(mp).parts
             if rel and rel[0] == "%wk":

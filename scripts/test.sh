@@ -37,3 +37,11 @@ bash compat-tests/setup.sh
 export TROVE_BIN="$TARGET/debug/trove"
 # shellcheck disable=SC2086
 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q compat-tests ${PYTEST_ARGS:-}
+
+# The same S3 clients against a three-node cluster, requests spread over the nodes (in-cluster forwarding,
+# merged listings, cluster-wide deletes and uploads, cloud read-through on the owning node).
+echo "== compatibility tests against a three-node cluster"
+# shellcheck disable=SC2086
+TROVE_TEST_CLUSTER=3 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q \
+  compat-tests/test_objects.py compat-tests/test_multipart.py compat-tests/test_list.py \
+  compat-tests/test_buckets.py compat-tests/test_awscli.py compat-tests/test_backends.py ${PYTEST_ARGS:-}
