@@ -2,6 +2,7 @@
 cluster-wide listing, leader loss, and intra-cluster authentication."""
 
 import concurrent.futures
+import subprocess
 import hashlib
 import os
 import time
@@ -282,6 +283,80 @@ def test_metadata_writes_fail_with_503_without_quorum_while_reads_go_on(tmp_path
             except botocore.exceptions.ClientError as e:
                 assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503
         assert readable >= own
+    finally:
+        for n in nodes:
+            n.kill9()
+
+
+def cli(node: Node, *args: str) -> subprocess.CompletedProcess:
+    from support import require_binary
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TROVE_")}
+    env.update({"TROVE_ENDPOINT": node.endpoint, "TROVE_ADMIN_TOKEN": ADMIN})
+    return subprocess.run([str(require_binary()), *args], env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_cli_shows_the_cluster_and_takes_a_node_out_and_back(cluster):
+    live = [n for n in cluster if n.running]
+    shown = cli(live[0], "cluster", "show")
+    assert shown.returncode == 0, shown.stderr
+    ids = list(live[0].smap()["tmap"])
+    for i in ids:
+        assert i in shown.stdout
+    assert "TOTAL" in shown.stdout and "active" in shown.stdout
+    s3 = live[0].client()
+    s3.create_bucket(Bucket="maint")
+    bodies = {f"m{i}": os.urandom(300 + i) for i in range(30)}
+    for k, b in bodies.items():
+        s3.put_object(Bucket="maint", Key=k, Body=b)
+    victim = next(i for i in ids if live[1].smap()["pmap"][i]["public_net"]["direct_url"] != live[0].endpoint)
+    out = cli(live[1], "cluster", "maintenance", victim)
+    assert out.returncode == 0, out.stderr
+    for n in live:
+        snode = n.smap()["tmap"][victim]
+        assert snode["flags"] == 4 and snode["trove"]["state"] == "maintenance"
+    # The node in maintenance owns nothing; what it holds is still read (from it, as a neighbor).
+    for n in live:
+        for k, b in bodies.items():
+            assert n.client().get_object(Bucket="maint", Key=k)["Body"].read() == b
+    s3.put_object(Bucket="maint", Key="during", Body=b"new")
+    out = cli(live[2], "cluster", "activate", victim)
+    assert out.returncode == 0, out.stderr
+    assert live[0].smap()["tmap"][victim]["flags"] == 0
+    assert live[1].client().get_object(Bucket="maint", Key="during")["Body"].read() == b"new"
+    # Unknown node: a clear error, non-zero exit.
+    bad = cli(live[0], "cluster", "maintenance", "no-such-node")
+    assert bad.returncode != 0 and "no-such-node" in bad.stderr
+
+
+def test_voters_grow_one_three_five_and_a_node_can_be_removed(tmp_path):
+    nodes = [Node(tmp_path / "v1").start()]
+    try:
+        voters = lambda: len(nodes[0].smap()["trove"]["voters"])  # noqa: E731
+        assert voters() == 1
+        nodes.append(Node(tmp_path / "v2", join=nodes[0].endpoint).start(timeout=90))
+        wait_for(lambda: len(nodes[0].smap()["tmap"]) == 2, what="two nodes")
+        assert voters() == 1 and len(nodes[0].smap()["trove"]["learners"]) == 1
+        nodes.append(Node(tmp_path / "v3", join=nodes[1].endpoint).start(timeout=90))
+        wait_for(lambda: voters() == 3, what="three voters")
+        for n in (4, 5):
+            nodes.append(Node(tmp_path / f"v{n}", join=nodes[0].endpoint).start(timeout=90))
+        wait_for(lambda: voters() == 5, what="five voters")
+        m = nodes[4].smap()
+        assert len(m["tmap"]) == 5 and len(m["trove"]["voters"]) == 5
+        # Removing one: four members, voters back to three or kept at four's quorum size.
+        leader = m["trove"]["leader"]
+        victim = next(i for i in m["tmap"] if i != leader)
+        url = m["tmap"][victim]["public_net"]["direct_url"]
+        r = nodes[0].native("PUT", "/v1/cluster", json={"action": "rm-unsafe", "value": {"sid": victim}})
+        assert r.status_code == 200, r.text
+        for n in nodes:
+            if n.endpoint != url:
+                wait_for(lambda n=n: victim not in n.smap()["tmap"], what="the node gone from every map")
+        assert victim not in nodes[0].smap()["trove"]["voters"] + nodes[0].smap()["trove"]["learners"]
+        survivor = next(n for n in nodes if n.endpoint != url)
+        survivor.client().create_bucket(Bucket="after-remove")
     finally:
         for n in nodes:
             n.kill9()

@@ -101,6 +101,28 @@ pub mod action {
     /// Also the evict job's kind.
     pub const EVICT: &str = "evict-listrange";
     pub const STOP: &str = "stop";
+    /// Node membership (`PUT /v1/cluster`, value `{"sid": ...}`).
+    pub const START_MAINTENANCE: &str = "start-maintenance";
+    pub const STOP_MAINTENANCE: &str = "stop-maintenance";
+    pub const DECOMMISSION_NODE: &str = "decommission-node";
+    pub const SHUTDOWN_NODE: &str = "shutdown-node";
+    /// Removes a node from the cluster at once (AIS's `rm-unsafe`).
+    pub const RM_NODE_UNSAFE: &str = "rm-unsafe";
+}
+
+/// The value of a node membership action (AIS's `apc.ActValRmNode`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeActionValue {
+    #[serde(default)]
+    pub sid: String,
+    #[serde(default)]
+    pub skip_rebalance: bool,
+    #[serde(default)]
+    pub rm_user_data: bool,
+    #[serde(default)]
+    pub keep_initial_config: bool,
+    #[serde(default)]
+    pub no_shutdown: bool,
 }
 
 /// Values of `presence` (AIS's `apc.Flt*`): 0 any, 1 present anywhere, 2 present here, 3 present and cached,

@@ -351,15 +351,23 @@ impl Cluster {
 
     /// Sets a node's state (maintenance, leaving, back to active) through the leader.
     pub async fn set_state(&self, id: &str, state: NodeState) -> Result<(), Error> {
-        if !self.map().smap.nodes.contains_key(id) {
+        let map = self.map();
+        if !map.smap.nodes.contains_key(id) {
             return Err(Error::NoSuchNode(id.to_owned()));
+        }
+        if state != NodeState::Active && map.smap.active().all(|n| n.id == id) {
+            return Err(Error::Refused(format!("{id} is the last active node: nothing would own the objects")));
         }
         self.refused(self.propose(Command::SetState { id: id.to_owned(), state }).await?)
     }
 
     /// Removes a node from the cluster: from the Raft membership and from the map.
     pub async fn remove(&self, id: &str) -> Result<(), Error> {
-        let node = self.map().smap.nodes.get(id).cloned().ok_or_else(|| Error::NoSuchNode(id.to_owned()))?;
+        let map = self.map();
+        let node = map.smap.nodes.get(id).cloned().ok_or_else(|| Error::NoSuchNode(id.to_owned()))?;
+        if map.smap.nodes.len() == 1 {
+            return Err(Error::Refused(format!("{id} is the only node of the cluster")));
+        }
         self.on_leader("remove", &MembershipRequest { id: id.to_owned() }, || self.remove_on_leader(node)).await
     }
 

@@ -1,6 +1,7 @@
 //! The `trove` client commands that talk to a node's native API (`--endpoint` / `TROVE_ENDPOINT`, token from
 //! `TROVE_ADMIN_TOKEN`): `trove bucket ls|attach|detach|props`, `trove prefetch`, `trove evict`,
-//! `trove job ls|show|wait|stop`, `trove ls`. Errors are one line and a non-zero exit code.
+//! `trove job ls|show|wait|stop`, `trove ls`, `trove cluster show|maintenance|activate|decommission|remove`.
+//! Errors are one line and a non-zero exit code.
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -403,4 +404,89 @@ pub async fn ls(conn: &Conn, uri: &str, prefix: Option<String>, cached: bool) ->
             return Ok(());
         }
     }
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// The cluster's nodes: state, URL, capacity and use (from each node's metrics), and totals.
+    Show,
+    /// Put a node in maintenance: it stays a member but owns no objects.
+    Maintenance { node: String },
+    /// Bring a node back from maintenance (or decommission) into placement.
+    Activate { node: String },
+    /// Take a node out of placement for good (then `remove` it).
+    Decommission { node: String },
+    /// Remove a node from the cluster (the Raft membership and the map) at once.
+    Remove { node: String },
+}
+
+/// One node's capacity, use and objects, read from its public `/v1/metrics` (absent when it does not answer).
+async fn node_usage(api: &Api, url: &str) -> Option<(u64, u64, u64)> {
+    let other =
+        Api { endpoint: url.trim_end_matches('/').to_owned(), token: api.token.clone(), client: api.client.clone() };
+    let (_, body) = other.call(http::Method::GET, path::METRICS, None).await.ok()?;
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some((value("trove_capacity_bytes")?, value("trove_used_bytes")?, value("trove_objects")?))
+}
+
+pub async fn cluster(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    let node_action = |act: &str, node: &str| msg(act, json!({ "sid": node }));
+    let (act, node) = match cmd {
+        ClusterCmd::Show => return show_cluster(&api).await,
+        ClusterCmd::Maintenance { node } => (action::START_MAINTENANCE, node),
+        ClusterCmd::Activate { node } => (action::STOP_MAINTENANCE, node),
+        ClusterCmd::Decommission { node } => (action::DECOMMISSION_NODE, node),
+        ClusterCmd::Remove { node } => (action::RM_NODE_UNSAFE, node),
+    };
+    api.call(http::Method::PUT, path::CLUSTER, Some(node_action(act, &node))).await?;
+    println!("{act}: {node}");
+    Ok(())
+}
+
+async fn show_cluster(api: &Api) -> anyhow::Result<()> {
+    let (_, body) =
+        api.call(http::Method::GET, &format!("{}?{}={}", path::CLUSTER, query::WHAT, what::SMAP), None).await?;
+    let smap: serde_json::Value = serde_json::from_slice(&body).context("the cluster map is not JSON")?;
+    let primary = smap["proxy_si"]["daemon_id"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "cluster {}  map version {}  leader {}",
+        smap["uuid"].as_str().unwrap_or_default(),
+        smap["version"].as_str().unwrap_or_default(),
+        primary
+    );
+    println!("{:<12} {:<12} {:<28} {:>10} {:>10} {:>10}", "NODE", "STATE", "URL", "CAPACITY", "USED", "OBJECTS");
+    let (mut cap_total, mut used_total, mut objs_total) = (0u64, 0u64, 0u64);
+    let nodes = smap["tmap"].as_object().cloned().unwrap_or_default();
+    for (id, n) in &nodes {
+        let url = n["public_net"]["direct_url"].as_str().unwrap_or_default();
+        let state = n["trove"]["state"].as_str().unwrap_or("active");
+        let usage = node_usage(api, url).await;
+        let (cap, used, objs) = match usage {
+            Some((c, u, o)) => {
+                cap_total += c;
+                used_total += u;
+                objs_total += o;
+                (human_bytes(c), human_bytes(u), o.to_string())
+            }
+            None => ("-".into(), "-".into(), "unreachable".into()),
+        };
+        println!("{id:<12} {state:<12} {url:<28} {cap:>10} {used:>10} {objs:>10}");
+    }
+    println!(
+        "{:<12} {:<12} {:<28} {:>10} {:>10} {:>10}",
+        "TOTAL",
+        format!("{} nodes", nodes.len()),
+        "",
+        human_bytes(cap_total),
+        human_bytes(used_total),
+        objs_total
+    );
+    Ok(())
 }

@@ -121,6 +121,13 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The cluster: its nodes with state, capacity and use; maintenance, decommission and removal of a node.
+    Cluster {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
+    },
     /// Buckets of a running node: list, attach and detach cloud buckets, properties.
     Bucket {
         #[command(flatten)]
@@ -175,6 +182,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Bucket { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::bucket(&conn, cmd))),
+        Command::Cluster { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::cluster(&conn, cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -256,11 +256,8 @@ fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> 
     let path = req.uri().path();
     match target.api {
         Api::S3 => {
-            let rest = if target.virtual_host {
-                path.strip_prefix('/')?
-            } else {
-                path.strip_prefix('/')?.split_once('/')?.1
-            };
+            let rest =
+                if target.virtual_host { path.strip_prefix('/')? } else { path.strip_prefix('/')?.split_once('/')?.1 };
             if rest.is_empty() {
                 return None;
             }

@@ -144,13 +144,12 @@ pub async fn fetch_object(
         let (st, b, k) = (state.clone(), bck.clone(), key.to_owned());
         let staged = data::blocking(move || Ok(st.store.stage(&b, &k)?)).await?;
         let mut stream = resp.into_body().into_data_stream();
-        let received =
-            data::receive::receive(&staged, Some(&mut stream), &[], data::receive::MAX_OBJECT_SIZE).await.map_err(
-                |e| match e {
-                    data::receive::Interrupted::Body(e) => Error::Unavailable(format!("fetching from {}: {e}", node.id)),
-                    data::receive::Interrupted::Data(e) => e,
-                },
-            )?;
+        let received = data::receive::receive(&staged, Some(&mut stream), &[], data::receive::MAX_OBJECT_SIZE)
+            .await
+            .map_err(|e| match e {
+                data::receive::Interrupted::Body(e) => Error::Unavailable(format!("fetching from {}: {e}", node.id)),
+                data::receive::Interrupted::Data(e) => e,
+            })?;
         if received.size != meta.size {
             return Err(Error::Unavailable(format!("node {} sent a short object", node.id)));
         }
@@ -177,9 +176,9 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
         UPLOADS => match serde_json::from_slice::<BucketEntry>(&body) {
-            Ok(entry) => data::multipart::local_uploads(state, &entry).await.and_then(|u| {
-                serde_json::to_value(u).map_err(|e| Error::Internal(format!("encoding uploads: {e}")))
-            }),
+            Ok(entry) => data::multipart::local_uploads(state, &entry)
+                .await
+                .and_then(|u| serde_json::to_value(u).map_err(|e| Error::Internal(format!("encoding uploads: {e}")))),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
         JOB_START => match serde_json::from_slice::<JobStart>(&body) {
@@ -296,7 +295,9 @@ pub async fn jobs_everywhere(
     let mut asks = tokio::task::JoinSet::new();
     for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
         let (st, url, f, path, id) = (state.clone(), node.url.clone(), f.clone(), path.clone(), node.id.clone());
-        asks.spawn(async move { (id, st.cluster.call::<_, Vec<crate::jobs::JobView>>(&url, &path, &f, DEADLINE).await) });
+        asks.spawn(
+            async move { (id, st.cluster.call::<_, Vec<crate::jobs::JobView>>(&url, &path, &f, DEADLINE).await) },
+        );
     }
     while let Some(done) = asks.join_next().await {
         match done {
@@ -319,7 +320,9 @@ pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: V
     for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
         let call = DeleteKeys { entry: entry.clone(), keys: keys.clone() };
         let (st, url, path, id) = (state.clone(), node.url.clone(), path.clone(), node.id.clone());
-        asks.spawn(async move { (id, st.cluster.call::<_, Vec<(String, String)>>(&url, &path, &call, DEADLINE).await) });
+        asks.spawn(
+            async move { (id, st.cluster.call::<_, Vec<(String, String)>>(&url, &path, &call, DEADLINE).await) },
+        );
     }
     let mut failed = data::delete_local(state, entry, keys.clone()).await;
     while let Some(done) = asks.join_next().await {
@@ -339,7 +342,9 @@ pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Res
     let mut asks = tokio::task::JoinSet::new();
     for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
         let (st, url, path, id, e) = (state.clone(), node.url.clone(), path.clone(), node.id.clone(), entry.clone());
-        asks.spawn(async move { (id, st.cluster.call::<_, Vec<trove_cache::Upload>>(&url, &path, &e, DEADLINE).await) });
+        asks.spawn(
+            async move { (id, st.cluster.call::<_, Vec<trove_cache::Upload>>(&url, &path, &e, DEADLINE).await) },
+        );
     }
     let mut all = data::multipart::local_uploads(state, entry).await?;
     while let Some(done) = asks.join_next().await {

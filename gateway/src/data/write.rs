@@ -86,7 +86,11 @@ pub fn payload_of(staged: &Staged, size: u64) -> Result<Payload, Error> {
 
 /// Deletes many keys of one bucket (S3's DeleteObjects): from the backend first for a cloud bucket, then every
 /// node's copies (in a cluster any node may hold one). Returns each key's outcome, in order.
-pub async fn delete_many(state: &SharedState, entry: &BucketEntry, keys: Vec<String>) -> Vec<(String, Result<(), Error>)> {
+pub async fn delete_many(
+    state: &SharedState,
+    entry: &BucketEntry,
+    keys: Vec<String>,
+) -> Vec<(String, Result<(), Error>)> {
     let mut outcomes: Vec<(String, Result<(), Error>)> = Vec::with_capacity(keys.len());
     let mut local = Vec::with_capacity(keys.len());
     for key in keys {

@@ -104,9 +104,9 @@ impl Jobs {
     /// A new job; `id` is given when another node started the cluster's job.
     pub fn create(&self, kind: &'static str, bck: &Bck, id: Option<&str>) -> Arc<Job> {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
-        let id: String = id.map(str::to_owned).unwrap_or_else(|| {
-            (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
-        });
+        let id: String = id
+            .map(str::to_owned)
+            .unwrap_or_else(|| (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect());
         let job = Arc::new(Job {
             id: id.clone(),
             kind,

@@ -49,7 +49,8 @@ fn snode(node: &NodeInfo, daemon_type: &str) -> serde_json::Value {
 /// map and in the target map; the Raft leader is the primary.
 pub fn smap(state: &SharedState) -> serde_json::Value {
     let map = state.cluster.map();
-    let leader = state.cluster.status().leader.unwrap_or_else(|| state.node_id.clone());
+    let status = state.cluster.status();
+    let leader = status.leader.clone().unwrap_or_else(|| state.node_id.clone());
     let mut pmap = serde_json::Map::new();
     let mut tmap = serde_json::Map::new();
     for (id, n) in &map.smap.nodes {
@@ -64,6 +65,8 @@ pub fn smap(state: &SharedState) -> serde_json::Value {
         "uuid": map.uuid,
         "creation_time": map.creation_time,
         "version": map.smap.version.to_string(),
+        // Trove's Raft view, as this node sees it (AIS clients ignore the extra field).
+        "trove": {"leader": status.leader, "voters": status.voters, "learners": status.learners, "term": status.term},
     })
 }
 
@@ -121,6 +124,46 @@ fn snap(j: &JobView) -> serde_json::Value {
         "err": j.err.clone().unwrap_or_default(),
         "glob.id": "0",
     })
+}
+
+/// The membership actions Trove carries out (AIS's names).
+const NODE_ACTIONS: [&str; 5] = [
+    action::START_MAINTENANCE,
+    action::STOP_MAINTENANCE,
+    action::DECOMMISSION_NODE,
+    action::RM_NODE_UNSAFE,
+    action::SHUTDOWN_NODE,
+];
+
+/// Takes a node out of (or back into) the cluster: maintenance keeps it a member that owns nothing;
+/// decommission makes it leave placement for good (its AIS-local objects stay reachable from it until it is
+/// removed); `rm-unsafe` removes it from the Raft membership and the map at once.
+async fn node_action(state: &SharedState, call: &Call) -> Reply {
+    let v: trove_ais::NodeActionValue = serde_json::from_value(call.msg.value.clone())
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid {} value: {e}", call.msg.action)))?;
+    if v.sid.is_empty() {
+        return Err((StatusCode::BAD_REQUEST, format!("{} needs the node's id (\"sid\")", call.msg.action)));
+    }
+    if v.rm_user_data || v.keep_initial_config || v.no_shutdown {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "rm_user_data, keep_initial_config and no_shutdown are not supported by Trove".into(),
+        ));
+    }
+    let cluster = &state.cluster;
+    let done = match call.msg.action.as_str() {
+        action::START_MAINTENANCE => cluster.set_state(&v.sid, NodeState::Maintenance).await,
+        action::STOP_MAINTENANCE => cluster.set_state(&v.sid, NodeState::Active).await,
+        action::DECOMMISSION_NODE => cluster.set_state(&v.sid, NodeState::Leaving).await,
+        action::RM_NODE_UNSAFE => cluster.remove(&v.sid).await,
+        other => return Err((StatusCode::BAD_REQUEST, format!("{other} is not supported by Trove"))),
+    };
+    done.map_err(|e| match e {
+        trove_cluster::Error::NoSuchNode(_) => (StatusCode::NOT_FOUND, e.to_string()),
+        trove_cluster::Error::NoQuorum(_) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        other => (StatusCode::CONFLICT, other.to_string()),
+    })?;
+    Ok(json(StatusCode::OK, Bytes::new()))
 }
 
 fn query(call: &Call) -> JobQuery {
@@ -185,6 +228,9 @@ pub async fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
                 return Err((StatusCode::NOT_FOUND, format!("job {:?} not found", q.id)));
             }
             Ok(json(StatusCode::OK, Bytes::new()))
+        }
+        (&http::Method::PUT, _) if path == ais_path::CLUSTER && NODE_ACTIONS.contains(&call.msg.action.as_str()) => {
+            node_action(state, call).await
         }
         (_, what) => Err((
             StatusCode::BAD_REQUEST,
