@@ -360,3 +360,85 @@ def test_voters_grow_one_three_five_and_a_node_can_be_removed(tmp_path):
     finally:
         for n in nodes:
             n.kill9()
+
+
+def test_prefetch_on_three_nodes_caches_each_share_and_serves_with_the_origin_down(tmp_path, emulator_factory):
+    from emulators import standard_env
+
+    moto = emulator_factory("aws")
+    origin = "prefetch-origin"
+    moto.create_bucket(origin)
+    keys = [f"shard-{i:04}" for i in range(1000)]
+    for k in keys:
+        moto.put_object(origin, k, k.encode() * 3)
+    env = standard_env(moto)
+    nodes = [Node(tmp_path / "p1", env=env).start()]
+    for n in (2, 3):
+        nodes.append(Node(tmp_path / f"p{n}", join=nodes[0].endpoint, env=env).start(timeout=90))
+    try:
+        wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in nodes), what="three nodes")
+        r = nodes[1].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
+                            json={"action": "create-bck"})
+        assert r.status_code == 200, r.text
+        r = nodes[2].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
+                            json={"action": "prefetch-listrange", "value": {"template": "shard-{0000..0999}"}})
+        assert r.status_code == 200, r.text
+        job = r.text.strip()
+
+        def done():
+            st = nodes[0].native("GET", "/v1/cluster", params={"what": "status"}, json={"id": job}).json()
+            return st if st["is_idle"] else None
+
+        status = wait_for(done, timeout=180, what="the prefetch job")
+        assert not status["aborted"] and not status["err"], status
+        per_node = nodes[0].native("GET", "/v1/cluster", params={"what": "qryxstats"}, json={"id": job}).json()
+        assert len(per_node) == 3
+        fetched = {node: int(snaps[0]["stats"]["loc-objs"]) for node, snaps in per_node.items()}
+        assert sum(fetched.values()) == 1000, fetched
+        # Each node cached exactly its share: the files on its disk are the objects it owns.
+        for n in nodes:
+            on_disk = sum(len(f) for _, _, f in os.walk(n.mountpaths[0] / "@aws" / origin))
+            sid = next(i for i, s in n.smap()["tmap"].items() if s["public_net"]["direct_url"] == n.endpoint)
+            assert on_disk == fetched[sid], (sid, on_disk, fetched)
+        moto.stop()
+        for i, n in enumerate(nodes):
+            s3 = n.client()
+            for k in keys[i::37]:
+                assert s3.get_object(Bucket=origin, Key=k)["Body"].read() == k.encode() * 3
+    finally:
+        for n in nodes:
+            n.kill9()
+
+
+def test_a_killed_node_s_cloud_objects_are_refilled_by_the_next_node(tmp_path, emulator_factory):
+    from emulators import standard_env
+
+    moto = emulator_factory("aws")
+    origin = "refill-origin"
+    moto.create_bucket(origin)
+    keys = [f"obj-{i}" for i in range(40)]
+    for k in keys:
+        moto.put_object(origin, k, k.encode())
+    env = standard_env(moto)
+    nodes = [Node(tmp_path / "r1", env=env).start()]
+    for n in (2, 3):
+        nodes.append(Node(tmp_path / f"r{n}", join=nodes[0].endpoint, env=env).start(timeout=90))
+    try:
+        wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in nodes), what="three nodes")
+        r = nodes[0].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
+                            json={"action": "create-bck"})
+        assert r.status_code == 200, r.text
+        for k in keys:
+            nodes[0].client().get_object(Bucket=origin, Key=k)["Body"].read()
+        leader = nodes[0].smap()["trove"]["leader"]
+        victim = next(n for n in nodes if n.smap()["tmap"].get(leader, {}).get("public_net", {}).get(
+            "direct_url") != n.endpoint)
+        victim.kill9()
+        survivors = [n for n in nodes if n is not victim]
+        for n in survivors:
+            s3 = n.client()
+            for k in keys:
+                assert s3.get_object(Bucket=origin, Key=k)["Body"].read() == k.encode()
+    finally:
+        for n in nodes:
+            n.kill9()
