@@ -66,7 +66,10 @@ pub fn smap(state: &SharedState) -> serde_json::Value {
         "creation_time": map.creation_time,
         "version": map.smap.version.to_string(),
         // Trove's Raft view, as this node sees it (AIS clients ignore the extra field).
-        "trove": {"leader": status.leader, "voters": status.voters, "learners": status.learners, "term": status.term},
+        "trove": {
+            "leader": status.leader, "voters": status.voters, "learners": status.learners, "term": status.term,
+            "registry_version": state.registry.snapshot().version,
+        },
     })
 }
 
