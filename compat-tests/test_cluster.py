@@ -2,6 +2,7 @@
 cluster-wide listing, leader loss, and intra-cluster authentication."""
 
 import concurrent.futures
+import contextlib
 import subprocess
 import hashlib
 import os
@@ -11,7 +12,7 @@ import botocore
 import pytest
 import requests
 
-from support import Trove, free_port
+from support import ALT, Trove, require_binary
 
 SECRET = "cluster-tests-secret-0123456789"
 ADMIN = "cluster-tests-admin-token-0123456789"
@@ -101,8 +102,6 @@ def test_a_bucket_made_on_one_node_is_visible_on_all_when_the_call_returns(clust
 
 
 def test_concurrent_creates_of_one_name_exactly_one_wins(cluster):
-    from support import ALT
-
     # Two different owners: the loser gets BucketAlreadyExists, never a second bucket.
     clients = [cluster[0].client(), cluster[2].client(ALT)]
 
@@ -289,8 +288,6 @@ def test_metadata_writes_fail_with_503_without_quorum_while_reads_go_on(tmp_path
 
 
 def cli(node: Node, *args: str) -> subprocess.CompletedProcess:
-    from support import require_binary
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("TROVE_")}
     env.update({"TROVE_ENDPOINT": node.endpoint, "TROVE_ADMIN_TOKEN": ADMIN})
     return subprocess.run([str(require_binary()), *args], env=env, capture_output=True, text=True, timeout=60,
@@ -442,3 +439,74 @@ def test_a_killed_node_s_cloud_objects_are_refilled_by_the_next_node(tmp_path, e
     finally:
         for n in nodes:
             n.kill9()
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_1gib_object_through_a_node_that_does_not_own_it_keeps_memory_flat(cluster):
+    import hashlib
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    live = [n for n in cluster if n.running]
+    front = live[0]
+    s3 = front.client()
+    s3.create_bucket(Bucket="big-through")
+    key = None
+    for i in range(50):
+        k = f"big-{i}"
+        s3.put_object(Bucket="big-through", Key=k, Body=b"probe")
+        held = {f for _, _, files in os.walk(front.mountpaths[0]) for f in files}
+        s3.delete_object(Bucket="big-through", Key=k)
+        if k not in held:
+            key = k
+            break
+    assert key, "some key is owned by another node"
+    size, chunk = 1 << 30, 1 << 20
+    block = os.urandom(chunk)
+    peaks = {n.proc.pid: 0 for n in live}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for pid in peaks:
+                with contextlib.suppress(OSError):
+                    peaks[pid] = max(peaks[pid], rss_kib(pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        url = urlsplit(s3.generate_presigned_url("put_object", Params={"Bucket": "big-through", "Key": key}))
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300)
+        conn.putrequest("PUT", f"{url.path}?{url.query}")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        md5 = hashlib.md5()
+        for _ in range(size // chunk):
+            conn.send(block)
+            md5.update(block)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        resp.read()
+        got = s3.get_object(Bucket="big-through", Key=key)
+        assert got["ContentLength"] == size
+        back = hashlib.md5()
+        for part in got["Body"].iter_chunks(chunk):
+            back.update(part)
+        assert back.hexdigest() == md5.hexdigest()
+        ranged = s3.get_object(Bucket="big-through", Key=key, Range=f"bytes={size - 10}-")["Body"].read()
+        assert ranged == block[-10:]
+    finally:
+        stop.set()
+        sampler.join()
+    print("peak RSS MiB by node:", {pid: kib // 1024 for pid, kib in peaks.items()})
+    assert all(kib < 200 * 1024 for kib in peaks.values()), peaks
+    s3.delete_object(Bucket="big-through", Key=key)
