@@ -427,7 +427,9 @@ impl Config {
                 }
             }
         }
-        if self.cluster.join.is_some() && self.cluster.secret.is_none() {
+        // A node told to join itself (the first pod of a StatefulSet) founds the cluster and may generate it.
+        let joins_itself = self.cluster.join.is_some() && self.cluster.join == self.cluster.advertise;
+        if self.cluster.join.is_some() && self.cluster.secret.is_none() && !joins_itself {
             return Err(Error::Setting {
                 key: "cluster.secret",
                 reason: "joining a cluster needs its secret: set TROVE_CLUSTER_SECRET or --cluster-secret (the first \

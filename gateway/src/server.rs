@@ -89,7 +89,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         workers.push(handle);
     }
     // Serving first: a joining node must be reachable by the leader before it is a member.
-    background.block_on(state.enter_cluster(cfg.cluster.join.as_deref())).context("cannot enter the cluster")?;
+    background.block_on(state.enter_cluster(&cfg)).context("cannot enter the cluster")?;
     background
         .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
         .context("cannot attach [[buckets]]")?;

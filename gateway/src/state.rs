@@ -124,7 +124,8 @@ impl AppState {
         let secrets_path = sys.join("secrets.json");
         let (mut secrets, fresh) = load_or_generate_secrets(&secrets_path)?;
         let raft_dir = sys.join("raft");
-        let joining = cfg.cluster.join.clone().filter(|_| !raft_dir.join("state").join("sm.json").exists());
+        let url = cfg.cluster.advertise.clone().unwrap_or_else(|| format!("http://{listen}"));
+        let joining = join_target(cfg, &url).filter(|_| !raft_dir.join("state").join("sm.json").exists());
         let mut new_cluster_secret = None;
         match (&cfg.cluster.secret, &joining) {
             (Some(_), _) => {}
@@ -196,7 +197,7 @@ impl AppState {
         let opts = trove_cluster::StartOpts {
             dir: raft_dir,
             daemon_id: node_id.clone(),
-            url: cfg.cluster.advertise.clone().unwrap_or_else(|| format!("http://{listen}")),
+            url,
             capacity,
             secret: cluster_secret,
             shared: serde_json::to_value(&shared).unwrap_or_default(),
@@ -234,9 +235,9 @@ impl AppState {
     /// Founds this node's cluster (a single node, or an existing data directory upgrading in place, keeps
     /// its identity) or joins the one behind `join`; then brings registries written before canonical ids up
     /// to date. Runs once the node serves HTTP: joining needs the leader to reach it.
-    pub async fn enter_cluster(self: &Arc<Self>, join: Option<&str>) -> Result<(), StartError> {
+    pub async fn enter_cluster(self: &Arc<Self>, cfg: &Config) -> Result<(), StartError> {
         let sys = self.store.mountpaths()[0].root.join(".trove");
-        match join {
+        match join_target(cfg, self.cluster.url()).as_deref() {
             Some(url) => self.cluster.join(url).await?,
             None => {
                 let identity = load_or_create_identity(&sys.join("cluster.json"))?;
@@ -254,6 +255,12 @@ impl AppState {
     pub fn user(&self, access_key: &str) -> Option<&User> {
         self.users.get(access_key)
     }
+}
+
+/// The node to join, unless it is this node itself (every pod of a StatefulSet can be told to join the first
+/// one, which then founds the cluster).
+fn join_target(cfg: &Config, own_url: &str) -> Option<String> {
+    cfg.cluster.join.clone().filter(|j| j.trim_end_matches('/') != own_url.trim_end_matches('/'))
 }
 
 /// The canonical user id S3 reports in Owner fields for a user configured without one: 64 hex digits derived
