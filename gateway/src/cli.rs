@@ -244,13 +244,26 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// The job's snapshot (`qryxstats`), if the node knows it.
+/// The job's snapshot (`qryxstats`), added up over the nodes that run a part of it.
 async fn snapshot(api: &Api, id: &str) -> anyhow::Result<serde_json::Value> {
     let (_, body) = api.call(http::Method::GET, &xstats_path(), Some(json!({"ID": id}))).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)?;
-    v.as_object()
-        .and_then(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).next())
-        .with_context(|| format!("no job {id}"))
+    let parts: Vec<serde_json::Value> =
+        v.as_object().map(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).collect()).unwrap_or_default();
+    let mut total = parts.first().cloned().with_context(|| format!("no job {id}"))?;
+    let sum = |path: &[&str]| parts.iter().map(|p| counter(p, path)).sum::<u64>().to_string();
+    total["stats"]["loc-objs"] = json!(sum(&["stats", "loc-objs"]));
+    total["stats"]["loc-bytes"] = json!(sum(&["stats", "loc-bytes"]));
+    total["trove"]["skipped"] = json!(sum(&["trove", "skipped"]));
+    total["trove"]["failed"] = json!(sum(&["trove", "failed"]));
+    let running = parts.iter().any(|p| p["end-time"].as_str().unwrap_or("").is_empty());
+    if running {
+        total["end-time"] = json!("");
+    }
+    total["aborted"] = json!(parts.iter().any(|p| p["aborted"].as_bool().unwrap_or(false)));
+    let err = parts.iter().filter_map(|p| p["err"].as_str()).find(|e| !e.is_empty()).unwrap_or_default();
+    total["err"] = json!(err);
+    Ok(total)
 }
 
 fn counter(snap: &serde_json::Value, path: &[&str]) -> u64 {
