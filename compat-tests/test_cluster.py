@@ -359,21 +359,27 @@ def test_voters_grow_one_three_five_and_a_node_can_be_removed(tmp_path):
             n.kill9()
 
 
-def test_prefetch_on_three_nodes_caches_each_share_and_serves_with_the_origin_down(tmp_path, emulator_factory):
+def cloud_cluster(tmp_path, emulator_factory, origin: str, keys: list[str], body) -> tuple:
+    """A moto origin holding `keys` (with `body(key)`), and three nodes set up from its standard environment."""
     from emulators import standard_env
 
     moto = emulator_factory("aws")
-    origin = "prefetch-origin"
     moto.create_bucket(origin)
-    keys = [f"shard-{i:04}" for i in range(1000)]
     for k in keys:
-        moto.put_object(origin, k, k.encode() * 3)
+        moto.put_object(origin, k, body(k))
     env = standard_env(moto)
-    nodes = [Node(tmp_path / "p1", env=env).start()]
+    nodes = [Node(tmp_path / "c1", env=env).start()]
     for n in (2, 3):
-        nodes.append(Node(tmp_path / f"p{n}", join=nodes[0].endpoint, env=env).start(timeout=90))
+        nodes.append(Node(tmp_path / f"c{n}", join=nodes[0].endpoint, env=env).start(timeout=90))
+    wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in nodes), what="three nodes")
+    return moto, nodes
+
+
+def test_prefetch_on_three_nodes_caches_each_share_and_serves_with_the_origin_down(tmp_path, emulator_factory):
+    origin = "prefetch-origin"
+    keys = [f"shard-{i:04}" for i in range(1000)]
+    moto, nodes = cloud_cluster(tmp_path, emulator_factory, origin, keys, lambda k: k.encode() * 3)
     try:
-        wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in nodes), what="three nodes")
         r = nodes[1].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
                             json={"action": "create-bck"})
         assert r.status_code == 200, r.text
@@ -408,20 +414,10 @@ def test_prefetch_on_three_nodes_caches_each_share_and_serves_with_the_origin_do
 
 
 def test_a_killed_node_s_cloud_objects_are_refilled_by_the_next_node(tmp_path, emulator_factory):
-    from emulators import standard_env
-
-    moto = emulator_factory("aws")
     origin = "refill-origin"
-    moto.create_bucket(origin)
     keys = [f"obj-{i}" for i in range(40)]
-    for k in keys:
-        moto.put_object(origin, k, k.encode())
-    env = standard_env(moto)
-    nodes = [Node(tmp_path / "r1", env=env).start()]
-    for n in (2, 3):
-        nodes.append(Node(tmp_path / f"r{n}", join=nodes[0].endpoint, env=env).start(timeout=90))
+    _moto, nodes = cloud_cluster(tmp_path, emulator_factory, origin, keys, str.encode)
     try:
-        wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in nodes), what="three nodes")
         r = nodes[0].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
                             json={"action": "create-bck"})
         assert r.status_code == 200, r.text

@@ -449,6 +449,35 @@ impl Store {
         self.remove_bucket_if(bck, false, || Ok(()))
     }
 
+    /// Takes all data of `bck` out of the bucket's place at once (renamed into the work directories under the
+    /// tree lock) and returns what is left to delete, for the caller to delete when it suits it (a crash before
+    /// that leaves work files, which start-up removes).
+    pub fn unlink_bucket(&self, bck: &Bck) -> Result<Vec<PathBuf>> {
+        let _tree = self.lock_tree();
+        let trash = self.move_to_trash(bck)?;
+        self.index.removed_bucket(bck);
+        Ok(trash.into_iter().map(|(_, t)| t).collect())
+    }
+
+    fn move_to_trash(&self, bck: &Bck) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let mut trash = Vec::new();
+        for mp in &self.mountpaths {
+            let dir = layout::bucket_dir(&mp.root, bck);
+            if !dir.exists() {
+                continue;
+            }
+            let wk = mp.work_dir();
+            fs::create_dir_all(&wk).map_err(|e| Error::io(&wk, e))?;
+            let t = wk.join(format!("del-{:032x}", rand::random::<u128>()));
+            if let Err(e) = fs::rename(&dir, &t) {
+                self.restore(&trash);
+                return Err(Error::io(&dir, e));
+            }
+            trash.push((dir, t));
+        }
+        Ok(trash)
+    }
+
     /// Removes all data of `bck` if `unregister` succeeds, atomically with respect to writes: under the tree
     /// lock, the bucket is checked to hold no object (with `require_empty`: [`Error::NotEmpty`]), each bucket
     /// directory is renamed into the work directory first (a crash then leaves an empty,
@@ -462,26 +491,13 @@ impl Store {
         require_empty: bool,
         unregister: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
-        let mut trash = Vec::new();
+        let trash;
         {
             let _tree = self.lock_tree();
             if require_empty && !self.bucket_is_empty(bck)? {
                 return Err(Error::NotEmpty);
             }
-            for mp in &self.mountpaths {
-                let dir = layout::bucket_dir(&mp.root, bck);
-                if !dir.exists() {
-                    continue;
-                }
-                let wk = mp.work_dir();
-                fs::create_dir_all(&wk).map_err(|e| Error::io(&wk, e))?;
-                let t = wk.join(format!("del-{:032x}", rand::random::<u128>()));
-                if let Err(e) = fs::rename(&dir, &t) {
-                    self.restore(&trash);
-                    return Err(Error::io(&dir, e));
-                }
-                trash.push((dir, t));
-            }
+            trash = self.move_to_trash(bck)?;
             if let Err(e) = unregister() {
                 self.restore(&trash);
                 return Err(e);

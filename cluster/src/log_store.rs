@@ -53,6 +53,17 @@ pub(crate) fn write_durably<T: Serialize>(path: &Path, value: &T) -> std::io::Re
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Removes the entry files of `indices` (in that order; gone ones are fine), then makes it durable.
+fn remove_entries<'a>(dir: &Path, indices: impl Iterator<Item = &'a u64>) -> std::io::Result<()> {
+    for i in indices {
+        match fs::remove_file(entry_file(dir, *i)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    sync_dir(&dir.join(LOG_DIR))
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -192,19 +203,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let doomed: Vec<u64> = self.lock().entries.range(log_id.index..).map(|(i, _)| *i).collect();
         // Highest first, so a crash half-way leaves no hole.
         let files = doomed.clone();
-        self.io(
-            move |dir| {
-                for i in files.iter().rev() {
-                    match fs::remove_file(entry_file(dir, *i)) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                        _ => {}
-                    }
-                }
-                sync_dir(&dir.join(LOG_DIR))
-            },
-            StorageIOError::write_logs,
-        )
-        .await?;
+        self.io(move |dir| remove_entries(dir, files.iter().rev()), StorageIOError::write_logs).await?;
         let mut inner = self.lock();
         for i in doomed {
             inner.entries.remove(&i);
@@ -219,13 +218,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.io(
             move |dir| {
                 write_durably(&dir.join(PURGED), &log_id)?;
-                for i in files {
-                    match fs::remove_file(entry_file(dir, i)) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                        _ => {}
-                    }
-                }
-                sync_dir(&dir.join(LOG_DIR))
+                remove_entries(dir, files.iter())
             },
             StorageIOError::write_logs,
         )

@@ -113,7 +113,22 @@ pub fn on_removed(store: &Store, registry: &Registry, readthrough: &ReadThrough,
     if gone.bck.provider.is_remote() {
         readthrough.invalidate_bucket(&gone.bck);
     }
-    if let Err(e) = store.remove_bucket(&gone.bck) {
-        tracing::error!(bucket = %gone.bck, error = %e, "could not drop the data of a removed bucket");
+    // Out of the bucket's place now (before any later change applies); the recursive delete, which may be
+    // long for a big bucket, happens off the Raft apply path.
+    match store.unlink_bucket(&gone.bck) {
+        Ok(trash) if !trash.is_empty() => {
+            let spawned = std::thread::Builder::new().name("trove-rm-bucket".into()).spawn(move || {
+                for t in trash {
+                    if let Err(e) = std::fs::remove_dir_all(&t) {
+                        tracing::warn!(dir = %t.display(), error = %e, "could not delete a removed bucket's data");
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start deleting a removed bucket's data (start-up will)");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(bucket = %gone.bck, error = %e, "could not drop the data of a removed bucket"),
     }
 }

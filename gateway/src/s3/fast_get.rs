@@ -41,6 +41,9 @@ const ALLOWED: &[&str] = &[
     "x-amz-content-sha256",
     "x-amz-date",
     "x-amz-user-agent",
+    // A request another node forwarded here: served like the client's own (its signature is checked below).
+    crate::cluster::forward::FORWARDED,
+    crate::cluster::forward::SMAP_VERSION,
 ];
 
 thread_local! {
@@ -87,6 +90,19 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     if h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0") {
         return None;
     }
+    // Which object, and whether this node serves it, before any signature work: a node that forwards the
+    // request (another node owns the object) spends nothing on it here.
+    let key = percent_encoding::percent_decode_str(raw_key).decode_utf8().ok()?;
+    if key.len() > MAX_KEY_LEN {
+        return None;
+    }
+    let snapshot = state.registry.snapshot();
+    let entry = snapshot.buckets.get(bucket)?;
+    // Cached copies that must be revalidated against their backend go through s3s.
+    let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
+    if revalidate || state.owner(&entry.bck, &key) != Owner::Local {
+        return None;
+    }
     let auth = Authorization::parse(h.get(http::header::AUTHORIZATION)?.to_str().ok()?)?;
     if auth.service != "s3" || auth.region != state.region {
         return None;
@@ -127,17 +143,6 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
         return None;
     }
 
-    let key = percent_encoding::percent_decode_str(raw_key).decode_utf8().ok()?;
-    if key.len() > MAX_KEY_LEN {
-        return None;
-    }
-    let snapshot = state.registry.snapshot();
-    let entry = snapshot.buckets.get(bucket)?;
-    // Cached copies that must be revalidated against their backend go through s3s.
-    let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
-    if revalidate || state.owner(&entry.bck, &key) != Owner::Local {
-        return None;
-    }
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
     // The door decides as it does for s3s; a refusal goes to s3s, which words the error.
     door::authorize(Caller::User(user), Action::ReadObject, Some(entry), ObjectAcl::Known(meta.acl.as_deref())).ok()?;
