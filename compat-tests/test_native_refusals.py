@@ -276,14 +276,13 @@ REFUSED: list[Case] = [
       for w in ("bmd", "config", "cluster_config", "backends", "node_stats", "node_status", "software_version",
                 "disk", "metrics", "mountpaths", "remote", "smapvote", "sysinfo", "target_ips", "log", "getxstats",
                 "snode", "ic_bundle", "tls_certificate")],
-    # --- PUT /v1/cluster: cluster actions other than stop
+    # --- PUT /v1/cluster: cluster actions other than stop and the node membership ones (test_cluster.py)
     *[c(f"PUT-cluster:{a}", "PUT", "/v1/cluster", body={"action": a, "name": "", "value": v})
       for a, v in [
           ("start", {"ID": "", "Kind": "lru", "DaemonID": "", "Bck": None, "Buckets": None}),
           ("set-config", {"log.level": "4"}), ("reset-config", None), ("rotate-logs", None),
           ("shutdown", None), ("decommission", {"rm_user_data": False}),
-          ("start-maintenance", {"sid": "t1"}), ("stop-maintenance", {"sid": "t1"}),
-          ("decommission-node", {"sid": "t1"}), ("shutdown-node", {"sid": "t1"}), ("rm-unsafe", {"sid": "t1"}),
+          ("shutdown-node", {"sid": "t1"}),
           ("reset-stats", None), ("clear-lcache", None), ("reload-creds", None), ("bump-metasync", None),
           ("attach", {"alias": "rem", "url": "http://127.0.0.1:1"}), ("detach", {"alias": "rem"}),
           ("enable-bend", {"name": "aws"}), ("disable-bend", {"name": "aws"}),

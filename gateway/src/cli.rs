@@ -248,8 +248,10 @@ fn human_bytes(n: u64) -> String {
 async fn snapshot(api: &Api, id: &str) -> anyhow::Result<serde_json::Value> {
     let (_, body) = api.call(http::Method::GET, &xstats_path(), Some(json!({"ID": id}))).await?;
     let v: serde_json::Value = serde_json::from_slice(&body)?;
-    let parts: Vec<serde_json::Value> =
-        v.as_object().map(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).collect()).unwrap_or_default();
+    let parts: Vec<serde_json::Value> = v
+        .as_object()
+        .map(|m| m.values().flat_map(|l| l.as_array().cloned().unwrap_or_default()).collect())
+        .unwrap_or_default();
     let mut total = parts.first().cloned().with_context(|| format!("no job {id}"))?;
     let sum = |path: &[&str]| parts.iter().map(|p| counter(p, path)).sum::<u64>().to_string();
     total["stats"]["loc-objs"] = json!(sum(&["stats", "loc-objs"]));

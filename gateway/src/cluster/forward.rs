@@ -274,7 +274,7 @@ fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> 
                 Some(p) => Some(p.parse().ok()?),
                 None => None,
             };
-            let (_, entry) = crate::native::buckets::find(state, bucket, provider)?;
+            let (_, entry) = crate::data::bucket_named(state, bucket, provider)?;
             Some((entry, key))
         }
     }

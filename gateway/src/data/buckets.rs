@@ -2,11 +2,9 @@
 //! incarnation and the check that a write still belongs to it, deleting a bucket across the nodes, and what a
 //! node does with its local data when a bucket incarnation leaves the registry.
 
-use trove_cluster::{Command, Refusal};
-use trove_namespace::{BucketEntry, Change};
-
 use trove_cache::{ReadThrough, Store};
-use trove_namespace::Registry;
+use trove_cluster::{Command, Refusal};
+use trove_namespace::{BucketEntry, Change, Provider, Registry};
 
 use super::Error;
 use crate::state::SharedState;
@@ -26,6 +24,19 @@ pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGua
         !st.sealed_here.lock().unwrap_or_else(|e| e.into_inner()).contains(&bid)
             && st.registry.snapshot().buckets.values().any(|e| e.bck == bck && e.bid == bid && !e.sealed)
     })
+}
+
+/// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
+/// that stands for that cloud bucket.
+pub fn named(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
+    let snap = state.registry.snapshot();
+    if let Some(e) = snap.buckets.get(name) {
+        if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {
+            return Some((name.to_owned(), e.clone()));
+        }
+    }
+    let p = provider.filter(|p| p.is_remote())?;
+    snap.buckets.iter().find(|(_, e)| e.bck.provider == p && e.bck.name == name).map(|(n, e)| (n.clone(), e.clone()))
 }
 
 /// Writes `change` to the cluster's registry; returns once every reachable node has applied it. Without a

@@ -9,6 +9,7 @@ pub mod attach;
 mod buckets;
 pub mod copy;
 mod error;
+mod file_body;
 mod list;
 pub mod multipart;
 pub mod peers;
@@ -22,10 +23,11 @@ use trove_backends::Backend;
 use trove_namespace::BucketEntry;
 
 pub use buckets::{
-    apply as apply_registry, delete_if_empty as delete_bucket_if_empty, guard as bucket_guard, locally_empty, new_bid,
-    on_removed as on_bucket_removed,
+    apply as apply_registry, delete_if_empty as delete_bucket_if_empty, guard as bucket_guard, locally_empty,
+    named as bucket_named, new_bid, on_removed as on_bucket_removed,
 };
 pub use error::Error;
+pub use file_body::{FileBody, SyncBody};
 pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk, WalkPage};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
 pub use write::{adopt, delete, delete_local, delete_many, payload_of, put, write_through, Precondition};

@@ -13,6 +13,7 @@ use super::errors::about;
 use super::{json, Call};
 use crate::data::attach;
 use crate::data::blocking;
+use crate::data::bucket_named as find;
 use crate::state::SharedState;
 
 type Reply = Result<Response<s3s::Body>, (StatusCode, String)>;
@@ -64,19 +65,6 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         .await
         .map_err(|e| about(e, &format!("ais://{name}")))?;
     Ok(json(StatusCode::OK, Bytes::new()))
-}
-
-/// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
-/// that stands for that cloud bucket.
-pub(crate) fn find(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
-    let snap = state.registry.snapshot();
-    if let Some(e) = snap.buckets.get(name) {
-        if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {
-            return Some((name.to_owned(), e.clone()));
-        }
-    }
-    let p = provider.filter(|p| p.is_remote())?;
-    snap.buckets.iter().find(|(_, e)| e.bck.provider == p && e.bck.name == name).map(|(n, e)| (n.clone(), e.clone()))
 }
 
 pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {

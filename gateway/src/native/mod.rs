@@ -3,7 +3,7 @@
 //! stop) and objects (GET, PUT, HEAD with `presence`, DELETE). Bearer-token auth except for health and (by
 //! default) metrics. Wire shapes follow what AIS sends and what its Python SDK decodes.
 
-pub(crate) mod buckets;
+mod buckets;
 mod cluster;
 mod errors;
 mod listing;

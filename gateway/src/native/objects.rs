@@ -43,7 +43,7 @@ fn target(
         Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
         None => None,
     };
-    let (_, entry) = super::buckets::find(state, bucket, provider).ok_or_else(|| {
+    let (_, entry) = crate::data::bucket_named(state, bucket, provider).ok_or_else(|| {
         let p = provider.unwrap_or(Provider::Ais).as_str();
         (StatusCode::NOT_FOUND, format!("bucket {p}://{bucket} does not exist"))
     })?;

@@ -15,8 +15,8 @@ use http::{Method, Request, Response, StatusCode};
 use time::OffsetDateTime;
 
 use crate::cluster::Owner;
+use crate::data::FileBody;
 use crate::door::{self, Action, Caller, ObjectAcl};
-use crate::s3::body::FileBody;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::MAX_KEY_LEN;
 use crate::s3::object::{http_date, read_headers};

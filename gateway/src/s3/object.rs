@@ -8,8 +8,9 @@ use trove_cache::ObjMeta;
 
 use crate::data::now_ms;
 use crate::data::receive::{verify, ALGORITHMS, MAX_OBJECT_SIZE};
+use crate::data::{FileBody, SyncBody};
 use crate::s3::access;
-use crate::s3::body::{self, FileBody, SyncBody};
+use crate::s3::body;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, bucket, check_key};
