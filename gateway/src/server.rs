@@ -200,11 +200,16 @@ impl Frontend {
                 let span = tracing::info_span!(target: "trove::request", "request", id = %request_id, op, method = %req.method(), status = tracing::field::Empty);
                 let body_timeout = self.limits.body;
                 let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, body_timeout)));
+                let close_after = expects_continue_without_body(&req);
                 let served = async {
-                    match crate::cluster::forward::route(&self.state, req, &target).await {
+                    let mut resp = match crate::cluster::forward::route(&self.state, req, &target).await {
                         Routed::Local(req) => self.serve(req, target, &request_id).await,
                         Routed::Answered(resp) => resp,
+                    };
+                    if close_after {
+                        resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                     }
+                    resp
                 };
                 let resp = tracing::Instrument::instrument(served, span.clone()).await;
                 span.record("status", resp.status().as_u16());
@@ -242,16 +247,12 @@ impl Frontend {
         if let Some(refusal) = self.front_check(&req, &target) {
             return refusal;
         }
-        let close_after = expects_continue_without_body(&req);
         req.extensions_mut().insert(target);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req));
         match call.catch_unwind().await {
             Ok(Ok(mut resp)) => {
                 if resp.extensions().get::<crate::s3::PartialContent>().is_some() {
                     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                }
-                if close_after {
-                    resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
                 with_request_id(resp, request_id).await
             }

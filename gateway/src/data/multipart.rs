@@ -233,9 +233,3 @@ pub async fn parts(
 pub async fn uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<Upload>, Error> {
     super::peers::uploads_everywhere(state, entry).await
 }
-
-/// The bucket's uploads in progress on this node.
-pub async fn local_uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<Upload>, Error> {
-    let (st, bck) = (state.clone(), entry.bck.clone());
-    blocking(move || Ok(st.store.list_uploads(&bck)?)).await
-}

@@ -176,7 +176,7 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
         UPLOADS => match serde_json::from_slice::<BucketEntry>(&body) {
-            Ok(entry) => data::multipart::local_uploads(state, &entry)
+            Ok(entry) => local_uploads(state, &entry)
                 .await
                 .and_then(|u| serde_json::to_value(u).map_err(|e| Error::Internal(format!("encoding uploads: {e}")))),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
@@ -346,7 +346,7 @@ pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Res
             async move { (id, st.cluster.call::<_, Vec<trove_cache::Upload>>(&url, &path, &e, DEADLINE).await) },
         );
     }
-    let mut all = data::multipart::local_uploads(state, entry).await?;
+    let mut all = local_uploads(state, entry).await?;
     while let Some(done) = asks.join_next().await {
         let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
         match answer {
@@ -358,4 +358,10 @@ pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Res
     all.sort_by(|a, b| (a.key.as_bytes(), a.initiated_ms).cmp(&(b.key.as_bytes(), b.initiated_ms)));
     all.dedup_by(|a, b| a.key == b.key && a.upload_id == b.upload_id);
     Ok(all)
+}
+
+/// The bucket's uploads in progress on this node.
+async fn local_uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<trove_cache::Upload>, Error> {
+    let (st, bck) = (state.clone(), entry.bck.clone());
+    data::blocking(move || Ok(st.store.list_uploads(&bck)?)).await
 }
