@@ -26,6 +26,9 @@ use crate::{Error, Result};
 /// still the registered one? (The registry lives above the store; the gateway supplies the check.)
 pub type BucketGuard = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// A decision on an object's current metadata, taken under the tree lock.
+type MetaCheck<'a> = Box<dyn FnOnce(&ObjMeta) -> bool + 'a>;
+
 /// A check of the current object (if any).
 type CurrentCheck<'a> = Box<dyn FnOnce(Option<&ObjMeta>) -> Result<()> + 'a>;
 
@@ -356,7 +359,8 @@ impl Store {
         opened
     }
 
-    fn open_object_untouched(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
+    /// Opens an object without counting it as used (no LRU touch): for moving it, not serving it.
+    pub fn open_object_untouched(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
         self.unhidden(|| self.try_open(bck, key))
     }
 
@@ -414,6 +418,16 @@ impl Store {
 
     /// Deletes an object; `Ok(false)` when it did not exist. Empty directories left behind are removed.
     pub fn delete(&self, bck: &Bck, key: &str) -> Result<bool> {
+        self.delete_checked(bck, key, None)
+    }
+
+    /// Deletes an object if `check` accepts its current metadata (read under the tree lock, so no write slips
+    /// in between); `Ok(false)` when it did not exist or `check` refused.
+    pub fn delete_if(&self, bck: &Bck, key: &str, check: impl FnOnce(&ObjMeta) -> bool) -> Result<bool> {
+        self.delete_checked(bck, key, Some(Box::new(check)))
+    }
+
+    fn delete_checked(&self, bck: &Bck, key: &str, check: Option<MetaCheck<'_>>) -> Result<bool> {
         let mp = self.mountpath_index(bck, key);
         let root = self.objects_root(mp, bck);
         let p = {
@@ -423,6 +437,11 @@ impl Store {
                 Err(Error::NotFound) => return Ok(false),
                 Err(e) => return Err(e),
             };
+            if let Some(check) = check {
+                if !check(&ObjMeta::read_at(&p)?) {
+                    return Ok(false);
+                }
+            }
             match fs::remove_file(&p) {
                 Ok(()) => self.index.removed(bck, key),
                 Err(e) if is_missing(&e) => return Ok(false),

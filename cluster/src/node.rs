@@ -60,6 +60,9 @@ pub struct StartOpts {
     pub shared: serde_json::Value,
     /// Drops this node's local data of a bucket incarnation that left the registry.
     pub on_remove: Option<RemoveHook>,
+    /// The UUID of the cluster this node is about to join (from [`hello`]), so its calls carry it from the
+    /// start; empty otherwise (the map's own is used once there is one).
+    pub uuid: String,
 }
 
 /// What a cluster tells a node before it joins.
@@ -168,7 +171,8 @@ impl Cluster {
         let sm = StateMachine::open(&opts.dir.join("state"), registry, opts.on_remove.clone())
             .map_err(io(opts.dir.join("state")))?;
         let map = sm.map();
-        let auth = Arc::new(ClusterAuth::new(opts.secret.clone(), map.borrow().uuid.clone()));
+        let known = Some(map.borrow().uuid.clone()).filter(|u| !u.is_empty()).unwrap_or_else(|| opts.uuid.clone());
+        let auth = Arc::new(ClusterAuth::new(opts.secret.clone(), known));
         let peers = Peers::new(auth.clone());
         let config = openraft::Config {
             cluster_name: "trove".into(),

@@ -35,6 +35,9 @@ pub struct AppState {
     pub node_id: String,
     /// This node's part of the cluster: the replicated map, metadata writes, membership.
     pub cluster: Arc<Cluster>,
+    /// AIS objects deleted here recently: an older copy another node hands over (a rebalance that read it
+    /// before the delete) is refused, so a delete is never undone by a late move.
+    pub recent_deletes: std::sync::Mutex<HashMap<(trove_namespace::Bck, String), std::time::Instant>>,
     /// Incarnations of buckets this node is deleting: no write lands in them meanwhile.
     pub sealed_here: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Set once the node has founded or joined its cluster (`/v1/health` answers 503 before).
@@ -139,9 +142,11 @@ impl AppState {
             (None, None) => {}
         }
         let cluster_secret = cfg.cluster.secret.clone().or_else(|| secrets.cluster_secret.clone()).unwrap_or_default();
+        let mut hello_uuid = None;
         if let Some(url) = &joining {
             // The cluster's generated credentials replace this node's own, unless configured here.
             let hello = rt.block_on(trove_cluster::hello(url, &cluster_secret))?;
+            hello_uuid = Some(hello.uuid.clone());
             if let Ok(shared) = serde_json::from_value::<Shared>(hello.shared) {
                 secrets.access_key = shared.access_key;
                 secrets.secret_key = shared.secret_key;
@@ -150,6 +155,7 @@ impl AppState {
             }
         }
         let fresh = fresh && joining.is_none();
+        let joining_uuid = hello_uuid.unwrap_or_default();
 
         let mut users = HashMap::new();
         let (root_ak, root_sk) = match (&cfg.auth.access_key, &cfg.auth.secret_key) {
@@ -202,6 +208,7 @@ impl AppState {
             secret: cluster_secret,
             shared: serde_json::to_value(&shared).unwrap_or_default(),
             on_remove: Some(on_remove),
+            uuid: joining_uuid,
         };
         let cluster = rt.block_on(Cluster::open(opts, registry.clone()))?;
         let root_id = users.get(&root_key).map(|u| u.id.clone()).unwrap_or(root_key);
@@ -217,6 +224,7 @@ impl AppState {
                 forwarder: Default::default(),
                 ready: Default::default(),
                 sealed_here: Default::default(),
+                recent_deletes: Default::default(),
                 root_id,
                 providers,
                 readthrough,
@@ -245,6 +253,22 @@ impl AppState {
             }
         }
         adopt_canonical_ids(self).await
+    }
+
+    /// Notes that `key` of an AIS bucket was deleted here now (see `recent_deletes`).
+    pub fn remember_delete(&self, bck: &trove_namespace::Bck, key: &str) {
+        const KEEP: std::time::Duration = std::time::Duration::from_secs(600);
+        let mut recent = self.recent_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= 100_000 {
+            recent.retain(|_, t| t.elapsed() < KEEP);
+        }
+        recent.insert((bck.clone(), key.to_owned()), std::time::Instant::now());
+    }
+
+    /// Whether `key` of an AIS bucket was deleted here since `since`.
+    pub fn deleted_since(&self, bck: &trove_namespace::Bck, key: &str, since: std::time::Instant) -> bool {
+        let recent = self.recent_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        recent.get(&(bck.clone(), key.to_owned())).is_some_and(|t| *t >= since)
     }
 
     /// Which node owns an object under the committed cluster map.

@@ -181,8 +181,15 @@ async fn with_neighbors(
                 for node in &others {
                     let ask = build(state, &parts, node, version, s3s::Body::empty(), true);
                     match state.forwarder.client.request(ask).await {
-                        Ok(resp) if resp.status() != StatusCode::NOT_FOUND => {
+                        // The neighbour's answer about its copy; anything else (a refusal of this node's call)
+                        // counts as not having it, and the client gets this node's own answer.
+                        Ok(resp)
+                            if resp.status() != StatusCode::NOT_FOUND && resp.status() != StatusCode::FORBIDDEN =>
+                        {
                             return Routed::Answered(resp.map(s3s::Body::http_body));
+                        }
+                        Ok(resp) if resp.status() == StatusCode::FORBIDDEN => {
+                            tracing::warn!(node = %node.id, "a neighbour refused this node's read");
                         }
                         Ok(_) => {}
                         Err(e) => tracing::debug!(node = %node.id, error = %e, "a neighbor did not answer a read"),

@@ -126,6 +126,8 @@ pub async fn delete_local(state: &SharedState, entry: &BucketEntry, keys: Vec<St
         for key in keys {
             if remote {
                 st.readthrough.invalidate(&bck, &key);
+            } else {
+                st.remember_delete(&bck, &key);
             }
             if let Err(e) = st.store.delete(&bck, &key) {
                 tracing::warn!(bucket = %bck, key, error = %e, "deleting a copy");
@@ -145,6 +147,7 @@ pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> Resu
         drop_cached(state, entry, key).await?;
         return Ok(true);
     }
+    state.remember_delete(&entry.bck, key);
     let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
     blocking(move || Ok(st.store.delete(&bck, &key)?)).await
 }

@@ -7,6 +7,7 @@
 
 mod evict;
 mod prefetch;
+pub mod rebalance;
 pub mod template;
 
 use std::collections::HashMap;
