@@ -2,7 +2,6 @@
 refuses metadata writes with 503 while it goes on serving the objects it holds; the majority goes on; after
 healing every node holds the same registry and map."""
 
-import contextlib
 import os
 import subprocess
 import time
@@ -11,7 +10,8 @@ import botocore
 import pytest
 import requests
 
-from support import require_binary, s3_client, server_env, spawn_logged, kill_process, config_toml, MAIN
+from support import MAIN, config_toml, kill_process, require_binary, s3_client, server_env, spawn_logged
+from test_cluster import wait_for
 
 SECRET = "partition-tests-secret-0123456789"
 ADMIN = "partition-tests-admin-token-0123456789"
@@ -78,19 +78,6 @@ def smap(i: int) -> dict:
                      headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
     r.raise_for_status()
     return r.json()
-
-
-def wait_for(cond, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException, botocore.exceptions.ClientError,
-                                 botocore.exceptions.BotoCoreError):
-            last = cond()
-            if last:
-                return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
 
 
 def test_partition_minority_refuses_metadata_writes_and_heals(namespaces, tmp_path):
