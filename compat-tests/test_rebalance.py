@@ -27,9 +27,9 @@ def _xoshiro(z: int) -> int:
     return (((z << 7) | (z >> 57)) & M64) * 9 & M64
 
 
-def hrw_owner(node_ids, bucket: str, key: str) -> str:
+def hrw_owner(node_ids, bucket: str, key: str, provider: str = "ais") -> str:
     """AIS's HRW (docs: aistore-compat 5.1) over equal-capacity nodes, as Trove places objects."""
-    digest = xxhash.xxh64_intdigest(f"ais/@#/{bucket}/{key}".encode(), seed=MLCG32)
+    digest = xxhash.xxh64_intdigest(f"{provider}/@#/{bucket}/{key}".encode(), seed=MLCG32)
     return max(node_ids, key=lambda n: _xoshiro(xxhash.xxh64_intdigest(n.encode(), seed=MLCG32) ^ digest))
 
 
@@ -169,3 +169,56 @@ def test_decommission_drains_a_node_before_it_leaves(tmp_path):
     finally:
         for n in nodes:
             n.kill9()
+
+
+def metric_total(nodes: list[Node], name: str, **labels) -> float:
+    """A counter summed over the nodes (label filters exact)."""
+    total = 0.0
+    for n in nodes:
+        text = n.native("GET", "/v1/metrics").text
+        for line in text.splitlines():
+            if not line.startswith(name) or line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()) and head.split("{")[0] == name:
+                total += float(value)
+    return total
+
+
+def test_after_a_join_the_new_owner_pulls_cached_copies_from_the_old_one(tmp_path, emulator_factory):
+    from test_cluster import cloud_cluster
+
+    origin = "pull-origin"
+    keys = [f"obj-{i:03}" for i in range(40)]
+    moto, nodes = cloud_cluster(tmp_path, emulator_factory, origin, keys, lambda k: (k * 50).encode())
+    third = None
+    try:
+        # Two of the three nodes first: take the third out, so the objects are cached on the other two.
+        ids = [node_id(n) for n in nodes]
+        r = nodes[0].native("POST", f"/v1/buckets/{origin}", params={"provider": "aws"},
+                            json={"action": "create-bck"})
+        assert r.status_code == 200, r.text
+        third = nodes[2]
+        r = nodes[0].native("PUT", "/v1/cluster", json={"action": "start-maintenance", "value": {"sid": ids[2]}})
+        assert r.status_code == 200, r.text
+        for k in keys:
+            assert nodes[0].client().get_object(Bucket=origin, Key=k)["Body"].read() == (k * 50).encode()
+        gets_before = metric_total(nodes, "trove_backend_requests_total", provider="aws", op="get")
+        # The third node comes back: it owns about a third of the keys, which the others have cached.
+        r = nodes[0].native("PUT", "/v1/cluster", json={"action": "stop-maintenance", "value": {"sid": ids[2]}})
+        assert r.status_code == 200, r.text
+        owned_by_third = [k for k in keys if hrw_owner(ids, origin, k, provider="aws") == ids[2]]
+        assert owned_by_third
+        for k in owned_by_third:
+            assert nodes[1].client().get_object(Bucket=origin, Key=k)["Body"].read() == (k * 50).encode()
+        gets_after = metric_total(nodes, "trove_backend_requests_total", provider="aws", op="get")
+        assert gets_after == gets_before, "the new owner went to the backend instead of its neighbours"
+        assert metric_total(nodes, "trove_cache_neighbor_fills_total") >= len(owned_by_third)
+        assert set(owned_by_third) <= on_disk_cloud(third, origin)
+    finally:
+        for n in nodes:
+            n.kill9()
+
+
+def on_disk_cloud(node: Node, origin: str) -> set[str]:
+    return {f for _, _, files in os.walk(node.mountpaths[0] / "@aws" / origin) for f in files}

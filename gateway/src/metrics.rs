@@ -129,6 +129,8 @@ pub struct Metrics {
     pub hits: AtomicU64,
     /// Reads of remote-bucket objects that had to go to the backend.
     pub misses: AtomicU64,
+    /// Cold reads served from a copy another node had cached, instead of the backend.
+    pub neighbor_fills: AtomicU64,
 }
 
 /// `trove_request_duration_seconds`, one histogram per operation (all statuses together).
@@ -245,6 +247,11 @@ pub fn render(state: &AppState) -> String {
         "trove_cache_misses_total",
         "Reads of remote objects that went to the backend.",
         &[(String::new(), m.misses.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_cache_neighbor_fills_total",
+        "Cold reads of remote objects filled from another node's cached copy instead of the backend.",
+        &[(String::new(), m.neighbor_fills.load(Ordering::Relaxed))],
     );
     let rt = state.readthrough.counters();
     let cold: Vec<_> = [Provider::Aws, Provider::Gcp, Provider::Azure]

@@ -139,15 +139,58 @@ pub async fn fetch_object(
     bck: &trove_namespace::Bck,
     key: &str,
 ) -> Result<(std::fs::File, trove_cache::ObjMeta), Error> {
+    let map = state.cluster.map();
+    let ranked = crate::cluster::ranked(&map, bck, key);
+    let others = map.smap.nodes.values().filter(|n| !ranked.iter().any(|r| r.id == n.id));
+    let nodes: Vec<&trove_cluster::NodeInfo> = ranked.iter().copied().chain(others).collect();
+    let (staged, meta) = fetch_from(state, &nodes, bck, key).await?.ok_or(Error::NoSuchKey)?;
+    let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
+    Ok((file, meta))
+}
+
+/// A cold read of a cloud object on this node: a copy another node cached (the object's previous owner, after
+/// a join) is pulled in-cluster instead of from the backend, kept here as the cached copy, and opened. `None`
+/// when no other node has one. Only the next two nodes in HRW order are asked, to bound a miss's cost.
+pub async fn pull_cached(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+) -> Result<Option<(std::fs::File, trove_cache::ObjMeta)>, Error> {
+    let map = state.cluster.map();
+    let ranked = crate::cluster::ranked(&map, &entry.bck, key);
+    let nodes: Vec<&trove_cluster::NodeInfo> =
+        ranked.iter().copied().filter(|n| n.id != state.node_id).take(2).collect();
+    let Some((mut staged, meta)) = fetch_from(state, &nodes, &entry.bck, key).await? else { return Ok(None) };
+    staged.guard(data::bucket_guard(state, entry));
+    let (st, bck, k, m) = (state.clone(), entry.bck.clone(), key.to_owned(), meta.clone());
+    let opened = data::blocking(move || {
+        // A copy that appeared here meanwhile (a fill, a write-through) wins; ours is dropped.
+        match st.store.commit_if(staged, &bck, &k, &m, |cur| match cur {
+            Some(_) => Err(trove_cache::Error::PreconditionFailed),
+            None => Ok(()),
+        }) {
+            Ok(()) | Err(trove_cache::Error::PreconditionFailed) => Ok(st.store.open_object(&bck, &k)?),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    state.metrics.neighbor_fills.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(opened))
+}
+
+/// Streams `key` of `bck` from the first of `nodes` that has it into a work file here.
+async fn fetch_from(
+    state: &SharedState,
+    nodes: &[&trove_cluster::NodeInfo],
+    bck: &trove_namespace::Bck,
+    key: &str,
+) -> Result<Option<(trove_cache::Staged, trove_cache::ObjMeta)>, Error> {
     use base64::Engine;
     use http_body_util::BodyExt;
-    let map = state.cluster.map();
     let path = format!("{PREFIX}{OBJECT}");
     let body = serde_json::to_vec(&ObjectRef { bck: bck.clone(), key: key.to_owned() })
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let ranked = crate::cluster::ranked(&map, bck, key);
-    let others = map.smap.nodes.values().filter(|n| !ranked.iter().any(|r| r.id == n.id));
-    for node in ranked.iter().copied().chain(others).filter(|n| n.id != state.node_id) {
+    for node in nodes.iter().filter(|n| n.id != state.node_id) {
         let req = http::Request::post(format!("{}{path}", node.url.trim_end_matches('/')))
             .header(trove_cluster::AUTH_HEADER, state.cluster.sign("POST", &path))
             .body(s3s::Body::from(Bytes::from(body.clone())))
@@ -178,10 +221,9 @@ pub async fn fetch_object(
         if received.size != meta.size {
             return Err(Error::Unavailable(format!("node {} sent a short object", node.id)));
         }
-        let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
-        return Ok((file, meta));
+        return Ok(Some((staged, meta)));
     }
-    Err(Error::NoSuchKey)
+    Ok(None)
 }
 
 async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, Bytes) {

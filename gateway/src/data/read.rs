@@ -1,6 +1,7 @@
 //! Reads: an AIS-local object from disk; a cloud object from its cached copy (revalidated when the bucket or
 //! the caller asks) or from the backend through the single-flight fill, a range of an uncached object straight
 //! from the backend at once (the whole object following in the background), and prefetch's fetch of one object.
+//! In a cluster, a cold read first pulls a copy another node cached (in-cluster bytes beat cloud egress).
 //!
 //! The cached copy of a cloud object lives in the store under the backend bucket's identity (`@aws/origin/...`,
 //! as in AIS) with the backend's ETag, version and headers, so a warm GET is the same disk read as an AIS-local
@@ -64,6 +65,12 @@ pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: Rea
         }
         Err(trove_cache::Error::NotFound) => {}
         Err(e) => return Err(e.into()),
+    }
+    if opts.with_body && !validate && state.cluster.map().smap.nodes.len() > 1 {
+        // In-cluster bytes beat cloud egress: another node (the previous owner, after a join) may have it.
+        if let Some((file, meta)) = super::peers::pull_cached(state, entry, key).await? {
+            return Ok(Object { meta, body: Body::File(file) });
+        }
     }
     state.metrics.misses.fetch_add(1, Ordering::Relaxed);
     let b = backend(state, entry)?;
