@@ -66,10 +66,20 @@ pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: Rea
         Err(trove_cache::Error::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    if opts.with_body && !validate && state.cluster.map().smap.nodes.len() > 1 {
+    let several = state.cluster.map().smap.nodes.len() > 1;
+    if opts.with_body && !validate && several && state.readthrough.in_flight(bck, key).is_none() {
         // In-cluster bytes beat cloud egress: another node (the previous owner, after a join) may have it.
         if let Some((file, meta)) = super::peers::pull_cached(state, entry, key).await? {
             return Ok(Object { meta, body: Body::File(file) });
+        }
+        // A fill by a concurrent reader may have finished while the neighbours were asked.
+        match state.store.open_object(bck, key) {
+            Ok((file, meta)) => {
+                state.metrics.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Object { meta, body: Body::File(file) });
+            }
+            Err(trove_cache::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     state.metrics.misses.fetch_add(1, Ordering::Relaxed);
