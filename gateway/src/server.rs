@@ -307,13 +307,13 @@ impl Frontend {
     fn front_check(&self, req: &Request<s3s::Body>, target: &Target) -> Option<Response<s3s::Body>> {
         if req.method() == http::Method::POST && is_form_upload(req.headers()) {
             let msg = "POST Object (browser-based form upload) is not supported; use PUT or a presigned PUT URL";
-            let mut r = xml_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented", msg);
+            let mut r = crate::s3::errors::xml_response(StatusCode::NOT_IMPLEMENTED, "NotImplemented", msg);
             r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             return Some(r);
         }
         if target.auth == AuthKind::SigV4Presigned && presigned_expiry_out_of_range(target.param("X-Amz-Expires")) {
             let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
-            return Some(xml_error(StatusCode::FORBIDDEN, "AccessDenied", msg));
+            return Some(crate::s3::errors::xml_response(StatusCode::FORBIDDEN, "AccessDenied", msg));
         }
         if let AuthKind::SigV2 | AuthKind::SigV2Presigned = target.auth {
             let signed = crate::s3::sigv2::Signed {
@@ -325,7 +325,7 @@ impl Frontend {
             };
             let presigned = target.auth == AuthKind::SigV2Presigned;
             if let Err(r) = crate::s3::sigv2::check(&self.state, &signed, presigned, time::OffsetDateTime::now_utc()) {
-                return Some(xml_error(r.status, r.code, r.message));
+                return Some(crate::s3::errors::xml_response(r.status, r.code, r.message));
             }
         }
         None
@@ -404,17 +404,11 @@ fn plain(status: StatusCode, body: String) -> Response<s3s::Body> {
 }
 
 fn internal_error() -> Response<s3s::Body> {
-    xml_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error. Please try again.")
-}
-
-fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    );
-    let mut r = Response::new(s3s::Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
-    r
+    crate::s3::errors::xml_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "We encountered an internal error. Please try again.",
+    )
 }
 
 async fn shutdown_signal() {

@@ -289,17 +289,13 @@ fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> 
 
 /// An error in the shape of the API asked: S3's XML, or AIS's plain message.
 fn refusal(api: Api, status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
-    let (body, content_type) = match api {
-        Api::S3 => (
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-            ),
-            "application/xml",
-        ),
-        Api::Native => (message.to_owned(), "text/plain"),
-    };
-    let mut r = Response::new(s3s::Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
+    match api {
+        Api::S3 => crate::s3::errors::xml_response(status, code, message),
+        Api::Native => {
+            let mut r = Response::new(s3s::Body::from(message.to_owned()));
+            *r.status_mut() = status;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r
+        }
+    }
 }

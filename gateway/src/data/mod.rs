@@ -28,7 +28,7 @@ pub use buckets::{
 };
 pub use error::Error;
 pub use file_body::{FileBody, SyncBody};
-pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk, WalkPage};
+pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
 pub use write::{adopt, delete, delete_local, delete_many, payload_of, put, write_through, Precondition};
 

@@ -271,45 +271,51 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
     }
 }
 
-/// Whether no other node of the cluster holds an object of `entry`. Every node must answer: one that does not makes
-/// the question unanswerable (503), since it may hold objects.
-pub async fn bucket_empty_everywhere(state: &SharedState, entry: &BucketEntry) -> Result<bool, Error> {
-    let map = state.cluster.map();
-    let path = format!("{PREFIX}{BUCKET_EMPTY}");
+/// Asks every other node of the map `call` with `req`, all at once; each node's id with its answer.
+async fn ask_others<Req, Resp>(state: &SharedState, call: &str, req: &Req) -> Vec<(String, Result<Resp, String>)>
+where
+    Req: serde::Serialize + Clone + Send + Sync + 'static,
+    Resp: serde::de::DeserializeOwned + Send + 'static,
+{
+    let path = format!("{PREFIX}{call}");
     let mut asks = tokio::task::JoinSet::new();
-    for node in map.smap.nodes.values().filter(|n| n.id != state.node_id) {
-        let (st, url, entry, path, id) =
-            (state.clone(), node.url.clone(), entry.clone(), path.clone(), node.id.clone());
-        asks.spawn(async move { (id, st.cluster.call::<_, bool>(&url, &path, &entry, DEADLINE).await) });
+    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
+        let (st, url, path, id, req) = (state.clone(), node.url.clone(), path.clone(), node.id.clone(), req.clone());
+        asks.spawn(async move {
+            let answer = st.cluster.call::<_, Resp>(&url, &path, &req, DEADLINE).await.map_err(|e| e.to_string());
+            (id, answer)
+        });
     }
-    let mut empty = true;
+    let mut out = Vec::new();
     while let Some(done) = asks.join_next().await {
-        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
-        match answer {
-            Ok(e) => empty &= e,
-            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not answer: {e}"))),
+        match done {
+            Ok(answer) => out.push(answer),
+            Err(e) => tracing::warn!(error = %e, call, "an intra-cluster call task failed"),
         }
     }
-    Ok(empty)
+    out
+}
+
+/// The answers of every other node, or 503 naming one that did not answer (`what` it was asked).
+fn every_answer<Resp>(answers: Vec<(String, Result<Resp, String>)>, what: &str) -> Result<Vec<Resp>, Error> {
+    answers
+        .into_iter()
+        .map(|(id, a)| a.map_err(|e| Error::ClusterUnavailable(format!("node {id} did not answer {what}: {e}"))))
+        .collect()
+}
+
+/// Whether no other node of the cluster holds an object of `entry`. Every node must answer: one that does not
+/// makes the question unanswerable (503), since it may hold objects.
+pub async fn bucket_empty_everywhere(state: &SharedState, entry: &BucketEntry) -> Result<bool, Error> {
+    let answers = ask_others::<_, bool>(state, BUCKET_EMPTY, entry).await;
+    Ok(every_answer(answers, "whether it holds objects")?.into_iter().all(|empty| empty))
 }
 
 /// One page of a bucket walked on every node and merged. Every node must answer: a listing is never short.
 pub async fn walk_everywhere(state: &SharedState, walk: &data::Walk) -> Result<data::Page, Error> {
-    let map = state.cluster.map();
-    let path = format!("{PREFIX}{WALK}");
-    let mut asks = tokio::task::JoinSet::new();
-    for node in map.smap.nodes.values().filter(|n| n.id != state.node_id) {
-        let (st, url, walk, path, id) = (state.clone(), node.url.clone(), walk.clone(), path.clone(), node.id.clone());
-        asks.spawn(async move { (id, st.cluster.call::<_, data::WalkPage>(&url, &path, &walk, DEADLINE).await) });
-    }
-    let mut pages = vec![data::walk_local(state, walk.clone()).await?];
-    while let Some(done) = asks.join_next().await {
-        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
-        match answer {
-            Ok(p) => pages.push(p),
-            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not answer a listing: {e}"))),
-        }
-    }
+    let (local, others) = tokio::join!(data::walk_local(state, walk.clone()), ask_others(state, WALK, walk));
+    let mut pages = every_answer(others, "a listing")?;
+    pages.push(local?);
     Ok(data::merge_walks(pages, walk.max))
 }
 
@@ -337,10 +343,9 @@ fn local_jobs(state: &SharedState, f: &JobFilter) -> Vec<std::sync::Arc<crate::j
 pub async fn start_everywhere(state: &SharedState, mut j: JobStart) -> Result<String, Error> {
     let job = start_local(state, &j)?;
     j.id = job.id.clone();
-    let path = format!("{PREFIX}{JOB_START}");
-    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
-        if let Err(e) = state.cluster.call::<_, bool>(&node.url, &path, &j, DEADLINE).await {
-            job.note_error(format!("node {} did not start its part: {e}", node.id));
+    for (id, answer) in ask_others::<_, bool>(state, JOB_START, &j).await {
+        if let Err(e) = answer {
+            job.note_error(format!("node {id} did not start its part: {e}"));
         }
     }
     Ok(job.id.clone())
@@ -358,19 +363,10 @@ pub async fn jobs_everywhere(
         local.iter().for_each(|j| j.abort());
     }
     let mut out = vec![(state.node_id.clone(), local.iter().map(|j| j.view()).collect())];
-    let path = format!("{PREFIX}{}", if stop { JOB_STOP } else { JOBS });
-    let mut asks = tokio::task::JoinSet::new();
-    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
-        let (st, url, f, path, id) = (state.clone(), node.url.clone(), f.clone(), path.clone(), node.id.clone());
-        asks.spawn(
-            async move { (id, st.cluster.call::<_, Vec<crate::jobs::JobView>>(&url, &path, &f, DEADLINE).await) },
-        );
-    }
-    while let Some(done) = asks.join_next().await {
-        match done {
-            Ok((id, Ok(views))) => out.push((id, views)),
-            Ok((id, Err(e))) => tracing::warn!(node = %id, error = %e, "a node did not report its jobs"),
-            Err(e) => tracing::warn!(error = %e, "job query task"),
+    for (id, answer) in ask_others(state, if stop { JOB_STOP } else { JOBS }, f).await {
+        match answer {
+            Ok(views) => out.push((id, views)),
+            Err(e) => tracing::warn!(node = %id, error = %e, "a node did not report its jobs"),
         }
     }
     out
@@ -382,21 +378,15 @@ pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: V
     if keys.is_empty() {
         return Vec::new();
     }
-    let path = format!("{PREFIX}{DELETE_KEYS}");
-    let mut asks = tokio::task::JoinSet::new();
-    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
-        let call = DeleteKeys { entry: entry.clone(), keys: keys.clone() };
-        let (st, url, path, id) = (state.clone(), node.url.clone(), path.clone(), node.id.clone());
-        asks.spawn(
-            async move { (id, st.cluster.call::<_, Vec<(String, String)>>(&url, &path, &call, DEADLINE).await) },
-        );
-    }
-    let mut failed = data::delete_local(state, entry, keys.clone()).await;
-    while let Some(done) = asks.join_next().await {
-        match done {
-            Ok((_, Ok(f))) => failed.extend(f),
-            Ok((id, Err(e))) => failed.extend(keys.iter().map(|k| (k.clone(), format!("node {id}: {e}")))),
-            Err(e) => tracing::warn!(error = %e, "delete task"),
+    let call = DeleteKeys { entry: entry.clone(), keys: keys.clone() };
+    let (mut failed, others) = tokio::join!(
+        data::delete_local(state, entry, keys.clone()),
+        ask_others::<_, Vec<(String, String)>>(state, DELETE_KEYS, &call)
+    );
+    for (id, answer) in others {
+        match answer {
+            Ok(f) => failed.extend(f),
+            Err(e) => failed.extend(keys.iter().map(|k| (k.clone(), format!("node {id}: {e}")))),
         }
     }
     failed
@@ -405,21 +395,10 @@ pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: V
 /// The multipart uploads in progress of a bucket on every node (each upload lives on its key's owner), by key
 /// then initiation. Every node must answer: the list is never short.
 pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Result<Vec<trove_cache::Upload>, Error> {
-    let path = format!("{PREFIX}{UPLOADS}");
-    let mut asks = tokio::task::JoinSet::new();
-    for node in state.cluster.map().smap.nodes.values().filter(|n| n.id != state.node_id) {
-        let (st, url, path, id, e) = (state.clone(), node.url.clone(), path.clone(), node.id.clone(), entry.clone());
-        asks.spawn(
-            async move { (id, st.cluster.call::<_, Vec<trove_cache::Upload>>(&url, &path, &e, DEADLINE).await) },
-        );
-    }
-    let mut all = local_uploads(state, entry).await?;
-    while let Some(done) = asks.join_next().await {
-        let (id, answer) = done.map_err(|e| Error::Internal(e.to_string()))?;
-        match answer {
-            Ok(u) => all.extend(u),
-            Err(e) => return Err(Error::ClusterUnavailable(format!("node {id} did not list its uploads: {e}"))),
-        }
+    let (local, others) = tokio::join!(local_uploads(state, entry), ask_others(state, UPLOADS, entry));
+    let mut all = local?;
+    for u in every_answer::<Vec<trove_cache::Upload>>(others, "its uploads")? {
+        all.extend(u);
     }
     // As one node orders them: by key, then by initiation.
     all.sort_by(|a, b| (a.key.as_bytes(), a.initiated_ms).cmp(&(b.key.as_bytes(), b.initiated_ms)));

@@ -99,3 +99,14 @@ pub fn check_space(state: &crate::state::SharedState) -> s3s::S3Result<()> {
 pub fn no_such_bucket() -> S3Error {
     s3_error!(NoSuchBucket, "The specified bucket does not exist")
 }
+
+/// An S3 error answered outside s3s (before it, or for a request another node was to serve): S3's XML body.
+pub fn xml_response(status: http::StatusCode, code: &str, message: &str) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut r = http::Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    r
+}
