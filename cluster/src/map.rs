@@ -19,6 +19,9 @@ pub enum NodeState {
     Maintenance,
     /// Being decommissioned: owns nothing, leaves the cluster.
     Leaving,
+    /// Unreachable from the leader for a while: owns nothing until it has reconciled its copies with the
+    /// cluster and made itself active again.
+    Down,
 }
 
 impl NodeState {
@@ -28,6 +31,7 @@ impl NodeState {
             NodeState::Active => "active",
             NodeState::Maintenance => "maintenance",
             NodeState::Leaving => "leaving",
+            NodeState::Down => "down",
         }
     }
 }

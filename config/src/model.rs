@@ -30,6 +30,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub rebalance: RebalanceConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -156,6 +158,25 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig { keep_secs: 3600 }
+    }
+}
+
+/// How a node moves objects after a membership change, and repairs mirrored copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RebalanceConfig {
+    /// Bytes per second this node sends to other nodes while rebalancing or repairing (0: unthrottled).
+    pub rate_bytes_per_sec: u64,
+    /// Objects in flight at once.
+    pub parallel: usize,
+    /// Seconds the Raft leader waits on an unreachable active node before it marks it `down` (its objects
+    /// then belong to the others, and mirrored copies are repaired there).
+    pub down_after_secs: u64,
+}
+
+impl Default for RebalanceConfig {
+    fn default() -> Self {
+        RebalanceConfig { rate_bytes_per_sec: 0, parallel: 4, down_after_secs: 10 }
     }
 }
 
@@ -350,6 +371,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.rebalance.parallel == 0 || self.rebalance.down_after_secs == 0 {
+            return Err(Error::Setting {
+                key: "rebalance",
+                reason: "parallel and down_after_secs must be at least 1".into(),
+            });
+        }
         if self.storage.mountpaths.is_empty() {
             return Err(Error::Setting {
                 key: "storage.mountpaths",

@@ -55,13 +55,24 @@ impl Capacity {
 
     /// Whether writes and cold GETs must be refused (507): at or above `out_of_space`.
     pub fn out_of_space(&self, state: &AppState) -> bool {
-        // With a configured capacity the index is exact at every instant; filesystems are sampled by `check`.
-        let (limit, used) = if self.cfg.capacity > 0 {
+        let (limit, used) = self.now(state);
+        used >= Self::mark(limit, self.cfg.out_of_space)
+    }
+
+    /// Whether the node is above its high watermark (it then takes no cached copies from other nodes).
+    pub fn above_high(&self, state: &AppState) -> bool {
+        let (limit, used) = self.now(state);
+        used > Self::mark(limit, self.cfg.highwm)
+    }
+
+    /// (limit, used): with a configured capacity the index is exact at every instant; filesystems are sampled
+    /// by `check`.
+    fn now(&self, state: &AppState) -> (u64, u64) {
+        if self.cfg.capacity > 0 {
             (self.cfg.capacity, state.store.index().total())
         } else {
             (self.limit.load(Ordering::Relaxed), self.used.load(Ordering::Relaxed))
-        };
-        used >= Self::mark(limit, self.cfg.out_of_space)
+        }
     }
 
     /// Whether an object of `size` bytes fits where `key` of `bck` would be stored: on its mountpath's

@@ -131,6 +131,15 @@ pub struct Metrics {
     pub misses: AtomicU64,
     /// Cold reads served from a copy another node had cached, instead of the backend.
     pub neighbor_fills: AtomicU64,
+    /// Copies of mirrored writes published on other nodes.
+    pub mirror_copies: AtomicU64,
+    /// Objects and bytes this node sent to other nodes in rebalance and repair walks.
+    pub rebalance_sent_objects: AtomicU64,
+    pub rebalance_sent_bytes: AtomicU64,
+    /// Copies this node dropped because they were misplaced, stale or deleted elsewhere.
+    pub rebalance_dropped: AtomicU64,
+    /// Objects a walk could not place (retried by the next walk).
+    pub rebalance_failures: AtomicU64,
 }
 
 /// `trove_request_duration_seconds`, one histogram per operation (all statuses together).
@@ -207,7 +216,7 @@ pub fn render(state: &AppState) -> String {
     metric("counter", "trove_evicted_bytes_total", "Bytes evicted by the LRU.", &one(usage.evicted_bytes));
     let jobs = state.jobs.list(None);
     let mut job_samples = Vec::new();
-    for kind in [crate::jobs::PREFETCH, crate::jobs::EVICT] {
+    for kind in [crate::jobs::PREFETCH, crate::jobs::EVICT, crate::jobs::rebalance::REBALANCE] {
         let of_kind: Vec<_> = jobs.iter().filter(|j| j.kind == kind).collect();
         let running = of_kind.iter().filter(|j| !j.finished()).count() as u64;
         job_samples.push((format!("{{kind=\"{kind}\",state=\"running\"}}"), running));
@@ -252,6 +261,28 @@ pub fn render(state: &AppState) -> String {
         "trove_cache_neighbor_fills_total",
         "Cold reads of remote objects filled from another node's cached copy instead of the backend.",
         &[(String::new(), m.neighbor_fills.load(Ordering::Relaxed))],
+    );
+    let n = |c: &AtomicU64| [(String::new(), c.load(Ordering::Relaxed))];
+    counter("trove_mirror_copies_total", "Copies of mirrored writes published on other nodes.", &n(&m.mirror_copies));
+    counter(
+        "trove_rebalance_sent_objects_total",
+        "Objects sent to other nodes by rebalance and repair.",
+        &n(&m.rebalance_sent_objects),
+    );
+    counter(
+        "trove_rebalance_sent_bytes_total",
+        "Bytes sent to other nodes by rebalance and repair.",
+        &n(&m.rebalance_sent_bytes),
+    );
+    counter(
+        "trove_rebalance_dropped_total",
+        "Copies dropped here as misplaced, stale or deleted elsewhere.",
+        &n(&m.rebalance_dropped),
+    );
+    counter(
+        "trove_rebalance_failures_total",
+        "Objects a rebalance or repair walk could not place (retried).",
+        &n(&m.rebalance_failures),
     );
     let rt = state.readthrough.counters();
     let cold: Vec<_> = [Provider::Aws, Provider::Gcp, Provider::Azure]

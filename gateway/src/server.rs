@@ -95,6 +95,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("cannot attach [[buckets]]")?;
     state.ready.store(true, std::sync::atomic::Ordering::Release);
     background.spawn(crate::jobs::rebalance::watch(state.clone()));
+    background.spawn(crate::cluster::liveness::watch(state.clone()));
     crate::capacity::start(state.clone());
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
@@ -280,10 +281,10 @@ impl Frontend {
             return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "intra-cluster calls are POSTs".into()));
         }
         let header = req.headers().get(trove_cluster::AUTH_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if intra.as_deref() == Some(crate::data::peers::ADOPT_PATH) {
+        if intra.as_deref() == Some(crate::data::copies::COPY_PATH) {
             // An object handed over by another node: its body streams to disk.
             let body = std::mem::take(req.body_mut());
-            return Some(crate::data::peers::adopt(&self.state, header.as_deref(), req.headers(), body).await);
+            return Some(crate::data::copies::receive(&self.state, header.as_deref(), req.headers(), body).await);
         }
         let limit = if raft.is_some() { RAFT_MAX_BODY } else { crate::data::peers::MAX_BODY };
         let body = std::mem::take(req.body_mut());

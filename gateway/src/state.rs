@@ -35,9 +35,15 @@ pub struct AppState {
     pub node_id: String,
     /// This node's part of the cluster: the replicated map, metadata writes, membership.
     pub cluster: Arc<Cluster>,
-    /// AIS objects deleted here recently: an older copy another node hands over (a rebalance that read it
-    /// before the delete) is refused, so a delete is never undone by a late move.
-    pub recent_deletes: std::sync::Mutex<HashMap<(trove_namespace::Bck, String), std::time::Instant>>,
+    /// When AIS objects were deleted here: an older copy another node hands over (a rebalance that read it
+    /// before the delete, a node that was down) is refused, so a delete is never undone by a late move.
+    pub tombstones: crate::data::Tombstones,
+    /// Copies other nodes sent for a mirrored write, received and synced, waiting for the writer's commit.
+    pub pending_replicas: crate::data::copies::PendingReplicas,
+    /// Rebalance and repair settings (`[rebalance]`).
+    pub rebalance: trove_config::RebalanceConfig,
+    /// Asks for a repair walk outside a map change (a mirrored write that could not keep every copy).
+    pub repair_wanted: tokio::sync::Notify,
     /// Incarnations of buckets this node is deleting: no write lands in them meanwhile.
     pub sealed_here: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Set once the node has founded or joined its cluster (`/v1/health` answers 503 before).
@@ -124,6 +130,9 @@ impl AppState {
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
         let registry = Arc::new(Registry::open(sys.join("bmd.json"))?);
+        let tombstones_path = sys.join("tombstones.log");
+        let tombstones = crate::data::Tombstones::open(&tombstones_path, cfg.storage.fsync)
+            .map_err(|source| StartError::Io { path: tombstones_path, source })?;
         let secrets_path = sys.join("secrets.json");
         let (mut secrets, fresh) = load_or_generate_secrets(&secrets_path)?;
         let raft_dir = sys.join("raft");
@@ -224,7 +233,10 @@ impl AppState {
                 forwarder: Default::default(),
                 ready: Default::default(),
                 sealed_here: Default::default(),
-                recent_deletes: Default::default(),
+                tombstones,
+                pending_replicas: Default::default(),
+                rebalance: cfg.rebalance.clone(),
+                repair_wanted: Default::default(),
                 root_id,
                 providers,
                 readthrough,
@@ -255,20 +267,11 @@ impl AppState {
         adopt_canonical_ids(self).await
     }
 
-    /// Notes that `key` of an AIS bucket was deleted here now (see `recent_deletes`).
-    pub fn remember_delete(&self, bck: &trove_namespace::Bck, key: &str) {
-        const KEEP: std::time::Duration = std::time::Duration::from_secs(600);
-        let mut recent = self.recent_deletes.lock().unwrap_or_else(|e| e.into_inner());
-        if recent.len() >= 100_000 {
-            recent.retain(|_, t| t.elapsed() < KEEP);
+    /// Notes that `keys` of an AIS bucket were deleted here now (blocking: the tombstones are synced).
+    pub fn remember_deletes(&self, bck: &trove_namespace::Bck, keys: &[String]) {
+        if let Err(e) = self.tombstones.record(bck, keys, crate::data::now_ms()) {
+            tracing::error!(bucket = %bck, error = %e, "could not record deletes: a node that was away may bring them back");
         }
-        recent.insert((bck.clone(), key.to_owned()), std::time::Instant::now());
-    }
-
-    /// Whether `key` of an AIS bucket was deleted here since `since`.
-    pub fn deleted_since(&self, bck: &trove_namespace::Bck, key: &str, since: std::time::Instant) -> bool {
-        let recent = self.recent_deletes.lock().unwrap_or_else(|e| e.into_inner());
-        recent.get(&(bck.clone(), key.to_owned())).is_some_and(|t| *t >= since)
     }
 
     /// Which node owns an object under the committed cluster map.

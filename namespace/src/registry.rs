@@ -25,6 +25,8 @@ pub struct BucketProps {
     pub versioning: VersioningProps,
     #[serde(default)]
     pub cache: CacheProps,
+    #[serde(default)]
+    pub mirror: MirrorProps,
     /// For attached cloud buckets: the backend bucket this S3 name stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_bck: Option<Bck>,
@@ -55,13 +57,34 @@ pub struct CacheProps {
     pub background_fill: bool,
     /// When the backend is unreachable during a revalidating warm GET, serve the cached copy anyway.
     pub serve_stale: bool,
+    /// After a cluster membership change, hand warm cached copies over to their new owners (a rebalance moves
+    /// them like AIS-local objects). Off: nothing moves; the new owner pulls the old owner's copy on first read.
+    pub move_warm_copies: bool,
 }
 
 impl Default for CacheProps {
     fn default() -> Self {
-        CacheProps { background_fill: true, serve_stale: false }
+        CacheProps { background_fill: true, serve_stale: false, move_warm_copies: false }
     }
 }
+
+/// Redundancy of AIS-local objects, with AIS's names. Unlike AIS (copies on one target's mountpaths), Trove
+/// keeps the copies on distinct nodes, the first `copies` in HRW order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MirrorProps {
+    pub enabled: bool,
+    pub copies: u32,
+}
+
+impl Default for MirrorProps {
+    fn default() -> Self {
+        MirrorProps { enabled: false, copies: 2 }
+    }
+}
+
+/// The most copies a bucket may ask for.
+pub const MAX_COPIES: u32 = 16;
 
 impl BucketProps {
     /// Applies a partial property tree with AIS names (`{"versioning":{"validate_warm_get":true}}`), as
@@ -93,8 +116,22 @@ impl BucketProps {
         }
         let mut tree = serde_json::to_value(&*self).map_err(|e| e.to_string())?;
         merge(&mut tree, patch, "")?;
-        *self = serde_json::from_value(tree).map_err(|e| format!("invalid bucket properties: {e}"))?;
+        let next: BucketProps = serde_json::from_value(tree).map_err(|e| format!("invalid bucket properties: {e}"))?;
+        if !(1..=MAX_COPIES).contains(&next.mirror.copies) {
+            return Err(format!("mirror.copies must be between 1 and {MAX_COPIES}"));
+        }
+        *self = next;
         Ok(())
+    }
+
+    /// How many nodes keep each object of a bucket with these properties (mirroring applies to AIS-local
+    /// buckets; a cache of a remote bucket has its backend as the other copy).
+    pub fn copies(&self, remote: bool) -> usize {
+        if self.mirror.enabled && !remote {
+            self.mirror.copies.max(1) as usize
+        } else {
+            1
+        }
     }
 }
 
@@ -224,6 +261,19 @@ fn persist(path: &Path, snap: &RegistrySnapshot) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_properties_use_ais_names_and_apply_to_ais_buckets_only() {
+        let mut p = BucketProps::default();
+        assert_eq!(p.copies(false), 1);
+        p.apply(&serde_json::json!({"mirror": {"enabled": true, "copies": 3}})).unwrap();
+        assert_eq!((p.copies(false), p.copies(true)), (3, 1));
+        assert!(p.apply(&serde_json::json!({"mirror": {"copies": 0}})).is_err());
+        assert!(p.apply(&serde_json::json!({"mirror": {"copies": 17}})).is_err());
+        assert_eq!(p.copies(false), 3, "a refused patch changes nothing");
+        p.apply(&serde_json::json!({"cache": {"move_warm_copies": true}})).unwrap();
+        assert!(p.cache.move_warm_copies);
+    }
 
     fn entry(name: &str) -> BucketEntry {
         BucketEntry {

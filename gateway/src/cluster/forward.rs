@@ -6,8 +6,9 @@
 //! A forwarded request carries `trove-forwarded` (signed with the cluster secret, so nobody outside can pose as
 //! a node) and the sender's Smap version; the receiver waits briefly to reach that version and then serves it
 //! itself, so a request is forwarded at most once. When the owner cannot be reached, a read of a cloud object
-//! goes to the next node in HRW order (which fills from the backend); anything else is answered 503, which S3
-//! clients retry.
+//! goes to the next node in HRW order (which fills from the backend), a read of a mirrored object to the node
+//! with its next copy; anything else is answered 503, which S3 clients retry (until the leader marks the node
+//! down and the next node owns its objects).
 
 use std::time::Duration;
 
@@ -126,7 +127,13 @@ async fn to_owner(
 ) -> Routed {
     let owner = ranked[0];
     let readonly = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
-    let fallbacks: &[&NodeInfo] = if readonly && entry.bck.provider.is_remote() { &ranked[1..] } else { &[] };
+    // A cloud object can be filled anywhere; a mirrored one is read from its next copy.
+    let copies = entry.props.copies(entry.bck.provider.is_remote());
+    let fallbacks: &[&NodeInfo] = match (readonly, entry.bck.provider.is_remote()) {
+        (true, true) => &ranked[1..],
+        (true, false) => &ranked[1..copies.min(ranked.len())],
+        (false, _) => &[],
+    };
     let version = state.cluster.map().smap.version;
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
@@ -176,7 +183,12 @@ async fn with_neighbors(
     match method {
         http::Method::GET | http::Method::HEAD => {
             let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
-            let here = tokio::task::spawn_blocking(move || st.store.head(&bck, &k).is_ok()).await.unwrap_or(true);
+            // Deleted through this node: a copy a neighbour still holds (it was away) must not answer.
+            let here = tokio::task::spawn_blocking(move || {
+                st.store.head(&bck, &k).is_ok() || st.tombstones.deleted_at(&bck, &k).is_some()
+            })
+            .await
+            .unwrap_or(true);
             if !here {
                 for node in &others {
                     let ask = build(state, &parts, node, version, s3s::Body::empty(), true);

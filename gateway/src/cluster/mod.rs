@@ -6,6 +6,7 @@
 //! `trove-cluster`; this only reads it.
 
 pub mod forward;
+pub mod liveness;
 
 use trove_cluster::{ClusterMap, NodeInfo};
 use trove_namespace::hrw::{self, Member};

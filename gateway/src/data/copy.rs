@@ -55,16 +55,17 @@ pub async fn copy_object(
         return Err(Error::NotImplemented("a copy into a cloud bucket from a different bucket"));
     }
     let (st, bck, guard) = (state.clone(), dest.bck.clone(), bucket_guard(state, dest));
-    blocking(move || {
+    let (staged, meta) = blocking(move || {
         let mut staged = st.store.stage(&bck, &meta.key)?;
         staged.guard(guard);
         if let Some(md5) = copy_bytes(src, &mut staged, 0, meta.size, rehash)? {
             meta.etag = hex::encode(md5);
         }
-        st.store.commit(staged, &bck, &meta.key, &meta)?;
-        Ok(meta)
+        Ok((staged, meta))
     })
-    .await
+    .await?;
+    super::mirror::publish(state, dest, staged, &meta, None).await?;
+    Ok(meta)
 }
 
 /// Copies `[start, end)` of the opened source into part `number` of an upload to `dest`.

@@ -7,14 +7,17 @@
 
 pub mod attach;
 mod buckets;
+pub mod copies;
 pub mod copy;
 mod error;
 mod file_body;
 mod list;
+pub mod mirror;
 pub mod multipart;
 pub mod peers;
 mod read;
 pub mod receive;
+mod tombstones;
 mod write;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub use error::Error;
 pub use file_body::{FileBody, SyncBody};
 pub use list::{list, merge as merge_walks, walk_local, ListOpts, Page, Walk};
 pub use read::{backend_current, check_space, drop_cached, ensure_cached, prefetch, read, Body, ReadOpts};
+pub use tombstones::Tombstones;
 pub use write::{adopt, delete, delete_local, delete_many, payload_of, put, write_through, Precondition};
 
 use crate::state::AppState;

@@ -115,15 +115,21 @@ pub async fn complete(
         None if entry.bck.provider.is_remote() => write_through(state, entry, &staged, &mut meta).await?,
         None => {}
     }
-    let (st, bck, k, id, m) = (state.clone(), entry.bck.clone(), key.to_owned(), upload_id.to_owned(), meta.clone());
-    blocking(move || {
-        match check {
-            Some(check) => st.store.commit_if(staged, &bck, &k, &m, check)?,
-            None => st.store.commit(staged, &bck, &k, &m)?,
-        }
-        Ok(st.store.finish_upload(&bck, &k, &id)?)
-    })
-    .await?;
+    if entry.bck.provider.is_remote() {
+        let (st, bck, k, m) = (state.clone(), entry.bck.clone(), key.to_owned(), meta.clone());
+        blocking(move || {
+            match check {
+                Some(check) => st.store.commit_if(staged, &bck, &k, &m, check)?,
+                None => st.store.commit(staged, &bck, &k, &m)?,
+            }
+            Ok(())
+        })
+        .await?;
+    } else {
+        super::mirror::publish(state, entry, staged, &meta, check).await?;
+    }
+    let (st, bck, k, id) = (state.clone(), entry.bck.clone(), key.to_owned(), upload_id.to_owned());
+    blocking(move || Ok(st.store.finish_upload(&bck, &k, &id)?)).await?;
     Ok(meta)
 }
 

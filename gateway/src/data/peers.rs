@@ -26,31 +26,6 @@ const OBJECT: &str = "object";
 const DELETE_KEYS: &str = "delete-keys";
 const UPLOADS: &str = "uploads";
 
-/// The path of a handed-over object (a rebalance moving it to its owner); its body streams.
-pub const ADOPT_PATH: &str = "/v1/intra/adopt";
-/// The header of a handed-over object: its bucket, key and metadata (JSON, base64).
-const ADOPT_HEADER: &str = "trove-adopt";
-
-/// An object one node hands over to another.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Adopt {
-    entry: BucketEntry,
-    key: String,
-    meta: trove_cache::ObjMeta,
-}
-
-/// What the owner did with a handed-over object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Handed {
-    /// Stored: the owner's copy is this one now.
-    Installed,
-    /// The owner has a newer copy (written after the placement changed): the handed-over one is not needed.
-    Kept,
-    /// The object was deleted on the owner meanwhile: the handed-over copy must not come back.
-    Deleted,
-}
-
 /// Keys whose copies a node drops.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct DeleteKeys {
@@ -248,6 +223,14 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
                 .and_then(|u| serde_json::to_value(u).map_err(|e| Error::Internal(format!("encoding uploads: {e}")))),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
+        data::copies::PROBE => match serde_json::from_slice::<data::copies::Probe>(&body) {
+            Ok(p) => data::copies::answer_probe(state, p).await.map(|h| serde_json::json!(h)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        data::copies::REPLICA_COMMIT => match serde_json::from_slice::<data::copies::ReplicaCommit>(&body) {
+            Ok(c) => data::copies::answer_commit(state, c).await.map(|h| serde_json::json!(h)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
         JOB_START => match serde_json::from_slice::<JobStart>(&body) {
             Ok(j) => start_local(state, &j).map(|_| serde_json::json!(true)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
@@ -410,119 +393,4 @@ pub async fn uploads_everywhere(state: &SharedState, entry: &BucketEntry) -> Res
 async fn local_uploads(state: &SharedState, entry: &BucketEntry) -> Result<Vec<trove_cache::Upload>, Error> {
     let (st, bck) = (state.clone(), entry.bck.clone());
     data::blocking(move || Ok(st.store.list_uploads(&bck)?)).await
-}
-
-/// Hands this node's copy of `key` over to `node` (its owner); the local copy stays until the caller drops it.
-/// `None` when the local copy is gone (deleted meanwhile).
-pub async fn hand_over(
-    state: &SharedState,
-    node: &trove_cluster::NodeInfo,
-    entry: &BucketEntry,
-    key: &str,
-) -> Result<Option<(Handed, trove_cache::ObjMeta)>, Error> {
-    use base64::Engine;
-    use http_body_util::BodyExt;
-    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
-    let opened = data::blocking(move || match st.store.open_object_untouched(&bck, &k) {
-        Ok(x) => Ok(Some(x)),
-        Err(trove_cache::Error::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    })
-    .await?;
-    let Some((file, meta)) = opened else { return Ok(None) };
-    let header = Adopt { entry: entry.clone(), key: key.to_owned(), meta: meta.clone() };
-    let header = base64::engine::general_purpose::STANDARD
-        .encode(serde_json::to_vec(&header).map_err(|e| Error::Internal(e.to_string()))?);
-    let body = data::FileBody::new(file, 0, meta.size).into_blob();
-    let req = http::Request::post(format!("{}{ADOPT_PATH}", node.url.trim_end_matches('/')))
-        .header(trove_cluster::AUTH_HEADER, state.cluster.sign("POST", ADOPT_PATH))
-        .header(ADOPT_HEADER, header)
-        .header(http::header::CONTENT_LENGTH, meta.size)
-        .body(s3s::Body::from(body))
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let resp = tokio::time::timeout(HAND_OVER_DEADLINE, state.forwarder.request(req))
-        .await
-        .map_err(|_| Error::Unavailable(format!("node {} did not take an object in time", node.id)))?
-        .map_err(|e| Error::Unavailable(format!("node {}: {e}", node.id)))?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.map_err(|e| Error::Unavailable(e.to_string()))?.to_bytes();
-    if !status.is_success() {
-        return Err(Error::Unavailable(format!(
-            "node {} refused an object: {}",
-            node.id,
-            String::from_utf8_lossy(&body)
-        )));
-    }
-    let handed: Handed = serde_json::from_slice(&body).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Some((handed, meta)))
-}
-
-/// How long one object may take to hand over (bodies stream; a stalled peer must not stall the rebalance).
-const HAND_OVER_DEADLINE: Duration = Duration::from_secs(600);
-
-/// The owner's side of a hand-over: stores the object unless a newer copy is here already, or the object was
-/// deleted here since the rebalance could have read it.
-pub async fn adopt(
-    state: &SharedState,
-    auth: Option<&str>,
-    headers: &http::HeaderMap,
-    body: s3s::Body,
-) -> http::Response<s3s::Body> {
-    use base64::Engine;
-    use http_body_util::BodyExt;
-    if let Err(e) = state.cluster.verify(auth, "POST", ADOPT_PATH) {
-        tracing::warn!(error = %e, "refused a handed-over object");
-        return respond(StatusCode::FORBIDDEN, Bytes::from(e.to_string()));
-    }
-    let started = std::time::Instant::now();
-    let Some(a) = headers
-        .get(ADOPT_HEADER)
-        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
-        .and_then(|b| serde_json::from_slice::<Adopt>(&b).ok())
-    else {
-        return respond(StatusCode::BAD_REQUEST, Bytes::from("no object description"));
-    };
-    let answer = |h: Handed| respond(StatusCode::OK, Bytes::from(serde_json::to_vec(&h).unwrap_or_default()));
-    // A delete here within the last minutes wins over any copy a rebalance read before it.
-    if state.deleted_since(&a.entry.bck, &a.key, started - Duration::from_secs(600)) {
-        return answer(Handed::Deleted);
-    }
-    let (st, bck, key) = (state.clone(), a.entry.bck.clone(), a.key.clone());
-    let staged = match data::blocking(move || Ok(st.store.stage(&bck, &key)?)).await {
-        Ok(s) => s,
-        Err(e) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
-    };
-    let mut stream = body.into_data_stream();
-    let received = data::receive::receive(&staged, Some(&mut stream), &[], a.meta.size).await;
-    let received = match received {
-        Ok(r) if r.size == a.meta.size => r,
-        Ok(_) => return respond(StatusCode::BAD_REQUEST, Bytes::from("short object")),
-        Err(_) => return respond(StatusCode::BAD_REQUEST, Bytes::from("the object's body failed")),
-    };
-    // A single-part object's ETag is its MD5: the bytes are checked end to end.
-    if a.meta.parts.is_empty() && a.meta.etag.len() == 32 && received.etag() != a.meta.etag {
-        return respond(StatusCode::BAD_REQUEST, Bytes::from("the object's bytes do not match its ETag"));
-    }
-    let mut staged = staged;
-    staged.guard(data::bucket_guard(state, &a.entry));
-    let (st, bck, key, meta) = (state.clone(), a.entry.bck.clone(), a.key.clone(), a.meta.clone());
-    let committed = data::blocking(move || {
-        let deleted = st.deleted_since(&bck, &key, started - Duration::from_secs(600));
-        let outcome = st.store.commit_if(staged, &bck, &key, &meta, |cur| match cur {
-            _ if deleted => Err(trove_cache::Error::PreconditionFailed),
-            Some(c) if c.mtime_ms >= meta.mtime_ms => Err(trove_cache::Error::PreconditionFailed),
-            _ => Ok(()),
-        });
-        match outcome {
-            Ok(()) => Ok(Handed::Installed),
-            Err(trove_cache::Error::PreconditionFailed) if deleted => Ok(Handed::Deleted),
-            Err(trove_cache::Error::PreconditionFailed) => Ok(Handed::Kept),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await;
-    match committed {
-        Ok(h) => answer(h),
-        Err(e) => respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
-    }
 }

@@ -39,15 +39,7 @@ pub async fn put(
         blocking(move || Ok(st.store.commit(staged, &bck, &m.key, &m)?)).await?;
         return Ok(meta);
     }
-    let m = meta.clone();
-    blocking(move || {
-        match check {
-            Some(check) => st.store.commit_if(staged, &bck, &m.key, &m, check)?,
-            None => st.store.commit(staged, &bck, &m.key, &m)?,
-        }
-        Ok(())
-    })
-    .await?;
+    super::mirror::publish(state, entry, staged, &meta, check).await?;
     Ok(meta)
 }
 
@@ -123,11 +115,12 @@ pub async fn delete_local(state: &SharedState, entry: &BucketEntry, keys: Vec<St
     let remote = entry.bck.provider.is_remote();
     blocking(move || {
         let mut failed = Vec::new();
+        if !remote {
+            st.remember_deletes(&bck, &keys);
+        }
         for key in keys {
             if remote {
                 st.readthrough.invalidate(&bck, &key);
-            } else {
-                st.remember_delete(&bck, &key);
             }
             if let Err(e) = st.store.delete(&bck, &key) {
                 tracing::warn!(bucket = %bck, key, error = %e, "deleting a copy");
@@ -147,7 +140,10 @@ pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> Resu
         drop_cached(state, entry, key).await?;
         return Ok(true);
     }
-    state.remember_delete(&entry.bck, key);
     let (st, bck, key) = (state.clone(), entry.bck.clone(), key.to_owned());
-    blocking(move || Ok(st.store.delete(&bck, &key)?)).await
+    blocking(move || {
+        st.remember_deletes(&bck, std::slice::from_ref(&key));
+        Ok(st.store.delete(&bck, &key)?)
+    })
+    .await
 }

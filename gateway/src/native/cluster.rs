@@ -31,6 +31,8 @@ fn snode(node: &NodeInfo, daemon_type: &str) -> serde_json::Value {
     let flags = match node.state {
         NodeState::Maintenance => 4,
         NodeState::Leaving => 8,
+        // AIS's "node failed" flag would be NodeInfo's; 4 (not serving) is what clients act on.
+        NodeState::Down => 4,
         NodeState::Active | NodeState::Joining => 0,
     };
     json!({
