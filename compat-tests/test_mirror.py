@@ -172,10 +172,20 @@ def test_a_mirrored_write_fails_whole_when_a_copy_cannot_be_kept(tmp_path):
         s3.create_bucket(Bucket="pair")
         mirror(nodes[0], "pair", 2)
         s3.put_object(Bucket="pair", Key="before", Body=b"kept twice")
-        assert all("before" in on_disk(n, "pair") for n in nodes)
+        # Multipart uploads and copies are mirrored as they complete.
+        from boto3.s3.transfer import TransferConfig
+        import io
+        big = os.urandom(6 * 1024 * 1024 + 5)
+        s3.upload_fileobj(io.BytesIO(big), "pair", "multi",
+                          Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+        s3.copy_object(Bucket="pair", Key="copied", CopySource={"Bucket": "pair", "Key": "before"})
+        for k in ("before", "multi", "copied"):
+            assert all(k in on_disk(n, "pair") for n in nodes), k
         nodes[1].kill9()
         # Served by the copy that is left, whichever node owned it.
         assert s3.get_object(Bucket="pair", Key="before")["Body"].read() == b"kept twice"
+        assert s3.get_object(Bucket="pair", Key="multi")["Body"].read() == big
+        assert s3.get_object(Bucket="pair", Key="copied")["Body"].read() == b"kept twice"
         try:
             s3.put_object(Bucket="pair", Key="during", Body=b"x" * 1000)
             raise AssertionError("a write was acknowledged with one copy of two")
@@ -251,6 +261,47 @@ def test_warm_cached_copies_move_when_the_bucket_asks(tmp_path, emulator_factory
         for k in third:
             assert nodes[0].client().get_object(Bucket=origin, Key=k)["Body"].read() == (k * 40).encode()
         assert metric_total(nodes, "trove_backend_requests_total", provider="aws", op="get") == gets_before
+    finally:
+        for n in nodes:
+            n.kill9()
+
+
+def test_a_stopped_rebalance_is_started_again_from_the_cli(tmp_path):
+    from test_cluster import cli
+
+    slow = "[rebalance]\nrate_bytes_per_sec = 131072\n"
+    first = Node(tmp_path / "s1", extra_config=slow).start()
+    nodes = [first]
+    try:
+        s3 = first.client()
+        s3.create_bucket(Bucket="restarted")
+        data = {f"obj-{i:03}": os.urandom(8 * 1024 + i) for i in range(120)}
+        for k, b in data.items():
+            s3.put_object(Bucket="restarted", Key=k, Body=b)
+        nodes.append(Node(tmp_path / "s2", join=first.endpoint, extra_config=slow).start(timeout=90))
+        ids = [node_id(n) for n in nodes]
+
+        def running():
+            jobs = first.native("GET", "/v1/cluster", params={"what": "status_all"},
+                                json={"kind": "rebalance", "show_active": True}).json()
+            return [j["uuid"] for j in jobs]
+
+        job = wait_for(running, timeout=30, what="a rebalance running")[0]
+        wait_for(lambda: on_disk(nodes[1], "restarted"), timeout=30, what="the first objects moved")
+        stopped = cli(first, "job", "stop", job)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for(lambda: not running(), timeout=30, what="the rebalance stopped")
+        time.sleep(1)
+        assert not placed(nodes, "restarted", data, ids, 1), "the rebalance ran on after its stop"
+        started = cli(nodes[1], "cluster", "rebalance")
+        assert started.returncode == 0, started.stderr
+        new_id = started.stdout.strip()
+        assert new_id.startswith("g") and new_id != job
+        wait_for(lambda: placed(nodes, "restarted", data, ids, 1), timeout=120, what="the restarted rebalance done")
+        jobs = first.native("GET", "/v1/cluster", params={"what": "status_all"}, json={"kind": "rebalance"}).json()
+        assert any(j["uuid"] == new_id and j["end_time"] for j in jobs), jobs
+        for k in random.sample(list(data), 30):
+            assert nodes[1].client().get_object(Bucket="restarted", Key=k)["Body"].read() == data[k]
     finally:
         for n in nodes:
             n.kill9()

@@ -100,6 +100,8 @@ pub mod action {
     pub const PREFETCH: &str = "prefetch-listrange";
     /// Also the evict job's kind.
     pub const EVICT: &str = "evict-listrange";
+    /// Starts a job (`{"kind": ...}`); here: `rebalance`.
+    pub const START: &str = "start";
     pub const STOP: &str = "stop";
     /// Node membership (`PUT /v1/cluster`, value `{"sid": ...}`).
     pub const START_MAINTENANCE: &str = "start-maintenance";

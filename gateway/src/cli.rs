@@ -433,6 +433,8 @@ pub enum ClusterCmd {
     Decommission { node: String },
     /// Remove a node from the cluster (the Raft membership and the map) at once.
     Remove { node: String },
+    /// Start a rebalance (and repair of mirrored copies) on every node now; prints the job id.
+    Rebalance,
 }
 
 /// One node's capacity, use and objects, read from its public `/v1/metrics` (absent when it does not answer).
@@ -455,6 +457,12 @@ pub async fn cluster(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
     let node_action = |act: &str, node: &str| msg(act, json!({ "sid": node }));
     let (act, node) = match cmd {
         ClusterCmd::Show => return show_cluster(&api).await,
+        ClusterCmd::Rebalance => {
+            let start = msg(action::START, json!({ "kind": crate::jobs::rebalance::REBALANCE }));
+            let (_, id) = api.call(http::Method::PUT, path::CLUSTER, Some(start)).await?;
+            println!("{}", String::from_utf8_lossy(&id));
+            return Ok(());
+        }
         ClusterCmd::Maintenance { node } => (action::START_MAINTENANCE, node),
         ClusterCmd::Activate { node } => (action::STOP_MAINTENANCE, node),
         ClusterCmd::Decommission { node } => (action::DECOMMISSION_NODE, node),

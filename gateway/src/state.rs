@@ -42,8 +42,10 @@ pub struct AppState {
     pub pending_replicas: crate::data::copies::PendingReplicas,
     /// Rebalance and repair settings (`[rebalance]`).
     pub rebalance: trove_config::RebalanceConfig,
-    /// Asks for a repair walk outside a map change (a mirrored write that could not keep every copy).
-    pub repair_wanted: tokio::sync::Notify,
+    /// Asks for a rebalance walk outside a map change (a mirrored write that could not keep every copy, an
+    /// operator's start), with the job id to run it under when one was chosen.
+    pub walk_wanted: tokio::sync::Notify,
+    pub walk_id: std::sync::Mutex<Option<String>>,
     /// Incarnations of buckets this node is deleting: no write lands in them meanwhile.
     pub sealed_here: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Set once the node has founded or joined its cluster (`/v1/health` answers 503 before).
@@ -236,7 +238,8 @@ impl AppState {
                 tombstones,
                 pending_replicas: Default::default(),
                 rebalance: cfg.rebalance.clone(),
-                repair_wanted: Default::default(),
+                walk_wanted: Default::default(),
+                walk_id: Default::default(),
                 root_id,
                 providers,
                 readthrough,
@@ -265,6 +268,12 @@ impl AppState {
             }
         }
         adopt_canonical_ids(self).await
+    }
+
+    /// Starts a rebalance walk on this node now (under job id `id`, or one of its own).
+    pub fn request_walk(&self, id: Option<String>) {
+        *self.walk_id.lock().unwrap_or_else(|e| e.into_inner()) = id;
+        self.walk_wanted.notify_one();
     }
 
     /// Notes that `keys` of an AIS bucket were deleted here now (blocking: the tombstones are synced).

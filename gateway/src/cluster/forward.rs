@@ -102,10 +102,14 @@ pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target
     if forwarded && req.headers().contains_key(NEIGHBOR) {
         return Routed::Local(req);
     }
+    let map = state.cluster.map();
+    // One node: nothing to route, and no bucket lookup or hashing spent finding that out.
+    if map.smap.nodes.len() <= 1 {
+        return Routed::Local(req);
+    }
     let Some((entry, key)) = object_of(state, target, &req) else {
         return Routed::Local(req);
     };
-    let map = state.cluster.map();
     let ranked = super::ranked(&map, &entry.bck, &key);
     match ranked.first() {
         Some(owner) if owner.id != state.node_id && !forwarded => to_owner(state, req, target, &entry, &ranked).await,

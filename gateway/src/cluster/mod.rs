@@ -78,6 +78,19 @@ mod tests {
     }
 
     #[test]
+    fn nodes_of_different_sizes_own_in_proportion() {
+        let m = map(&[("small", 1 << 40), ("large", 2 << 40), ("other", 2 << 40)]);
+        let mut owned = std::collections::HashMap::new();
+        for i in 0..10_000 {
+            let first = ranked(&m, &Bck::ais("b"), &format!("k{i}"))[0].id.clone();
+            *owned.entry(first).or_insert(0) += 1;
+        }
+        // Shares 1:2:2 of 10,000: 2,000 and 4,000 each, within a few percent.
+        assert!((1_800..2_200).contains(&owned["small"]), "{owned:?}");
+        assert!((3_800..4_200).contains(&owned["large"]), "{owned:?}");
+    }
+
+    #[test]
     fn other_nodes_own_their_share_and_inactive_nodes_none() {
         let mut m = map(&[("a", 100), ("b", 99), ("c", 101)]);
         let remote = (0..300).filter(|i| owner(&m, "a", &Bck::ais("b"), &format!("k{i}")) != Owner::Local).count();

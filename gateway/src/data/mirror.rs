@@ -96,7 +96,7 @@ pub async fn publish(
     let failed = finish_all(state, &tokens, true).await;
     state.metrics.mirror_copies.fetch_add((tokens.len() - failed.len()) as u64, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = failed.into_iter().next() {
-        state.repair_wanted.notify_one();
+        state.request_walk(None);
         return Err(Error::Unavailable(format!("a copy was lost before it was published ({e}); being repaired")));
     }
     Ok(())

@@ -25,6 +25,7 @@ const JOB_STOP: &str = "job-stop";
 const OBJECT: &str = "object";
 const DELETE_KEYS: &str = "delete-keys";
 const UPLOADS: &str = "uploads";
+const REBALANCE_START: &str = "rebalance-start";
 
 /// Keys whose copies a node drops.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -231,6 +232,13 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Ok(c) => data::copies::answer_commit(state, c).await.map(|h| serde_json::json!(h)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
+        REBALANCE_START => match serde_json::from_slice::<String>(&body) {
+            Ok(id) => {
+                state.request_walk(Some(id));
+                Ok(serde_json::json!(true))
+            }
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
         JOB_START => match serde_json::from_slice::<JobStart>(&body) {
             Ok(j) => start_local(state, &j).map(|_| serde_json::json!(true)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
@@ -332,6 +340,15 @@ pub async fn start_everywhere(state: &SharedState, mut j: JobStart) -> Result<St
         }
     }
     Ok(job.id.clone())
+}
+
+/// Starts a rebalance walk on every node under one id (`g<map version>.<n>`); a node that cannot be reached
+/// is named in the error (the others run theirs).
+pub async fn rebalance_everywhere(state: &SharedState) -> Result<String, Error> {
+    let id = format!("g{}.{}", state.cluster.map().smap.version, rand::random_range(1000..10000));
+    state.request_walk(Some(id.clone()));
+    every_answer(ask_others::<_, bool>(state, REBALANCE_START, &id).await, "the start of a rebalance")?;
+    Ok(id)
 }
 
 /// Every node's part of the jobs `f` names (after stopping them, with `stop`), per node id. A node that does

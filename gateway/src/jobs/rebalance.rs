@@ -5,7 +5,7 @@
 //! batch), sends only those, and drops its own copy when it is misplaced, stale or deleted elsewhere. It runs
 //! as a job (`g<map version>`, AIS's naming) after each placement change (nodes joining, leaving, going down or
 //! coming back; a bucket's mirroring changed), at start (so an interrupted one resumes by walking what is
-//! still misplaced) and when a mirrored write lost a copy. A newer change stops the running walk and starts
+//! still misplaced), when a mirrored write lost a copy, and when an operator starts one. A newer change stops the running walk and starts
 //! the next. Sends are throttled (`[rebalance] rate_bytes_per_sec`).
 //!
 //! Reads stay correct meanwhile: an owner that lacks an object asks the other nodes (get-from-neighbour). A
@@ -71,7 +71,9 @@ pub async fn watch(state: SharedState) {
             if let Some(j) = current.take() {
                 j.abort();
             }
-            current = Some(start(&state, state.cluster.map().smap.version));
+            let asked = if nudged { state.walk_id.lock().unwrap_or_else(|e| e.into_inner()).take() } else { None };
+            let id = asked.unwrap_or_else(|| format!("g{}", state.cluster.map().smap.version));
+            current = Some(start(&state, &id));
         }
         last = now;
         tokio::select! {
@@ -81,14 +83,14 @@ pub async fn watch(state: SharedState) {
                 }
                 nudged = false;
             }
-            _ = state.repair_wanted.notified() => nudged = true,
+            _ = state.walk_wanted.notified() => nudged = true,
         }
     }
 }
 
-/// Starts this node's walk for map `version`.
-pub fn start(state: &SharedState, version: u64) -> Arc<Job> {
-    let job = state.jobs.create(REBALANCE, &Bck::ais(""), Some(&format!("g{version}")));
+/// Starts this node's walk as job `id`.
+fn start(state: &SharedState, id: &str) -> Arc<Job> {
+    let job = state.jobs.create(REBALANCE, &Bck::ais(""), Some(id));
     let (st, j) = (state.clone(), job.clone());
     spawn(job.clone(), async move { run(&st, &j).await });
     job

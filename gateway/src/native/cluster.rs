@@ -223,6 +223,28 @@ pub async fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
                 .collect();
             reply(json!(running))
         }
+        (&http::Method::PUT, _) if path == ais_path::CLUSTER && call.msg.action == action::START => {
+            let q: JobQuery = serde_json::from_value(call.msg.value.clone()).unwrap_or_default();
+            if q.kind != crate::jobs::rebalance::REBALANCE {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("start: kind {:?} cannot be started here (rebalance can; prefetch and evict start on their bucket)", q.kind),
+                ));
+            }
+            if state.cluster.map().smap.nodes.len() < 2 {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "start: a rebalance needs a cluster of two or more nodes".into(),
+                ));
+            }
+            let id = crate::data::peers::rebalance_everywhere(state)
+                .await
+                .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            let mut r = json(StatusCode::OK, Bytes::from(id));
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(r)
+        }
         (&http::Method::PUT, _) if path == ais_path::CLUSTER && call.msg.action == action::STOP => {
             let q: JobQuery = serde_json::from_value(call.msg.value.clone()).unwrap_or_default();
             if q.id.is_empty() && q.kind.is_empty() {
