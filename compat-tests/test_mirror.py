@@ -3,6 +3,7 @@ on N distinct nodes, a node killed with -9 loses nothing acknowledged, the leade
 are repaired on the others, and the node coming back does not bring deleted objects back. A rebalance killed
 midway resumes after the restart; cached copies move when their bucket asks for it."""
 
+import json
 import os
 import random
 import threading
@@ -170,7 +171,11 @@ def test_a_mirrored_write_fails_whole_when_a_copy_cannot_be_kept(tmp_path):
         wait_for(lambda: len(nodes[0].smap()["tmap"]) == 2, what="two nodes")
         s3 = nodes[0].client(retries={"max_attempts": 1})
         s3.create_bucket(Bucket="pair")
-        mirror(nodes[0], "pair", 2)
+        from test_cluster import cli
+        import json
+        shown = cli(nodes[1], "bucket", "props", "pair", "mirror.enabled=true", "mirror.copies=2")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["mirror"] == {"enabled": True, "copies": 2}
         s3.put_object(Bucket="pair", Key="before", Body=b"kept twice")
         # Multipart uploads and copies are mirrored as they complete.
         from boto3.s3.transfer import TransferConfig
@@ -300,6 +305,10 @@ def test_a_stopped_rebalance_is_started_again_from_the_cli(tmp_path):
         wait_for(lambda: placed(nodes, "restarted", data, ids, 1), timeout=120, what="the restarted rebalance done")
         jobs = first.native("GET", "/v1/cluster", params={"what": "status_all"}, json={"kind": "rebalance"}).json()
         assert any(j["uuid"] == new_id and j["end_time"] for j in jobs), jobs
+        # Per node as AIS reports it: what node 1 sent out, what node 2 took in.
+        snaps = first.native("GET", "/v1/cluster", params={"what": "qryxstats"}, json={"ID": new_id}).json()
+        assert int(snaps[ids[0]][0]["stats"]["out-objs"]) > 0, snaps
+        assert int(snaps[ids[1]][0]["stats"]["in-objs"]) > 0, json.dumps(snaps, indent=1)
         for k in random.sample(list(data), 30):
             assert nodes[1].client().get_object(Bucket="restarted", Key=k)["Body"].read() == data[k]
     finally:

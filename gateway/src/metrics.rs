@@ -136,6 +136,9 @@ pub struct Metrics {
     /// Objects and bytes this node sent to other nodes in rebalance and repair walks.
     pub rebalance_sent_objects: AtomicU64,
     pub rebalance_sent_bytes: AtomicU64,
+    /// Objects and bytes other nodes' walks installed here.
+    pub rebalance_received_objects: AtomicU64,
+    pub rebalance_received_bytes: AtomicU64,
     /// Copies this node dropped because they were misplaced, stale or deleted elsewhere.
     pub rebalance_dropped: AtomicU64,
     /// Objects a walk could not place (retried by the next walk).
@@ -273,6 +276,16 @@ pub fn render(state: &AppState) -> String {
         "trove_rebalance_sent_bytes_total",
         "Bytes sent to other nodes by rebalance and repair.",
         &n(&m.rebalance_sent_bytes),
+    );
+    counter(
+        "trove_rebalance_received_objects_total",
+        "Objects other nodes' rebalance and repair walks installed here.",
+        &n(&m.rebalance_received_objects),
+    );
+    counter(
+        "trove_rebalance_received_bytes_total",
+        "Bytes other nodes' rebalance and repair walks installed here.",
+        &n(&m.rebalance_received_bytes),
     );
     counter(
         "trove_rebalance_dropped_total",

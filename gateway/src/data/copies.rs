@@ -3,7 +3,7 @@
 //! (every other copy received and synced first, committed once the writer's own copy is).
 //!
 //! Which copy wins is decided the same way everywhere: a copy deleted here at or after its modification time
-//! stays deleted (tombstones), and otherwise the newer modification time wins.
+//! stays deleted (tombstones), and otherwise the newer modification time wins (the ETag breaks ties).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +36,9 @@ struct Sent {
     /// A mirrored write's copy: received and synced, kept aside until the writer commits it.
     #[serde(default)]
     stage: bool,
+    /// The rebalance job that sent it (the receiver counts it in its part of that job).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    job: String,
 }
 
 /// What a node did with a copy handed to it.
@@ -134,10 +137,11 @@ async fn send<R: serde::de::DeserializeOwned>(
     file: std::fs::File,
     meta: &ObjMeta,
     stage: bool,
+    job: &str,
 ) -> Result<R, Error> {
     use base64::Engine;
     use http_body_util::BodyExt;
-    let header = Sent { entry: entry.clone(), key: meta.key.clone(), meta: meta.clone(), stage };
+    let header = Sent { entry: entry.clone(), key: meta.key.clone(), meta: meta.clone(), stage, job: job.to_owned() };
     let header = base64::engine::general_purpose::STANDARD
         .encode(serde_json::to_vec(&header).map_err(|e| Error::Internal(e.to_string()))?);
     let body = data::FileBody::new(file, 0, meta.size).into_blob();
@@ -166,13 +170,14 @@ async fn send<R: serde::de::DeserializeOwned>(
 /// How long one copy may take to send (bodies stream; a stalled peer must not stall a rebalance or a write).
 const SEND_DEADLINE: Duration = Duration::from_secs(600);
 
-/// Hands this node's copy of `key` to `node`; the local copy stays until the caller drops it. `None` when the
-/// local copy is gone (deleted meanwhile).
+/// Hands this node's copy of `key` to `node` for rebalance job `job`; the local copy stays until the caller
+/// drops it. `None` when the local copy is gone (deleted meanwhile).
 pub async fn hand_over(
     state: &SharedState,
     node: &NodeInfo,
     entry: &BucketEntry,
     key: &str,
+    job: &str,
 ) -> Result<Option<(Handed, ObjMeta)>, Error> {
     let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
     let opened = data::blocking(move || match st.store.open_object_untouched(&bck, &k) {
@@ -182,7 +187,7 @@ pub async fn hand_over(
     })
     .await?;
     let Some((file, meta)) = opened else { return Ok(None) };
-    let handed = send(state, node, entry, file, &meta, false).await?;
+    let handed = send(state, node, entry, file, &meta, false, job).await?;
     Ok(Some((handed, meta)))
 }
 
@@ -196,7 +201,7 @@ pub async fn stage_on(
     meta: &ObjMeta,
 ) -> Result<u64, Error> {
     let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
-    send(state, node, entry, file, meta, true).await
+    send(state, node, entry, file, meta, true, "").await
 }
 
 /// Phase two of a mirrored write: `node` publishes (or drops) the copy it staged.
@@ -236,8 +241,11 @@ pub async fn answer_probe(state: &SharedState, p: Probe) -> Result<Vec<Have>, Er
         Ok(p.items
             .iter()
             .map(|(key, mtime, etag)| match st.store.head(&p.entry.bck, key) {
-                Ok(cur) if cur.mtime_ms == *mtime && cur.etag == *etag => Have::Same,
-                Ok(cur) if cur.mtime_ms >= *mtime => Have::Newer,
+                Ok(cur) => match newer(&cur, *mtime, etag) {
+                    std::cmp::Ordering::Equal => Have::Same,
+                    std::cmp::Ordering::Greater => Have::Newer,
+                    std::cmp::Ordering::Less => Have::Lacks,
+                },
                 _ if st.tombstones.buries(&p.entry.bck, key, *mtime) => Have::Deleted,
                 _ => Have::Lacks,
             })
@@ -332,9 +340,30 @@ pub async fn receive(
         };
     }
     match install(state, staged, &a.entry, &a.key, &a.meta, true).await {
-        Ok(h) => json(serde_json::json!(h)),
+        Ok(h) => {
+            if h == Handed::Installed {
+                count_received(state, &a.job, a.meta.size);
+            }
+            json(serde_json::json!(h))
+        }
         Err(e) => respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
     }
+}
+
+/// Counts a copy a rebalance brought here, in the metrics and in this node's part of the sender's job.
+fn count_received(state: &SharedState, job: &str, size: u64) {
+    state.metrics.rebalance_received_objects.fetch_add(1, Ordering::Relaxed);
+    state.metrics.rebalance_received_bytes.fetch_add(size, Ordering::Relaxed);
+    if let Some(job) = state.jobs.list(Some(crate::jobs::rebalance::REBALANCE)).iter().find(|j| j.id == job) {
+        job.in_objs.fetch_add(1, Ordering::Relaxed);
+        job.in_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+}
+
+/// How copy `cur` compares with another of the same object: by modification time, then (two writes in one
+/// millisecond) by ETag, so every node picks the same winner and two copies never both yield to each other.
+fn newer(cur: &ObjMeta, mtime_ms: i64, etag: &str) -> std::cmp::Ordering {
+    (cur.mtime_ms, cur.etag.as_str()).cmp(&(mtime_ms, etag))
 }
 
 /// Publishes a received copy unless this node has the same or a newer one, or (`tombstones`) deleted the
@@ -353,7 +382,7 @@ async fn install(
         let deleted = || tombstones && !remote && st.tombstones.buries(&bck, &key, meta.mtime_ms);
         let mut buried = false;
         let outcome = st.store.commit_if(staged, &bck, &key, &meta, |cur| match cur {
-            Some(c) if c.mtime_ms >= meta.mtime_ms => Err(trove_cache::Error::PreconditionFailed),
+            Some(c) if newer(c, meta.mtime_ms, &meta.etag).is_ge() => Err(trove_cache::Error::PreconditionFailed),
             _ if deleted() => {
                 buried = true;
                 Err(trove_cache::Error::PreconditionFailed)

@@ -49,6 +49,9 @@ pub struct Job {
     pub bytes: AtomicU64,
     pub skipped: AtomicU64,
     pub failed: AtomicU64,
+    /// Objects and bytes other nodes sent this node's part of the job (a rebalance's incoming copies).
+    pub in_objs: AtomicU64,
+    pub in_bytes: AtomicU64,
 }
 
 pub fn now_ns() -> i64 {
@@ -120,6 +123,8 @@ impl Jobs {
             bytes: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            in_objs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
         });
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
         let horizon = now_ns() - self.keep.as_nanos() as i64;
@@ -152,6 +157,10 @@ pub struct JobView {
     pub bytes: u64,
     pub skipped: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub in_objs: u64,
+    #[serde(default)]
+    pub in_bytes: u64,
 }
 
 impl Job {
@@ -169,6 +178,8 @@ impl Job {
             bytes: n(&self.bytes),
             skipped: n(&self.skipped),
             failed: n(&self.failed),
+            in_objs: n(&self.in_objs),
+            in_bytes: n(&self.in_bytes),
         }
     }
 }
@@ -198,6 +209,8 @@ impl JobView {
                     j.bytes += p.bytes;
                     j.skipped += p.skipped;
                     j.failed += p.failed;
+                    j.in_objs += p.in_objs;
+                    j.in_bytes += p.in_bytes;
                 }
             }
         }

@@ -309,7 +309,7 @@ async fn reconcile(
 }
 
 /// Sends this node's copy of `key` to the nodes that lack it; `Ok(true)` when the copy must stay here anyway
-/// (a node had no room for a cached copy).
+/// (a node had no room for a cached copy, or the walk was stopped).
 async fn send_to(
     state: &SharedState,
     job: &Job,
@@ -322,7 +322,11 @@ async fn send_to(
     let mut keep = false;
     for node in to {
         throttle.take(meta.size).await;
-        match hand_over(state, node, entry, key).await.map_err(|e| e.to_string())? {
+        // A stopped (or superseded) walk sends nothing more; what it did not send stays here.
+        if job.aborted() {
+            return Ok(true);
+        }
+        match hand_over(state, node, entry, key, &job.id).await.map_err(|e| e.to_string())? {
             None => return Ok(false),
             Some((handed, sent)) => {
                 state.metrics.rebalance_sent_objects.fetch_add(1, Ordering::Relaxed);

@@ -110,6 +110,9 @@ fn status(j: &JobView) -> serde_json::Value {
 fn snap(j: &JobView) -> serde_json::Value {
     let (objs, bytes) = (j.objs.to_string(), j.bytes.to_string());
     let fetched = j.kind == crate::jobs::PREFETCH;
+    // A rebalance's objects are the copies this node sent (out) and received (in).
+    let moved = j.kind == crate::jobs::rebalance::REBALANCE;
+    let zero = || "0".to_owned();
     json!({
         "id": j.id,
         "kind": j.kind,
@@ -117,10 +120,12 @@ fn snap(j: &JobView) -> serde_json::Value {
         "end-time": if j.finished() { rfc3339(j.end_ns) } else { String::new() },
         "bck": {"name": j.bck.name, "provider": j.bck.provider.as_str(), "namespace": {"uuid": j.bck.ns.uuid, "name": j.bck.ns.name}},
         "stats": {
-            "loc-objs": objs, "loc-bytes": bytes,
-            "in-objs": if fetched { objs.clone() } else { "0".into() },
-            "in-bytes": if fetched { bytes.clone() } else { "0".into() },
-            "out-objs": "0", "out-bytes": "0",
+            "loc-objs": if moved { zero() } else { objs.clone() },
+            "loc-bytes": if moved { zero() } else { bytes.clone() },
+            "in-objs": if fetched { objs.clone() } else if moved { j.in_objs.to_string() } else { zero() },
+            "in-bytes": if fetched { bytes.clone() } else if moved { j.in_bytes.to_string() } else { zero() },
+            "out-objs": if moved { objs } else { zero() },
+            "out-bytes": if moved { bytes } else { zero() },
         },
         "trove": {"skipped": j.skipped.to_string(), "failed": j.failed.to_string()},
         "aborted": j.aborted,
