@@ -186,7 +186,26 @@ def test_a_mirrored_write_fails_whole_when_a_copy_cannot_be_kept(tmp_path):
         s3.copy_object(Bucket="pair", Key="copied", CopySource={"Bucket": "pair", "Key": "before"})
         for k in ("before", "multi", "copied"):
             assert all(k in on_disk(n, "pair") for n in nodes), k
+        # An unmirrored bucket beside it: its objects live on one node each.
+        s3.create_bucket(Bucket="single")
+        for i in range(20):
+            s3.put_object(Bucket="single", Key=f"s{i}", Body=b"one copy")
+        ids = [node_id(n) for n in nodes]
         nodes[1].kill9()
+        # With the only holder away, "no such key" would be a guess: 503 (retryable), never 404.
+        for i in range(20):
+            owner = hrw_owner(ids, "single", f"s{i}")
+            try:
+                got = s3.get_object(Bucket="single", Key=f"s{i}")["Body"].read()
+                assert owner == ids[0] and got == b"one copy"
+            except botocore.exceptions.ClientError as e:
+                assert owner == ids[1] and e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+        missing = next(k for k in (f"nope-{i}" for i in range(100)) if hrw_owner(ids, "single", k) == ids[0])
+        try:
+            s3.head_object(Bucket="single", Key=missing)
+            raise AssertionError("a missing key was found")
+        except botocore.exceptions.ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
         # Served by the copy that is left, whichever node owned it.
         assert s3.get_object(Bucket="pair", Key="before")["Body"].read() == b"kept twice"
         assert s3.get_object(Bucket="pair", Key="multi")["Body"].read() == big

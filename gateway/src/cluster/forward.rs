@@ -167,7 +167,8 @@ async fn to_owner(
 }
 
 /// The owner's side for an AIS-local object: a read it cannot serve from its own disk is asked of the other
-/// nodes; a delete is sent to them too (each drops its copy, if any) before this node deletes its own.
+/// nodes (503 rather than 404 when one that may hold it is down or silent and the bucket keeps no second copy);
+/// a delete is sent to them too (each drops its copy, if any) before this node deletes its own.
 async fn with_neighbors(
     state: &SharedState,
     req: Request<s3s::Body>,
@@ -194,7 +195,14 @@ async fn with_neighbors(
             .await
             .unwrap_or(true);
             if !here {
+                // A node that may hold the object and does not answer: without a second copy elsewhere, "no
+                // such key" would be a guess.
+                let mut silent = None;
                 for node in &others {
+                    if node.state == trove_cluster::NodeState::Down {
+                        silent = Some(node.id.clone());
+                        continue;
+                    }
                     let ask = build(state, &parts, node, version, s3s::Body::empty(), true);
                     match state.forwarder.client.request(ask).await {
                         // The neighbour's answer about its copy; anything else (a refusal of this node's call)
@@ -208,8 +216,19 @@ async fn with_neighbors(
                             tracing::warn!(node = %node.id, "a neighbour refused this node's read");
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::debug!(node = %node.id, error = %e, "a neighbor did not answer a read"),
+                        Err(e) => {
+                            tracing::debug!(node = %node.id, error = %e, "a neighbor did not answer a read");
+                            silent = Some(node.id.clone());
+                        }
                     }
+                }
+                if let Some(id) = silent.filter(|_| entry.props.copies(false) < 2) {
+                    return Routed::Answered(refusal(
+                        target.api,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        &format!("node {id}, which may hold this object, cannot be reached; retry"),
+                    ));
                 }
             }
         }
