@@ -223,19 +223,26 @@ def test_a_mirrored_write_fails_whole_when_a_copy_cannot_be_kept(tmp_path):
             n.kill9()
 
 
+def slow_join(tmp_path, nodes: list, bucket: str, rate: int, count: int, size: int):
+    """One node holding `count` objects of about `size` bytes in `bucket`, then a second joining; both send at
+    most `rate` bytes/s while rebalancing. Fills `nodes`; returns the objects and the node ids."""
+    slow = f"[rebalance]\nrate_bytes_per_sec = {rate}\n"
+    nodes.append(Node(tmp_path / f"{bucket}-1", extra_config=slow).start())
+    s3 = nodes[0].client()
+    s3.create_bucket(Bucket=bucket)
+    data = {f"obj-{i:03}": os.urandom(size + i) for i in range(count)}
+    for k, b in data.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=b)
+    nodes.append(Node(tmp_path / f"{bucket}-2", join=nodes[0].endpoint, extra_config=slow).start(timeout=90))
+    return data, [node_id(n) for n in nodes]
+
+
 def test_a_rebalance_killed_midway_resumes_after_a_restart(tmp_path):
     # Slow sends (256 KiB/s) so the kill lands in the middle.
-    slow = "[rebalance]\nrate_bytes_per_sec = 262144\n"
-    first = Node(tmp_path / "r1", extra_config=slow).start()
-    nodes = [first]
+    nodes = []
     try:
-        s3 = first.client()
-        s3.create_bucket(Bucket="resumed")
-        data = {f"obj-{i:03}": os.urandom(16 * 1024 + i) for i in range(160)}
-        for k, b in data.items():
-            s3.put_object(Bucket="resumed", Key=k, Body=b)
-        nodes.append(Node(tmp_path / "r2", join=first.endpoint, extra_config=slow).start(timeout=90))
-        ids = [node_id(n) for n in nodes]
+        data, ids = slow_join(tmp_path, nodes, "resumed", 262144, 160, 16 * 1024)
+        first = nodes[0]
         share = {k for k in data if hrw_owner(ids, "resumed", k) == ids[1]}
         assert len(share) > 40
         wait_for(lambda: len(on_disk(nodes[1], "resumed")) >= 10, timeout=60, what="the move under way")
@@ -293,17 +300,10 @@ def test_warm_cached_copies_move_when_the_bucket_asks(tmp_path, emulator_factory
 def test_a_stopped_rebalance_is_started_again_from_the_cli(tmp_path):
     from test_cluster import cli
 
-    slow = "[rebalance]\nrate_bytes_per_sec = 131072\n"
-    first = Node(tmp_path / "s1", extra_config=slow).start()
-    nodes = [first]
+    nodes = []
     try:
-        s3 = first.client()
-        s3.create_bucket(Bucket="restarted")
-        data = {f"obj-{i:03}": os.urandom(8 * 1024 + i) for i in range(120)}
-        for k, b in data.items():
-            s3.put_object(Bucket="restarted", Key=k, Body=b)
-        nodes.append(Node(tmp_path / "s2", join=first.endpoint, extra_config=slow).start(timeout=90))
-        ids = [node_id(n) for n in nodes]
+        data, ids = slow_join(tmp_path, nodes, "restarted", 131072, 120, 8 * 1024)
+        first = nodes[0]
 
         def running():
             jobs = first.native("GET", "/v1/cluster", params={"what": "status_all"},

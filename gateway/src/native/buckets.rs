@@ -93,11 +93,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             let id = crate::data::peers::start_everywhere(state, start)
                 .await
                 .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
-            // AIS answers with the job id as plain text.
-            let mut r = json(StatusCode::OK, Bytes::from(id));
-            r.headers_mut()
-                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
-            Ok(r)
+            Ok(super::job_id(id))
         }
         (&http::Method::GET, "", "" | action::LIST) => {
             let snap = state.registry.snapshot();

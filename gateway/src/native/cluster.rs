@@ -245,10 +245,7 @@ pub async fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
             let id = crate::data::peers::rebalance_everywhere(state)
                 .await
                 .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-            let mut r = json(StatusCode::OK, Bytes::from(id));
-            r.headers_mut()
-                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
-            Ok(r)
+            Ok(super::job_id(id))
         }
         (&http::Method::PUT, _) if path == ais_path::CLUSTER && call.msg.action == action::STOP => {
             let q: JobQuery = serde_json::from_value(call.msg.value.clone()).unwrap_or_default();

@@ -150,3 +150,10 @@ pub fn json(status: StatusCode, body: Bytes) -> Response<s3s::Body> {
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
 }
+
+/// A started job's id, as AIS answers it: plain text.
+pub fn job_id(id: String) -> Response<s3s::Body> {
+    let mut r = json(StatusCode::OK, Bytes::from(id));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
