@@ -354,7 +354,7 @@ pub async fn receive(
 fn count_received(state: &SharedState, job: &str, size: u64) {
     state.metrics.rebalance_received_objects.fetch_add(1, Ordering::Relaxed);
     state.metrics.rebalance_received_bytes.fetch_add(size, Ordering::Relaxed);
-    if let Some(job) = state.jobs.list(Some(crate::jobs::rebalance::REBALANCE)).iter().find(|j| j.id == job) {
+    if let Some(job) = state.jobs.list(None).iter().find(|j| j.id == job) {
         job.in_objs.fetch_add(1, Ordering::Relaxed);
         job.in_bytes.fetch_add(size, Ordering::Relaxed);
     }
