@@ -31,8 +31,8 @@ class Node(Trove):
         cmd = super().command()
         return cmd + (["--join", self.join] if self.join else [])
 
-    def native(self, method, path, **kw):
-        headers = {"Authorization": f"Bearer {ADMIN}"}
+    def native(self, method, path, headers=None, **kw):
+        headers = {"Authorization": f"Bearer {ADMIN}", **(headers or {})}
         return requests.request(method, f"{self.endpoint}{path}", headers=headers, timeout=30, **kw)
 
     def smap(self) -> dict:

@@ -270,12 +270,13 @@ REFUSED: list[Case] = [
     c("DELETE-bucket:destroy-inventory", "DELETE", "/v1/buckets/{aws}", body={"action": "destroy-inventory"}),
     c("DELETE-bucket:namespace", "DELETE", "/v1/buckets/{aws}", params=[NS],
       body={"action": "evict-listrange", "name": "", "value": {"objnames": ["nothing-here"]}}),
-    # --- GET /v1/cluster and /v1/daemon: `what` values other than smap and the job queries
+    # --- GET /v1/cluster and /v1/daemon: `what` values other than smap, the job queries and (cluster) remote
     *[c(f"GET-{p}:what={w}", "GET", f"/v1/{p}", params=[("what", w)], names=[w])
       for p in ("cluster", "daemon")
       for w in ("bmd", "config", "cluster_config", "backends", "node_stats", "node_status", "software_version",
                 "disk", "metrics", "mountpaths", "remote", "smapvote", "sysinfo", "target_ips", "log", "getxstats",
-                "snode", "ic_bundle", "tls_certificate")],
+                "snode", "ic_bundle", "tls_certificate")
+      if (p, w) != ("cluster", "remote")],
     # --- PUT /v1/cluster: cluster actions other than stop and the node membership ones (test_cluster.py)
     *[c(f"PUT-cluster:{a}", "PUT", "/v1/cluster", body={"action": a, "name": "", "value": v})
       for a, v in [

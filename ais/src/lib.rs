@@ -15,6 +15,8 @@ pub mod path {
     /// `/v1/buckets[/<bucket>]`.
     pub const BUCKETS: &str = "/v1/buckets";
     pub const CLUSTER: &str = "/v1/cluster";
+    pub const ATTACH: &str = "/v1/cluster/attach";
+    pub const DETACH: &str = "/v1/cluster/detach";
     pub const DAEMON: &str = "/v1/daemon";
 }
 
@@ -69,6 +71,8 @@ pub mod ls_flags {
 /// Values of `what=`.
 pub mod what {
     pub const SMAP: &str = "smap";
+    /// Attached remote clusters (`GET /v1/cluster?what=remote`; also `attach`/`detach`).
+    pub const REMOTE: &str = "remote";
     pub const STATUS: &str = "status";
     pub const STATUS_ALL: &str = "status_all";
     pub const QUERY_XSTATS: &str = "qryxstats";
@@ -86,6 +90,9 @@ pub mod header {
     pub const BLOB_PREFIX: &str = "ais-blob-";
     /// AIS carries a HEAD's error in this response header.
     pub const ERROR: &str = "hdr-error";
+    /// Attaching a remote cluster (`PUT /v1/cluster/attach?what=remote`): its alias and URL(s).
+    pub const REMOTE_AIS_ALIAS: &str = "ais-remote-ais-alias";
+    pub const REMOTE_AIS_URL: &str = "ais-remote-ais-url";
 }
 
 /// Actions of control messages (`{"action": ...}`).

@@ -1,10 +1,12 @@
 //! The seam between Trove and the storage providers that hold remote buckets.
 //!
 //! [`Backend`] is one trait, streaming in both directions, that every provider module implements: [`aws`] (any
-//! S3-compatible origin), [`gcp`] (the GCS JSON API) and [`azure`] (Blob storage). [`retry::Resilient`] wraps
+//! S3-compatible origin), [`gcp`] (the GCS JSON API) and [`azure`] (Blob storage); [`ais`] speaks AIStore's native
+//! API to remote AIS clusters. [`retry::Resilient`] wraps
 //! any of them with timeouts, bounded retries with backoff, and request counters. This crate knows nothing
 //! about caching: the cache crate drives it on cold GETs, the gateway on writes, listings and bucket checks.
 
+pub mod ais;
 pub mod aws;
 pub mod azure;
 mod chunks;

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::remotes::{RemoteCluster, Remotes};
 use trove_namespace::{BucketEntry, Change, Registry};
 
 /// A node's place in the cluster. Only `Active` nodes own objects.
@@ -77,6 +79,9 @@ pub struct ClusterMap {
     /// RFC 3339.
     pub creation_time: String,
     pub smap: Smap,
+    /// Remote AIS clusters attached to this one.
+    #[serde(default)]
+    pub remotes: Remotes,
 }
 
 /// A change of the replicated state: the one way it is written.
@@ -102,6 +107,15 @@ pub enum Command {
     },
     RemoveNode {
         id: String,
+    },
+    /// Attaches a remote AIS cluster (or adds URLs to it, records its UUID, replaces its token).
+    AttachRemote {
+        alias: String,
+        cluster: RemoteCluster,
+    },
+    /// Detaches a remote AIS cluster, by alias or UUID.
+    DetachRemote {
+        alias: String,
     },
 }
 
@@ -130,6 +144,10 @@ pub enum Refusal {
     NoSuchNode(String),
     #[error("the cluster already has the identity {0}")]
     AlreadyFounded(String),
+    #[error("{0}")]
+    InvalidRemote(String),
+    #[error("no remote cluster {0:?} is attached")]
+    NoSuchRemote(String),
     /// The registry could not be written on this node (its disk); logged where it happened.
     #[error("the registry could not be written: {0}")]
     Storage(String),
@@ -187,6 +205,16 @@ impl ClusterMap {
                     return refused(Refusal::NoSuchNode(id.clone()));
                 }
                 self.smap.version += 1;
+            }
+            Command::AttachRemote { alias, cluster } => {
+                if let Err(e) = self.remotes.attach(alias, cluster, &self.uuid) {
+                    return refused(Refusal::InvalidRemote(e));
+                }
+            }
+            Command::DetachRemote { alias } => {
+                if self.remotes.detach(alias).is_none() {
+                    return refused(Refusal::NoSuchRemote(alias.clone()));
+                }
             }
         }
         Outcome::default()

@@ -44,6 +44,10 @@ pub enum Error {
     NoSuchNode(String),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    InvalidRemote(String),
+    #[error("no remote cluster {0:?} is attached")]
+    NoSuchRemote(String),
 }
 
 /// What a node needs to start its part of the cluster.
@@ -363,6 +367,24 @@ impl Cluster {
             return Err(Error::Refused(format!("{id} is the last active node: nothing would own the objects")));
         }
         self.refused(self.propose(Command::SetState { id: id.to_owned(), state }).await?)
+    }
+
+    /// Attaches a remote AIS cluster, or adds to one (URLs, its UUID, its token), through the leader.
+    pub async fn attach_remote(&self, alias: &str, cluster: crate::RemoteCluster) -> Result<(), Error> {
+        match self.propose(Command::AttachRemote { alias: alias.to_owned(), cluster }).await?.refused {
+            None => Ok(()),
+            Some(crate::Refusal::InvalidRemote(e)) => Err(Error::InvalidRemote(e)),
+            Some(r) => Err(Error::Refused(r.to_string())),
+        }
+    }
+
+    /// Detaches a remote AIS cluster named by alias or UUID, through the leader.
+    pub async fn detach_remote(&self, alias: &str) -> Result<(), Error> {
+        match self.propose(Command::DetachRemote { alias: alias.to_owned() }).await?.refused {
+            None => Ok(()),
+            Some(crate::Refusal::NoSuchRemote(a)) => Err(Error::NoSuchRemote(a)),
+            Some(r) => Err(Error::Refused(r.to_string())),
+        }
     }
 
     /// Removes a node from the cluster: from the Raft membership and from the map.

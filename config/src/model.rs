@@ -35,6 +35,9 @@ pub struct Config {
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
+    /// Remote AIS clusters attached at start-up (AIS's `backend.ais`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteConfig>,
 }
 
 /// Access to the providers behind remote buckets, and how hard Trove tries.
@@ -178,6 +181,17 @@ impl Default for RebalanceConfig {
     fn default() -> Self {
         RebalanceConfig { rate_bytes_per_sec: 0, parallel: 4, down_after_secs: 10 }
     }
+}
+
+/// `[[remotes]]`: a remote AIS cluster (AIStore or Trove) attached under an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteConfig {
+    pub alias: String,
+    /// URLs of its nodes (`http(s)://host:port`); any one that answers will do.
+    pub urls: Vec<String>,
+    /// A bearer token, for clusters that require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// `[[buckets]]`: a cloud bucket exposed under an S3 name.

@@ -63,9 +63,23 @@ impl Api {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<(http::HeaderMap, Bytes)> {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`Api::call`] with extra request headers.
+    async fn call_with(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(http::HeaderMap, Bytes)> {
         let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
         if let Some(t) = &self.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         req = req.header(http::header::CONTENT_TYPE, "application/json");
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
@@ -423,8 +437,21 @@ pub async fn ls(conn: &Conn, uri: &str, prefix: Option<String>, cached: bool) ->
 
 #[derive(Subcommand)]
 pub enum ClusterCmd {
-    /// The cluster's nodes: state, URL, capacity and use (from each node's metrics), and totals.
-    Show,
+    /// The cluster's nodes: state, URL, capacity and use (from each node's metrics), and totals; with `remote`,
+    /// the attached remote AIS clusters.
+    Show {
+        #[arg(value_parser = ["remote"])]
+        what: Option<String>,
+    },
+    /// Attach a remote AIS cluster (AIStore or Trove): ALIAS=URL[,URL...]; its buckets are then `ais://@ALIAS/b`.
+    RemoteAttach {
+        spec: String,
+        /// A bearer token, for a cluster that requires one.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Detach a remote AIS cluster, by alias or UUID.
+    RemoteDetach { alias: String },
     /// Put a node in maintenance: it stays a member but owns no objects.
     Maintenance { node: String },
     /// Bring a node back from maintenance (or decommission) into placement.
@@ -456,7 +483,25 @@ pub async fn cluster(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
     let api = Api::new(conn);
     let node_action = |act: &str, node: &str| msg(act, json!({ "sid": node }));
     let (act, node) = match cmd {
-        ClusterCmd::Show => return show_cluster(&api).await,
+        ClusterCmd::Show { what: None } => return show_cluster(&api).await,
+        ClusterCmd::Show { what: Some(_) } => return show_remotes(&api).await,
+        ClusterCmd::RemoteAttach { spec, token } => {
+            let (alias, urls) = spec.split_once('=').context("expected ALIAS=URL[,URL...]")?;
+            let path = format!("{}?{}={}", path::ATTACH, query::WHAT, what::REMOTE);
+            let mut headers = vec![(header::REMOTE_AIS_ALIAS, alias), (header::REMOTE_AIS_URL, urls)];
+            if let Some(t) = &token {
+                headers.push((crate::native::REMOTE_TOKEN_HEADER, t.as_str()));
+            }
+            api.call_with(http::Method::PUT, &path, None, &headers).await?;
+            println!("attached {alias}");
+            return Ok(());
+        }
+        ClusterCmd::RemoteDetach { alias } => {
+            let path = format!("{}?{}={}", path::DETACH, query::WHAT, what::REMOTE);
+            api.call_with(http::Method::PUT, &path, None, &[(header::REMOTE_AIS_ALIAS, alias.as_str())]).await?;
+            println!("detached {alias}");
+            return Ok(());
+        }
         ClusterCmd::Rebalance => {
             let start = msg(action::START, json!({ "kind": crate::jobs::rebalance::REBALANCE }));
             let (_, id) = api.call(http::Method::PUT, path::CLUSTER, Some(start)).await?;
@@ -470,6 +515,24 @@ pub async fn cluster(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
     };
     api.call(http::Method::PUT, path::CLUSTER, Some(node_action(act, &node))).await?;
     println!("{act}: {node}");
+    Ok(())
+}
+
+async fn show_remotes(api: &Api) -> anyhow::Result<()> {
+    let (_, body) =
+        api.call(http::Method::GET, &format!("{}?{}={}", path::CLUSTER, query::WHAT, what::REMOTE), None).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body).context("the remote clusters are not JSON")?;
+    println!("{:<16} {:<14} {:<32} {:>6}", "ALIAS", "UUID", "URL", "NODES");
+    for r in v["a"].as_array().into_iter().flatten() {
+        let nodes = r["smap"]["tmap"].as_object().map_or(0, |m| m.len());
+        println!(
+            "{:<16} {:<14} {:<32} {:>6}",
+            r["alias"].as_str().unwrap_or_default(),
+            r["uuid"].as_str().unwrap_or_default(),
+            r["url"].as_str().unwrap_or_default(),
+            nodes
+        );
+    }
     Ok(())
 }
 

@@ -93,6 +93,9 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     background
         .block_on(crate::data::attach::attach_configured(&state, &cfg.buckets))
         .context("cannot attach [[buckets]]")?;
+    background
+        .block_on(crate::cluster::remotes::attach_configured(&state, &cfg.remotes))
+        .context("cannot attach [[remotes]]")?;
     state.ready.store(true, std::sync::atomic::Ordering::Release);
     background.spawn(crate::jobs::rebalance::watch(state.clone()));
     background.spawn(crate::cluster::liveness::watch(state.clone()));

@@ -40,6 +40,8 @@ pub struct AppState {
     pub tombstones: crate::data::Tombstones,
     /// Copies other nodes sent for a mirrored write, received and synced, waiting for the writer's commit.
     pub pending_replicas: crate::data::copies::PendingReplicas,
+    /// Talks to remote AIS clusters (their maps; next, their data).
+    pub ais_client: trove_backends::ais::AisClient,
     /// Rebalance and repair settings (`[rebalance]`).
     pub rebalance: trove_config::RebalanceConfig,
     /// Asks for a rebalance walk outside a map change (a mirrored write that could not keep every copy, an
@@ -109,6 +111,8 @@ pub enum StartError {
     Secrets { path: PathBuf, source: serde_json::Error },
     #[error(transparent)]
     Cluster(#[from] trove_cluster::Error),
+    #[error(transparent)]
+    Backend(#[from] trove_backends::Error),
 }
 
 /// What start-up generated and must tell the operator once.
@@ -238,6 +242,9 @@ impl AppState {
                 tombstones,
                 pending_replicas: Default::default(),
                 rebalance: cfg.rebalance.clone(),
+                ais_client: trove_backends::ais::AisClient::new(std::time::Duration::from_secs_f64(
+                    cfg.backends.timeout_secs,
+                ))?,
                 walk_wanted: Default::default(),
                 walk_id: Default::default(),
                 root_id,

@@ -7,6 +7,7 @@
 
 pub mod forward;
 pub mod liveness;
+pub mod remotes;
 
 use trove_cluster::{ClusterMap, NodeInfo};
 use trove_namespace::hrw::{self, Member};

@@ -191,6 +191,7 @@ fn reply(v: serde_json::Value) -> Reply {
 pub async fn handle(state: &SharedState, call: &Call, path: &str) -> Reply {
     match (&call.method, call.param(query::WHAT)) {
         (&http::Method::GET, Some(what::SMAP)) => reply(smap(state)),
+        (&http::Method::GET, Some(what::REMOTE)) if path == ais_path::CLUSTER => super::remotes::show(state).await,
         (&http::Method::GET, Some(what::STATUS)) => {
             let q = query(call);
             let parts = jobs_everywhere(state, &filter(&q), false).await;

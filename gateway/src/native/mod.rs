@@ -8,7 +8,10 @@ mod cluster;
 mod errors;
 mod listing;
 mod objects;
+mod remotes;
 mod strict;
+
+pub use remotes::TOKEN_HEADER as REMOTE_TOKEN_HEADER;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -28,6 +31,8 @@ pub struct Call {
     pub raw: serde_json::Value,
     /// The `Accept` header (list objects answers msgpack when asked).
     pub accept: String,
+    /// The request's headers (calls that take arguments in them, as attaching a remote cluster).
+    pub headers: http::HeaderMap,
 }
 
 impl Call {
@@ -67,6 +72,8 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
     }
     let route = if path.starts_with(ais_path::OBJECTS) {
         strict::Route::object(&method)
+    } else if path == ais_path::ATTACH || path == ais_path::DETACH {
+        strict::Route::RemoteAttach
     } else if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
         strict::Route::bucket(&method, rest.trim_start_matches('/'))
     } else {
@@ -87,6 +94,7 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
         };
     }
     let accept = req.headers().get(http::header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    let headers = req.headers().clone();
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, &method, &path, "request body too large"),
@@ -106,11 +114,17 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
             if msg.action.is_empty() { message } else { format!("{message} (action {} with it)", msg.action) };
         return error(status, &method, &path, &message);
     }
-    let call = Call { method: method.clone(), query, msg, raw, accept };
+    let call = Call { method: method.clone(), query, msg, raw, accept, headers };
     let result = if let Some(rest) = path.strip_prefix(ais_path::OBJECTS) {
         objects::control(state, &call, rest).await
     } else if let Some(rest) = path.strip_prefix(ais_path::BUCKETS) {
         buckets::handle(state, &call, rest.trim_start_matches('/')).await
+    } else if (path == ais_path::ATTACH || path == ais_path::DETACH) && method == http::Method::PUT {
+        if path == ais_path::ATTACH {
+            remotes::attach(state, &call).await
+        } else {
+            remotes::detach(state, &call).await
+        }
     } else if path == ais_path::DAEMON || path == ais_path::CLUSTER {
         cluster::handle(state, &call, &path).await
     } else {

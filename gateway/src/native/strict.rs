@@ -18,6 +18,8 @@ pub enum Route {
     Bucket,
     BucketHead,
     Cluster,
+    /// `PUT /v1/cluster/attach|detach?what=remote`, which take their arguments in `ais-remote-ais-*` headers.
+    RemoteAttach,
     Health,
 }
 
@@ -51,6 +53,7 @@ impl Route {
             Route::Bucket => both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD]),
             Route::BucketHead => both(&[q::DONT_ADD_REMOTE_BCK_MD]),
             Route::Cluster => both(&[q::WHAT, q::FORCE]),
+            Route::RemoteAttach => both(&[q::WHAT]),
             Route::Health => both(&[q::PRIMARY_READY_REB, q::READINESS, q::ASK_PRIMARY]),
         }
     }
@@ -86,8 +89,9 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
     }
     for name in headers.keys() {
         let n = name.as_str();
-        let hint = route == Route::ObjectGet && n.starts_with(header::BLOB_PREFIX);
-        if n.starts_with(header::PREFIX) && !hint {
+        let allowed = (route == Route::ObjectGet && n.starts_with(header::BLOB_PREFIX))
+            || (route == Route::RemoteAttach && (n == header::REMOTE_AIS_ALIAS || n == header::REMOTE_AIS_URL));
+        if n.starts_with(header::PREFIX) && !allowed {
             return Err(refuse(format!("header {name}")));
         }
     }

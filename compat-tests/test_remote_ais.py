@@ -1,0 +1,140 @@
+"""Remote AIS clusters attached by alias, as AIS attaches them: two Trove clusters on loopback (one node, three
+nodes), the native calls (`attach`/`detach` with `Ais-Remote-Ais-*` headers, `what=remote`), the CLI, the rules
+AIS checks, a cluster attached while offline whose UUID is learned when it answers, and a defunct one."""
+
+import pytest
+import requests
+
+from support import free_port
+from test_cluster import ADMIN, Node, cli, wait_for
+
+
+def attach(node: Node, alias: str, *urls: str, token: str | None = ADMIN) -> requests.Response:
+    """Trove answers its cluster map to its admin token only: the remote's token goes with the attach."""
+    headers = {"Ais-Remote-Ais-Alias": alias, "Ais-Remote-Ais-Url": ",".join(urls)}
+    if token:
+        headers["Trove-Remote-Token"] = token
+    return node.native("PUT", "/v1/cluster/attach", params={"what": "remote"}, headers=headers)
+
+
+def remotes(node: Node) -> dict:
+    r = node.native("GET", "/v1/cluster", params={"what": "remote"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def by_alias(node: Node) -> dict:
+    return {r["alias"]: r for r in remotes(node)["a"]}
+
+
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory):
+    root = tmp_path_factory.mktemp("remote-ais")
+    here = Node(root / "here").start()
+    there = [Node(root / "there1").start()]
+    for i in (2, 3):
+        there.append(Node(root / f"there{i}", join=there[0].endpoint).start(timeout=90))
+    wait_for(lambda: all(len(n.smap()["tmap"]) == 3 for n in there), what="three nodes there")
+    yield here, there
+    for n in [here, *there]:
+        n.kill9()
+
+
+def test_attach_by_alias_shows_the_remote_uuid_and_map(two_clusters):
+    here, there = two_clusters
+    # Without the remote's token its map is not readable: attached, but not identified (AIS allows offline).
+    r = attach(here, "remais", there[0].endpoint, token=None)
+    assert r.status_code == 200, r.text
+    assert by_alias(here)["remais"]["uuid"] == "defunct"
+    r = attach(here, "remais", there[0].endpoint, there[1].endpoint)
+    assert r.status_code == 200, r.text
+    view = remotes(here)
+    assert view["ver"] >= 1
+    entry = by_alias(here)["remais"]
+    assert entry["uuid"] == there[0].smap()["uuid"]
+    assert entry["url"] in (there[0].endpoint, there[1].endpoint)
+    assert len(entry["smap"]["tmap"]) == 3
+    # The alias and the UUID name the same cluster: detaching by UUID works, then it is gone.
+    r = here.native("PUT", "/v1/cluster/detach", params={"what": "remote"},
+                    headers={"Ais-Remote-Ais-Alias": entry["uuid"]})
+    assert r.status_code == 200, r.text
+    assert "remais" not in by_alias(here)
+    assert attach(here, "remais", there[2].endpoint).status_code == 200
+
+
+def test_the_rules_ais_checks(two_clusters):
+    here, there = two_clusters
+    bad = [
+        attach(here, "what", there[0].endpoint),                   # a reserved alias
+        attach(here, "x", there[0].endpoint),                      # too short
+        attach(here, "mixed", here.endpoint, there[0].endpoint),   # two URLs, two clusters
+        attach(here, "myself", here.endpoint),                     # this cluster itself
+        attach(here, "ftp-url", "ftp://127.0.0.1:1"),              # not http(s)
+    ]
+    for r in bad:
+        assert r.status_code == 400, r.text
+        assert r.json()["message"]
+    r = here.native("PUT", "/v1/cluster/attach", params={"what": "remote"}, headers={"Ais-Remote-Ais-Alias": "nourl"})
+    assert r.status_code == 400
+    r = here.native("PUT", "/v1/cluster/detach", params={"what": "remote"}, headers={"Ais-Remote-Ais-Alias": "nope"})
+    assert r.status_code == 404
+    # The same cluster under a second alias.
+    assert attach(here, "remais", there[0].endpoint).status_code == 200
+    assert attach(here, "second", there[1].endpoint).status_code == 400
+    assert set(by_alias(here)) >= {"remais"} and "mixed" not in by_alias(here)
+
+
+def test_the_registry_is_replicated_and_a_stopped_remote_is_defunct(two_clusters, tmp_path):
+    here, there = two_clusters
+    # Attached through one node of the three, seen by another.
+    assert attach(there[0], "here-side", here.endpoint).status_code == 200
+    seen = by_alias(there[2])["here-side"]
+    assert seen["uuid"] == here.smap()["uuid"]
+    # A cluster that stops answering is reported defunct; the registry keeps it.
+    lone = Node(tmp_path / "lone").start()
+    assert attach(there[1], "lone", lone.endpoint).status_code == 200
+    uuid = by_alias(there[1])["lone"]["uuid"]
+    lone.kill9()
+    assert by_alias(there[2])["lone"]["uuid"] == "defunct"
+    lone.start()
+    wait_for(lambda: by_alias(there[0])["lone"]["uuid"] == uuid, what="the remote back")
+    lone.kill9()
+
+
+def test_a_remote_attached_while_offline_is_identified_when_it_answers(two_clusters, tmp_path):
+    here, _ = two_clusters
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    assert attach(here, "later", url).status_code == 200
+    assert by_alias(here)["later"]["uuid"] == "defunct"
+    late = Node(tmp_path / "late", port=port).start()
+    try:
+        wait_for(lambda: by_alias(here)["later"]["uuid"] == late.smap()["uuid"], what="the UUID learned")
+        # Recorded in the map: another cluster answering on that URL now would not be taken for it.
+        late.kill9()
+        impostor = Node(tmp_path / "impostor", port=port).start()
+        try:
+            assert by_alias(here)["later"]["uuid"] == "defunct"
+        finally:
+            impostor.kill9()
+    finally:
+        late.kill9()
+
+
+def test_cli_attaches_shows_and_detaches(two_clusters):
+    here, there = two_clusters
+    out = cli(here, "cluster", "remote-attach", f"viacli={there[2].endpoint}", "--token", ADMIN)
+    # The cluster may be attached under "remais" by an earlier test: then the CLI reports AIS's refusal.
+    if out.returncode != 0:
+        assert "attached already" in out.stderr, out.stderr
+        assert cli(here, "cluster", "remote-detach", "remais").returncode == 0
+        out = cli(here, "cluster", "remote-attach", f"viacli={there[2].endpoint}", "--token", ADMIN)
+    assert out.returncode == 0, out.stderr
+    shown = cli(here, "cluster", "show", "remote")
+    assert shown.returncode == 0, shown.stderr
+    assert "viacli" in shown.stdout and there[0].smap()["uuid"] in shown.stdout
+    gone = cli(here, "cluster", "remote-detach", "viacli")
+    assert gone.returncode == 0, gone.stderr
+    assert "viacli" not in by_alias(here)
+    bad = cli(here, "cluster", "remote-detach", "viacli")
+    assert bad.returncode != 0 and "no remote cluster" in bad.stderr
