@@ -1,8 +1,13 @@
 //! AIStore's native API as seen from a client: a remote AIS cluster (NVIDIA AIStore or another Trove) attached
-//! by alias or UUID. This part reads a cluster's map (`GET /v1/daemon?what=smap`), which tells its UUID — how
-//! an attached cluster is identified — and the URLs of its nodes, over which requests are spread.
+//! by alias or UUID. The cluster's map (`GET /v1/daemon?what=smap`) tells its UUID — how an attached cluster is
+//! identified — and the URLs of its nodes, over which [`AisBackend`] spreads the data calls.
+
+mod backend;
+mod wire;
 
 use std::time::Duration;
+
+pub use backend::AisBackend;
 
 use crate::{Error, Result};
 
