@@ -2,11 +2,14 @@
 nodes), the native calls (`attach`/`detach` with `Ais-Remote-Ais-*` headers, `what=remote`), the CLI, the rules
 AIS checks, a cluster attached while offline whose UUID is learned when it answers, and a defunct one."""
 
+import os
+
 import pytest
 import requests
 
 from support import free_port
 from test_cluster import ADMIN, Node, cli, wait_for
+from test_rebalance import metric_total
 
 
 def attach(node: Node, alias: str, *urls: str, token: str | None = ADMIN) -> requests.Response:
@@ -138,3 +141,60 @@ def test_cli_attaches_shows_and_detaches(two_clusters):
     assert "viacli" not in by_alias(here)
     bad = cli(here, "cluster", "remote-detach", "viacli")
     assert bad.returncode != 0 and "no remote cluster" in bad.stderr
+
+
+def requests_served(nodes) -> dict:
+    """Requests a cluster's nodes answered, by operation."""
+    ops: dict = {"Native": 0.0, "GetObject": 0.0}
+    for n in nodes:
+        for line in n.native("GET", "/v1/metrics").text.splitlines():
+            if line.startswith("trove_requests_total{"):
+                op = line.split('op="')[1].split('"')[0]
+                ops[op] = ops.get(op, 0) + float(line.rsplit(" ", 1)[1])
+    return ops
+
+
+def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket(two_clusters):
+    here, there = two_clusters
+    assert attach(here, "remais", there[0].endpoint).status_code == 200
+    origin = there[0].client()
+    origin.create_bucket(Bucket="data")
+    bodies = {f"dir/obj-{i}": (f"remote object {i} " * 50).encode() for i in range(12)}
+    for k, b in bodies.items():
+        origin.put_object(Bucket="data", Key=k, Body=b)
+    out = cli(here, "bucket", "attach", "ais://@remais/data", "--as", "remdata")
+    assert out.returncode == 0, out.stderr
+    s3 = here.client()
+    # Listed from the remote cluster, with a delimiter.
+    page = s3.list_objects_v2(Bucket="remdata", Prefix="dir/", Delimiter="/")
+    assert sorted(o["Key"] for o in page["Contents"]) == sorted(bodies)
+    assert s3.list_objects_v2(Bucket="remdata", Delimiter="/")["CommonPrefixes"] == [{"Prefix": "dir/"}]
+    # Cold, then warm: the warm read does not reach the remote cluster.
+    for k, b in bodies.items():
+        assert s3.get_object(Bucket="remdata", Key=k)["Body"].read() == b
+    before = requests_served(there)
+    gets = metric_total([here], "trove_backend_requests_total", provider="ais", op="get")
+    assert gets >= len(bodies)
+    for k, b in bodies.items():
+        assert s3.get_object(Bucket="remdata", Key=k)["Body"].read() == b
+        assert s3.get_object(Bucket="remdata", Key=k, Range="bytes=3-9")["Body"].read() == b[3:10]
+    assert metric_total([here], "trove_backend_requests_total", provider="ais", op="get") == gets
+    # On the remote side too: nothing but the metrics scrapes themselves (one native call per node).
+    after = requests_served(there)
+    assert after["Native"] - before["Native"] <= len(there) and after["GetObject"] == before.get("GetObject", 0)
+    # Cached as AIS lays remote buckets out: @ais/@<uuid>#/<bucket>/.
+    uuid = there[0].smap()["uuid"]
+    cached = [f for _, _, fs in os.walk(here.mountpaths[0] / "@ais" / f"@{uuid}#" / "data") for f in fs]
+    assert len(cached) >= len(bodies), cached
+    # Write-through and delete reach the remote cluster.
+    s3.put_object(Bucket="remdata", Key="written-here", Body=b"through")
+    assert origin.get_object(Bucket="data", Key="written-here")["Body"].read() == b"through"
+    s3.delete_object(Bucket="remdata", Key="dir/obj-0")
+    with pytest.raises(Exception):
+        origin.head_object(Bucket="data", Key="dir/obj-0")
+    # With the remote cluster gone, what is cached still reads.
+    for n in there:
+        n.kill9()
+    for k in list(bodies)[1:]:
+        assert s3.get_object(Bucket="remdata", Key=k)["Body"].read() == bodies[k]
+    assert by_alias(here)["remais"]["uuid"] == "defunct"

@@ -84,7 +84,7 @@ pub struct Usage {
 
 impl Index {
     fn put(&self, bck: &Bck, key: &str, size: u64, atime: i64) {
-        let evictable = bck.provider.is_remote();
+        let evictable = bck.is_remote();
         let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
         match map.get(&Query(bck, key)) {
             Some(e) => {
@@ -125,7 +125,7 @@ impl Index {
         if let Some(e) = map.remove(&Query(bck, key)) {
             let size = e.size.load(Ordering::Relaxed);
             self.total.fetch_sub(size, Ordering::Relaxed);
-            if bck.provider.is_remote() {
+            if bck.is_remote() {
                 self.evictable.fetch_sub(size, Ordering::Relaxed);
             }
         }
@@ -139,7 +139,7 @@ impl Index {
             }
             let size = e.size.load(Ordering::Relaxed);
             self.total.fetch_sub(size, Ordering::Relaxed);
-            if bck.provider.is_remote() {
+            if bck.is_remote() {
                 self.evictable.fetch_sub(size, Ordering::Relaxed);
             }
             false
@@ -171,7 +171,7 @@ impl Index {
             let f = std::fs::File::create(&tmp).map_err(io)?;
             let mut w = std::io::BufWriter::new(f);
             let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            for ((bck, key), e) in map.iter().filter(|((b, _), _)| b.provider.is_remote()) {
+            for ((bck, key), e) in map.iter().filter(|((b, _), _)| b.is_remote()) {
                 let key = key.replace('\\', "\\\\").replace('\n', "\\n");
                 writeln!(w, "{}\t{}\t{}\t{}", e.atime.load(Ordering::Relaxed), bck.provider.as_str(), bck.name, key)
                     .map_err(io)?;
@@ -240,7 +240,7 @@ impl Store {
             let map = self.index.entries.read().unwrap_or_else(|e| e.into_inner());
             let mut verdicts: HashMap<&Bck, Option<i64>> = HashMap::new();
             map.iter()
-                .filter(|((b, _), _)| b.provider.is_remote())
+                .filter(|((b, _), _)| b.is_remote())
                 .filter_map(|((b, k), e)| {
                     let atime = e.atime.load(Ordering::Relaxed);
                     let limit = *verdicts.entry(b).or_insert_with(|| protected_until(b));

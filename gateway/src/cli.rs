@@ -27,7 +27,7 @@ pub struct Conn {
 pub enum BucketCmd {
     /// List the buckets of the namespace: S3 name and what it stands for.
     Ls,
-    /// Attach a cloud bucket (s3://, gs://, az://) under an S3 name.
+    /// Attach a cloud bucket (s3://, gs://, az://) or a remote AIS cluster's bucket (ais://@alias/b) under an S3 name.
     Attach {
         /// The cloud bucket, e.g. s3://origin.
         uri: String,
@@ -126,17 +126,23 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
         }
         BucketCmd::Attach { uri, name, props } => {
             let bck: Bck = uri.parse()?;
-            if !bck.provider.is_remote() {
-                bail!("{uri} is not a cloud bucket: use s3://, gs:// or az://");
+            if !bck.is_remote() {
+                bail!("{uri} is not a cloud or remote AIS bucket: use s3://, gs://, az:// or ais://@cluster/");
             }
             let mut value = match props {
                 Some(p) => serde_json::from_str(&p).context("--props is not valid JSON")?,
                 None => json!({}),
             };
-            let path = match name.filter(|n| *n != bck.name) {
+            // A remote AIS bucket always goes by `backend_bck` (its own name would be an AIS-local bucket's).
+            let name = name.filter(|n| *n != bck.name || bck.ns.is_remote());
+            let name = if bck.ns.is_remote() { Some(name.unwrap_or_else(|| bck.name.clone())) } else { name };
+            let path = match name {
                 None => bucket_path(&bck),
                 Some(n) => {
-                    value["backend_bck"] = json!({"name": bck.name, "provider": bck.provider.as_str()});
+                    value["backend_bck"] = json!({
+                        "name": bck.name, "provider": bck.provider.as_str(),
+                        "namespace": {"uuid": bck.ns.uuid, "name": bck.ns.name},
+                    });
                     format!("{}/{n}?{}=ais", path::BUCKETS, query::PROVIDER)
                 }
             };

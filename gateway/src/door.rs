@@ -130,7 +130,7 @@ pub fn authorize(
             ObjectAcl::Known(acl) => acl_grants(acl, caller, Perm::Read),
             // A cloud object without a cached copy has no ACL here: private, as S3 makes every object by
             // default, so nobody but the owner makes Trove fetch it.
-            ObjectAcl::Missing if entry.bck.provider.is_remote() => false,
+            ObjectAcl::Missing if entry.bck.is_remote() => false,
             // Those who may list the bucket learn that the key is missing (NoSuchKey); nobody else does.
             ObjectAcl::Missing => acl_grants(bucket_acl, caller, Perm::Read),
         },

@@ -313,16 +313,18 @@ pub fn render(state: &AppState) -> String {
         "Cold GETs that failed.",
         &[(String::new(), rt.cold_failures.load(Ordering::Relaxed))],
     );
-    let stats = state.providers.stats();
-    let mut requests = Vec::new();
-    let mut errors = Vec::new();
-    for (provider, s) in &stats {
+    // Several remote AIS clusters add up under one `ais` series.
+    let mut per_op: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
+    for (provider, s) in &state.providers.stats() {
         for op in Op::ALL {
             let labels = format!("{{provider=\"{}\",op=\"{}\"}}", provider.as_str(), op.as_str());
-            requests.push((labels.clone(), s.requests(op)));
-            errors.push((labels, s.errors(op)));
+            let slot = per_op.entry(labels).or_default();
+            slot.0 += s.requests(op);
+            slot.1 += s.errors(op);
         }
     }
+    let requests: Vec<_> = per_op.iter().map(|(l, (r, _))| (l.clone(), *r)).collect();
+    let errors: Vec<_> = per_op.iter().map(|(l, (_, e))| (l.clone(), *e)).collect();
     counter(
         "trove_backend_requests_total",
         "Requests sent to backends, by provider and operation (retries included).",

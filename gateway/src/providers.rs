@@ -1,21 +1,27 @@
 //! The configured cloud providers of a node: one resilient client per provider, built at start-up from
-//! `[backends.*]`, and which of them may attach buckets on first use.
+//! `[backends.*]`, and which of them may attach buckets on first use; and a client per attached remote AIS
+//! cluster, built on first use.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use trove_backends::ais::{AisBackend, AisClient};
 use trove_backends::aws::{Aws, AwsOptions};
 use trove_backends::azure::{Azure, AzureOptions};
 use trove_backends::gcp::{Gcp, GcpOptions};
 use trove_backends::retry::{Policy, Resilient, Stats};
 use trove_backends::Backend;
+use trove_cluster::RemoteCluster;
 use trove_config::BackendsConfig;
 use trove_namespace::Provider;
 
 pub struct Providers {
     clients: HashMap<Provider, Arc<Resilient>>,
     auto_attach: Vec<Provider>,
+    policy: Policy,
+    /// Clients of attached remote AIS clusters, by UUID, with the registry entry each was built from.
+    remote: Mutex<HashMap<String, (RemoteCluster, Arc<Resilient>)>>,
 }
 
 impl std::fmt::Debug for Providers {
@@ -76,20 +82,36 @@ impl Providers {
                 auto_attach.push(Provider::Azure);
             }
         }
-        Ok(Providers { clients, auto_attach })
+        Ok(Providers { clients, auto_attach, policy, remote: Mutex::default() })
     }
 
     pub fn get(&self, p: Provider) -> Option<Arc<Resilient>> {
         self.clients.get(&p).cloned()
     }
 
+    /// The client of an attached remote AIS cluster (built on first use, again when its URLs or token change).
+    pub fn remote_ais(&self, cluster: &RemoteCluster, client: &AisClient) -> Arc<Resilient> {
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, b)) = remote.get(&cluster.uuid) {
+            if built == cluster {
+                return b.clone();
+            }
+        }
+        let ais = AisBackend::new(client.clone(), cluster.urls.clone(), cluster.token.clone());
+        let b = Arc::new(Resilient::new(ais, self.policy));
+        remote.insert(cluster.uuid.clone(), (cluster.clone(), b.clone()));
+        b
+    }
+
     pub fn auto_attach(&self) -> &[Provider] {
         &self.auto_attach
     }
 
-    /// Request counters per configured provider, for metrics.
+    /// Request counters per configured provider, for metrics; remote AIS clusters add up under `ais`.
     pub fn stats(&self) -> Vec<(Provider, Arc<Stats>)> {
         let mut v: Vec<_> = self.clients.iter().map(|(p, c)| (*p, c.stats())).collect();
+        let remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        v.extend(remote.values().map(|(_, b)| (Provider::Ais, b.stats())));
         v.sort_by_key(|(p, _)| p.as_str());
         v
     }

@@ -44,7 +44,8 @@ impl fmt::Display for Namespace {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Bck {
     pub provider: Provider,
-    #[serde(default, skip_serializing_if = "Namespace::is_global")]
+    /// `ns` in Trove's files, `namespace` on AIS's wire.
+    #[serde(default, alias = "namespace", skip_serializing_if = "Namespace::is_global")]
     pub ns: Namespace,
     pub name: String,
 }
@@ -54,12 +55,18 @@ impl Bck {
         Bck { provider: Provider::Ais, ns: Namespace::default(), name: name.into() }
     }
 
+    /// Whether the bucket's objects live elsewhere — a cloud provider, or a remote AIS cluster (`ais://@uuid/b`)
+    /// — and what this cluster holds of them are cached copies.
+    pub fn is_remote(&self) -> bool {
+        self.provider.is_remote() || self.ns.is_remote()
+    }
+
     /// Checks that the name and namespace are ones a provider can have and that each is one safe path
     /// component: the on-disk layout puts them into paths, so `..`, `/`, a leading dot or an absolute name
     /// must never get this far. AIS-local names follow S3's rules; cloud names the union of the providers'
     /// (GCS allows `_` and up to 222 characters; legacy S3 buckets have capitals).
     pub fn validate(&self) -> Result<(), BucketNameError> {
-        if self.provider.is_remote() {
+        if self.is_remote() {
             validate_cloud_name(&self.name)?;
         } else {
             validate_s3_bucket_name(&self.name)?;

@@ -113,7 +113,7 @@ pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target
     let ranked = super::ranked(&map, &entry.bck, &key);
     match ranked.first() {
         Some(owner) if owner.id != state.node_id && !forwarded => to_owner(state, req, target, &entry, &ranked).await,
-        _ if map.smap.nodes.len() > 1 && !entry.bck.provider.is_remote() => {
+        _ if map.smap.nodes.len() > 1 && !entry.bck.is_remote() => {
             with_neighbors(state, req, target, &entry, &key).await
         }
         _ => Routed::Local(req),
@@ -132,8 +132,8 @@ async fn to_owner(
     let owner = ranked[0];
     let readonly = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
     // A cloud object can be filled anywhere; a mirrored one is read from its next copy.
-    let copies = entry.props.copies(entry.bck.provider.is_remote());
-    let fallbacks: &[&NodeInfo] = match (readonly, entry.bck.provider.is_remote()) {
+    let copies = entry.props.copies(entry.bck.is_remote());
+    let fallbacks: &[&NodeInfo] = match (readonly, entry.bck.is_remote()) {
         (true, true) => &ranked[1..],
         (true, false) => &ranked[1..copies.min(ranked.len())],
         (false, _) => &[],

@@ -17,11 +17,21 @@ pub async fn attach(
     check: bool,
 ) -> Result<BucketEntry, Error> {
     validate_s3_bucket_name(s3_name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
-    if !bck.provider.is_remote() || bck.ns.is_remote() {
+    if !bck.is_remote() {
         return Err(Error::NotRemote(bck.to_string()));
     }
+    let mut bck = bck;
+    if bck.ns.is_remote() {
+        // `@alias` and `@uuid` name the same cluster; the registry keeps the UUID (AIS's identity).
+        let map = state.cluster.map();
+        let (_, cluster) = map.remotes.find(&bck.ns.uuid).ok_or_else(|| Error::NoRemoteCluster(bck.ns.uuid.clone()))?;
+        if cluster.uuid.is_empty() {
+            return Err(Error::NoRemoteCluster(format!("{} (not reached yet: its UUID is unknown)", bck.ns.uuid)));
+        }
+        bck.ns.uuid.clone_from(&cluster.uuid);
+    }
     bck.validate().map_err(|e| Error::InvalidBucketName(format!("{:?}: {e}", bck.name)))?;
-    let backend = state.providers.get(bck.provider).ok_or(Error::NoProvider(bck.provider.as_str()))?;
+    let backend = super::backend_of(state, &bck)?;
     if check {
         trove_backends::Backend::head_bucket(&*backend, &bck.name).await?;
     }
@@ -49,7 +59,7 @@ pub async fn attach(
 /// still stands for the same cloud bucket). The cloud data is untouched.
 pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, Error> {
     let entry = state.registry.get(s3_name).ok_or(Error::NoSuchBucket)?;
-    if !entry.bck.provider.is_remote() {
+    if !entry.bck.is_remote() {
         return Err(Error::NotRemote(entry.bck.to_string()));
     }
     super::apply_registry(state, Change::Remove { name: s3_name.to_owned() }).await?.ok_or(Error::NoSuchBucket)

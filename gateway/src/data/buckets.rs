@@ -121,7 +121,7 @@ pub fn on_removed(store: &Store, registry: &Registry, readthrough: &ReadThrough,
     if registry.snapshot().buckets.values().any(|e| e.bck == gone.bck) {
         return;
     }
-    if gone.bck.provider.is_remote() {
+    if gone.bck.is_remote() {
         readthrough.invalidate_bucket(&gone.bck);
     }
     // Out of the bucket's place now (before any later change applies); the recursive delete, which may be

@@ -291,7 +291,7 @@ pub async fn receive(
         return respond(StatusCode::BAD_REQUEST, Bytes::from("no object description"));
     };
     let json = |v: serde_json::Value| respond(StatusCode::OK, Bytes::from(v.to_string()));
-    let remote = a.entry.bck.provider.is_remote();
+    let remote = a.entry.bck.is_remote();
     if !a.stage {
         // Answered before any byte is read: a deleted object, or a cached copy with no room for it here.
         if !remote && state.tombstones.buries(&a.entry.bck, &a.key, a.meta.mtime_ms) {
@@ -377,7 +377,7 @@ async fn install(
     tombstones: bool,
 ) -> Result<Handed, Error> {
     let (st, bck, key, meta) = (state.clone(), entry.bck.clone(), key.to_owned(), meta.clone());
-    let remote = entry.bck.provider.is_remote();
+    let remote = entry.bck.is_remote();
     data::blocking(move || {
         let deleted = || tombstones && !remote && st.tombstones.buries(&bck, &key, meta.mtime_ms);
         let mut buried = false;

@@ -29,13 +29,13 @@ pub async fn copy_within(
 
 /// The source of a copy, opened: its file and metadata (the frontend checks its copy-source conditions).
 pub async fn open_source(state: &SharedState, entry: &BucketEntry, key: &str) -> Result<(File, ObjMeta), Error> {
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         ensure_cached(state, entry, key).await?;
     }
     let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
     match blocking(move || Ok(st.store.open_object(&bck, &k)?)).await {
         // In a cluster the source may live on another node (its owner, or where it was before a join).
-        Err(Error::NoSuchKey) if !entry.bck.provider.is_remote() && state.cluster.map().smap.nodes.len() > 1 => {
+        Err(Error::NoSuchKey) if !entry.bck.is_remote() && state.cluster.map().smap.nodes.len() > 1 => {
             super::peers::fetch_object(state, &entry.bck, key).await
         }
         other => other,
@@ -51,7 +51,7 @@ pub async fn copy_object(
     mut meta: ObjMeta,
     rehash: bool,
 ) -> Result<ObjMeta, Error> {
-    if dest.bck.provider.is_remote() {
+    if dest.bck.is_remote() {
         return Err(Error::NotImplemented("a copy into a cloud bucket from a different bucket"));
     }
     let (st, bck, guard) = (state.clone(), dest.bck.clone(), bucket_guard(state, dest));

@@ -53,6 +53,9 @@ pub enum Error {
     /// The bucket's provider has no client on this node.
     #[error("provider {0} is not set up: give [backends.{0}] in the config or its standard environment (see docs/backends.md)")]
     NoProvider(&'static str),
+    /// The bucket's remote AIS cluster is not attached (any more).
+    #[error("remote AIS cluster {0} is not attached (see `trove cluster remote-attach`)")]
+    NoRemoteCluster(String),
     #[error("{0} is not a cloud bucket (use s3://, gs:// or az://)")]
     NotRemote(String),
     #[error("the backend bucket {0} does not exist")]

@@ -43,7 +43,7 @@ pub struct ListOpts {
 /// One page of `entry`'s objects. A truncated page carries the token of the next one.
 pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> Result<Page, Error> {
     let ListOpts { prefix, delimiter, after, token, max, cached_only } = opts;
-    if entry.bck.provider.is_remote() && !cached_only {
+    if entry.bck.is_remote() && !cached_only {
         let (after, resume) = match token.as_deref() {
             Some(t) => decode_remote_token(t).ok_or(Error::InvalidToken)?,
             None => (after, None),

@@ -16,7 +16,7 @@ use crate::state::SharedState;
 /// The other nodes that keep copies of `key` of `entry` (none when the bucket is not mirrored or the cluster
 /// has one active node).
 pub fn other_holders(state: &SharedState, entry: &BucketEntry, key: &str) -> Vec<NodeInfo> {
-    let copies = entry.props.copies(entry.bck.provider.is_remote());
+    let copies = entry.props.copies(entry.bck.is_remote());
     if copies < 2 {
         return Vec::new();
     }

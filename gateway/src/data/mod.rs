@@ -40,9 +40,23 @@ use crate::state::AppState;
 
 /// The backend client of a remote bucket.
 pub fn backend(state: &AppState, entry: &BucketEntry) -> Result<Arc<dyn Backend>, Error> {
-    match state.providers.get(entry.bck.provider) {
+    backend_of(state, &entry.bck)
+}
+
+/// The backend client of `bck`: its cloud provider's, or its remote AIS cluster's (named by UUID or alias).
+pub fn backend_of(state: &AppState, bck: &trove_namespace::Bck) -> Result<Arc<dyn Backend>, Error> {
+    if bck.ns.is_remote() {
+        let map = state.cluster.map();
+        let (_, cluster) = map
+            .remotes
+            .find(&bck.ns.uuid)
+            .filter(|(_, c)| !c.uuid.is_empty())
+            .ok_or_else(|| Error::NoRemoteCluster(bck.ns.uuid.clone()))?;
+        return Ok(state.providers.remote_ais(cluster, &state.ais_client));
+    }
+    match state.providers.get(bck.provider) {
         Some(b) => Ok(b),
-        None => Err(Error::NoProvider(entry.bck.provider.as_str())),
+        None => Err(Error::NoProvider(bck.provider.as_str())),
     }
 }
 

@@ -22,7 +22,7 @@ pub const COMPOSITE: &str = "COMPOSITE";
 
 /// Records a new upload (starting the backend's, when the bucket's backend uploads in lock-step).
 pub async fn create(state: &SharedState, entry: &BucketEntry, mut upload: Upload) -> Result<Upload, Error> {
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         let b = backend(state, entry)?;
         if b.lockstep_multipart() {
             upload.backend_upload =
@@ -112,10 +112,10 @@ pub async fn complete(
             adopt(state, entry, &mut meta, m);
         }
         // Backends without lock-step uploads (GCS) get the assembled object in one upload.
-        None if entry.bck.provider.is_remote() => write_through(state, entry, &staged, &mut meta).await?,
+        None if entry.bck.is_remote() => write_through(state, entry, &staged, &mut meta).await?,
         None => {}
     }
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         let (st, bck, k, m) = (state.clone(), entry.bck.clone(), key.to_owned(), meta.clone());
         blocking(move || {
             match check {

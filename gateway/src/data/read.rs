@@ -49,7 +49,7 @@ pub struct Object {
 
 /// Reads `key` of the bucket `entry`.
 pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: ReadOpts) -> Result<Object, Error> {
-    if !entry.bck.provider.is_remote() {
+    if !entry.bck.is_remote() {
         // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
         let (file, meta) = state.store.open_object(&entry.bck, key)?;
         return Ok(Object { meta, body: Body::File(file) });

@@ -29,7 +29,7 @@ pub async fn put(
     staged.guard(bucket_guard(state, entry));
     let st = state.clone();
     let bck = entry.bck.clone();
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         if let Some(check) = &check {
             check(backend_current(state, entry, &meta.key).await?.as_ref())?;
         }
@@ -86,7 +86,7 @@ pub async fn delete_many(
     let mut outcomes: Vec<(String, Result<(), Error>)> = Vec::with_capacity(keys.len());
     let mut local = Vec::with_capacity(keys.len());
     for key in keys {
-        if entry.bck.provider.is_remote() {
+        if entry.bck.is_remote() {
             let deleted = match backend(state, entry) {
                 Ok(b) => b.delete(&entry.bck.name, &key).await.map_err(Error::from),
                 Err(e) => Err(e),
@@ -112,7 +112,7 @@ pub async fn delete_many(
 /// failed, with why.
 pub async fn delete_local(state: &SharedState, entry: &BucketEntry, keys: Vec<String>) -> Vec<(String, String)> {
     let (st, bck) = (state.clone(), entry.bck.clone());
-    let remote = entry.bck.provider.is_remote();
+    let remote = entry.bck.is_remote();
     blocking(move || {
         let mut failed = Vec::new();
         if !remote {
@@ -135,7 +135,7 @@ pub async fn delete_local(state: &SharedState, entry: &BucketEntry, keys: Vec<St
 
 /// Deletes `key`; `Ok(false)` when an AIS-local object did not exist (a cloud backend does not say).
 pub async fn delete(state: &SharedState, entry: &BucketEntry, key: &str) -> Result<bool, Error> {
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         backend(state, entry)?.delete(&entry.bck.name, key).await?;
         drop_cached(state, entry, key).await?;
         return Ok(true);

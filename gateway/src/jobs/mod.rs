@@ -27,8 +27,8 @@ pub use trove_ais::MultiObjMsg;
 pub enum StartError {
     #[error(transparent)]
     Template(#[from] template::TemplateError),
-    #[error("provider {0} is not set up on this node")]
-    NoProvider(&'static str),
+    #[error("{0}")]
+    NoBackend(String),
 }
 
 pub const PREFETCH: &str = trove_ais::action::PREFETCH;

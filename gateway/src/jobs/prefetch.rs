@@ -25,7 +25,7 @@ pub fn start(
     msg: MultiObjMsg,
     id: Option<&str>,
 ) -> Result<Arc<Job>, StartError> {
-    let backend = state.providers.get(entry.bck.provider).ok_or(StartError::NoProvider(entry.bck.provider.as_str()))?;
+    let backend = crate::data::backend(state, entry).map_err(|e| StartError::NoBackend(e.to_string()))?;
     let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
     let job = state.jobs.create(PREFETCH, &entry.bck, id);
     let (tx, rx) = mpsc::channel::<String>(256);

@@ -51,8 +51,8 @@ fn placement(state: &SharedState) -> Placement {
         .snapshot()
         .buckets
         .iter()
-        .filter(|(_, e)| e.props.copies(e.bck.provider.is_remote()) > 1 || e.props.cache.move_warm_copies)
-        .map(|(n, e)| (n.clone(), e.props.copies(e.bck.provider.is_remote())))
+        .filter(|(_, e)| e.props.copies(e.bck.is_remote()) > 1 || e.props.cache.move_warm_copies)
+        .map(|(n, e)| (n.clone(), e.props.copies(e.bck.is_remote())))
         .collect();
     (nodes, buckets)
 }
@@ -167,7 +167,7 @@ async fn walk_once(
         .snapshot()
         .buckets
         .values()
-        .filter(|e| !e.bck.provider.is_remote() || e.props.cache.move_warm_copies)
+        .filter(|e| !e.bck.is_remote() || e.props.cache.move_warm_copies)
         .cloned()
         .collect();
     let mut seen = std::collections::HashSet::new();
@@ -219,7 +219,7 @@ async fn reconcile(
     batch: Vec<(String, ObjMeta)>,
     moved: &mut Vec<Moved>,
 ) {
-    let copies = entry.props.copies(entry.bck.provider.is_remote());
+    let copies = entry.props.copies(entry.bck.is_remote());
     let map = state.cluster.map();
     // Each key's holders under the map, and whether this node is one.
     let mut holders: Vec<(Vec<NodeInfo>, bool)> = Vec::with_capacity(batch.len());

@@ -24,11 +24,11 @@ fn bck_json(b: &Bck) -> serde_json::Value {
 
 /// AIS's view of a registry entry: a cloud bucket under its own name, or an `ais` bucket with a backend.
 fn entry_json(name: &str, e: &BucketEntry) -> serde_json::Value {
-    if e.bck.provider.is_remote() && e.bck.name != name {
+    if e.bck.is_remote() && e.bck.name != name {
         json!({"name": name, "provider": "ais", "namespace": {"uuid": "", "name": ""}, "backend_bck": bck_json(&e.bck)})
     } else {
         let mut v = bck_json(&Bck { name: name.to_owned(), ..e.bck.clone() });
-        if e.bck.provider.is_remote() {
+        if e.bck.is_remote() {
             v["backend_bck"] = bck_json(&e.bck);
         }
         v
@@ -39,7 +39,7 @@ fn props_json(name: &str, e: &BucketEntry) -> serde_json::Value {
     let mut v = serde_json::to_value(&e.props).unwrap_or_default();
     v["provider"] = json!(e.bck.provider.as_str());
     v["created"] = json!((e.created_ms as i128 * 1_000_000).to_string());
-    if e.bck.provider.is_remote() {
+    if e.bck.is_remote() {
         v["backend_bck"] = bck_json(&e.bck);
     }
     v["name"] = json!(name);
@@ -83,7 +83,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT) if !n.is_empty() => {
             let (bucket, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
-            if !e.bck.provider.is_remote() {
+            if !e.bck.is_remote() {
                 return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
             }
             let msg: trove_ais::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
@@ -169,7 +169,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         (&http::Method::DELETE, n, action::DESTROY_BCK | action::EVICT_REMOTE_BCK) if !n.is_empty() => {
             let (s3_name, e) =
                 find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
-            if !e.bck.provider.is_remote() {
+            if !e.bck.is_remote() {
                 if action != action::DESTROY_BCK {
                     return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
                 }

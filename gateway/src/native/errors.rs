@@ -41,6 +41,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         // Attaching a bucket of a provider that is not set up is the operator's request to fix.
         Error::NoProvider(_) => StatusCode::BAD_REQUEST,
+        Error::NoRemoteCluster(_) => StatusCode::NOT_FOUND,
         Error::Unavailable(_) | Error::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(m) => {
             tracing::error!(error = %m, object = %uri, "internal error");

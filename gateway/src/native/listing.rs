@@ -91,7 +91,7 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
         _ => 0,
     };
     super::strict::check_list_flags(flags)?;
-    let remote = e.bck.provider.is_remote();
+    let remote = e.bck.is_remote();
     let local_walk = !remote || flags & LS_CACHED != 0;
     let max = match msg.pagesize {
         n if n > 0 => (n as usize).min(if remote { 1000 } else { 10_000 }),

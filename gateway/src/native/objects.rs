@@ -77,7 +77,7 @@ pub async fn control(state: &SharedState, call: &super::Call, rest: &str) -> Rep
             }
         }
         // AIS's `api.EvictObject`: the cached copy goes, the backend keeps the object.
-        trove_ais::action::EVICT if entry.bck.provider.is_remote() => {
+        trove_ais::action::EVICT if entry.bck.is_remote() => {
             let cached = state.store.head(&entry.bck, &key).is_ok();
             crate::data::drop_cached(state, &entry, &key).await.map_err(|e| from_data(e, &entry, &key))?;
             if !cached {

@@ -69,7 +69,7 @@ pub async fn create(
 
 pub async fn head(state: &SharedState, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
     let entry = bucket(&req)?;
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         // An attached bucket is only as present as its backend bucket.
         let b = crate::data::backend(state, &entry).map_err(errors::from_data)?;
         b.head_bucket(&entry.bck.name).await.map_err(errors::from_backend)?;
@@ -82,7 +82,7 @@ pub async fn delete(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let entry = bucket(&req)?;
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         // A cloud bucket is never deleted through Trove (as in AIS): DeleteBucket detaches it.
         crate::data::attach::detach(state, &req.input.bucket).await.map_err(errors::from_data)?;
         return Ok(S3Response::new(DeleteBucketOutput {}));

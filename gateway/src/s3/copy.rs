@@ -71,7 +71,7 @@ pub async fn copy_object(
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let (src, src_key) = source(state, user.as_ref(), &i.copy_source)?;
-    if src.bck.provider.is_remote() && src.bck == dest.bck {
+    if src.bck.is_remote() && src.bck == dest.bck {
         // Same backend bucket: the backend copies; nothing moves through Trove.
         let new_meta = replace.then(|| ObjMeta {
             content_type: Some(i.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
@@ -96,7 +96,7 @@ pub async fn copy_object(
             ..Default::default()
         }));
     }
-    if dest.bck.provider.is_remote() {
+    if dest.bck.is_remote() {
         return Err(s3_error!(
             NotImplemented,
             "CopyObject into a cloud bucket from a different bucket is not supported; copy through a client"

@@ -58,6 +58,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::NotImplemented(what) => s3_error!(NotImplemented, "{what} is not supported"),
         D::NoSpace => insufficient_storage(),
         D::NoProvider(p) => s3_error!(ServiceUnavailable, "The bucket's provider {p} is not set up on this node"),
+        D::NoRemoteCluster(u) => s3_error!(ServiceUnavailable, "The bucket's remote AIS cluster {u} is not attached"),
         D::NotRemote(what) => s3_error!(InvalidArgument, "{what} is not a cloud bucket"),
         D::BackendNoSuchBucket(b) => s3_error!(NoSuchBucket, "The backend bucket {b} does not exist"),
         D::BackendDenied(m) => s3_error!(AccessDenied, "The backend denied access: {m}"),

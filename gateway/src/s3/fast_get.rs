@@ -99,7 +99,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     let snapshot = state.registry.snapshot();
     let entry = snapshot.buckets.get(bucket)?;
     // Cached copies that must be revalidated against their backend go through s3s.
-    let revalidate = entry.bck.provider.is_remote() && entry.props.versioning.validate_warm_get;
+    let revalidate = entry.bck.is_remote() && entry.props.versioning.validate_warm_get;
     if revalidate || state.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }
@@ -146,7 +146,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
     // The door decides as it does for s3s; a refusal goes to s3s, which words the error.
     door::authorize(Caller::User(user), Action::ReadObject, Some(entry), ObjectAcl::Known(meta.acl.as_deref())).ok()?;
-    if entry.bck.provider.is_remote() {
+    if entry.bck.is_remote() {
         state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
