@@ -161,7 +161,6 @@ OBJ = "/v1/objects/{ais}/obj.bin"
 VICTIM = "/v1/objects/{ais}/{victim}"
 AWS_VICTIM = "/v1/objects/{aws}/{aws_victim}"
 NS = ("namespace", "@#prod")  # a named (non-global) namespace
-NS_REMOTE = ("namespace", "@Bghort1l#")  # a remote AIS cluster's default namespace
 
 REFUSED: list[Case] = [
     # --- GET /v1/objects/B/O: archive selection, inline ETL, namespaces
@@ -177,7 +176,6 @@ REFUSED: list[Case] = [
     c("GET-obj:etl_pipeline", "GET", GET_TAR, params=[("etl_name", "md5"), ("etl_pipeline", "md5,echo")],
       names=["etl_pipeline", "etl_name"]),
     c("GET-obj:namespace", "GET", GET_TAR, params=[NS]),
-    c("GET-obj:namespace-remote", "GET", GET_TAR, params=[NS_REMOTE], names=["namespace"]),
     # --- HEAD /v1/objects/B/O
     c("HEAD-obj:presence", "HEAD", OBJ, params=[("presence", "5")]),  # FltExistsOutside
     c("HEAD-obj:namespace", "HEAD", OBJ, params=[NS]),

@@ -25,6 +25,20 @@ impl Namespace {
     pub fn is_remote(&self) -> bool {
         !self.uuid.is_empty()
     }
+
+    /// Parses AIS's `Uname` form of the `namespace` query parameter: `@uuid#name`, either part optional
+    /// (`""`, `@#` and `#` are the global namespace; `@uuid` or `@uuid#` a remote cluster's default one).
+    pub fn parse_uname(s: &str) -> Option<Namespace> {
+        let rest = s.strip_prefix('@').unwrap_or(s);
+        let (uuid, name) = rest.split_once('#').unwrap_or((rest, ""));
+        if !s.starts_with('@') && !uuid.is_empty() {
+            return None;
+        }
+        if uuid.contains(['/', '@']) || name.contains(['/', '@', '#']) {
+            return None;
+        }
+        Some(Namespace { uuid: uuid.to_owned(), name: name.to_owned() })
+    }
 }
 
 impl fmt::Display for Namespace {
@@ -171,6 +185,19 @@ mod tests {
         assert_eq!(validate_s3_bucket_name("a..b"), Err(BucketNameError::AdjacentDots));
         assert_eq!(validate_s3_bucket_name("192.168.1.1"), Err(BucketNameError::IpAddress));
         assert_eq!(validate_s3_bucket_name("v1"), Err(BucketNameError::Reserved("v1")));
+    }
+
+    #[test]
+    fn namespace_unames() {
+        let ns = |u: &str, n: &str| Some(Namespace { uuid: u.into(), name: n.into() });
+        assert_eq!(Namespace::parse_uname(""), ns("", ""));
+        assert_eq!(Namespace::parse_uname("@#"), ns("", ""));
+        assert_eq!(Namespace::parse_uname("@Zx1#"), ns("Zx1", ""));
+        assert_eq!(Namespace::parse_uname("@Zx1"), ns("Zx1", ""));
+        assert_eq!(Namespace::parse_uname("@alias#prod"), ns("alias", "prod"));
+        assert_eq!(Namespace::parse_uname("#prod"), ns("", "prod"));
+        assert_eq!(Namespace::parse_uname("Zx1"), None);
+        assert_eq!(Namespace::parse_uname("@a/b"), None);
     }
 
     #[test]

@@ -311,12 +311,8 @@ fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> 
             let rest = path.strip_prefix(trove_ais::path::OBJECTS)?;
             let (bucket, key) = rest.split_once('/').filter(|(_, k)| !k.is_empty())?;
             let key = percent_encoding::percent_decode_str(key).decode_utf8().ok()?.into_owned();
-            let provider = target.param(trove_ais::query::PROVIDER).filter(|p| !p.is_empty());
-            let provider = match provider {
-                Some(p) => Some(p.parse().ok()?),
-                None => None,
-            };
-            let (_, entry) = crate::data::bucket_named(state, bucket, provider)?;
+            let (provider, ns) = crate::native::addressed(&target.query).ok()?;
+            let (_, entry) = crate::data::bucket_named(state, bucket, provider, &ns)?;
             Some((entry, key))
         }
     }

@@ -27,9 +27,24 @@ pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGua
 }
 
 /// The registry entry a native call names: `NAME` as an S3 name, or (with a cloud `provider`) the S3 name
-/// that stands for that cloud bucket.
-pub fn named(state: &SharedState, name: &str, provider: Option<Provider>) -> Option<(String, BucketEntry)> {
+/// that stands for that cloud bucket, or (with a remote cluster's namespace, `@alias` or `@uuid`) the S3 name
+/// that stands for that cluster's bucket.
+pub fn named(
+    state: &SharedState,
+    name: &str,
+    provider: Option<Provider>,
+    ns: &trove_namespace::Namespace,
+) -> Option<(String, BucketEntry)> {
     let snap = state.registry.snapshot();
+    if ns.is_remote() {
+        let map = state.cluster.map();
+        let uuid = map.remotes.find(&ns.uuid).map_or(ns.uuid.as_str(), |(_, c)| c.uuid.as_str());
+        return snap
+            .buckets
+            .iter()
+            .find(|(_, e)| e.bck.ns.uuid == uuid && e.bck.ns.name == ns.name && e.bck.name == name)
+            .map(|(n, e)| (n.clone(), e.clone()));
+    }
     if let Some(e) = snap.buckets.get(name) {
         if provider.is_none_or(|p| p == Provider::Ais || p == e.bck.provider) {
             return Some((name.to_owned(), e.clone()));

@@ -68,10 +68,8 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
 }
 
 pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
-    let provider = match call.param(query::PROVIDER).filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
-        None => None,
-    };
+    let (provider, ns) = super::addressed(&call.query)?;
+    let find = |state: &SharedState, n: &str, provider: Option<Provider>| find(state, n, provider, &ns);
     let action = call.msg.action.as_str();
     let bool_param = |n: &str| call.param(n).is_some_and(|v| matches!(v, "true" | "True" | "TRUE" | "1" | "t" | "T"));
     match (&call.method, name, action) {

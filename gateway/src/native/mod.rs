@@ -41,6 +41,24 @@ impl Call {
     }
 }
 
+/// The bucket identity parameters of a call: `provider` (none: an S3 name or AIS-local) and `namespace` (AIS's
+/// `@uuid#name`; a remote cluster by UUID or alias).
+pub fn addressed(
+    query: &[(String, String)],
+) -> Result<(Option<trove_namespace::Provider>, trove_namespace::Namespace), (StatusCode, String)> {
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let provider = match get(trove_ais::query::PROVIDER) {
+        Some(p) => Some(p.parse().map_err(|e: trove_namespace::Error| (StatusCode::BAD_REQUEST, e.to_string()))?),
+        None => None,
+    };
+    let ns = match get(trove_ais::query::NAMESPACE) {
+        Some(n) => trove_namespace::Namespace::parse_uname(n)
+            .ok_or_else(|| (StatusCode::BAD_REQUEST, format!("invalid namespace {n:?}")))?,
+        None => Default::default(),
+    };
+    Ok((provider, ns))
+}
+
 /// Control bodies are small; anything bigger is refused rather than buffered.
 const MAX_BODY: usize = 1 << 20;
 

@@ -39,13 +39,10 @@ fn target(
         .into_owned();
     crate::s3::ctx::check_key(&key)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.message().unwrap_or("bad name").to_owned()))?;
-    let provider = match param(query, ais_query::PROVIDER).filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse::<Provider>().map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?),
-        None => None,
-    };
-    let (_, entry) = crate::data::bucket_named(state, bucket, provider).ok_or_else(|| {
-        let p = provider.unwrap_or(Provider::Ais).as_str();
-        (StatusCode::NOT_FOUND, format!("bucket {p}://{bucket} does not exist"))
+    let (provider, ns) = super::addressed(query)?;
+    let (_, entry) = crate::data::bucket_named(state, bucket, provider, &ns).ok_or_else(|| {
+        let bck = trove_namespace::Bck { provider: provider.unwrap_or(Provider::Ais), ns, name: bucket.to_owned() };
+        (StatusCode::NOT_FOUND, format!("bucket {bck} does not exist"))
     })?;
     Ok((entry, key))
 }

@@ -72,8 +72,8 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
     for (k, v) in query {
         let ok = match k.as_str() {
             q::PROVIDER => true,
-            // The global namespace is the only one Trove has (remote clusters come later).
-            q::NAMESPACE => matches!(v.as_str(), "" | "@" | "#" | "@#"),
+            // The global namespace, and remote clusters' default ones (`@uuid`, `@alias`); no named namespaces.
+            q::NAMESPACE => trove_namespace::Namespace::parse_uname(v).is_some_and(|ns| ns.name.is_empty()),
             // The SDK sends archive parameters in pairs with an empty partner: empty means absent.
             q::ARCHPATH | q::ARCHREGX | q::ARCHMODE | q::ARCHMIME => v.is_empty(),
             q::PRESENCE if route.has_presence() => v.parse::<u8>().is_ok_and(|p| p <= PRESENCE_MAX),
