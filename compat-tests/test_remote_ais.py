@@ -4,6 +4,7 @@ AIS checks, a cluster attached while offline whose UUID is learned when it answe
 
 import os
 
+import botocore
 import pytest
 import requests
 
@@ -170,6 +171,24 @@ def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket
     assert r.status_code == 404, r.text
     r = here.native("GET", "/v1/objects/data/dir/obj-1", params={"provider": "ais", "namespace": "@#prod"})
     assert r.status_code == 400, r.text
+    # Every attached cluster's buckets (`namespace=@`), and one cluster's.
+    for ns in ("@", "@remais"):
+        listed = here.native("GET", "/v1/buckets/", params={"provider": "ais", "namespace": ns},
+                             json={"action": "list", "name": "", "value": None}).json()
+        assert {"name": "data", "provider": "ais", "namespace": {"uuid": uuid, "name": ""}} in listed, listed
+    # Attached by its own name on the native API (as AIS adds a remote bucket), then prefetched by template.
+    origin.create_bucket(Bucket="shards")
+    for i in range(8):
+        origin.put_object(Bucket="shards", Key=f"shard-{i}.tar", Body=f"shard {i}".encode() * 100)
+    r = here.native("POST", "/v1/buckets/shards", params={"provider": "ais", "namespace": "@remais"},
+                    json={"action": "create-bck", "name": "", "value": None})
+    assert r.status_code == 200, r.text
+    job = here.native("POST", "/v1/buckets/shards", params={"provider": "ais", "namespace": f"@{uuid}#"},
+                      json={"action": "prefetch-listrange", "name": "", "value": {"template": "shard-{0..7}.tar"}})
+    assert job.status_code == 200, job.text
+    wait_for(lambda: here.native("GET", "/v1/cluster", params={"what": "status"}, json={"ID": job.text}).json()
+             ["end_time"] != 0, what="the prefetch done")
+    assert sdk.bucket("shards", namespace=Namespace(uuid="remais")).object("shard-3.tar").head().present
     s3 = here.client()
     # Listed from the remote cluster, with a delimiter.
     page = s3.list_objects_v2(Bucket="remdata", Prefix="dir/", Delimiter="/")
@@ -201,4 +220,14 @@ def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket
         n.kill9()
     for k in list(bodies)[1:]:
         assert s3.get_object(Bucket="remdata", Key=k)["Body"].read() == bodies[k]
+    for i in range(8):
+        assert s3.get_object(Bucket="shards", Key=f"shard-{i}.tar")["Body"].read() == f"shard {i}".encode() * 100
+    # Evicted, the copies are gone (and the remote being down, a read now fails).
+    r = here.native("DELETE", "/v1/buckets/shards", params={"provider": "ais", "namespace": "@remais"},
+                    json={"action": "evict-listrange", "name": "", "value": {"template": "shard-{0..7}.tar"}})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: here.native("GET", "/v1/cluster", params={"what": "status"}, json={"ID": r.text}).json()
+             ["end_time"] != 0, what="the evict done")
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket="shards", Key="shard-3.tar")
     assert by_alias(here)["remais"]["uuid"] == "defunct"

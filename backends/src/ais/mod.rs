@@ -58,6 +58,39 @@ impl AisClient {
     }
 }
 
+impl AisClient {
+    /// The names of the AIS buckets of the cluster at `url` (`GET /v1/buckets/?provider=ais`).
+    pub async fn buckets(&self, url: &str, token: Option<&str>) -> Result<Vec<String>> {
+        let mut req = self
+            .http
+            .get(format!("{}/v1/buckets/", url.trim_end_matches('/')))
+            .query(&[("provider", "ais")])
+            .json(&serde_json::json!({"action": "list", "name": "", "value": null}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| Error::unavailable(format!("{url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| Error::unavailable(format!("{url}: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(wire::error_of(status, &body, "", ""));
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            name: String,
+            #[serde(default)]
+            namespace: Option<serde_json::Value>,
+        }
+        let listed: Vec<Listed> = serde_json::from_slice(&body).map_err(|e| Error::Other(format!("{url}: {e}")))?;
+        // Its own AIS buckets only (not those it has from clusters attached to it).
+        Ok(listed
+            .into_iter()
+            .filter(|b| b.namespace.as_ref().is_none_or(|n| n["uuid"].as_str().unwrap_or("").is_empty()))
+            .map(|b| b.name)
+            .collect())
+    }
+}
+
 /// Reads an AIS Smap (`version` is a number, or a string as AIS's Go JSON writes int64s).
 pub fn parse_smap(raw: serde_json::Value) -> std::result::Result<RemoteSmap, String> {
     let uuid = raw["uuid"].as_str().filter(|u| !u.is_empty()).ok_or("not a cluster map: no uuid")?.to_owned();

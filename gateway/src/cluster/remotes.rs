@@ -125,6 +125,28 @@ pub async fn live(state: &SharedState) -> (Vec<Live>, u64) {
     (futures::future::join_all(views).await, remotes.version)
 }
 
+/// The buckets of the attached clusters (those `only` names, by alias or UUID; all when `None`), as (UUID,
+/// bucket name). A cluster that does not answer contributes nothing.
+pub async fn buckets(state: &SharedState, only: Option<&str>) -> Vec<(String, String)> {
+    let remotes = state.cluster.map().remotes.clone();
+    let wanted: Vec<RemoteCluster> = remotes
+        .clusters
+        .iter()
+        .filter(|(a, c)| !c.uuid.is_empty() && only.is_none_or(|o| o == a.as_str() || o == c.uuid))
+        .map(|(_, c)| c.clone())
+        .collect();
+    let asks = wanted.iter().map(|c| async move {
+        for url in &c.urls {
+            match state.ais_client.buckets(url, c.token.as_deref()).await {
+                Ok(names) => return names.into_iter().map(|n| (c.uuid.clone(), n)).collect(),
+                Err(e) => tracing::info!(url = %url, error = %e, "a remote cluster did not list its buckets"),
+            }
+        }
+        Vec::new()
+    });
+    futures::future::join_all(asks).await.into_iter().flatten().collect()
+}
+
 /// Attaches the `[[remotes]]` of the configuration (again at every start: URLs and tokens are merged).
 pub async fn attach_configured(state: &SharedState, list: &[trove_config::RemoteConfig]) -> Result<(), RemoteError> {
     for r in list {

@@ -93,6 +93,22 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
             Ok(super::job_id(id))
         }
+        (&http::Method::GET, "", "" | action::LIST) if ns.is_remote() || call.param(query::NAMESPACE) == Some("@") => {
+            // AIS's `namespace=@`: the buckets of every attached cluster (or of the one named), live.
+            let only = Some(ns.uuid.as_str()).filter(|u| !u.is_empty());
+            let list: Vec<_> = crate::cluster::remotes::buckets(state, only)
+                .await
+                .into_iter()
+                .map(|(uuid, name)| {
+                    bck_json(&Bck {
+                        provider: Provider::Ais,
+                        ns: trove_namespace::Namespace { uuid, name: String::new() },
+                        name,
+                    })
+                })
+                .collect();
+            Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&list).unwrap_or_default())))
+        }
         (&http::Method::GET, "", "" | action::LIST) => {
             let snap = state.registry.snapshot();
             let list: Vec<_> = match provider.filter(|p| p.is_remote()) {
@@ -131,6 +147,12 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
         (&http::Method::POST, n, action::CREATE_BCK) if !n.is_empty() => {
             let check = !bool_param(query::DONT_HEAD_REMOTE_BCK);
             let (s3_name, bck, mut props) = match provider {
+                // A remote cluster's bucket, under its own name (AIS adds it on first use).
+                _ if ns.is_remote() => (
+                    n.to_owned(),
+                    Bck { provider: Provider::Ais, ns: ns.clone(), name: n.to_owned() },
+                    call.msg.value.clone(),
+                ),
                 Some(p) if p.is_remote() => (
                     n.to_owned(),
                     Bck { provider: p, ns: Default::default(), name: n.to_owned() },
