@@ -184,10 +184,16 @@ def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket
                     json={"action": "create-bck", "name": "", "value": None})
     assert r.status_code == 200, r.text
     job = here.native("POST", "/v1/buckets/shards", params={"provider": "ais", "namespace": f"@{uuid}#"},
-                      json={"action": "prefetch-listrange", "name": "", "value": {"template": "shard-{0..7}.tar"}})
+                      json={"action": "prefetch-listrange", "name": "", "value": {"template": "shard-{0..3}.tar"}})
     assert job.status_code == 200, job.text
     wait_for(lambda: here.native("GET", "/v1/cluster", params={"what": "status"}, json={"ID": job.text}).json()
              ["end_time"] != 0, what="the prefetch done")
+    # The CLI takes the same bucket by its AIS URI.
+    out = cli(here, "prefetch", "ais://@remais/shards", "--template", "shard-{4..7}.tar", "--wait")
+    assert out.returncode == 0, out.stderr
+    listed = cli(here, "ls", "ais://@remais/shards", "--cached")
+    assert listed.returncode == 0, listed.stderr
+    assert all(f"shard-{i}.tar" in listed.stdout for i in range(8)), listed.stdout
     assert sdk.bucket("shards", namespace=Namespace(uuid="remais")).object("shard-3.tar").head().present
     s3 = here.client()
     # Listed from the remote cluster, with a delimiter.
@@ -209,6 +215,16 @@ def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket
     uuid = there[0].smap()["uuid"]
     cached = [f for _, _, fs in os.walk(here.mountpaths[0] / "@ais" / f"@{uuid}#" / "data") for f in fs]
     assert len(cached) >= len(bodies), cached
+    # With validate_warm_get, a warm read sees an object changed on the remote cluster (its checksum differs).
+    r = here.native("PATCH", "/v1/buckets/remdata", json={"action": "set-bprops", "name": "",
+                                                           "value": {"versioning": {"validate_warm_get": True}}})
+    assert r.status_code == 200, r.text
+    origin.put_object(Bucket="data", Key="dir/obj-5", Body=b"changed at the origin")
+    assert s3.get_object(Bucket="remdata", Key="dir/obj-5")["Body"].read() == b"changed at the origin"
+    bodies["dir/obj-5"] = b"changed at the origin"
+    r = here.native("PATCH", "/v1/buckets/remdata", json={"action": "set-bprops", "name": "",
+                                                           "value": {"versioning": {"validate_warm_get": False}}})
+    assert r.status_code == 200, r.text
     # Write-through and delete reach the remote cluster.
     s3.put_object(Bucket="remdata", Key="written-here", Body=b"through")
     assert origin.get_object(Bucket="data", Key="written-here")["Body"].read() == b"through"

@@ -245,8 +245,15 @@ fn bucket_of(uri: &str) -> anyhow::Result<Bck> {
     Ok(bck)
 }
 
+/// A bucket's native path with its provider, and its namespace when it has one (`ais://@remais/b` is
+/// `namespace=@remais#`, percent-encoded).
 fn bucket_path(bck: &Bck) -> String {
-    format!("{}/{}?{}={}", path::BUCKETS, bck.name, query::PROVIDER, bck.provider.as_str())
+    let mut p = format!("{}/{}?{}={}", path::BUCKETS, bck.name, query::PROVIDER, bck.provider.as_str());
+    if !bck.ns.is_global() {
+        let uname = format!("@{}#{}", bck.ns.uuid, bck.ns.name);
+        p.push_str(&format!("&{}={}", query::NAMESPACE, uname.replace('@', "%40").replace('#', "%23")));
+    }
+    p
 }
 
 fn human_bytes(n: u64) -> String {
