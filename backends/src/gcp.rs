@@ -258,34 +258,4 @@ impl Backend for Gcp {
     fn lockstep_multipart(&self) -> bool {
         false
     }
-
-    async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
-        Err(Error::Invalid("GCS objects of multipart uploads go up as one resumable upload at completion".into()))
-    }
-
-    async fn upload_part(
-        &self,
-        _bucket: &str,
-        _key: &str,
-        _upload: &str,
-        _number: u32,
-        _body: Payload,
-    ) -> Result<String> {
-        Err(Error::Invalid("GCS has no parts: see create_multipart".into()))
-    }
-
-    async fn complete_multipart(
-        &self,
-        _bucket: &str,
-        _key: &str,
-        _upload: &str,
-        _parts: &[(u32, String)],
-        _meta: &ObjectMeta,
-    ) -> Result<ObjectMeta> {
-        Err(Error::Invalid("GCS has no parts: see create_multipart".into()))
-    }
-
-    async fn abort_multipart(&self, _bucket: &str, _key: &str, _upload: &str) -> Result<()> {
-        Ok(())
-    }
 }

@@ -53,21 +53,38 @@ pub trait Backend: Send + Sync + 'static {
         true
     }
 
-    /// Starts a backend multipart upload; returns the backend's handle for it.
-    async fn create_multipart(&self, bucket: &str, key: &str, meta: &ObjectMeta) -> Result<String>;
+    /// Starts a backend multipart upload; returns the backend's handle for it. Backends without lock-step
+    /// uploads keep this default: they are never asked.
+    async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
+        Err(Error::Invalid(format!("{}: multipart uploads go to the backend whole, at completion", self.provider())))
+    }
 
     /// Uploads part `number` (1-based); returns the backend's token for the part (an S3 ETag, a block id ...).
-    async fn upload_part(&self, bucket: &str, key: &str, upload: &str, number: u32, body: Payload) -> Result<String>;
+    async fn upload_part(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _upload: &str,
+        _number: u32,
+        _body: Payload,
+    ) -> Result<String> {
+        Err(Error::Invalid(format!("{}: no backend parts (see create_multipart)", self.provider())))
+    }
 
     /// Joins the parts, in the order given, into the object `key` with `meta`.
     async fn complete_multipart(
         &self,
-        bucket: &str,
-        key: &str,
-        upload: &str,
-        parts: &[(u32, String)],
-        meta: &ObjectMeta,
-    ) -> Result<ObjectMeta>;
+        _bucket: &str,
+        _key: &str,
+        _upload: &str,
+        _parts: &[(u32, String)],
+        _meta: &ObjectMeta,
+    ) -> Result<ObjectMeta> {
+        Err(Error::Invalid(format!("{}: no backend parts (see create_multipart)", self.provider())))
+    }
 
-    async fn abort_multipart(&self, bucket: &str, key: &str, upload: &str) -> Result<()>;
+    /// Aborts a backend multipart upload (nothing to do without lock-step uploads).
+    async fn abort_multipart(&self, _bucket: &str, _key: &str, _upload: &str) -> Result<()> {
+        Ok(())
+    }
 }

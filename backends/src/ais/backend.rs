@@ -286,29 +286,6 @@ impl Backend for AisBackend {
     fn lockstep_multipart(&self) -> bool {
         false
     }
-
-    async fn create_multipart(&self, _bucket: &str, _key: &str, _meta: &ObjectMeta) -> Result<String> {
-        Err(Error::Invalid("objects of multipart uploads go to a remote AIS cluster whole, at completion".into()))
-    }
-
-    async fn upload_part(&self, _: &str, _: &str, _: &str, _: u32, _: Payload) -> Result<String> {
-        Err(Error::Invalid("no parts on a remote AIS cluster: see create_multipart".into()))
-    }
-
-    async fn complete_multipart(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &[(u32, String)],
-        _: &ObjectMeta,
-    ) -> Result<ObjectMeta> {
-        Err(Error::Invalid("no parts on a remote AIS cluster: see create_multipart".into()))
-    }
-
-    async fn abort_multipart(&self, _bucket: &str, _key: &str, _upload: &str) -> Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
