@@ -93,6 +93,8 @@ pub mod header {
     /// Attaching a remote cluster (`PUT /v1/cluster/attach?what=remote`): its alias and URL(s).
     pub const REMOTE_AIS_ALIAS: &str = "ais-remote-ais-alias";
     pub const REMOTE_AIS_URL: &str = "ais-remote-ais-url";
+    /// Trove's own: a remote cluster's bearer token on attach (AIS has no header for it).
+    pub const TROVE_REMOTE_TOKEN: &str = "trove-remote-token";
 }
 
 /// Actions of control messages (`{"action": ...}`).

@@ -503,7 +503,7 @@ pub async fn cluster(conn: &Conn, cmd: ClusterCmd) -> anyhow::Result<()> {
             let path = format!("{}?{}={}", path::ATTACH, query::WHAT, what::REMOTE);
             let mut headers = vec![(header::REMOTE_AIS_ALIAS, alias), (header::REMOTE_AIS_URL, urls)];
             if let Some(t) = &token {
-                headers.push((crate::native::REMOTE_TOKEN_HEADER, t.as_str()));
+                headers.push((header::TROVE_REMOTE_TOKEN, t.as_str()));
             }
             api.call_with(http::Method::PUT, &path, None, &headers).await?;
             println!("attached {alias}");

@@ -283,8 +283,13 @@ impl AppState {
         self.walk_wanted.notify_one();
     }
 
-    /// Notes that `keys` of an AIS bucket were deleted here now (blocking: the tombstones are synced).
+    /// Notes that `keys` of an AIS bucket were deleted here now (blocking: the tombstones are synced). A node
+    /// alone in its map skips it: no other node holds a copy that could come back, and a delete costs no
+    /// extra sync.
     pub fn remember_deletes(&self, bck: &trove_namespace::Bck, keys: &[String]) {
+        if self.cluster.map().smap.nodes.len() <= 1 {
+            return;
+        }
         if let Err(e) = self.tombstones.record(bck, keys, crate::data::now_ms()) {
             tracing::error!(bucket = %bck, error = %e, "could not record deletes: a node that was away may bring them back");
         }

@@ -15,6 +15,7 @@ use trove_cache::{ObjMeta, Staged};
 use trove_cluster::NodeInfo;
 use trove_namespace::BucketEntry;
 
+use crate::data::peers::respond;
 use crate::data::{self, Error};
 use crate::state::SharedState;
 
@@ -120,13 +121,6 @@ impl PendingReplicas {
     fn take(&self, token: u64) -> Option<Pending> {
         self.staged.lock().unwrap_or_else(|e| e.into_inner()).remove(&token)
     }
-}
-
-fn respond(status: StatusCode, body: Bytes) -> http::Response<s3s::Body> {
-    let mut r = http::Response::new(s3s::Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r
 }
 
 /// Sends `file` (a copy of `key` with `meta`) to `node`, streamed; the node's JSON answer.

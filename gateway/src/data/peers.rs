@@ -81,7 +81,8 @@ pub async fn handle(state: &SharedState, path: &str, header: Option<&str>, body:
     respond(status, body)
 }
 
-fn respond(status: StatusCode, body: Bytes) -> http::Response<s3s::Body> {
+/// An intra-cluster answer: JSON (or a plain message) with `status`.
+pub(crate) fn respond(status: StatusCode, body: Bytes) -> http::Response<s3s::Body> {
     let mut r = http::Response::new(s3s::Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));

@@ -11,8 +11,6 @@ mod objects;
 mod remotes;
 mod strict;
 
-pub use remotes::TOKEN_HEADER as REMOTE_TOKEN_HEADER;
-
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;

@@ -14,9 +14,6 @@ use crate::state::SharedState;
 
 type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
 
-/// The header carrying a remote cluster's bearer token on attach.
-pub const TOKEN_HEADER: &str = "trove-remote-token";
-
 fn status(e: RemoteError) -> (StatusCode, String) {
     let code = match &e {
         RemoteError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -49,7 +46,7 @@ pub async fn attach(state: &SharedState, call: &Call) -> Reply {
     if urls.is_empty() {
         return Err((StatusCode::BAD_REQUEST, format!("missing header {}", header::REMOTE_AIS_URL)));
     }
-    let token = call.headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let token = call.headers.get(header::TROVE_REMOTE_TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     remotes::attach(state, &alias, urls, token).await.map_err(status)?;
     Ok(json(StatusCode::OK, Bytes::new()))
 }
