@@ -83,3 +83,30 @@ def test_prefetch_blob_threshold_fetches_in_ranges(trove_factory, moto):
     assert gets() - before == 3, "above blob-threshold: the first GET's first MiB, then two ranged reads"
     s3 = trove.client()
     assert s3.get_object(Bucket=origin, Key="ranged")["Body"].read() == body
+
+
+def test_a_cloud_bucket_named_on_the_native_api_is_added_on_first_use(trove_factory, moto):
+    """As AIS adds `s3://b` to its metadata the first time a call names it (unless `dont_add_remote_bck_md`)."""
+    from support import new_bucket_name
+    from test_backends import describe, listed_buckets, native, start_trove
+
+    trove = start_trove(trove_factory, moto)
+    origin, other = new_bucket_name(), new_bucket_name()
+    for b in (origin, other):
+        moto.create_bucket(b)
+        moto.put_object(b, "k", b"first use")
+    r = native(trove, "GET", f"/v1/objects/{other}/k", params={"provider": "aws", "dont_add_remote_bck_md": "true"})
+    assert r.status_code == 404, describe(r)
+    r = native(trove, "GET", f"/v1/objects/{origin}/k", params={"provider": "aws"})
+    assert r.status_code == 200 and r.content == b"first use", describe(r)
+    assert any(b["name"] == origin and b["provider"] == "aws" for b in listed_buckets(trove))
+    assert not any(b["name"] == other for b in listed_buckets(trove))
+    # Usable from S3 under its own name from then on.
+    assert trove.client().get_object(Bucket=origin, Key="k")["Body"].read() == b"first use"
+    # A bucket the cloud does not have stays unknown (404, nothing added).
+    missing = new_bucket_name()
+    r = native(trove, "GET", f"/v1/objects/{missing}/k", params={"provider": "aws"})
+    assert r.status_code == 404 and "does not exist" in r.text, describe(r)
+    r = native(trove, "HEAD", f"/v1/buckets/{missing}", params={"provider": "aws"})
+    assert r.status_code == 404, describe(r)
+    assert not any(b["name"] == missing for b in listed_buckets(trove))

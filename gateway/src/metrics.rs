@@ -83,7 +83,7 @@ pub fn operation(
 ) -> &'static str {
     let path = uri.path();
     if path.starts_with(trove_ais::path::V1) && !virtual_host {
-        return "Native";
+        return native_operation(method, path);
     }
     let query = uri.query().unwrap_or("");
     let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
@@ -119,6 +119,34 @@ pub fn operation(
         (&M::DELETE, true, true) => "DeleteObject",
         (&M::DELETE, true, false) if query.is_empty() => "DeleteBucket",
         _ => "Other",
+    }
+}
+
+/// Native calls by family: object reads apart from the cluster's own chatter (health checks, intra-cluster
+/// copies), so that the requests another cluster sends to this one can be counted on this side.
+fn native_operation(method: &http::Method, path: &str) -> &'static str {
+    use http::Method as M;
+    use trove_ais::path as p;
+    if path.starts_with(p::OBJECTS) {
+        return match *method {
+            M::GET => "NativeGetObject",
+            M::HEAD => "NativeHeadObject",
+            M::PUT => "NativePutObject",
+            M::DELETE => "NativeDeleteObject",
+            _ => "NativeObjectOther",
+        };
+    }
+    let family = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if family(p::BUCKETS) {
+        "NativeBuckets"
+    } else if family(p::HEALTH) {
+        "NativeHealth"
+    } else if path.starts_with(crate::data::peers::PREFIX) {
+        "NativeIntra"
+    } else if family(p::CLUSTER) || family(p::DAEMON) {
+        "NativeCluster"
+    } else {
+        "Native"
     }
 }
 
@@ -365,7 +393,15 @@ mod tests {
         assert_eq!(op("POST", "/b?delete", false), "DeleteObjects");
         assert_eq!(op("DELETE", "/b/k", false), "DeleteObject");
         assert_eq!(op("DELETE", "/b", false), "DeleteBucket");
-        assert_eq!(op("GET", "/v1/buckets", false), "Native");
+        assert_eq!(op("GET", "/v1/buckets", false), "NativeBuckets");
+        assert_eq!(op("GET", "/v1/buckets/b", false), "NativeBuckets");
+        assert_eq!(op("GET", "/v1/objects/b/k", false), "NativeGetObject");
+        assert_eq!(op("HEAD", "/v1/objects/b/k", false), "NativeHeadObject");
+        assert_eq!(op("GET", "/v1/health", false), "NativeHealth");
+        assert_eq!(op("PUT", "/v1/intra/copy", false), "NativeIntra");
+        assert_eq!(op("GET", "/v1/cluster?what=smap", false), "NativeCluster");
+        assert_eq!(op("GET", "/v1/daemon?what=smap", false), "NativeCluster");
+        assert_eq!(op("GET", "/v1/ml/moss", false), "Native");
         assert_eq!(op("GET", "/b?tagging", false), "GetBucketOther");
     }
 }

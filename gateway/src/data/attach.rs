@@ -1,6 +1,6 @@
 //! Attaching cloud buckets into the S3 namespace, and detaching them. One implementation serves the config
 //! file (`[[buckets]]`), the native API (`create-bck`, `destroy-bck`), the CLI (through the native API) and
-//! auto-attach on first S3 use.
+//! auto-attach on first S3 use, and AIS's adding of a remote bucket on first native use.
 
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
 
@@ -68,21 +68,10 @@ pub async fn detach(state: &SharedState, s3_name: &str) -> Result<BucketEntry, E
 /// Auto-attach (DESIGN §3): an S3 request for an unknown name tries `NAME` at each provider configured with
 /// `auto_attach`, in order, and attaches the first that answers. Misses are remembered for a while.
 pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
-    const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
     if state.providers.auto_attach().is_empty() || state.registry.get(s3_name).is_some() {
         return false;
     }
-    if validate_s3_bucket_name(s3_name).is_err() {
-        return false;
-    }
-    {
-        let misses = state.auto_attach_misses.lock().unwrap_or_else(|e| e.into_inner());
-        if misses.get(s3_name).is_some_and(|t| t.elapsed() < MISS_TTL) {
-            return false;
-        }
-    }
-    if !state.auto_attach_rate.take() {
-        tracing::debug!(bucket = s3_name, "auto-attach rate limit reached");
+    if validate_s3_bucket_name(s3_name).is_err() || !may_try(state, s3_name) {
         return false;
     }
     for &provider in state.providers.auto_attach() {
@@ -95,12 +84,59 @@ pub async fn auto_attach(state: &SharedState, s3_name: &str) -> bool {
             Err(e) => tracing::debug!(bucket = s3_name, provider = provider.as_str(), error = %e, "auto-attach"),
         }
     }
+    missed(state, s3_name);
+    false
+}
+
+/// AIS adds a remote bucket to its metadata the first time a call names it (`?provider=aws`, or a remote
+/// cluster's `?namespace=@uuid`): Trove attaches it under its own name, if that name is free in the S3
+/// namespace and the backend bucket answers. Misses are remembered like auto-attach's.
+pub async fn on_first_use(state: &SharedState, bck: Bck) -> Result<(String, BucketEntry), Error> {
+    let name = bck.name.clone();
+    if !bck.is_remote() || state.registry.get(&name).is_some() {
+        return Err(Error::NoSuchBucket);
+    }
+    let key = bck.to_string();
+    if !may_try(state, &key) {
+        return Err(Error::NoSuchBucket);
+    }
+    match attach(state, &name, bck, &serde_json::json!({}), true).await {
+        Ok(entry) => {
+            tracing::info!(bucket = %key, "added on first use");
+            Ok((name, entry))
+        }
+        Err(e) => {
+            if matches!(e, Error::BackendNoSuchBucket(_) | Error::NoSuchBucket) {
+                missed(state, &key);
+            }
+            Err(e)
+        }
+    }
+}
+
+const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether an unknown bucket may be looked up at its backend now: not a recent miss, within the rate limit.
+fn may_try(state: &SharedState, key: &str) -> bool {
+    {
+        let misses = state.auto_attach_misses.lock().unwrap_or_else(|e| e.into_inner());
+        if misses.get(key).is_some_and(|t| t.elapsed() < MISS_TTL) {
+            return false;
+        }
+    }
+    if !state.auto_attach_rate.take() {
+        tracing::debug!(bucket = key, "auto-attach rate limit reached");
+        return false;
+    }
+    true
+}
+
+fn missed(state: &SharedState, key: &str) {
     let mut misses = state.auto_attach_misses.lock().unwrap_or_else(|e| e.into_inner());
     if misses.len() > 10_000 {
         misses.clear();
     }
-    misses.insert(s3_name.to_owned(), std::time::Instant::now());
-    false
+    misses.insert(key.to_owned(), std::time::Instant::now());
 }
 
 /// Attaches the `[[buckets]]` of the config at start-up, without contacting the backends (a node must start

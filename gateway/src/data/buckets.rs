@@ -37,8 +37,9 @@ pub fn named(
 ) -> Option<(String, BucketEntry)> {
     let snap = state.registry.snapshot();
     if ns.is_remote() {
+        // Only through an attached cluster: a detached one's buckets are out of reach by alias and by UUID.
         let map = state.cluster.map();
-        let uuid = map.remotes.find(&ns.uuid).map_or(ns.uuid.as_str(), |(_, c)| c.uuid.as_str());
+        let uuid = map.remotes.find(&ns.uuid)?.1.uuid.as_str();
         return snap
             .buckets
             .iter()

@@ -74,13 +74,11 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
     let bool_param = |n: &str| call.param(n).is_some_and(|v| matches!(v, "true" | "True" | "TRUE" | "1" | "t" | "T"));
     match (&call.method, name, action) {
         (&http::Method::GET, n, action::LIST) if !n.is_empty() => {
-            let (_, e) =
-                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (_, e) = super::bucket(state, n, &call.query).await?;
             super::listing::list_objects(state, &e, &call.msg.value, &call.accept).await
         }
         (&http::Method::POST, n, action::PREFETCH) | (&http::Method::DELETE, n, action::EVICT) if !n.is_empty() => {
-            let (bucket, e) =
-                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (bucket, e) = super::bucket(state, n, &call.query).await?;
             if !e.bck.is_remote() {
                 return Err((StatusCode::BAD_REQUEST, format!("{action}: ais://{n} is not a remote bucket")));
             }
@@ -136,8 +134,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             Ok(json(StatusCode::OK, Bytes::from(serde_json::to_vec(&list).unwrap_or_default())))
         }
         (&http::Method::HEAD, n, _) if !n.is_empty() => {
-            let (s3_name, e) =
-                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (s3_name, e) = super::bucket(state, n, &call.query).await?;
             let mut r = json(StatusCode::OK, Bytes::new());
             if let Ok(v) = http::HeaderValue::from_str(&props_json(&s3_name, &e).to_string()) {
                 r.headers_mut().insert(header::BUCKET_PROPS, v);
@@ -178,8 +175,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             Ok(json(StatusCode::OK, Bytes::new()))
         }
         (&http::Method::PATCH, n, action::SET_BPROPS | action::RESET_BPROPS) if !n.is_empty() => {
-            let (s3_name, _) =
-                find(state, n, provider).ok_or((StatusCode::NOT_FOUND, format!("bucket {n} does not exist")))?;
+            let (s3_name, _) = super::bucket(state, n, &call.query).await?;
             let (patch, reset) = (call.msg.value.clone(), action == action::RESET_BPROPS);
             crate::data::apply_registry(state, Change::PatchProps { name: s3_name, patch, reset })
                 .await

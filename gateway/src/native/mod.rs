@@ -57,6 +57,27 @@ pub fn addressed(
     Ok((provider, ns))
 }
 
+/// The bucket a native call names (`name` with `?provider=` and `?namespace=`). A remote bucket not yet in the
+/// namespace is added on first use, as AIS adds it, unless the call says `dont_add_remote_bck_md`.
+pub async fn bucket(
+    state: &SharedState,
+    name: &str,
+    query: &[(String, String)],
+) -> Result<(String, trove_namespace::BucketEntry), (StatusCode, String)> {
+    let (provider, ns) = addressed(query)?;
+    if let Some(found) = crate::data::bucket_named(state, name, provider, &ns) {
+        return Ok(found);
+    }
+    let bck =
+        trove_namespace::Bck { provider: provider.unwrap_or(trove_namespace::Provider::Ais), ns, name: name.into() };
+    let no_add = query.iter().any(|(k, v)| k == trove_ais::query::DONT_ADD_REMOTE_BCK_MD && v != "false");
+    if !bck.is_remote() || no_add {
+        return Err((StatusCode::NOT_FOUND, format!("bucket {bck} does not exist")));
+    }
+    let what = bck.to_string();
+    crate::data::attach::on_first_use(state, bck).await.map_err(|e| errors::about(e, &what))
+}
+
 /// Control bodies are small; anything bigger is refused rather than buffered.
 const MAX_BODY: usize = 1 << 20;
 

@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 use s3s::dto::StreamingBlob;
 use trove_backends::ByteRange;
 use trove_cache::ObjMeta;
-use trove_namespace::{BucketEntry, Provider};
+use trove_namespace::BucketEntry;
 
 use trove_ais::{header, query as ais_query};
 
@@ -24,7 +24,7 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The bucket and object a `/v1/objects/<bucket>/<object>` path names.
-fn target(
+async fn target(
     state: &SharedState,
     rest: &str,
     query: &[(String, String)],
@@ -39,17 +39,13 @@ fn target(
         .into_owned();
     crate::s3::ctx::check_key(&key)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.message().unwrap_or("bad name").to_owned()))?;
-    let (provider, ns) = super::addressed(query)?;
-    let (_, entry) = crate::data::bucket_named(state, bucket, provider, &ns).ok_or_else(|| {
-        let bck = trove_namespace::Bck { provider: provider.unwrap_or(Provider::Ais), ns, name: bucket.to_owned() };
-        (StatusCode::NOT_FOUND, format!("bucket {bck} does not exist"))
-    })?;
+    let (_, entry) = super::bucket(state, bucket, query).await?;
     Ok((entry, key))
 }
 
 /// GET, HEAD and PUT: the object's data.
 pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, query: &[(String, String)]) -> Reply {
-    let (entry, key) = target(state, rest, query)?;
+    let (entry, key) = target(state, rest, query).await?;
     if req.method() == http::Method::PUT {
         write(state, &entry, &key, req).await
     } else {
@@ -65,7 +61,7 @@ pub async fn control(state: &SharedState, call: &super::Call, rest: &str) -> Rep
         let what = if action.is_empty() { format!("{} of an object", call.method) } else { format!("action {action}") };
         return Err((StatusCode::BAD_REQUEST, format!("{what} is not supported by Trove")));
     }
-    let (entry, key) = target(state, rest, &call.query)?;
+    let (entry, key) = target(state, rest, &call.query).await?;
     match action {
         "" => {
             let existed = crate::data::delete(state, &entry, &key).await.map_err(|e| from_data(e, &entry, &key))?;

@@ -45,12 +45,12 @@ impl Route {
     fn accepts(self, name: &str) -> bool {
         let both = |list: &[&str]| list.contains(&name);
         match self {
-            Route::ObjectGet => both(&[q::LATEST_VER, q::SILENT]),
-            Route::ObjectHead => both(&[q::LATEST_VER, q::PROPS, q::SILENT]),
+            Route::ObjectGet => both(&[q::LATEST_VER, q::SILENT, q::DONT_ADD_REMOTE_BCK_MD]),
+            Route::ObjectHead => both(&[q::LATEST_VER, q::PROPS, q::SILENT, q::DONT_ADD_REMOTE_BCK_MD]),
             Route::ObjectPut => both(&[q::SKIP_VC]),
             Route::ObjectControl => false,
             Route::BucketList => both(&[q::SYSTEM_BUCKETS]),
-            Route::Bucket => both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD]),
+            Route::Bucket => both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD, q::DONT_ADD_REMOTE_BCK_MD]),
             Route::BucketHead => both(&[q::DONT_ADD_REMOTE_BCK_MD]),
             Route::Cluster => both(&[q::WHAT, q::FORCE]),
             Route::RemoteAttach => both(&[q::WHAT]),
