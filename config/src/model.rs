@@ -225,6 +225,9 @@ pub struct ServerConfig {
     pub body_timeout_secs: f64,
     /// Connections held open at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// Plain signed object reads are answered below hyper, page-cached bodies with `sendfile` (off: every
+    /// request goes through hyper, for comparison).
+    pub direct_reads: bool,
 }
 
 impl Default for ServerConfig {
@@ -238,6 +241,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 60.0,
             body_timeout_secs: 60.0,
             max_connections: 4096,
+            direct_reads: true,
         }
     }
 }

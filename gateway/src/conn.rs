@@ -120,6 +120,14 @@ impl Activity {
         self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// A write that bypassed [`Watched`] (`sendfile`) made progress (`true`) or found the socket full.
+    pub fn wrote(&self, progressed: bool) {
+        self.write_blocked.store(!progressed, Ordering::Relaxed);
+        if progressed {
+            self.moved();
+        }
+    }
+
     /// A request head was parsed: the response is the server's business until it is written.
     pub fn request_started(self: &Arc<Self>) -> InFlight {
         self.head_started.store(false, Ordering::Relaxed);
@@ -175,6 +183,10 @@ pub struct Watched<T> {
 impl<T> Watched<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
         Watched { inner, activity }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
     }
 }
 

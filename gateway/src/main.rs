@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod conn;
 mod data;
+mod direct;
 mod door;
 mod jobs;
 mod metrics;

@@ -161,6 +161,9 @@ pub struct Metrics {
     pub neighbor_fills: AtomicU64,
     /// Copies of mirrored writes published on other nodes.
     pub mirror_copies: AtomicU64,
+    /// Reads answered below hyper (`direct.rs`), and the body bytes of those sent with `sendfile`.
+    pub direct_reads: AtomicU64,
+    pub sendfile_bytes: AtomicU64,
     /// Objects and bytes this node sent to other nodes in rebalance and repair walks.
     pub rebalance_sent_objects: AtomicU64,
     pub rebalance_sent_bytes: AtomicU64,
@@ -260,6 +263,16 @@ pub fn render(state: &AppState) -> String {
     metric("gauge", "trove_job_bytes", "Bytes done by the jobs the node still knows.", &one(bytes));
     let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| metric("counter", name, help, samples);
     let req = &state.metrics.requests;
+    counter(
+        "trove_direct_reads_total",
+        "Plain object reads answered below hyper (server.direct_reads).",
+        &[(String::new(), state.metrics.direct_reads.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_sendfile_bytes_total",
+        "Response body bytes sent from the page cache with sendfile.",
+        &[(String::new(), state.metrics.sendfile_bytes.load(Ordering::Relaxed))],
+    );
     counter(
         "trove_bytes_in_total",
         "Request body bytes received (by Content-Length).",

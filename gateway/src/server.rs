@@ -31,6 +31,8 @@ struct Frontend {
     domain: Option<String>,
     limits: Limits,
     gate: Arc<Gate>,
+    /// `server.direct_reads`: connections begin in `direct::serve`.
+    direct_reads: bool,
 }
 
 /// Runs a node until SIGINT/SIGTERM. One current-thread runtime per worker thread (one per core by default)
@@ -73,6 +75,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
         domain: cfg.s3.domain.clone(),
         limits: Limits::from_config(&cfg.server),
         gate: Arc::new(Gate::default()),
+        direct_reads: cfg.server.direct_reads,
     });
 
     let threads = cfg.server.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -136,6 +139,7 @@ async fn worker(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let graceful = GracefulShutdown::new();
     let http = auto::Builder::new(TokioExecutor::new());
+    let live = Arc::new(());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -164,17 +168,32 @@ async fn worker(
                         Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
                     }
                 });
-                let io = TokioIo::new(Watched::new(stream, activity.clone()));
-                let conn = http.serve_connection(io, svc).into_owned();
-                let watched = graceful.watch(conn);
-                let limits = frontend.limits;
+                let (fe, http, watcher, mut stop, live) =
+                    (frontend.clone(), http.clone(), graceful.watcher(), stop.clone(), live.clone());
                 tokio::spawn(async move {
-                    let _admitted = admitted;
-                    tokio::select! {
-                        done = watched => if let Err(e) = done {
+                    let (_admitted, _live) = (admitted, live);
+                    let served = async {
+                        let mut sock = Watched::new(stream, activity.clone());
+                        let prefix = if fe.direct_reads {
+                            let direct = crate::direct::serve(&mut sock, &fe.state, fe.domain.as_deref(), &activity, &mut stop);
+                            match std::panic::AssertUnwindSafe(direct).catch_unwind().await {
+                                Ok(Ok(crate::direct::Outcome::HandOver(prefix))) => prefix,
+                                Ok(Ok(crate::direct::Outcome::Closed)) => return,
+                                Ok(Err(e)) => return tracing::debug!(error = %e, "connection ended with an error"),
+                                Err(_) => return tracing::error!("a direct read panicked; connection closed"),
+                            }
+                        } else {
+                            bytes::Bytes::new()
+                        };
+                        let io = TokioIo::new(crate::direct::Rewind::new(prefix, sock));
+                        if let Err(e) = watcher.watch(http.serve_connection(io, svc).into_owned()).await {
                             tracing::debug!(error = %e, "connection ended with an error");
-                        },
-                        () = conn::watchdog(activity, limits) => tracing::debug!("closed a stalled connection"),
+                        }
+                    };
+                    let watchdog = conn::watchdog(activity.clone(), fe.limits);
+                    tokio::select! {
+                        () = served => {},
+                        () = watchdog => tracing::debug!("closed a stalled connection"),
                     }
                 });
             }
@@ -182,7 +201,15 @@ async fn worker(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    // Hyper's connections close once idle; those still in the direct loop close between requests (they watch
+    // `stop`). Every connection task holds a clone of `live`.
+    let drained = async {
+        graceful.shutdown().await;
+        while Arc::strong_count(&live) > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(?grace, "in-flight requests did not finish in time");
     }
     Ok(())

@@ -68,22 +68,41 @@ fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     time::PrimitiveDateTime::parse(s, &fmt).ok().map(|t| t.assume_utc())
 }
 
+/// A read the fast path answers: the open object and the response headers (Content-Length among them).
+pub struct Hit {
+    pub file: std::fs::File,
+    pub size: u64,
+    pub headers: http::HeaderMap,
+    /// HEAD: the headers only.
+    pub head: bool,
+}
+
 /// Answers the request when it is a plain signed read of an owned object; `None` hands it to s3s.
 pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::Body>> {
-    let head = match *req.method() {
+    let hit = decide(state, req.method(), req.uri(), req.headers())?;
+    let mut resp = Response::builder().status(StatusCode::OK);
+    *resp.headers_mut()? = hit.headers;
+    let body =
+        if hit.head { s3s::Body::empty() } else { s3s::Body::from(FileBody::new(hit.file, 0, hit.size).into_blob()) };
+    resp.body(body).ok()
+}
+
+/// The fast path's decision on a request head: a [`Hit`] when it is a plain signed read of an owned object
+/// that this node serves, `None` for anything that must go through s3s.
+pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::HeaderMap) -> Option<Hit> {
+    let head = match *method {
         Method::GET => false,
         Method::HEAD => true,
         _ => return None,
     };
-    if req.uri().query().is_some() {
+    if uri.query().is_some() {
         return None;
     }
-    let path = req.uri().path();
+    let path = uri.path();
     let (bucket, raw_key) = path.strip_prefix('/')?.split_once('/')?;
     if raw_key.is_empty() || bucket.contains('%') {
         return None;
     }
-    let h = req.headers();
     if h.keys().any(|name| !ALLOWED.contains(&name.as_str())) {
         return None;
     }
@@ -137,7 +156,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
         return None;
     }
     let user = state.user(auth.access_key)?;
-    let canonical = Canonical { method: req.method().as_str(), path, query: "", headers: &signed, payload_hash };
+    let canonical = Canonical { method: method.as_str(), path, query: "", headers: &signed, payload_hash };
     let expected = canonical.signature_bytes(&cached_key(&user.secret_key, &auth), amz_date, &auth.scope());
     if !sigv4::matches(auth.signature, &expected) {
         return None;
@@ -150,8 +169,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
         state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    let mut resp = Response::builder().status(StatusCode::OK);
-    let headers = resp.headers_mut()?;
+    let mut headers = http::HeaderMap::with_capacity(12 + meta.user.len());
     let mut put = |name: &str, value: &str| -> Option<()> {
         headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
         Some(())
@@ -182,6 +200,5 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     }
     let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
     headers.extend(read_headers(&meta, checksum_mode, None));
-    let body = if head { s3s::Body::empty() } else { s3s::Body::from(FileBody::new(file, 0, meta.size).into_blob()) };
-    resp.body(body).ok()
+    Some(Hit { file, size: meta.size, headers, head })
 }
