@@ -173,3 +173,21 @@ def test_direct_reads_can_be_switched_off(trove_factory):
     assert raw_request("GET", trove.endpoint, key_path("through-hyper", "k")).content == b"x" * (1 << 20)
     assert metric(trove, "trove_direct_reads_total") == 0
     assert metric(trove, "trove_sendfile_bytes_total") == 0
+
+
+def test_ranges_and_presigned_urls_are_read_directly(trove, objects):
+    import requests
+
+    bucket, bodies = objects
+    before = metric(trove, "trove_direct_reads_total")
+    sent = metric(trove, "trove_sendfile_bytes_total")
+    r = raw_request("GET", trove.endpoint, key_path(bucket, "big"), headers={"Range": "bytes=1000-2000999"})
+    assert r.status_code == 206 and r.content == bodies["big"][1000:2001000]
+    assert r.headers["content-range"] == f"bytes 1000-2000999/{SIZES['big']}"
+    url = trove.client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "mib"})
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.content == bodies["mib"]
+    r = requests.get(url, headers={"Range": "bytes=-100"}, timeout=10)
+    assert r.status_code == 206 and r.content == bodies["mib"][-100:]
+    assert metric(trove, "trove_direct_reads_total") - before == 3
+    assert metric(trove, "trove_sendfile_bytes_total") - sent >= 2_000_000 + SIZES["mib"]

@@ -86,3 +86,80 @@ def test_tampered_signed_header_is_refused(trove, objects):
     other = trove.endpoint + key_path(objects, KEYS[1])
     r = requests.get(other, headers=headers, timeout=10)
     assert (r.status_code, xml_error_code(r)) == (403, "SignatureDoesNotMatch")
+
+
+@pytest.mark.parametrize("spec", ["bytes=0-0", "bytes=3-", "bytes=-5", "bytes=2-1000000", "bytes=0-", "bytes=4-9"])
+def test_ranges_same_answer_as_s3s(trove, objects, spec):
+    for key in KEYS:
+        fast = raw_request("GET", trove.endpoint, key_path(objects, key), headers={"Range": spec})
+        slow = raw_request("GET", trove.endpoint, key_path(objects, key), headers=via_s3s({"Range": spec}))
+        assert fast.status_code == slow.status_code == 206, spec
+        assert fast.content == slow.content
+        assert comparable(fast) == comparable(slow), spec
+
+
+@pytest.mark.parametrize("spec", ["bytes=100000-", "bytes=0-1,3-4", "bytes=a-b", "items=0-1"])
+def test_odd_ranges_same_answer_as_s3s(trove, objects, spec):
+    fast = raw_request("GET", trove.endpoint, key_path(objects, KEYS[0]), headers={"Range": spec})
+    slow = raw_request("GET", trove.endpoint, key_path(objects, KEYS[0]), headers=via_s3s({"Range": spec}))
+    assert fast.status_code == slow.status_code, spec
+    assert (fast.status_code, xml_error_code(fast)) == (slow.status_code, xml_error_code(slow))
+    if fast.status_code < 300:
+        assert fast.content == slow.content
+
+
+def test_presigned_urls_same_answer_as_s3s(trove, s3, objects):
+    import requests
+
+    for key in KEYS:
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": objects, "Key": key}, ExpiresIn=300)
+        fast = requests.get(url, timeout=10)
+        slow = requests.get(url, headers=via_s3s(), timeout=10)
+        assert fast.status_code == slow.status_code == 200
+        assert fast.content == slow.content == BODY
+        assert comparable(fast) == comparable(slow)
+        ranged = requests.get(url, headers={"Range": "bytes=1-3"}, timeout=10)
+        assert ranged.status_code == 206 and ranged.content == BODY[1:4]
+        # Response overrides are s3s's: they are answered, and as asked.
+        url = s3.generate_presigned_url("get_object", ExpiresIn=300, Params={
+            "Bucket": objects, "Key": key, "ResponseContentType": "application/x-override"})
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/x-override"
+
+
+@pytest.mark.parametrize("route", ["fast", "s3s"])
+def test_who_gets_in_with_a_presigned_url(trove, s3, objects, route):
+    import time
+    from urllib.parse import urlsplit, parse_qsl, urlencode
+
+    import requests
+
+    extra = {} if route == "fast" else via_s3s()
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]}, ExpiresIn=300)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+
+    def with_query(**changes):
+        q = dict(query, **changes)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(q)}"
+
+    r = requests.get(with_query(**{"X-Amz-Signature": "0" * 64}), headers=extra, timeout=10)
+    assert (r.status_code, xml_error_code(r)) == (403, "SignatureDoesNotMatch")
+    r = requests.get(with_query(**{"X-Amz-Expires": "600"}), headers=extra, timeout=10)
+    assert (r.status_code, xml_error_code(r)) == (403, "SignatureDoesNotMatch")
+    other = url.replace(key_path(objects, KEYS[0]).split("/", 2)[2], "missing", 1)
+    r = requests.get(other, headers=extra, timeout=10)
+    assert r.status_code == 403
+    # Another user's valid URL for an object it may not read.
+    alt = s3_for(trove, ALT).generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]})
+    r = requests.get(alt, headers=extra, timeout=10)
+    assert (r.status_code, xml_error_code(r)) == (403, "AccessDenied")
+    # Expired.
+    short = s3.generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]}, ExpiresIn=1)
+    time.sleep(2.1)
+    r = requests.get(short, headers=extra, timeout=10)
+    assert r.status_code == 403
+
+
+def s3_for(trove, user):
+    return trove.client(user)

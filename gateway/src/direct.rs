@@ -147,11 +147,11 @@ pub async fn serve(
         };
         buf.advance(head.len);
         let in_flight = activity.request_started();
-        let size = hit.size;
+        let (status, size) = (hit.status.as_u16(), hit.end - hit.start);
         let metrics = &state.metrics;
         metrics.direct_reads.fetch_add(1, Ordering::Relaxed);
         respond(sock, activity, metrics, hit, head.close, started, |took| {
-            metrics.requests.record(target.op, 200, took, 0, size);
+            metrics.requests.record(target.op, status, took, 0, size);
         })
         .await?;
         drop(in_flight);
@@ -172,9 +172,14 @@ async fn respond(
     started: Instant,
     record: impl FnOnce(std::time::Duration),
 ) -> io::Result<()> {
-    let inline = !hit.head && hit.size <= INLINE_MAX;
-    let mut out = Vec::with_capacity(512 + if inline { hit.size as usize } else { 0 });
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    let size = hit.end - hit.start;
+    let inline = !hit.head && size <= INLINE_MAX;
+    let mut out = Vec::with_capacity(512 + if inline { size as usize } else { 0 });
+    out.extend_from_slice(if hit.status == http::StatusCode::OK {
+        b"HTTP/1.1 200 OK\r\n"
+    } else {
+        b"HTTP/1.1 206 Partial Content\r\n"
+    });
     for (name, value) in &hit.headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -191,21 +196,21 @@ async fn respond(
         return sock.write_all(&out).await;
     }
     if inline {
-        let out = read_into(hit.file, out, hit.size).await?;
+        let out = read_into(hit.file, out, hit.start, size).await?;
         return sock.write_all(&out).await;
     }
     sock.write_all(&out).await?;
-    send_file(sock, activity, metrics, hit.file, hit.size).await
+    send_file(sock, activity, metrics, hit.file, hit.start, hit.end).await
 }
 
-/// Appends `size` bytes of `file` to `out`: from the page cache inline, else on the blocking pool.
-async fn read_into(file: std::fs::File, mut out: Vec<u8>, size: u64) -> io::Result<Vec<u8>> {
+/// Appends `size` bytes of `file` from `from` to `out`: from the page cache inline, else on the blocking pool.
+async fn read_into(file: std::fs::File, mut out: Vec<u8>, from: u64, size: u64) -> io::Result<Vec<u8>> {
     let at = out.len();
     out.resize(at + size as usize, 0);
     let mut got = 0;
     let flags = rustix::io::ReadWriteFlags::NOWAIT;
     while got < size as usize {
-        match rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut out[at + got..])], got as u64, flags) {
+        match rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut out[at + got..])], from + got as u64, flags) {
             Ok(0) => return Err(short_object()),
             Ok(n) => got += n,
             Err(_) => break,
@@ -215,7 +220,7 @@ async fn read_into(file: std::fs::File, mut out: Vec<u8>, size: u64) -> io::Resu
         return Ok(out);
     }
     tokio::task::spawn_blocking(move || {
-        file.read_exact_at(&mut out[at + got..], got as u64).map_err(|e| {
+        file.read_exact_at(&mut out[at + got..], from + got as u64).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 short_object()
             } else {
@@ -251,13 +256,14 @@ async fn send_file(
     activity: &Activity,
     metrics: &crate::metrics::Metrics,
     file: std::fs::File,
-    size: u64,
+    start: u64,
+    end: u64,
 ) -> io::Result<()> {
-    let mut offset = 0u64;
-    while offset < size {
-        let chunk_end = (offset + SENDFILE_CHUNK as u64).min(size);
+    let mut offset = start;
+    while offset < end {
+        let chunk_end = (offset + SENDFILE_CHUNK as u64).min(end);
         if !cached(&file, offset, chunk_end) {
-            let mut body = crate::data::FileBody::new(file, offset, size);
+            let mut body = crate::data::FileBody::new(file, offset, end);
             while let Some(chunk) = body.next().await {
                 sock.write_all(&chunk.map_err(io::Error::other)?).await?;
             }

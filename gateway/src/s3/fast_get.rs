@@ -21,11 +21,13 @@ use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::MAX_KEY_LEN;
 use crate::s3::object::{http_date, read_headers};
 use crate::s3::sigv4::{self, Authorization, Canonical};
-use crate::state::AppState;
+use crate::state::{AppState, User};
 
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// SigV4's allowed clock skew.
 const MAX_SKEW_SECS: i64 = 15 * 60;
+/// The longest validity of a presigned URL (7 days).
+const MAX_PRESIGNED_SECS: i64 = 604_800;
 /// Headers a plain read may carry; any other header sends the request to s3s.
 const ALLOWED: &[&str] = &[
     "accept",
@@ -33,6 +35,7 @@ const ALLOWED: &[&str] = &[
     "amz-sdk-invocation-id",
     "amz-sdk-request",
     "authorization",
+    "range",
     "connection",
     "content-length",
     "host",
@@ -51,15 +54,15 @@ thread_local! {
     static KEYS: RefCell<HashMap<(String, String, String), [u8; 32]>> = RefCell::new(HashMap::new());
 }
 
-fn cached_key(secret: &str, auth: &Authorization<'_>) -> [u8; 32] {
+fn cached_key(secret: &str, access_key: &str, date: &str, region: &str) -> [u8; 32] {
     KEYS.with(|keys| {
         let mut keys = keys.borrow_mut();
         if keys.len() > 1024 {
             keys.clear();
         }
         *keys
-            .entry((auth.access_key.to_owned(), auth.date.to_owned(), auth.region.to_owned()))
-            .or_insert_with(|| sigv4::signing_key(secret, auth.date, auth.region, "s3"))
+            .entry((access_key.to_owned(), date.to_owned(), region.to_owned()))
+            .or_insert_with(|| sigv4::signing_key(secret, date, region, "s3"))
     })
 }
 
@@ -68,10 +71,142 @@ fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     time::PrimitiveDateTime::parse(s, &fmt).ok().map(|t| t.assume_utc())
 }
 
-/// A read the fast path answers: the open object and the response headers (Content-Length among them).
+/// The caller of a header-signed request (`Authorization: AWS4-HMAC-SHA256 ...`), when its signature is one
+/// this module reproduces.
+fn header_signed<'s>(state: &'s AppState, method: &Method, path: &str, h: &http::HeaderMap) -> Option<&'s User> {
+    let auth = Authorization::parse(h.get(http::header::AUTHORIZATION)?.to_str().ok()?)?;
+    if auth.service != "s3" || auth.region != state.region {
+        return None;
+    }
+    // Every signed header present once, names sorted (as SigV4 requires), host and date among them.
+    if !auth.signed_headers.windows(2).all(|w| w[0] < w[1])
+        || !auth.signed_headers.contains(&"host")
+        || !auth.signed_headers.contains(&"x-amz-date")
+    {
+        return None;
+    }
+    let signed = signed_values(&auth.signed_headers, h)?;
+    let amz_date = h.get("x-amz-date")?.to_str().ok()?;
+    let when = parse_amz_date(amz_date)?;
+    if auth.date.len() != 8
+        || !amz_date.starts_with(auth.date)
+        || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS
+    {
+        return None;
+    }
+    let payload_hash = h.get("x-amz-content-sha256")?.to_str().ok()?;
+    if payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != EMPTY_SHA256 {
+        return None;
+    }
+    let user = state.user(auth.access_key)?;
+    let canonical = Canonical { method: method.as_str(), path, query: "", headers: &signed, payload_hash };
+    let key = cached_key(&user.secret_key, auth.access_key, auth.date, auth.region);
+    let expected = canonical.signature_bytes(&key, amz_date, &auth.scope());
+    sigv4::matches(auth.signature, &expected).then_some(user)
+}
+
+/// The caller of a presigned URL (`?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...`) that carries only
+/// SigV4's parameters (and the SDKs' `x-id=GetObject`), within its validity, with a signature this module
+/// reproduces. s3s's checks, in the same order, decide the refusals.
+fn presigned<'s>(
+    state: &'s AppState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    h: &http::HeaderMap,
+) -> Option<&'s User> {
+    // A second signature, or a body hash to check: s3s.
+    if h.contains_key(http::header::AUTHORIZATION) || h.contains_key("x-amz-content-sha256") {
+        return None;
+    }
+    let pairs = crate::request::query_pairs(query);
+    let mut got: [Option<&str>; 6] = [None; 6];
+    const NAMES: [&str; 6] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+    ];
+    for (k, v) in &pairs {
+        if k == "x-id" && v == "GetObject" {
+            continue;
+        }
+        let slot = NAMES.iter().position(|n| n == k)?;
+        if got[slot].replace(v.as_str()).is_some() {
+            return None;
+        }
+    }
+    let [Some(algorithm), Some(credential), Some(amz_date), Some(expires), Some(signed_headers), Some(signature)] = got
+    else {
+        return None;
+    };
+    if algorithm != "AWS4-HMAC-SHA256" {
+        return None;
+    }
+    let mut parts = credential.split('/');
+    let (access_key, date, region, service, terminal) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || terminal != "aws4_request" || service != "s3" || region != state.region {
+        return None;
+    }
+    let when = parse_amz_date(amz_date)?;
+    if date.len() != 8 || !amz_date.starts_with(date) {
+        return None;
+    }
+    let expires: i64 = expires.parse().ok().filter(|n| (0..=MAX_PRESIGNED_SECS).contains(n))?;
+    let age = (OffsetDateTime::now_utc() - when).whole_seconds();
+    if age > expires || age < -MAX_SKEW_SECS {
+        return None;
+    }
+    let names: Vec<&str> = signed_headers.split(';').collect();
+    if !names.windows(2).all(|w| w[0] < w[1]) || !names.contains(&"host") {
+        return None;
+    }
+    let signed = signed_values(&names, h)?;
+    let mut canonical_query: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "X-Amz-Signature")
+        .map(|(k, v)| (sigv4::uri_encode(k), sigv4::uri_encode(v)))
+        .collect();
+    canonical_query.sort_by(|a, b| a.0.cmp(&b.0));
+    let canonical_query = canonical_query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let user = state.user(access_key)?;
+    let canonical = Canonical {
+        method: method.as_str(),
+        path,
+        query: &canonical_query,
+        headers: &signed,
+        payload_hash: "UNSIGNED-PAYLOAD",
+    };
+    let key = cached_key(&user.secret_key, access_key, date, region);
+    let expected = canonical.signature_bytes(&key, amz_date, &format!("{date}/{region}/s3/aws4_request"));
+    sigv4::matches(signature, &expected).then_some(user)
+}
+
+/// `(name, value)` of each signed header, present once, in a form that needs no SigV4 trimming or space
+/// folding (values that do go to s3s, so the two can never differ on them).
+fn signed_values<'h>(names: &[&'h str], h: &'h http::HeaderMap) -> Option<Vec<(&'h str, &'h str)>> {
+    let mut signed = Vec::with_capacity(names.len());
+    for name in names {
+        let mut values = h.get_all(*name).iter();
+        let value = values.next()?.to_str().ok()?;
+        if values.next().is_some() || value.trim() != value || value.contains("  ") {
+            return None;
+        }
+        signed.push((*name, value));
+    }
+    Some(signed)
+}
+
+/// A read the fast path answers: the open object, the bytes `[start, end)` to send, and the response headers
+/// (Content-Length among them).
 pub struct Hit {
     pub file: std::fs::File,
-    pub size: u64,
+    pub status: StatusCode,
+    pub start: u64,
+    pub end: u64,
     pub headers: http::HeaderMap,
     /// HEAD: the headers only.
     pub head: bool,
@@ -80,10 +215,13 @@ pub struct Hit {
 /// Answers the request when it is a plain signed read of an owned object; `None` hands it to s3s.
 pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::Body>> {
     let hit = decide(state, req.method(), req.uri(), req.headers())?;
-    let mut resp = Response::builder().status(StatusCode::OK);
+    let mut resp = Response::builder().status(hit.status);
     *resp.headers_mut()? = hit.headers;
-    let body =
-        if hit.head { s3s::Body::empty() } else { s3s::Body::from(FileBody::new(hit.file, 0, hit.size).into_blob()) };
+    let body = if hit.head {
+        s3s::Body::empty()
+    } else {
+        s3s::Body::from(FileBody::new(hit.file, hit.start, hit.end).into_blob())
+    };
     resp.body(body).ok()
 }
 
@@ -95,9 +233,6 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         Method::HEAD => true,
         _ => return None,
     };
-    if uri.query().is_some() {
-        return None;
-    }
     let path = uri.path();
     let (bucket, raw_key) = path.strip_prefix('/')?.split_once('/')?;
     if raw_key.is_empty() || bucket.contains('%') {
@@ -122,47 +257,26 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     if revalidate || state.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }
-    let auth = Authorization::parse(h.get(http::header::AUTHORIZATION)?.to_str().ok()?)?;
-    if auth.service != "s3" || auth.region != state.region {
-        return None;
-    }
-    // Every signed header present once, names sorted (as SigV4 requires), host and date among them.
-    if !auth.signed_headers.windows(2).all(|w| w[0] < w[1])
-        || !auth.signed_headers.contains(&"host")
-        || !auth.signed_headers.contains(&"x-amz-date")
-    {
-        return None;
-    }
-    let mut signed = Vec::with_capacity(auth.signed_headers.len());
-    for name in &auth.signed_headers {
-        let mut values = h.get_all(*name).iter();
-        let value = values.next()?.to_str().ok()?;
-        // Values that need SigV4's trimming and space folding go to s3s, so the two can never differ on them.
-        if values.next().is_some() || value.trim() != value || value.contains("  ") {
-            return None;
-        }
-        signed.push((*name, value));
-    }
-    let amz_date = h.get("x-amz-date")?.to_str().ok()?;
-    let when = parse_amz_date(amz_date)?;
-    if auth.date.len() != 8
-        || !amz_date.starts_with(auth.date)
-        || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS
-    {
-        return None;
-    }
-    let payload_hash = h.get("x-amz-content-sha256")?.to_str().ok()?;
-    if payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != EMPTY_SHA256 {
-        return None;
-    }
-    let user = state.user(auth.access_key)?;
-    let canonical = Canonical { method: method.as_str(), path, query: "", headers: &signed, payload_hash };
-    let expected = canonical.signature_bytes(&cached_key(&user.secret_key, &auth), amz_date, &auth.scope());
-    if !sigv4::matches(auth.signature, &expected) {
-        return None;
-    }
+    let user = match uri.query() {
+        None => header_signed(state, method, path, h)?,
+        Some(query) => presigned(state, method, path, query, h)?,
+    };
+    // One satisfiable byte range of a GET is answered here (206); anything else about ranges, s3s answers.
+    let range = match h.get(http::header::RANGE) {
+        None => None,
+        Some(_) if head => return None,
+        Some(v) => Some(s3s::dto::Range::parse(v.to_str().ok()?).ok()?),
+    };
 
     let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
+    let (start, end) = match range {
+        None => (0, meta.size),
+        Some(r) => match r {
+            s3s::dto::Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
+            s3s::dto::Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
+        }
+        .resolve(meta.size)?,
+    };
     // The door decides as it does for s3s; a refusal goes to s3s, which words the error.
     door::authorize(Caller::User(user), Action::ReadObject, Some(entry), ObjectAcl::Known(meta.acl.as_deref())).ok()?;
     if entry.bck.is_remote() {
@@ -174,7 +288,10 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
         Some(())
     };
-    put("content-length", &meta.size.to_string())?;
+    put("content-length", &(end - start).to_string())?;
+    if range.is_some() {
+        put("content-range", &format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size))?;
+    }
     put("accept-ranges", "bytes")?;
     put("etag", &format!("\"{}\"", meta.etag))?;
     put("last-modified", &http_date(&timestamp_ms(meta.mtime_ms))?)?;
@@ -198,7 +315,9 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         }
         put(&format!("x-amz-meta-{k}"), v)?;
     }
+    // Checksums describe whole objects: a range gets none.
     let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
-    headers.extend(read_headers(&meta, checksum_mode, None));
-    Some(Hit { file, size: meta.size, headers, head })
+    headers.extend(read_headers(&meta, checksum_mode && start == 0 && end == meta.size, None));
+    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    Some(Hit { file, status, start, end, headers, head })
 }

@@ -90,6 +90,20 @@ impl Canonical<'_> {
     }
 }
 
+/// SigV4's URI encoding of a query name or value: unreserved characters stay, every other byte (`/` too)
+/// becomes `%XX` in uppercase hex.
+pub fn uri_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Whether a hex signature from a request is `expected`, compared in constant time. Only the canonical
 /// lowercase form counts, as in s3s, so the fast path never accepts a spelling that s3s would refuse.
 pub fn matches(given_hex: &str, expected: &[u8; 32]) -> bool {
