@@ -8,10 +8,15 @@
 #   - trove bench --anonymous against Trove   (objects are public-read: no SigV4 on either side; s3s path)
 #   - trove bench --anonymous against nginx   (same load tool)
 # Each trove bench line ends with the server's CPU time per request, from /proc.
-#   - wrk against nginx                        (the reference load tool)
+#   - wrk against Trove, replaying signed GETs written by `trove bench --wrk-script` (an independent load tool)
+#   - wrk against nginx, the same objects                (the reference load tool)
+#   - presigned GETs against Trove (trove bench --presigned)
+# and then ranged GETs: 1 MiB ranges out of 256 MiB shards, trove bench and wrk (compare with the 1 MiB GETs).
 # Prints one line per measurement. Needs nginx and wrk (Debian: nginx-light wrk; installed when missing and root).
 #
-# Environment: SIZES ["4KiB 1MiB"], OBJECTS [1000], DURATION [10], ROUNDS [2], CONN_SMALL [64], CONN_LARGE [16]
+# Environment: SIZES ["4KiB 1MiB"], OBJECTS [1000], DURATION [10], ROUNDS [2], CONN_SMALL [64], CONN_LARGE [16],
+# SHARDS [4] (256 MiB each; 0 skips the ranged GETs), TROVE_ENV (extra environment for trove serve, e.g.
+# TROVE_SERVER__DIRECT_READS=false for an A/B run)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,7 +40,9 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TPORT=$(free_port) NPORT=$(free_port)
 export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey
-"$TROVE" serve --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
+SHARDS=${SHARDS:-4}
+# shellcheck disable=SC2086
+env ${TROVE_ENV:-} "$TROVE" serve --listen "127.0.0.1:$TPORT" --mountpath "$WORK/data" >"$WORK/trove.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$TPORT/v1/health" >/dev/null && break; sleep 0.1; done
 
@@ -84,21 +91,54 @@ measure() {
   echo "$label $line server-cpu/req=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" 'BEGIN {printf "%.1fus", n ? d * 1e6 / hz / n : 0}')"
 }
 
-echo "machine: $(nproc) cores; $(date -u +%FT%TZ); trove $("$TROVE" --version)"
+# measure_wrk LABEL PIDS... -- wrk ARGS...: wrk's requests/s and transfer/s, non-2xx count, server CPU per request.
+measure_wrk() {
+  local label=$1; shift; local pids=()
+  while [ "$1" != "--" ]; do pids+=("$1"); shift; done; shift
+  local t0 t1 out n
+  t0=$(ticks "${pids[@]}"); out=$(wrk "$@"); t1=$(ticks "${pids[@]}")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$out" | awk -v l="$label" -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" '
+    /Requests\/sec/ {rps=$2} /Transfer\/sec/ {tr=$2} /Non-2xx/ {bad=$NF}
+    END {printf "%s requests/s=%s transfer/s=%s non-2xx=%d server-cpu/req=%.1fus\n", l, rps, tr, bad, n ? d * 1e6 / hz / n : 0}'
+}
+bench() { "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" "$@"; }
+
+echo "machine: $(nproc) cores; $(date -u +%FT%TZ); trove $("$TROVE" --version); ${TROVE_ENV:-}"
 for size in $SIZES; do
   bucket="bench-$(echo "$size" | tr 'A-Z' 'a-z')"
   conn=$CONN_SMALL; [ "$size" = "4KiB" ] || conn=$CONN_LARGE
-  "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" --bucket "$bucket" --objects "$OBJECTS" --size "$size" \
-    --concurrency "$conn" --duration 1 --acl public-read | grep PUT | sed "s/^/size=$size trove-put /"
+  common=(--bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn")
+  bench "${common[@]}" --duration 1 --acl public-read | grep PUT | sed "s/^/size=$size trove-put /"
   for round in $(seq "$ROUNDS"); do
-    measure "size=$size round=$round trove" "$TROVE_PID" -- "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" \
-      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only
-    measure "size=$size round=$round trove-anon" "$TROVE_PID" -- "$TROVE" bench --endpoint "http://127.0.0.1:$TPORT" \
-      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only --anonymous
+    # Signed scripts are written per round: they stay valid for 15 minutes.
+    bench "${common[@]}" --get-only --wrk-script "$WORK/trove.lua" >/dev/null
+    "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" "${common[@]}" --get-only --anonymous \
+      --wrk-script "$WORK/nginx.lua" >/dev/null
+    measure "size=$size round=$round trove" "$TROVE_PID" -- bench "${common[@]}" --duration "$DURATION" --get-only
+    measure "size=$size round=$round trove-presigned" "$TROVE_PID" -- bench "${common[@]}" --duration "$DURATION" \
+      --get-only --presigned
+    measure "size=$size round=$round trove-anon" "$TROVE_PID" -- bench "${common[@]}" --duration "$DURATION" \
+      --get-only --anonymous
     # shellcheck disable=SC2046
     measure "size=$size round=$round nginx" $(nginx_pids) -- "$TROVE" bench --endpoint "http://127.0.0.1:$NPORT" \
-      --bucket "$bucket" --objects "$OBJECTS" --size "$size" --concurrency "$conn" --duration "$DURATION" --get-only --anonymous
-    wrk -t2 -c"$conn" -d"${DURATION}s" "http://127.0.0.1:$NPORT/$bucket/bench/obj-0000001" \
-      | awk -v s="$size" -v r="$round" '/Requests\/sec/ {rps=$2} /Transfer\/sec/ {tr=$2} END {printf "size=%s round=%s nginx-wrk requests/s=%s transfer/s=%s\n", s, r, rps, tr}'
+      "${common[@]}" --duration "$DURATION" --get-only --anonymous
+    measure_wrk "size=$size round=$round trove-wrk" "$TROVE_PID" -- -t2 -c"$conn" -d"${DURATION}s" \
+      -s "$WORK/trove.lua" "http://127.0.0.1:$TPORT"
+    # shellcheck disable=SC2046
+    measure_wrk "size=$size round=$round nginx-wrk" $(nginx_pids) -- -t2 -c"$conn" -d"${DURATION}s" \
+      -s "$WORK/nginx.lua" "http://127.0.0.1:$NPORT"
   done
 done
+
+if [ "$SHARDS" -gt 0 ]; then
+  shard=(--bucket bench-shards --objects "$SHARDS" --size 256MiB --concurrency "$CONN_LARGE" --range 1MiB)
+  bench "${shard[@]}" --concurrency 2 --duration 1 | grep PUT | sed "s/^/size=256MiB trove-put /"
+  for round in $(seq "$ROUNDS"); do
+    bench "${shard[@]}" --get-only --wrk-script "$WORK/ranged.lua" >/dev/null
+    measure "range=1MiB-of-256MiB round=$round trove" "$TROVE_PID" -- bench "${shard[@]}" --duration "$DURATION" --get-only
+    measure_wrk "range=1MiB-of-256MiB round=$round trove-wrk" "$TROVE_PID" -- -t2 -c"$CONN_LARGE" -d"${DURATION}s" \
+      -s "$WORK/ranged.lua" "http://127.0.0.1:$TPORT"
+  done
+fi
+curl -s "http://127.0.0.1:$TPORT/v1/metrics" | grep -E '^trove_(direct_reads|sendfile_bytes)_total' | sed 's/^/trove-metrics /'

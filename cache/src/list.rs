@@ -1,6 +1,8 @@
 //! Listing a bucket in binary key order with bounded memory.
 //!
-//! A directory's children are ranges of keys: a file is one key, a directory `d` is every key starting with
+//! A bucket the index has scanned in ([`crate::lru`]) is listed from its ordered keys: a page costs its own
+//! keys' metadata reads, wherever it starts. Otherwise (a start that is not a key, or no index yet) the
+//! directories are walked: a directory's children are ranges of keys: a file is one key, a directory `d` is every key starting with
 //! `d/` (plus the key `d` itself when it holds `%%obj`). To produce the next `n` keys after a position, each
 //! directory is scanned and only the `n` smallest candidate children are kept (a bounded heap), so a page
 //! costs one scan per visited directory and memory proportional to the page, never to the bucket.
@@ -47,7 +49,38 @@ impl PartialOrd for Child {
 
 impl Store {
     /// Up to `limit` objects of `bck` whose keys start with `prefix` and sort after `start` (bytewise), in order.
+    /// The first listing of a bucket the index has not scanned in yet scans it in.
     pub fn list(&self, bck: &Bck, start: &[u8], prefix: &str, limit: usize) -> Result<Vec<(String, ObjMeta)>> {
+        if !self.index.is_scanned(bck) {
+            self.scan_in(bck, &Default::default())?;
+        }
+        match self.index.keys_after(bck, start, prefix, limit) {
+            Some(keys) => self.listed(bck, keys),
+            None => self.list_walking(bck, start, prefix, limit),
+        }
+    }
+
+    /// The metadata of listed keys. A key whose object is gone was deleted since (skipped, as S3 listings are
+    /// not snapshots either), or is a ghost a scan raced in: that one is dropped from the index.
+    fn listed(&self, bck: &Bck, keys: Vec<String>) -> Result<Vec<(String, ObjMeta)>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.head(bck, &key) {
+                Ok(meta) => out.push((key, meta)),
+                Err(Error::NotFound) => self.drop_if_absent(bck, &key),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn list_walking(
+        &self,
+        bck: &Bck,
+        start: &[u8],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjMeta)>> {
         let mut merged: Vec<(Vec<u8>, PathBuf)> = Vec::new();
         for mp in 0..self.mountpaths().len() {
             let root = self.objects_root(mp, bck);
@@ -179,4 +212,47 @@ fn full_segment(path: &Path, is_dir: bool) -> Option<String> {
         let key = ObjMeta::read_at(path).ok()?.key;
         key.rsplit('/').next().map(str::to_owned)
     }
+}
+
+/// Calls `f(key, path)` for every object under the bucket root `root`, in directory order (one pass, no
+/// sorting): for scanning a bucket into the index.
+pub(crate) fn each_object(root: &Path, f: &mut dyn FnMut(String, PathBuf) -> Result<()>) -> Result<()> {
+    fn visit(dir: &Path, dir_key: &str, f: &mut dyn FnMut(String, PathBuf) -> Result<()>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            let is_dir = match entry.file_type() {
+                Ok(t) => t.is_dir(),
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            let seg = match decode_name(name) {
+                Decoded::Segment(s) => s,
+                Decoded::Reserved => continue,
+                Decoded::Hashed => match full_segment(&path, is_dir) {
+                    Some(s) => s,
+                    None => continue,
+                },
+            };
+            let key = format!("{dir_key}{seg}");
+            if is_dir {
+                let obj = path.join(DIR_OBJECT);
+                if obj.exists() {
+                    f(key.clone(), obj)?;
+                }
+                visit(&path, &format!("{key}/"), f)?;
+            } else {
+                f(key, path)?;
+            }
+        }
+        Ok(())
+    }
+    visit(root, "", f)
 }

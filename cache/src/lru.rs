@@ -1,33 +1,26 @@
-//! The LRU index of a node's objects: size and last access of every object, kept in memory.
+//! The index of a node's objects: key, size and last access of every object, kept in memory, in key order per
+//! bucket.
 //!
 //! The store updates it on every commit, delete and read, so byte accounting is exact once the start-up scan
-//! ([`Store::rebuild_index`]) has run; access times are persisted lazily ([`Index::save_atimes`]) and read back
+//! ([`Store::rebuild_index`]) has run, and a bucket's listing is a range of its ordered keys once the bucket
+//! has been scanned (so a page costs the same at the start and at the end of a bucket of millions of keys); access times are persisted lazily ([`Index::save_atimes`]) and read back
 //! by that scan, so LRU order survives restarts. Eviction ([`Store::evict`]) removes cached copies of remote
 //! objects only — AIS-local objects are primary data — oldest access first, skipping what the caller's policy
 //! protects (`lru.enabled = false`, younger than `dont_evict_time`). A reader streaming an object while it is
 //! evicted keeps its open file and finishes intact (the file is unlinked, not truncated).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use trove_namespace::Bck;
 
 use crate::{Error, Result, Store};
 
 type Key = (Bck, String);
-
-/// A borrowed [`Key`] for lookups: hashes exactly as the owned tuple, so reads allocate nothing.
-#[derive(Hash)]
-struct Query<'a>(&'a Bck, &'a str);
-
-impl hashbrown::Equivalent<Key> for Query<'_> {
-    fn equivalent(&self, key: &Key) -> bool {
-        self.0 == &key.0 && self.1 == key.1
-    }
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -36,15 +29,41 @@ struct Entry {
     atime: AtomicI64,
 }
 
+/// One bucket's objects in key order (bytewise, as S3 lists them).
+type Keys = BTreeMap<Box<str>, Entry>;
+
 #[derive(Debug, Default)]
 pub struct Index {
-    entries: RwLock<hashbrown::HashMap<Key, Arc<Entry>>>,
+    buckets: RwLock<hashbrown::HashMap<Bck, Keys>>,
+    objects: AtomicU64,
     total: AtomicU64,
     evictable: AtomicU64,
     /// The start-up scan has finished: totals cover every object on disk.
     complete: AtomicBool,
+    /// Buckets whose objects on disk have all been scanned in: their listings come from the index.
+    scanned: RwLock<HashSet<Bck>>,
     evicted_objects: AtomicU64,
     evicted_bytes: AtomicU64,
+}
+
+/// The lower bound of keys `> start` as a string bound: `start` itself, or, for a start that is a prefix
+/// followed by 0xFF (the position right after every key with that prefix), the first string after all of them.
+/// `None` for any other non-UTF-8 start.
+fn after(start: &[u8]) -> Option<Bound<String>> {
+    if let Ok(s) = std::str::from_utf8(start) {
+        return Some(if s.is_empty() { Bound::Unbounded } else { Bound::Excluded(s.to_owned()) });
+    }
+    let prefix = std::str::from_utf8(start.strip_suffix(&[0xFF])?).ok()?;
+    let mut chars: Vec<char> = prefix.chars().collect();
+    // The successor of the last character that has one (code-point order is UTF-8 byte order).
+    while let Some(c) = chars.pop() {
+        let next = (u32::from(c) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(Bound::Included(chars.into_iter().collect()));
+        }
+    }
+    None
 }
 
 /// Undoes the key escaping of [`Index::save_atimes`].
@@ -84,9 +103,20 @@ pub struct Usage {
 
 impl Index {
     fn put(&self, bck: &Bck, key: &str, size: u64, atime: i64) {
+        self.put_if(bck, key, size, atime, true);
+    }
+
+    /// Records an object; with `replace` false, an object already known is left as it is (the scan must not
+    /// undo a commit that overtook it).
+    fn put_if(&self, bck: &Bck, key: &str, size: u64, atime: i64, replace: bool) {
         let evictable = bck.is_remote();
-        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        match map.get(&Query(bck, key)) {
+        let mut map = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        let keys = match map.get_mut(bck) {
+            Some(k) => k,
+            None => map.entry(bck.clone()).or_default(),
+        };
+        match keys.get(key) {
+            Some(_) if !replace => return,
             Some(e) => {
                 let old = e.size.swap(size, Ordering::Relaxed);
                 e.atime.store(atime, Ordering::Relaxed);
@@ -96,10 +126,8 @@ impl Index {
                 }
             }
             None => {
-                map.insert(
-                    (bck.clone(), key.to_owned()),
-                    Arc::new(Entry { size: AtomicU64::new(size), atime: AtomicI64::new(atime) }),
-                );
+                keys.insert(key.into(), Entry { size: AtomicU64::new(size), atime: AtomicI64::new(atime) });
+                self.objects.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.total.fetch_add(size, Ordering::Relaxed);
@@ -110,8 +138,8 @@ impl Index {
 
     /// Records an access (a read): a shared lock and one atomic store.
     pub(crate) fn touch(&self, bck: &Bck, key: &str) {
-        let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get(&Query(bck, key)) {
+        let map = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get(bck).and_then(|k| k.get(key)) {
             e.atime.store(now_ns(), Ordering::Relaxed);
         }
     }
@@ -121,29 +149,60 @@ impl Index {
     }
 
     pub(crate) fn removed(&self, bck: &Bck, key: &str) {
-        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.remove(&Query(bck, key)) {
-            let size = e.size.load(Ordering::Relaxed);
-            self.total.fetch_sub(size, Ordering::Relaxed);
-            if bck.is_remote() {
-                self.evictable.fetch_sub(size, Ordering::Relaxed);
-            }
+        let mut map = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        let Some(keys) = map.get_mut(bck) else { return };
+        if let Some(e) = keys.remove(key) {
+            self.forget(bck, &e);
+        }
+        if keys.is_empty() {
+            map.remove(bck);
+        }
+    }
+
+    fn forget(&self, bck: &Bck, e: &Entry) {
+        let size = e.size.load(Ordering::Relaxed);
+        self.objects.fetch_sub(1, Ordering::Relaxed);
+        self.total.fetch_sub(size, Ordering::Relaxed);
+        if bck.is_remote() {
+            self.evictable.fetch_sub(size, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn removed_bucket(&self, bck: &Bck) {
-        let mut map = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(b, _), e| {
-            if b != bck {
-                return true;
+        let mut map = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(keys) = map.remove(bck) {
+            for e in keys.values() {
+                self.forget(bck, e);
             }
-            let size = e.size.load(Ordering::Relaxed);
-            self.total.fetch_sub(size, Ordering::Relaxed);
-            if bck.is_remote() {
-                self.evictable.fetch_sub(size, Ordering::Relaxed);
-            }
-            false
-        });
+        }
+    }
+
+    pub(crate) fn is_scanned(&self, bck: &Bck) -> bool {
+        self.scanned.read().unwrap_or_else(|e| e.into_inner()).contains(bck)
+    }
+
+    /// Up to `limit` keys of `bck` after `start` (bytewise; see [`after`]) that begin with `prefix`, in order;
+    /// `None` when the bucket has not been scanned in.
+    pub(crate) fn keys_after(&self, bck: &Bck, start: &[u8], prefix: &str, limit: usize) -> Option<Vec<String>> {
+        if !self.is_scanned(bck) {
+            return None;
+        }
+        let from = after(start)?;
+        let map = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+        let Some(keys) = map.get(bck) else { return Some(Vec::new()) };
+        // Nothing before the prefix can match: start at whichever bound is later.
+        let lower = match &from {
+            Bound::Excluded(s) if s.as_str() >= prefix => Bound::Excluded(s.as_str()),
+            Bound::Included(s) if s.as_str() >= prefix => Bound::Included(s.as_str()),
+            _ => Bound::Included(prefix),
+        };
+        Some(
+            keys.range::<str, _>((lower, Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .take(limit)
+                .map(|(k, _)| k.to_string())
+                .collect(),
+        )
     }
 
     /// Bytes of all objects: one atomic load, for checks on the request path.
@@ -155,7 +214,7 @@ impl Index {
         Usage {
             total: self.total.load(Ordering::Relaxed),
             evictable: self.evictable.load(Ordering::Relaxed),
-            objects: self.entries.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            objects: self.objects.load(Ordering::Relaxed),
             evicted_objects: self.evicted_objects.load(Ordering::Relaxed),
             evicted_bytes: self.evicted_bytes.load(Ordering::Relaxed),
             complete: self.complete.load(Ordering::Relaxed),
@@ -170,11 +229,13 @@ impl Index {
         {
             let f = std::fs::File::create(&tmp).map_err(io)?;
             let mut w = std::io::BufWriter::new(f);
-            let map = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            for ((bck, key), e) in map.iter().filter(|((b, _), _)| b.is_remote()) {
-                let key = key.replace('\\', "\\\\").replace('\n', "\\n");
-                writeln!(w, "{}\t{}\t{}\t{}", e.atime.load(Ordering::Relaxed), bck.provider.as_str(), bck.name, key)
-                    .map_err(io)?;
+            let map = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+            for (bck, keys) in map.iter().filter(|(b, _)| b.is_remote()) {
+                for (key, e) in keys {
+                    let key = key.replace('\\', "\\\\").replace('\n', "\\n");
+                    let atime = e.atime.load(Ordering::Relaxed);
+                    writeln!(w, "{atime}\t{}\t{}\t{key}", bck.provider.as_str(), bck.name).map_err(io)?;
+                }
             }
             w.flush().map_err(io)?;
         }
@@ -208,28 +269,44 @@ impl Store {
     pub fn rebuild_index(&self, buckets: &[Bck], atimes: &Path) -> Result<()> {
         let saved = Index::load_atimes(atimes);
         for bck in buckets {
-            let mut pos: Vec<u8> = Vec::new();
-            loop {
-                let batch = self.list(bck, &pos, "", 1000)?;
-                let Some((last, _)) = batch.last() else { break };
-                pos = last.as_bytes().to_vec();
-                for (key, meta) in &batch {
-                    let known = self
-                        .index
-                        .entries
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(&(bck.clone(), key.clone()));
-                    if !known {
-                        let atime =
-                            saved.get(&(bck.clone(), key.clone())).copied().unwrap_or(meta.mtime_ms * 1_000_000);
-                        self.index.put(bck, key, meta.size, atime);
-                    }
-                }
-            }
+            self.scan_in(bck, &saved)?;
         }
         self.index.complete.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Adds every object of `bck` on disk to the index, in one pass over its directories (no ordering work), and
+    /// from then on lists the bucket from the index.
+    pub(crate) fn scan_in(&self, bck: &Bck, saved: &HashMap<Key, i64>) -> Result<()> {
+        for mp in 0..self.mountpaths().len() {
+            let root = self.objects_root(mp, bck);
+            crate::list::each_object(&root, &mut |key, path| {
+                let meta = match self.meta_at(&path) {
+                    Ok(m) => m,
+                    Err(Error::NotFound) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let atime = saved.get(&(bck.clone(), key.clone())).copied().unwrap_or(meta.mtime_ms * 1_000_000);
+                // Under the tree lock, as commits and deletes update the index: an object deleted since its
+                // metadata was read is not added back.
+                let _tree = self.lock_tree();
+                if path.exists() {
+                    self.index.put_if(bck, &key, meta.size, atime, false);
+                }
+                Ok(())
+            })?;
+        }
+        self.index.scanned.write().unwrap_or_else(|e| e.into_inner()).insert(bck.clone());
+        Ok(())
+    }
+
+    /// Drops `key` from the index if its object is not on disk (checked under the tree lock, which commits hold
+    /// while they add to the index).
+    pub(crate) fn drop_if_absent(&self, bck: &Bck, key: &str) {
+        let _tree = self.lock_tree();
+        if matches!(self.try_open(bck, key), Err(Error::NotFound)) {
+            self.index.removed(bck, key);
+        }
     }
 
     /// Evicts cached copies, least recently used first, until at most `target` bytes of objects remain (or
@@ -237,16 +314,15 @@ impl Store {
     /// copy is spared (`now - dont_evict_time`), or `None` when the bucket's LRU is off. Returns bytes freed.
     pub fn evict(&self, target: u64, protected_until: impl Fn(&Bck) -> Option<i64>) -> Result<u64> {
         let mut candidates: Vec<(i64, Key, u64)> = {
-            let map = self.index.entries.read().unwrap_or_else(|e| e.into_inner());
-            let mut verdicts: HashMap<&Bck, Option<i64>> = HashMap::new();
+            let map = self.index.buckets.read().unwrap_or_else(|e| e.into_inner());
             map.iter()
-                .filter(|((b, _), _)| b.is_remote())
-                .filter_map(|((b, k), e)| {
-                    let atime = e.atime.load(Ordering::Relaxed);
-                    let limit = *verdicts.entry(b).or_insert_with(|| protected_until(b));
-                    limit
-                        .filter(|l| atime < *l)
-                        .map(|_| (atime, (b.clone(), k.clone()), e.size.load(Ordering::Relaxed)))
+                .filter(|(b, _)| b.is_remote())
+                .filter_map(|(b, keys)| protected_until(b).map(|limit| (b, keys, limit)))
+                .flat_map(|(b, keys, limit)| {
+                    keys.iter().filter_map(move |(k, e)| {
+                        let atime = e.atime.load(Ordering::Relaxed);
+                        (atime < limit).then(|| (atime, (b.clone(), k.to_string()), e.size.load(Ordering::Relaxed)))
+                    })
                 })
                 .collect()
         };

@@ -385,7 +385,7 @@ impl Store {
         }
     }
 
-    fn try_open(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
+    pub(crate) fn try_open(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
         // Open the key's path directly (`open_at` follows a directory to its `%%obj`): one system call fewer
         // than `locate` on the read path.
         let root = self.objects_root(self.mountpath_index(bck, key), bck);

@@ -55,6 +55,17 @@ pub struct Args {
     /// `--anonymous` run measures the server without SigV4 on either side.
     #[arg(long)]
     acl: Option<String>,
+    /// GET a range of this many bytes of each object (at an offset that moves from request to request)
+    /// instead of the whole object; a 206 counts as success.
+    #[arg(long)]
+    range: Option<String>,
+    /// Sign GETs as presigned URLs (query-string SigV4) instead of with an Authorization header.
+    #[arg(long)]
+    presigned: bool,
+    /// Write a wrk Lua script that replays one signed GET per object (valid for 15 minutes) to this file and
+    /// exit: `wrk -s FILE URL` then measures the same requests with an independent load tool.
+    #[arg(long)]
+    wrk_script: Option<std::path::PathBuf>,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<usize> {
@@ -96,9 +107,7 @@ impl Signer {
 
     /// Headers to add: `(x-amz-date, authorization)`; `acl` is the `x-amz-acl` header when the request has one.
     fn sign(&self, method: &str, path: &str, acl: Option<&str>) -> (String, String) {
-        let now = time::OffsetDateTime::now_utc();
-        let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let amz_date = now.format(&fmt).unwrap_or_default();
+        let amz_date = amz_now();
         let date = &amz_date[..8];
         let mut headers = vec![("host", self.host.as_str())];
         if let Some(a) = acl {
@@ -119,12 +128,49 @@ impl Signer {
     }
 }
 
+fn amz_now() -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::now_utc().format(&fmt).unwrap_or_default()
+}
+
+impl Signer {
+    /// The query string of a presigned `method` of `path`, valid for 15 minutes (only `host` signed).
+    fn presign(&self, method: &str, path: &str) -> String {
+        let amz_date = amz_now();
+        let date = &amz_date[..8];
+        let scope = format!("{date}/{}/s3/aws4_request", self.region);
+        // Already in canonical order (sorted by name) and encoding.
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}&X-Amz-Date={amz_date}&X-Amz-Expires=900\
+             &X-Amz-SignedHeaders=host",
+            sigv4::uri_encode(&format!("{}/{scope}", self.access_key))
+        );
+        let headers = [("host", self.host.as_str())];
+        let canonical =
+            sigv4::Canonical { method, path, query: &query, headers: &headers, payload_hash: "UNSIGNED-PAYLOAD" };
+        let sig = canonical.signature(&self.signing_key(date), &amz_date, &scope);
+        format!("{query}&X-Amz-Signature={sig}")
+    }
+}
+
 struct Ctx {
     args: Args,
     host: String,
     addr: String,
     signer: Option<Signer>,
     payload: Bytes,
+    /// `--range`: bytes per GET.
+    range: Option<usize>,
+}
+
+impl Ctx {
+    /// The Range header of the `n`th GET: `range` bytes at an offset that moves through the object.
+    fn range_of(&self, n: usize) -> Option<String> {
+        let len = self.range?;
+        let room = self.payload.len().saturating_sub(len);
+        let at = if room == 0 { 0 } else { n.wrapping_mul(7_919).wrapping_mul(4096) % room };
+        Some(format!("bytes={at}-{}", at + len - 1))
+    }
 }
 
 type Conn = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -138,19 +184,43 @@ async fn connect(ctx: &Ctx) -> anyhow::Result<Conn> {
     Ok(send)
 }
 
-/// Sends one request and drains the body; returns the status and the number of body bytes.
-async fn request(ctx: &Ctx, conn: &mut Conn, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, usize)> {
-    let mut b = http::Request::builder().method(method).uri(path).header("host", &ctx.host);
+/// The head of one request: `(request target, headers)`, signed as the arguments ask.
+fn head_of(ctx: &Ctx, method: &str, path: &str, range: Option<&str>) -> (String, Vec<(&'static str, String)>) {
+    let mut headers = vec![("host", ctx.host.clone())];
     let acl = ctx.args.acl.as_deref().filter(|_| method == "PUT");
     if let Some(acl) = acl {
-        b = b.header("x-amz-acl", acl);
+        headers.push(("x-amz-acl", acl.to_owned()));
     }
-    if let Some(s) = &ctx.signer {
-        let (date, auth) = s.sign(method, path, acl);
-        b = b
-            .header("x-amz-date", date)
-            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-            .header("authorization", auth);
+    if let Some(r) = range {
+        headers.push(("range", r.to_owned()));
+    }
+    let mut target = path.to_owned();
+    match &ctx.signer {
+        Some(s) if ctx.args.presigned && method == "GET" => target = format!("{path}?{}", s.presign(method, path)),
+        Some(s) => {
+            let (date, auth) = s.sign(method, path, acl);
+            headers.push(("x-amz-date", date));
+            headers.push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned()));
+            headers.push(("authorization", auth));
+        }
+        None => {}
+    }
+    (target, headers)
+}
+
+/// Sends one request and drains the body; returns the status and the number of body bytes.
+async fn request(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    range: Option<&str>,
+) -> anyhow::Result<(u16, usize)> {
+    let (target, headers) = head_of(ctx, method, path, range);
+    let mut b = http::Request::builder().method(method).uri(target);
+    for (name, value) in headers {
+        b = b.header(name, value);
     }
     let req = b.header("content-length", body.len()).body(Full::new(body))?;
     conn.ready().await?;
@@ -217,14 +287,15 @@ async fn run_phase(ctx: Arc<Ctx>, put: bool) -> anyhow::Result<Phase> {
                 let path = key_path(&ctx.args.bucket, i % ctx.args.objects);
                 let t = Instant::now();
                 let (method, body) = if put { ("PUT", ctx.payload.clone()) } else { ("GET", Bytes::new()) };
-                let mut outcome = request(&ctx, &mut conn, method, &path, body.clone()).await;
+                let range = if put { None } else { ctx.range_of(i) };
+                let mut outcome = request(&ctx, &mut conn, method, &path, body.clone(), range.as_deref()).await;
                 if outcome.is_err() {
                     // Servers may close an idle keep-alive connection (moto's does): once, on a fresh one.
                     conn = connect(&ctx).await?;
-                    outcome = request(&ctx, &mut conn, method, &path, body).await;
+                    outcome = request(&ctx, &mut conn, method, &path, body, range.as_deref()).await;
                 }
                 match outcome {
-                    Ok((200, n)) => {
+                    Ok((200 | 206, n)) => {
                         lat.push(t.elapsed());
                         bytes += if put { ctx.payload.len() } else { n };
                     }
@@ -268,20 +339,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("credentials required: --access-key/--secret-key or TROVE_ACCESS_KEY/TROVE_SECRET_KEY (or --anonymous)");
     }
     let payload = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-    let ctx = Arc::new(Ctx { args: args.clone(), host, addr, signer, payload });
+    let range = args.range.as_deref().map(parse_size).transpose()?.filter(|n| *n > 0);
+    let ctx = Arc::new(Ctx { args: args.clone(), host, addr, signer, payload, range });
+    if let Some(file) = &args.wrk_script {
+        return write_wrk_script(&ctx, file);
+    }
     println!(
         "bench: endpoint={} objects={} size={} concurrency={} duration={}s",
         args.endpoint, args.objects, size, args.concurrency, args.duration
     );
     if !args.get_only {
         let mut conn = connect(&ctx).await?;
-        let (status, _) = request(&ctx, &mut conn, "PUT", &format!("/{}", args.bucket), Bytes::new()).await?;
+        let (status, _) = request(&ctx, &mut conn, "PUT", &format!("/{}", args.bucket), Bytes::new(), None).await?;
         if !matches!(status, 200 | 409) {
             bail!("creating bucket {} failed with HTTP {status}", args.bucket);
         }
         run_phase(ctx.clone(), true).await?.report("PUT");
     }
     run_phase(ctx, false).await?.report("GET");
+    Ok(())
+}
+
+/// A wrk script cycling through one GET per object, each signed now (so valid for 15 minutes).
+fn write_wrk_script(ctx: &Ctx, file: &std::path::Path) -> anyhow::Result<()> {
+    let mut lua = String::from("local reqs = {\n");
+    for i in 0..ctx.args.objects {
+        let path = key_path(&ctx.args.bucket, i);
+        let (target, headers) = head_of(ctx, "GET", &path, ctx.range_of(i).as_deref());
+        let mut raw = format!("GET {target} HTTP/1.1\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        lua.push_str(&format!("  {raw:?},\n"));
+    }
+    lua.push_str(
+        "}\nlocal i = 0\nfunction init(args) i = math.random(#reqs) end\n\
+         function request() i = i % #reqs + 1; return reqs[i] end\n",
+    );
+    std::fs::write(file, lua).with_context(|| format!("writing {}", file.display()))?;
+    println!("wrote {} signed GETs to {}", ctx.args.objects, file.display());
     Ok(())
 }
 
