@@ -132,8 +132,9 @@ for size in $SIZES; do
 done
 
 if [ "$SHARDS" -gt 0 ]; then
-  shard=(--bucket bench-shards --objects "$SHARDS" --size 256MiB --concurrency "$CONN_LARGE" --range 1MiB)
+  shard=(--bucket bench-shards --objects "$SHARDS" --size 256MiB --range 1MiB)
   bench "${shard[@]}" --concurrency 2 --duration 1 | grep PUT | sed "s/^/size=256MiB trove-put /"
+  shard+=(--concurrency "$CONN_LARGE")
   for round in $(seq "$ROUNDS"); do
     bench "${shard[@]}" --get-only --wrk-script "$WORK/ranged.lua" >/dev/null
     measure "range=1MiB-of-256MiB round=$round trove" "$TROVE_PID" -- bench "${shard[@]}" --duration "$DURATION" --get-only

@@ -8,6 +8,7 @@
 //! All `Store` methods do blocking file I/O; async callers run them on a blocking thread.
 
 mod error;
+mod handles;
 pub mod layout;
 mod list;
 mod lru;
@@ -18,11 +19,12 @@ mod space;
 mod store;
 
 pub use error::{Error, Result};
+pub use handles::Open;
 pub use lru::{Index, Usage};
 pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
-pub use store::{BucketGuard, Mountpath, Staged, Store};
+pub use store::{BucketGuard, Mountpath, Staged, Store, OPEN_OBJECTS};
 
 #[cfg(test)]
 mod tests;

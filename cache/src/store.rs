@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DIR, WORK_DIR};
 use crate::meta::{check_xattr_support, ObjMeta};
-use crate::{Error, Result};
+use crate::{Error, Open, Result};
 
 /// Asked under the tree lock right before a write is published: is the bucket incarnation the write began in
 /// still the registered one? (The registry lives above the store; the gateway supplies the check.)
@@ -52,6 +52,9 @@ impl Mountpath {
     }
 }
 
+/// Objects kept open for repeated reads ([`Store::open_cached`]); each holds a file descriptor.
+pub const OPEN_OBJECTS: usize = 1024;
+
 #[derive(Debug)]
 pub struct Store {
     mountpaths: Vec<Mountpath>,
@@ -61,6 +64,7 @@ pub struct Store {
     /// Odd while a file->directory conversion runs; bumped at its start and end.
     conversions: AtomicU64,
     pub(crate) index: crate::lru::Index,
+    handles: crate::handles::Handles,
 }
 
 /// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
@@ -131,6 +135,7 @@ impl Store {
             tree: Mutex::new(()),
             conversions: AtomicU64::new(0),
             index: Default::default(),
+            handles: crate::handles::Handles::new(OPEN_OBJECTS),
         };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
@@ -253,6 +258,7 @@ impl Store {
             fs::rename(&staged.path, &target).map_err(|e| Error::io(&target, e))?;
             staged.done = true;
             self.index.committed(bck, key, meta.size);
+            self.handles.changed(bck, key);
             target.parent().map(Path::to_path_buf)
         };
         // The directory fsync makes the rename durable; it runs after the lock so that slow syncs do not hold
@@ -350,6 +356,20 @@ impl Store {
         }
     }
 
+    /// An object opened for reading, from the handles kept for recent reads when it is there (an LRU access
+    /// either way). The open file stays valid even if the object is replaced or deleted.
+    pub fn open_cached(&self, bck: &Bck, key: &str) -> Result<Arc<Open>> {
+        if let Some(open) = self.handles.get(bck, key) {
+            self.index.touch(bck, key);
+            return Ok(open);
+        }
+        let generation = self.handles.generation(bck, key);
+        let (file, meta) = self.open_object(bck, key)?;
+        let open = Arc::new(Open { file: Arc::new(file), meta });
+        self.handles.keep(bck, key, generation, open.clone());
+        Ok(open)
+    }
+
     /// Opens an object for reading. The open file stays valid even if the object is replaced or deleted.
     pub fn open_object(&self, bck: &Bck, key: &str) -> Result<(File, ObjMeta)> {
         let opened = self.open_object_untouched(bck, key);
@@ -413,6 +433,7 @@ impl Store {
         })?;
         change(&mut meta);
         meta.write_at(&p)?;
+        self.handles.changed(bck, key);
         Ok(meta)
     }
 
@@ -443,7 +464,10 @@ impl Store {
                 }
             }
             match fs::remove_file(&p) {
-                Ok(()) => self.index.removed(bck, key),
+                Ok(()) => {
+                    self.index.removed(bck, key);
+                    self.handles.changed(bck, key);
+                }
                 Err(e) if is_missing(&e) => return Ok(false),
                 Err(e) => return Err(Error::io(&p, e)),
             }
@@ -475,6 +499,7 @@ impl Store {
         let _tree = self.lock_tree();
         let trash = self.move_to_trash(bck)?;
         self.index.removed_bucket(bck);
+        self.handles.changed_bucket(bck);
         Ok(trash.into_iter().map(|(_, t)| t).collect())
     }
 
@@ -522,6 +547,7 @@ impl Store {
                 return Err(e);
             }
             self.index.removed_bucket(bck);
+            self.handles.changed_bucket(bck);
         }
         for (_, t) in trash {
             fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;

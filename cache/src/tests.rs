@@ -388,3 +388,30 @@ fn a_ghost_in_the_index_is_skipped_and_dropped() {
     assert_eq!(keys(&s, &b, "", "", 10), ["a", "c"]);
     assert_eq!(s.index().usage().objects, 2);
 }
+
+#[test]
+fn objects_kept_open_follow_every_change() {
+    let (_d, s) = store(2);
+    let b = Bck::ais("bkt");
+    put(&s, &b, "k", b"one");
+    let first = s.open_cached(&b, "k").unwrap();
+    assert_eq!(first.meta.etag, hex::encode(b"one"));
+    assert!(std::sync::Arc::ptr_eq(&first, &s.open_cached(&b, "k").unwrap()), "kept open");
+    put(&s, &b, "k", b"two");
+    let second = s.open_cached(&b, "k").unwrap();
+    assert_eq!(second.meta.etag, hex::encode(b"two"));
+    let mut v = Vec::new();
+    (&*second.file).read_to_end(&mut v).unwrap();
+    assert_eq!(v, b"two");
+    s.update_meta(&b, "k", |m| m.tags = vec![("t".into(), "1".into())]).unwrap();
+    assert_eq!(s.open_cached(&b, "k").unwrap().meta.tags.len(), 1);
+    // The file turns into a directory (another key under it): the kept handle still reads the same object.
+    put(&s, &b, "k/under", b"x");
+    assert_eq!(s.open_cached(&b, "k").unwrap().meta.etag, hex::encode(b"two"));
+    s.delete(&b, "k").unwrap();
+    assert!(matches!(s.open_cached(&b, "k"), Err(Error::NotFound)));
+    put(&s, &b, "gone", b"g");
+    s.open_cached(&b, "gone").unwrap();
+    s.remove_bucket(&b).unwrap();
+    assert!(matches!(s.open_cached(&b, "gone"), Err(Error::NotFound)));
+}

@@ -66,6 +66,10 @@ pub struct Args {
     /// exit: `wrk -s FILE URL` then measures the same requests with an independent load tool.
     #[arg(long)]
     wrk_script: Option<std::path::PathBuf>,
+    /// Instead of the GET phase, list the whole bucket (ListObjectsV2, 1,000 keys a page, one connection) and
+    /// print the time of the first, median, slowest and last page and the total.
+    #[arg(long)]
+    list: bool,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<usize> {
@@ -107,6 +111,11 @@ impl Signer {
 
     /// Headers to add: `(x-amz-date, authorization)`; `acl` is the `x-amz-acl` header when the request has one.
     fn sign(&self, method: &str, path: &str, acl: Option<&str>) -> (String, String) {
+        self.sign_query(method, path, "", acl)
+    }
+
+    /// As [`Signer::sign`], for a request with the canonical query string `query`.
+    fn sign_query(&self, method: &str, path: &str, query: &str, acl: Option<&str>) -> (String, String) {
         let amz_date = amz_now();
         let date = &amz_date[..8];
         let mut headers = vec![("host", self.host.as_str())];
@@ -115,8 +124,7 @@ impl Signer {
         }
         headers.push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD"));
         headers.push(("x-amz-date", &amz_date));
-        let canonical =
-            sigv4::Canonical { method, path, query: "", headers: &headers, payload_hash: "UNSIGNED-PAYLOAD" };
+        let canonical = sigv4::Canonical { method, path, query, headers: &headers, payload_hash: "UNSIGNED-PAYLOAD" };
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let sig = canonical.signature(&self.signing_key(date), &amz_date, &scope);
         let auth = format!(
@@ -356,7 +364,67 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         run_phase(ctx.clone(), true).await?.report("PUT");
     }
+    if args.list {
+        return list_all(&ctx).await;
+    }
     run_phase(ctx, false).await?.report("GET");
+    Ok(())
+}
+
+/// Lists the whole bucket page by page, timing each page.
+async fn list_all(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut conn = connect(ctx).await?;
+    let path = format!("/{}", ctx.args.bucket);
+    let (mut token, mut times, mut keys) = (None::<String>, Vec::new(), 0usize);
+    let start = Instant::now();
+    loop {
+        let mut query = match &token {
+            Some(t) => format!("continuation-token={}&", sigv4::uri_encode(t)),
+            None => String::new(),
+        };
+        query.push_str("list-type=2&max-keys=1000");
+        let mut b = http::Request::builder().method("GET").uri(format!("{path}?{query}")).header("host", &ctx.host);
+        if let Some(s) = &ctx.signer {
+            let (date, auth) = s.sign_query("GET", &path, &query, None);
+            b = b
+                .header("x-amz-date", date)
+                .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+                .header("authorization", auth);
+        }
+        let t = Instant::now();
+        conn.ready().await?;
+        let resp = conn.send_request(b.body(Full::new(Bytes::new()))?).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        times.push(t.elapsed());
+        let text = String::from_utf8_lossy(&body);
+        if !status.is_success() {
+            bail!("listing failed with HTTP {status}: {text}");
+        }
+        keys += text.matches("<Key>").count();
+        token = text
+            .split_once("<NextContinuationToken>")
+            .and_then(|(_, rest)| rest.split_once("</NextContinuationToken>"))
+            .map(|(t, _)| t.to_owned());
+        if token.is_none() {
+            break;
+        }
+    }
+    let total = start.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (first, last) = (times[0], times[times.len() - 1]);
+    let mut sorted = times.clone();
+    sorted.sort();
+    println!(
+        "LIST keys={keys} pages={} seconds={:.2} first-page={:.1}ms median-page={:.1}ms slowest-page={:.1}ms \
+         last-page={:.1}ms",
+        times.len(),
+        total.as_secs_f64(),
+        ms(first),
+        ms(sorted[sorted.len() / 2]),
+        ms(sorted[sorted.len() - 1]),
+        ms(last)
+    );
     Ok(())
 }
 

@@ -204,13 +204,13 @@ async fn respond(
 }
 
 /// Appends `size` bytes of `file` from `from` to `out`: from the page cache inline, else on the blocking pool.
-async fn read_into(file: std::fs::File, mut out: Vec<u8>, from: u64, size: u64) -> io::Result<Vec<u8>> {
+async fn read_into(file: Arc<std::fs::File>, mut out: Vec<u8>, from: u64, size: u64) -> io::Result<Vec<u8>> {
     let at = out.len();
     out.resize(at + size as usize, 0);
     let mut got = 0;
     let flags = rustix::io::ReadWriteFlags::NOWAIT;
     while got < size as usize {
-        match rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut out[at + got..])], from + got as u64, flags) {
+        match rustix::io::preadv2(&*file, &mut [io::IoSliceMut::new(&mut out[at + got..])], from + got as u64, flags) {
             Ok(0) => return Err(short_object()),
             Ok(n) => got += n,
             Err(_) => break,
@@ -255,7 +255,7 @@ async fn send_file(
     sock: &mut Watched<TcpStream>,
     activity: &Activity,
     metrics: &crate::metrics::Metrics,
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     start: u64,
     end: u64,
 ) -> io::Result<()> {
@@ -263,7 +263,7 @@ async fn send_file(
     while offset < end {
         let chunk_end = (offset + SENDFILE_CHUNK as u64).min(end);
         if !cached(&file, offset, chunk_end) {
-            let mut body = crate::data::FileBody::new(file, offset, end);
+            let mut body = crate::data::FileBody::shared(file, offset, end);
             while let Some(chunk) = body.next().await {
                 sock.write_all(&chunk.map_err(io::Error::other)?).await?;
             }
@@ -272,7 +272,7 @@ async fn send_file(
         while offset < chunk_end {
             let tcp = sock.get_ref();
             let left = (chunk_end - offset) as usize;
-            match tcp.try_io(Interest::WRITABLE, || Ok(rustix::fs::sendfile(tcp, &file, Some(&mut offset), left)?)) {
+            match tcp.try_io(Interest::WRITABLE, || Ok(rustix::fs::sendfile(tcp, &*file, Some(&mut offset), left)?)) {
                 Ok(0) => return Err(short_object()),
                 Ok(n) => {
                     activity.wrote(true);

@@ -45,7 +45,12 @@ fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
 
 impl FileBody {
     pub fn new(file: File, start: u64, end: u64) -> Self {
-        FileBody { file: Arc::new(file), pos: start, end, no_nowait: false, cold_read: None }
+        Self::shared(Arc::new(file), start, end)
+    }
+
+    /// A reader of a file others read too (an object kept open for repeated reads).
+    pub fn shared(file: Arc<File>, start: u64, end: u64) -> Self {
+        FileBody { file, pos: start, end, no_nowait: false, cold_read: None }
     }
 
     pub fn into_blob(self) -> StreamingBlob {

@@ -203,7 +203,7 @@ fn signed_values<'h>(names: &[&'h str], h: &'h http::HeaderMap) -> Option<Vec<(&
 /// A read the fast path answers: the open object, the bytes `[start, end)` to send, and the response headers
 /// (Content-Length among them).
 pub struct Hit {
-    pub file: std::fs::File,
+    pub file: std::sync::Arc<std::fs::File>,
     pub status: StatusCode,
     pub start: u64,
     pub end: u64,
@@ -220,7 +220,7 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
     let body = if hit.head {
         s3s::Body::empty()
     } else {
-        s3s::Body::from(FileBody::new(hit.file, hit.start, hit.end).into_blob())
+        s3s::Body::from(FileBody::shared(hit.file, hit.start, hit.end).into_blob())
     };
     resp.body(body).ok()
 }
@@ -268,7 +268,8 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         Some(v) => Some(s3s::dto::Range::parse(v.to_str().ok()?).ok()?),
     };
 
-    let (file, meta) = state.store.open_object(&entry.bck, &key).ok()?;
+    let open = state.store.open_cached(&entry.bck, &key).ok()?;
+    let meta = &open.meta;
     let (start, end) = match range {
         None => (0, meta.size),
         Some(r) => match r {
@@ -317,7 +318,7 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     }
     // Checksums describe whole objects: a range gets none.
     let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
-    headers.extend(read_headers(&meta, checksum_mode && start == 0 && end == meta.size, None));
+    headers.extend(read_headers(meta, checksum_mode && start == 0 && end == meta.size, None));
     let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    Some(Hit { file, status, start, end, headers, head })
+    Some(Hit { file: open.file.clone(), status, start, end, headers, head })
 }
