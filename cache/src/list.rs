@@ -49,7 +49,7 @@ impl PartialOrd for Child {
 
 impl Store {
     /// Up to `limit` objects of `bck` whose keys start with `prefix` and sort after `start` (bytewise), in order.
-    /// The first listing of a bucket the index has not scanned in yet scans it in.
+    /// The first listing of a bucket the index has not scanned in yet scans it in (so never under the tree lock).
     pub fn list(&self, bck: &Bck, start: &[u8], prefix: &str, limit: usize) -> Result<Vec<(String, ObjMeta)>> {
         if !self.index.is_scanned(bck) {
             self.scan_in(bck, &Default::default())?;

@@ -52,8 +52,14 @@ impl Mountpath {
     }
 }
 
-/// Objects kept open for repeated reads ([`Store::open_cached`]); each holds a file descriptor.
+/// Objects kept open for repeated reads ([`Store::open_cached`]) at most; each holds a file descriptor, so
+/// fewer under a low open-file limit (an eighth of it).
 pub const OPEN_OBJECTS: usize = 1024;
+
+pub fn open_objects() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    soft.map_or(OPEN_OBJECTS, |n| OPEN_OBJECTS.min(usize::try_from(n / 8).unwrap_or(OPEN_OBJECTS)))
+}
 
 #[derive(Debug)]
 pub struct Store {
@@ -135,7 +141,7 @@ impl Store {
             tree: Mutex::new(()),
             conversions: AtomicU64::new(0),
             index: Default::default(),
-            handles: crate::handles::Handles::new(OPEN_OBJECTS),
+            handles: crate::handles::Handles::new(open_objects()),
         };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
@@ -483,8 +489,12 @@ impl Store {
     }
 
     /// True when no mountpath holds an object of `bck`.
+    /// Never scans the bucket into the index: callers may hold the tree lock, which a scan takes.
     pub fn bucket_is_empty(&self, bck: &Bck) -> Result<bool> {
-        Ok(self.list(bck, b"", "", 1)?.is_empty())
+        if let Some(keys) = self.index.keys_after(bck, b"", "", 1) {
+            return Ok(keys.is_empty());
+        }
+        Ok(self.list_walking(bck, b"", "", 1)?.is_empty())
     }
 
     /// Removes all data of `bck` (objects and uploads) from every mountpath.

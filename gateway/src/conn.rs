@@ -37,14 +37,15 @@ impl Limits {
     }
 }
 
-/// Each connection holds a descriptor, and the node needs more for its objects, mountpaths and backends: a
-/// limit above the process's open-file limit would turn into failed accepts and opens instead of refusals.
+/// Each connection holds a descriptor, and the node needs more for its objects (those kept open for repeated
+/// reads among them), mountpaths and backends: a limit above the process's open-file limit would turn into
+/// failed accepts and opens instead of refusals.
 fn fit_open_files(wanted: usize) -> usize {
-    const RESERVED: u64 = 256;
+    let reserved = 256 + trove_cache::open_objects() as u64;
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     match soft {
-        Some(n) if (wanted as u64).saturating_add(RESERVED) > n => {
-            let fitted = n.saturating_sub(RESERVED).max(16) as usize;
+        Some(n) if (wanted as u64).saturating_add(reserved) > n => {
+            let fitted = n.saturating_sub(reserved).max(16) as usize;
             tracing::warn!(
                 wanted,
                 fitted,

@@ -30,8 +30,8 @@ pub struct ReadOpts {
 
 /// Where the bytes of a read come from.
 pub enum Body {
-    /// An open file of a local object or cached copy.
-    File(std::fs::File),
+    /// An open file of a local object or cached copy (maybe one kept open for repeated reads).
+    File(Arc<std::fs::File>),
     /// A fill in progress (or just finished): readers tail its work file.
     Fill(Arc<Fill>),
     /// The backend's answer itself: exactly the requested bytes (the range, or the whole object when it is
@@ -50,17 +50,18 @@ pub struct Object {
 /// Reads `key` of the bucket `entry`.
 pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: ReadOpts) -> Result<Object, Error> {
     if !entry.bck.is_remote() {
-        // Inline open: a page-cached open + getxattr is cheaper than a hop to the blocking pool (DESIGN §10).
-        let (file, meta) = state.store.open_object(&entry.bck, key)?;
-        return Ok(Object { meta, body: Body::File(file) });
+        // Inline open (kept open for the next read): a page-cached open + getxattr is cheaper than a hop to the
+        // blocking pool (DESIGN §10).
+        let open = state.store.open_cached(&entry.bck, key)?;
+        return Ok(Object { meta: open.meta.clone(), body: Body::File(open.file.clone()) });
     }
     let bck = &entry.bck;
     let validate = opts.latest || entry.props.versioning.validate_warm_get;
-    match state.store.open_object(bck, key) {
-        Ok((file, meta)) => {
-            if !validate || revalidate(state, entry, &meta).await? {
+    match state.store.open_cached(bck, key) {
+        Ok(open) => {
+            if !validate || revalidate(state, entry, &open.meta).await? {
                 state.metrics.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Object { meta, body: Body::File(file) });
+                return Ok(Object { meta: open.meta.clone(), body: Body::File(open.file.clone()) });
             }
         }
         Err(trove_cache::Error::NotFound) => {}
@@ -70,13 +71,13 @@ pub async fn read(state: &SharedState, entry: &BucketEntry, key: &str, opts: Rea
     if opts.with_body && !validate && several && state.readthrough.in_flight(bck, key).is_none() {
         // In-cluster bytes beat cloud egress: another node (the previous owner, after a join) may have it.
         if let Some((file, meta)) = super::peers::pull_cached(state, entry, key).await? {
-            return Ok(Object { meta, body: Body::File(file) });
+            return Ok(Object { meta, body: Body::File(Arc::new(file)) });
         }
         // A fill by a concurrent reader may have finished while the neighbours were asked.
         match state.store.open_object(bck, key) {
             Ok((file, meta)) => {
                 state.metrics.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Object { meta, body: Body::File(file) });
+                return Ok(Object { meta, body: Body::File(Arc::new(file)) });
             }
             Err(trove_cache::Error::NotFound) => {}
             Err(e) => return Err(e.into()),

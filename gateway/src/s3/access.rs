@@ -73,8 +73,9 @@ async fn lookup(state: &SharedState, name: &str, user: Option<&User>) -> Option<
 
 /// The ACL of the object's local copy, if there is one. Only asked for callers who do not own the bucket.
 fn object_acl(state: &AppState, entry: &BucketEntry, key: &str) -> OwnedObjectAcl {
-    match state.store.head(&entry.bck, key) {
-        Ok(meta) => OwnedObjectAcl::Known(meta.acl),
+    // Through the objects kept open: the read that follows the check opens the same object again.
+    match state.store.open_cached(&entry.bck, key) {
+        Ok(open) => OwnedObjectAcl::Known(open.meta.acl.clone()),
         Err(_) => OwnedObjectAcl::Missing,
     }
 }

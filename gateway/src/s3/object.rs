@@ -276,7 +276,7 @@ async fn read_any(
 pub fn into_blob(body: crate::data::Body, start: u64, end: u64) -> StreamingBlob {
     use crate::data::Body;
     match body {
-        Body::File(f) => FileBody::new(f, start, end).into_blob(),
+        Body::File(f) => FileBody::shared(f, start, end).into_blob(),
         Body::Fill(fill) => StreamingBlob::wrap(SyncBody::new(fill.reader(start, end))),
         Body::Backend(stream) => StreamingBlob::wrap(SyncBody::new(stream)),
         Body::None => StreamingBlob::from(s3s::Body::empty()),
