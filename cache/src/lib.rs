@@ -8,6 +8,7 @@
 //! All `Store` methods do blocking file I/O; async callers run them on a blocking thread.
 
 mod error;
+mod group_sync;
 mod handles;
 pub mod layout;
 mod list;

@@ -18,6 +18,7 @@ use trove_namespace::Bck;
 
 use std::os::unix::ffi::OsStrExt;
 
+use crate::group_sync::GroupSync;
 use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DIR, WORK_DIR};
 use crate::meta::{check_xattr_support, ObjMeta};
 use crate::{Error, Open, Result};
@@ -71,6 +72,9 @@ pub struct Store {
     conversions: AtomicU64,
     pub(crate) index: crate::lru::Index,
     handles: crate::handles::Handles,
+    /// One per mountpath (empty when a mountpath's root could not be opened for syncing).
+    groups: Vec<GroupSync>,
+    group_commit: bool,
 }
 
 /// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
@@ -142,10 +146,14 @@ impl Store {
             conversions: AtomicU64::new(0),
             index: Default::default(),
             handles: crate::handles::Handles::new(open_objects()),
+            groups: Vec::new(),
+            group_commit: false,
         };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
         }
+        let mut store = store;
+        store.groups = store.mountpaths.iter().filter_map(|m| GroupSync::open(&m.root).ok()).collect();
         Ok(store)
     }
 
@@ -236,7 +244,7 @@ impl Store {
     ) -> Result<()> {
         meta.write_to(&staged.file, &staged.path)?;
         if self.fsync {
-            staged.file.sync_all().map_err(|e| Error::io(&staged.path, e))?;
+            self.sync_file(staged.mountpath, &staged.file, &staged.path)?;
         }
         let root = self.objects_root(staged.mountpath, bck);
         let (rel, hashed_dirs) = layout::key_path(key);
@@ -272,6 +280,10 @@ impl Store {
         // New directories (and file->directory conversions) on the way are synced too, deepest first, so the
         // path to the object survives a crash as well as its last entry.
         if self.fsync && durable_rename {
+            if let Some(group) = self.group_sync(staged.mountpath) {
+                // One filesystem sync covers the rename and every new directory on the way.
+                return group.sync().map_err(|e| Error::io(&root, e));
+            }
             sync_dir(parent.as_deref().unwrap_or(&root))?;
             for d in dirty.iter().rev() {
                 sync_dir(d)?;
@@ -348,6 +360,24 @@ impl Store {
         fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         let _ = fs::remove_file(path.join(CONVERSION_TARGET));
         Ok(())
+    }
+
+    /// Makes a written file durable: a shared filesystem sync under group commit, else its own fsync.
+    pub(crate) fn sync_file(&self, mp: usize, file: &File, path: &Path) -> Result<()> {
+        match self.group_sync(mp) {
+            Some(group) => group.sync().map_err(|e| Error::io(path, e)),
+            None => file.sync_all().map_err(|e| Error::io(path, e)),
+        }
+    }
+
+    fn group_sync(&self, mp: usize) -> Option<&GroupSync> {
+        self.group_commit.then(|| self.groups.get(mp)).flatten()
+    }
+
+    /// Group commit (`storage.group_commit`): concurrent writes on a mountpath share one filesystem sync for
+    /// their data and one for their renames, instead of an fsync of each file and each directory.
+    pub fn set_group_commit(&mut self, on: bool) {
+        self.group_commit = on && self.groups.len() == self.mountpaths.len();
     }
 
     /// Path of the object `key`, following `%%obj` when the key's path is a directory.
@@ -481,7 +511,9 @@ impl Store {
             p
         };
         if self.fsync {
-            if let Some(parent) = p.parent().filter(|d| d.exists()) {
+            if let Some(group) = self.group_sync(mp) {
+                group.sync().map_err(|e| Error::io(&root, e))?;
+            } else if let Some(parent) = p.parent().filter(|d| d.exists()) {
                 sync_dir(parent)?;
             }
         }

@@ -266,11 +266,15 @@ pub struct StorageConfig {
     pub mountpaths: Vec<PathBuf>,
     /// fsync data and directories on every commit. Off trades crash safety of recent writes for speed.
     pub fsync: bool,
+    /// With fsync: concurrent writes on a mountpath share filesystem syncs (`syncfs`: one for their data, one
+    /// for their renames) instead of an fsync of each file and directory. The same guarantee, fewer syncs
+    /// under load; every other writer on that filesystem pays for the dirty data it leaves there too.
+    pub group_commit: bool,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { mountpaths: vec![PathBuf::from("./trove-data")], fsync: true }
+        StorageConfig { mountpaths: vec![PathBuf::from("./trove-data")], fsync: true, group_commit: false }
     }
 }
 

@@ -132,7 +132,9 @@ impl AppState {
         listen: std::net::SocketAddr,
         rt: &tokio::runtime::Runtime,
     ) -> Result<(AppState, Generated), StartError> {
-        let store = Arc::new(Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?);
+        let mut store = Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?;
+        store.set_group_commit(cfg.storage.group_commit);
+        let store = Arc::new(store);
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
         let registry = Arc::new(Registry::open(sys.join("bmd.json"))?);
