@@ -81,14 +81,24 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let threads = cfg.server.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::with_capacity(threads);
+    let mut workers = Vec::with_capacity(threads + 1);
+    let mut queues = Vec::with_capacity(threads);
     for n in 0..threads {
-        let listener = listener.try_clone()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        queues.push(tx);
         let (fe, stop) = (frontend.clone(), stop_rx.clone());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = std::thread::Builder::new()
             .name(format!("trove-worker-{n}"))
-            .spawn(move || rt.block_on(worker(listener, fe, stop, grace)))?;
+            .spawn(move || rt.block_on(worker(rx, fe, stop, grace)))?;
+        workers.push(handle);
+    }
+    {
+        let (fe, stop) = (frontend.clone(), stop_rx.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = std::thread::Builder::new()
+            .name("trove-accept".to_owned())
+            .spawn(move || rt.block_on(accept(listener, fe, queues, stop)))?;
         workers.push(handle);
     }
     // Serving first: a joining node must be reachable by the leader before it is a member.
@@ -128,18 +138,16 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One runtime's accept loop; on stop, it closes its copy of the listener and waits (up to `grace`) for the
-/// requests in flight on its connections.
-async fn worker(
+/// Accepts connections and deals them to the workers in turn. (Workers accepting on a shared socket left
+/// most connections to whichever worker polled first: one core busy, the other idle.)
+async fn accept(
     listener: std::net::TcpListener,
     frontend: Arc<Frontend>,
+    queues: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, conn::Admitted)>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    grace: Duration,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let graceful = GracefulShutdown::new();
-    let http = auto::Builder::new(TokioExecutor::new());
-    let live = Arc::new(());
+    let mut next = 0usize;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -156,6 +164,40 @@ async fn worker(
                     tracing::debug!(open = frontend.gate.open(), "connection limit reached; closing a new connection");
                     drop(stream);
                     continue;
+                };
+                let Ok(stream) = stream.into_std() else { continue };
+                next = (next + 1) % queues.len();
+                if queues[next].send((stream, admitted)).is_err() {
+                    break;
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    Ok(())
+}
+
+/// One runtime's connections, dealt to it by [`accept`]; on stop, it waits (up to `grace`) for the requests in
+/// flight on its connections.
+async fn worker(
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, conn::Admitted)>,
+    frontend: Arc<Frontend>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let http = auto::Builder::new(TokioExecutor::new());
+    let live = Arc::new(());
+    loop {
+        tokio::select! {
+            dealt = incoming.recv() => {
+                let Some((stream, admitted)) = dealt else { break };
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take over a connection");
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 let activity = Activity::new();
@@ -200,7 +242,7 @@ async fn worker(
             _ = stop.changed() => break,
         }
     }
-    drop(listener);
+    drop(incoming);
     // Hyper's connections close once idle; those still in the direct loop close between requests (they watch
     // `stop`). Every connection task holds a clone of `live`.
     let drained = async {
