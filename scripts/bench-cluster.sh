@@ -31,8 +31,7 @@ TROVE_ENDPOINT=$front "$TROVE_BIN" cluster maintenance "$node1" >/dev/null
 
 rate() { sed -n 's/.*objects\/s=\([0-9.]*\).*/\1/p' | tail -1; }
 count() { sed -n 's/.*objects=\([0-9]*\).*/\1/p' | tail -1; }
-pid_of() { ss -ltnp "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
-PIDS_BOTH="$(pid_of "$PORT") $(pid_of $((PORT + 1)))"
+PIDS_BOTH="$(cat "$WORK/node-1.pid") $(cat "$WORK/node-2.pid")"
 ticks() { local t=0 p; for p in $PIDS_BOTH; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 for size in $SIZES; do

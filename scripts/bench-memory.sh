@@ -36,8 +36,7 @@ TROVE_ENDPOINT=$front "$TROVE_BIN" cluster maintenance "$node1" >/dev/null
 "$TROVE_BIN" serve --listen "127.0.0.1:$((PORT + 10))" --mountpath "$WORK/origin" >"$WORK/origin.log" 2>&1 &
 ORIGIN_PID=$!
 for _ in $(seq 100); do curl -sf "$origin/v1/health" >/dev/null && break; sleep 0.1; done
-pid_of() { ss -ltnp "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
-FRONT_PID=$(pid_of "$PORT") OWNER_PID=$(pid_of $((PORT + 1)))
+FRONT_PID=$(cat "$WORK/node-1.pid") OWNER_PID=$(cat "$WORK/node-2.pid")
 
 s3() { curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$TROVE_ACCESS_KEY:$TROVE_SECRET_KEY" "$@"; }
 truncate -s "$SIZE" "$WORK/object"
