@@ -154,6 +154,10 @@ def test_who_gets_in_with_a_presigned_url(trove, s3, objects, route):
     alt = s3_for(trove, ALT).generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]})
     r = requests.get(alt, headers=extra, timeout=10)
     assert (r.status_code, xml_error_code(r)) == (403, "AccessDenied")
+    # Valid for 0 seconds: expired at once (s3-tests' test_object_raw_get_x_amz_expires_out_range_zero).
+    zero = s3.generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]}, ExpiresIn=0)
+    r = requests.get(zero, headers=extra, timeout=10)
+    assert r.status_code == 403
     # Expired.
     short = s3.generate_presigned_url("get_object", Params={"Bucket": objects, "Key": KEYS[0]}, ExpiresIn=1)
     time.sleep(2.1)

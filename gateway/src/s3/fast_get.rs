@@ -90,7 +90,7 @@ fn header_signed<'s>(state: &'s AppState, method: &Method, path: &str, h: &http:
     let when = parse_amz_date(amz_date)?;
     if auth.date.len() != 8
         || !amz_date.starts_with(auth.date)
-        || (OffsetDateTime::now_utc() - when).whole_seconds().abs() > MAX_SKEW_SECS
+        || (OffsetDateTime::now_utc() - when).abs() > time::Duration::seconds(MAX_SKEW_SECS)
     {
         return None;
     }
@@ -156,8 +156,9 @@ fn presigned<'s>(
         return None;
     }
     let expires: i64 = expires.parse().ok().filter(|n| (0..=MAX_PRESIGNED_SECS).contains(n))?;
-    let age = (OffsetDateTime::now_utc() - when).whole_seconds();
-    if age > expires || age < -MAX_SKEW_SECS {
+    // To the nanosecond, as s3s compares: a URL valid for 0 seconds is expired at once.
+    let age = OffsetDateTime::now_utc() - when;
+    if age > time::Duration::seconds(expires) || age < -time::Duration::seconds(MAX_SKEW_SECS) {
         return None;
     }
     let names: Vec<&str> = signed_headers.split(';').collect();
