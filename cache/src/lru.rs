@@ -14,7 +14,7 @@ use std::io::{BufRead, Write};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use trove_namespace::Bck;
 
@@ -42,6 +42,8 @@ pub struct Index {
     complete: AtomicBool,
     /// Buckets whose objects on disk have all been scanned in: their listings come from the index.
     scanned: RwLock<HashSet<Bck>>,
+    /// One scan at a time: a listing that needs a bucket the start-up scan is reading waits for it.
+    scanning: Mutex<()>,
     evicted_objects: AtomicU64,
     evicted_bytes: AtomicU64,
 }
@@ -275,24 +277,32 @@ impl Store {
         Ok(())
     }
 
-    /// Adds every object of `bck` on disk to the index, in one pass over its directories (no ordering work), and
-    /// from then on lists the bucket from the index.
+    /// Adds every object of `bck` on disk to the index, in one pass over its directories (no ordering work, one
+    /// `stat` per object: an object's file holds exactly its bytes), and from then on lists the bucket from
+    /// the index.
     pub(crate) fn scan_in(&self, bck: &Bck, saved: &HashMap<Key, i64>) -> Result<()> {
+        let _one = self.index.scanning.lock().unwrap_or_else(|e| e.into_inner());
+        if self.index.is_scanned(bck) {
+            return Ok(());
+        }
         for mp in 0..self.mountpaths().len() {
             let root = self.objects_root(mp, bck);
             crate::list::each_object(&root, &mut |key, path| {
-                let meta = match self.meta_at(&path) {
-                    Ok(m) => m,
-                    Err(Error::NotFound) => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                let atime = saved.get(&(bck.clone(), key.clone())).copied().unwrap_or(meta.mtime_ms * 1_000_000);
-                // Under the tree lock, as commits and deletes update the index: an object deleted since its
-                // metadata was read is not added back.
+                let atime = saved.get(&(bck.clone(), key.clone())).copied();
+                // Under the tree lock, as commits and deletes update the index: an object deleted since the
+                // directory was read is not added back.
                 let _tree = self.lock_tree();
-                if path.exists() {
-                    self.index.put_if(bck, &key, meta.size, atime, false);
-                }
+                let stat = match std::fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) if crate::store::is_missing(&e) => return Ok(()),
+                    Err(e) => return Err(Error::io(&path, e)),
+                };
+                let mtime_ns = stat
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i64);
+                self.index.put_if(bck, &key, stat.len(), atime.unwrap_or(mtime_ns), false);
                 Ok(())
             })?;
         }
