@@ -14,12 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SIZES=${SIZES:-"4KiB 1MiB"} OBJECTS=${OBJECTS:-1000} CONCURRENCY=${CONCURRENCY:-16} DURATION=${DURATION:-6}
 ROUNDS=${ROUNDS:-2} PORT=${PORT:-19500}
-if [ -z "${TROVE_BIN:-}" ]; then
-  if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
-  cargo build --release -q -p trove-gateway
-  TROVE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
-fi
-export TROVE_BIN
+. scripts/trove-bin.sh
 WORK=$(mktemp -d)
 trap 'scripts/cluster.sh down --dir "$WORK" >/dev/null; rm -rf "$WORK"' EXIT
 

@@ -10,11 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 KEYS=${KEYS:-1000000} PORT=${PORT:-19700}
-if [ -z "${TROVE_BIN:-}" ]; then
-  if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
-  cargo build --release -q -p trove-gateway
-  TROVE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
-fi
+. scripts/trove-bin.sh
 WORK=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }

@@ -13,12 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SIZE=${SIZE:-5G} PORT=${PORT:-19600}
-if [ -z "${TROVE_BIN:-}" ]; then
-  if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
-  cargo build --release -q -p trove-gateway
-  TROVE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
-fi
-export TROVE_BIN
+. scripts/trove-bin.sh
 WORK=$(mktemp -d)
 ORIGIN_PID=
 cleanup() {

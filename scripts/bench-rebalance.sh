@@ -15,12 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 OBJECTS=${OBJECTS:-400} SIZE=${SIZE:-1MiB} REPAIR_OBJECTS=${REPAIR_OBJECTS:-10000} DOWN_AFTER=${DOWN_AFTER:-3}
 RATE=${RATE:-0} PORT=${PORT:-19600}
-if [ -z "${TROVE_BIN:-}" ]; then
-  if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
-  cargo build --release -q -p trove-gateway
-  TROVE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
-fi
-export TROVE_BIN
+. scripts/trove-bin.sh
 WORK=$(mktemp -d)
 cleanup() {
   scripts/cluster.sh down --dir "$WORK/a" >/dev/null 2>&1 || true

@@ -10,11 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_TOTAL=${SECONDS_TOTAL:-3600} RATE=${RATE:-200} WORKERS=${WORKERS:-8} INTERVAL=${INTERVAL:-60}
 COLD=${COLD:-20000}
-if [ -z "${TROVE_BIN:-}" ]; then
-  if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /work/target ] && [ -w /work/target ]; then export CARGO_TARGET_DIR=/work/target; fi
-  cargo build --release -q -p trove-gateway
-  TROVE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
-fi
+. scripts/trove-bin.sh
 TROVE=$TROVE_BIN
 [ -x compat-tests/.venv/bin/moto_server ] || bash compat-tests/setup.sh >/dev/null
 

@@ -172,19 +172,7 @@ fn smallest_children(dir: &Path, dir_key: &[u8], start: &[u8], prefix: &[u8], ne
         }
     };
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = entry.path();
-        let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
-        let seg = match decode_name(name) {
-            Decoded::Segment(s) => s,
-            Decoded::Reserved => continue,
-            Decoded::Hashed => match full_segment(&path, is_dir) {
-                Some(s) => s,
-                None => continue,
-            },
-        };
+        let Some((seg, path, is_dir)) = child(dir, entry)? else { continue };
         let mut key = dir_key.to_vec();
         key.extend_from_slice(seg.as_bytes());
         if is_dir {
@@ -202,6 +190,29 @@ fn smallest_children(dir: &Path, dir_key: &[u8], start: &[u8], prefix: &[u8], ne
     let mut v = heap.into_vec();
     v.sort_by(|a, b| a.sort_key().cmp(b.sort_key()));
     Ok(v)
+}
+
+/// A directory entry as a key segment: `(segment, path, is a directory)`; `None` for reserved names, entries
+/// gone meanwhile, and hashed names whose full segment cannot be read.
+fn child(dir: &Path, entry: std::io::Result<fs::DirEntry>) -> Result<Option<(String, PathBuf, bool)>> {
+    let entry = entry.map_err(|e| Error::io(dir, e))?;
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else { return Ok(None) };
+    let path = entry.path();
+    let is_dir = match entry.file_type() {
+        Ok(t) => t.is_dir(),
+        Err(e) if is_missing(&e) => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let seg = match decode_name(name) {
+        Decoded::Segment(s) => s,
+        Decoded::Reserved => return Ok(None),
+        Decoded::Hashed => match full_segment(&path, is_dir) {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some((seg, path, is_dir)))
 }
 
 /// The full segment behind a hashed name: the last segment of the object's key, or the `%%seg` file.
@@ -224,23 +235,7 @@ pub(crate) fn each_object(root: &Path, f: &mut dyn FnMut(String, PathBuf) -> Res
             Err(e) => return Err(Error::io(dir, e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let path = entry.path();
-            let is_dir = match entry.file_type() {
-                Ok(t) => t.is_dir(),
-                Err(e) if is_missing(&e) => continue,
-                Err(e) => return Err(Error::io(&path, e)),
-            };
-            let seg = match decode_name(name) {
-                Decoded::Segment(s) => s,
-                Decoded::Reserved => continue,
-                Decoded::Hashed => match full_segment(&path, is_dir) {
-                    Some(s) => s,
-                    None => continue,
-                },
-            };
+            let Some((seg, path, is_dir)) = child(dir, entry)? else { continue };
             let key = format!("{dir_key}{seg}");
             if is_dir {
                 let obj = path.join(DIR_OBJECT);

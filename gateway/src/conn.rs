@@ -179,20 +179,34 @@ pub async fn watchdog(activity: Arc<Activity>, limits: Limits) {
 pub struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
+    /// Bytes already read from the socket that the next reader gets first (a connection handed to hyper by
+    /// the direct reads, with the request they did not answer).
+    replay: Bytes,
 }
 
 impl<T> Watched<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
+        Watched { inner, activity, replay: Bytes::new() }
     }
 
     pub fn get_ref(&self) -> &T {
         &self.inner
     }
+
+    /// Reads return `bytes` before anything more from the socket.
+    pub fn replay(&mut self, bytes: Bytes) {
+        self.replay = bytes;
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay[..n]);
+            bytes::Buf::advance(&mut self.replay, n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {

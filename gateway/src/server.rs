@@ -227,7 +227,8 @@ async fn worker(
                         } else {
                             bytes::Bytes::new()
                         };
-                        let io = TokioIo::new(crate::direct::Rewind::new(prefix, sock));
+                        sock.replay(prefix);
+                        let io = TokioIo::new(sock);
                         if let Err(e) = watcher.watch(http.serve_connection(io, svc).into_owned()).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
