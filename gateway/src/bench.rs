@@ -109,12 +109,8 @@ impl Signer {
         cached.1
     }
 
-    /// Headers to add: `(x-amz-date, authorization)`; `acl` is the `x-amz-acl` header when the request has one.
-    fn sign(&self, method: &str, path: &str, acl: Option<&str>) -> (String, String) {
-        self.sign_query(method, path, "", acl)
-    }
-
-    /// As [`Signer::sign`], for a request with the canonical query string `query`.
+    /// Headers to add, `(x-amz-date, authorization)`, for a request with the canonical query string `query`;
+    /// `acl` is the `x-amz-acl` header when the request has one.
     fn sign_query(&self, method: &str, path: &str, query: &str, acl: Option<&str>) -> (String, String) {
         let amz_date = amz_now();
         let date = &amz_date[..8];
@@ -192,8 +188,15 @@ async fn connect(ctx: &Ctx) -> anyhow::Result<Conn> {
     Ok(send)
 }
 
-/// The head of one request: `(request target, headers)`, signed as the arguments ask.
-fn head_of(ctx: &Ctx, method: &str, path: &str, range: Option<&str>) -> (String, Vec<(&'static str, String)>) {
+/// The head of one request: `(request target, headers)`, signed as the arguments ask. `query` is canonical
+/// (sorted, encoded) or empty.
+fn head_of(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    query: &str,
+    range: Option<&str>,
+) -> (String, Vec<(&'static str, String)>) {
     let mut headers = vec![("host", ctx.host.clone())];
     let acl = ctx.args.acl.as_deref().filter(|_| method == "PUT");
     if let Some(acl) = acl {
@@ -202,11 +205,13 @@ fn head_of(ctx: &Ctx, method: &str, path: &str, range: Option<&str>) -> (String,
     if let Some(r) = range {
         headers.push(("range", r.to_owned()));
     }
-    let mut target = path.to_owned();
+    let mut target = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
     match &ctx.signer {
-        Some(s) if ctx.args.presigned && method == "GET" => target = format!("{path}?{}", s.presign(method, path)),
+        Some(s) if ctx.args.presigned && method == "GET" && query.is_empty() => {
+            target = format!("{path}?{}", s.presign(method, path));
+        }
         Some(s) => {
-            let (date, auth) = s.sign(method, path, acl);
+            let (date, auth) = s.sign_query(method, path, query, acl);
             headers.push(("x-amz-date", date));
             headers.push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD".to_owned()));
             headers.push(("authorization", auth));
@@ -225,7 +230,7 @@ async fn request(
     body: Bytes,
     range: Option<&str>,
 ) -> anyhow::Result<(u16, usize)> {
-    let (target, headers) = head_of(ctx, method, path, range);
+    let (target, headers) = head_of(ctx, method, path, "", range);
     let mut b = http::Request::builder().method(method).uri(target);
     for (name, value) in headers {
         b = b.header(name, value);
@@ -383,13 +388,10 @@ async fn list_all(ctx: &Ctx) -> anyhow::Result<()> {
             None => String::new(),
         };
         query.push_str("list-type=2&max-keys=1000");
-        let mut b = http::Request::builder().method("GET").uri(format!("{path}?{query}")).header("host", &ctx.host);
-        if let Some(s) = &ctx.signer {
-            let (date, auth) = s.sign_query("GET", &path, &query, None);
-            b = b
-                .header("x-amz-date", date)
-                .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-                .header("authorization", auth);
+        let (target, headers) = head_of(ctx, "GET", &path, &query, None);
+        let mut b = http::Request::builder().method("GET").uri(target);
+        for (name, value) in headers {
+            b = b.header(name, value);
         }
         let t = Instant::now();
         conn.ready().await?;
@@ -433,7 +435,7 @@ fn write_wrk_script(ctx: &Ctx, file: &std::path::Path) -> anyhow::Result<()> {
     let mut lua = String::from("local reqs = {\n");
     for i in 0..ctx.args.objects {
         let path = key_path(&ctx.args.bucket, i);
-        let (target, headers) = head_of(ctx, "GET", &path, ctx.range_of(i).as_deref());
+        let (target, headers) = head_of(ctx, "GET", &path, "", ctx.range_of(i).as_deref());
         let mut raw = format!("GET {target} HTTP/1.1\r\n");
         for (name, value) in headers {
             raw.push_str(&format!("{name}: {value}\r\n"));

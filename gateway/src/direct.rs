@@ -140,7 +140,7 @@ pub async fn serve(
         if target.api != Api::S3 || target.virtual_host {
             return Ok(Outcome::HandOver(buf.freeze()));
         }
-        let Some(hit) = fast_get::decide(state, &head.method, &head.uri, &head.headers) else {
+        let Some(hit) = fast_get::decide(state, &head.method, &head.uri, &head.headers, &target) else {
             return Ok(Outcome::HandOver(buf.freeze()));
         };
         buf.advance(head.len);

@@ -136,7 +136,7 @@ fn native_operation(method: &http::Method, path: &str) -> &'static str {
             _ => "NativeObjectOther",
         };
     }
-    let family = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    let family = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if family(p::BUCKETS) {
         "NativeBuckets"
     } else if family(p::HEALTH) {

@@ -308,7 +308,7 @@ impl Frontend {
             return None;
         }
         let span = tracing::debug_span!(target: "trove::request", "request", op = target.op, method = %req.method());
-        let resp = span.in_scope(|| crate::s3::fast_get::try_serve(&self.state, req))?;
+        let resp = span.in_scope(|| crate::s3::fast_get::try_serve(&self.state, req, target))?;
         Some(with_request_id(resp, request_id).await)
     }
 

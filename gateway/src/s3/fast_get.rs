@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::cluster::Owner;
 use crate::data::FileBody;
 use crate::door::{self, Action, Caller, ObjectAcl};
+use crate::request::Target;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::ctx::MAX_KEY_LEN;
 use crate::s3::object::{http_date, read_headers};
@@ -112,14 +113,13 @@ fn presigned<'s>(
     state: &'s AppState,
     method: &Method,
     path: &str,
-    query: &str,
+    pairs: &[(String, String)],
     h: &http::HeaderMap,
 ) -> Option<&'s User> {
     // A second signature, or a body hash to check: s3s.
     if h.contains_key(http::header::AUTHORIZATION) || h.contains_key("x-amz-content-sha256") {
         return None;
     }
-    let pairs = crate::request::query_pairs(query);
     let mut got: [Option<&str>; 6] = [None; 6];
     const NAMES: [&str; 6] = [
         "X-Amz-Algorithm",
@@ -129,7 +129,7 @@ fn presigned<'s>(
         "X-Amz-SignedHeaders",
         "X-Amz-Signature",
     ];
-    for (k, v) in &pairs {
+    for (k, v) in pairs {
         if k == "x-id" && v == "GetObject" {
             continue;
         }
@@ -214,8 +214,8 @@ pub struct Hit {
 }
 
 /// Answers the request when it is a plain signed read of an owned object; `None` hands it to s3s.
-pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::Body>> {
-    let hit = decide(state, req.method(), req.uri(), req.headers())?;
+pub fn try_serve<B>(state: &AppState, req: &Request<B>, target: &Target) -> Option<Response<s3s::Body>> {
+    let hit = decide(state, req.method(), req.uri(), req.headers(), target)?;
     let mut resp = Response::builder().status(hit.status);
     *resp.headers_mut()? = hit.headers;
     let body = if hit.head {
@@ -228,7 +228,8 @@ pub fn try_serve<B>(state: &AppState, req: &Request<B>) -> Option<Response<s3s::
 
 /// The fast path's decision on a request head: a [`Hit`] when it is a plain signed read of an owned object
 /// that this node serves, `None` for anything that must go through s3s.
-pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::HeaderMap) -> Option<Hit> {
+/// `target` is the request's, parsed once by the server (its query pairs among it).
+pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::HeaderMap, target: &Target) -> Option<Hit> {
     let head = match *method {
         Method::GET => false,
         Method::HEAD => true,
@@ -260,7 +261,7 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     }
     let user = match uri.query() {
         None => header_signed(state, method, path, h)?,
-        Some(query) => presigned(state, method, path, query, h)?,
+        Some(_) => presigned(state, method, path, &target.query, h)?,
     };
     // One satisfiable byte range of a GET is answered here (206); anything else about ranges, s3s answers.
     let range = match h.get(http::header::RANGE) {
