@@ -25,7 +25,7 @@ pub use lru::{Index, Usage};
 pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
-pub use store::{open_objects, BucketGuard, Mountpath, Staged, Store, OPEN_OBJECTS};
+pub use store::{open_objects, BucketGuard, Mountpath, Staged, Store};
 
 #[cfg(test)]
 mod tests;

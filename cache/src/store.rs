@@ -55,8 +55,9 @@ impl Mountpath {
 
 /// Objects kept open for repeated reads ([`Store::open_cached`]) at most; each holds a file descriptor, so
 /// fewer under a low open-file limit (an eighth of it).
-pub const OPEN_OBJECTS: usize = 1024;
+const OPEN_OBJECTS: usize = 1024;
 
+/// How many objects [`Store::open_cached`] keeps open under the process's open-file limit.
 pub fn open_objects() -> usize {
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     soft.map_or(OPEN_OBJECTS, |n| OPEN_OBJECTS.min(usize::try_from(n / 8).unwrap_or(OPEN_OBJECTS)))
@@ -72,7 +73,7 @@ pub struct Store {
     conversions: AtomicU64,
     pub(crate) index: crate::lru::Index,
     handles: crate::handles::Handles,
-    /// One per mountpath (empty when a mountpath's root could not be opened for syncing).
+    /// One per mountpath under group commit.
     groups: Vec<GroupSync>,
     group_commit: bool,
 }
@@ -152,8 +153,6 @@ impl Store {
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
         }
-        let mut store = store;
-        store.groups = store.mountpaths.iter().filter_map(|m| GroupSync::open(&m.root).ok()).collect();
         Ok(store)
     }
 
@@ -376,8 +375,15 @@ impl Store {
 
     /// Group commit (`storage.group_commit`): concurrent writes on a mountpath share one filesystem sync for
     /// their data and one for their renames, instead of an fsync of each file and each directory.
-    pub fn set_group_commit(&mut self, on: bool) {
-        self.group_commit = on && self.groups.len() == self.mountpaths.len();
+    pub fn set_group_commit(&mut self, on: bool) -> Result<()> {
+        self.groups = Vec::new();
+        if on {
+            for m in &self.mountpaths {
+                self.groups.push(GroupSync::open(&m.root).map_err(|e| Error::io(&m.root, e))?);
+            }
+        }
+        self.group_commit = on;
+        Ok(())
     }
 
     /// Path of the object `key`, following `%%obj` when the key's path is a directory.

@@ -133,7 +133,7 @@ impl AppState {
         rt: &tokio::runtime::Runtime,
     ) -> Result<(AppState, Generated), StartError> {
         let mut store = Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?;
-        store.set_group_commit(cfg.storage.group_commit);
+        store.set_group_commit(cfg.storage.group_commit)?;
         let store = Arc::new(store);
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
