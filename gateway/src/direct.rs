@@ -7,6 +7,7 @@
 //! given as buffers). The first request the loop does not answer itself (an error, anything for s3s or the
 //! native API, a body, HTTP/1.0, HTTP/2, an upgrade) hands the connection, with the bytes already read, to
 //! hyper for the rest of its life (`Watched::replay`); hyper then parses that request again from the start.
+//! In a cluster, a read of an object another node owns is relayed to that node here (`cluster::relay`).
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -20,6 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
+use crate::cluster::relay::{self, Ask, Relayed};
 use crate::conn::{Activity, Watched};
 use crate::request::{Api, Target};
 use crate::s3::fast_get::{self, Hit};
@@ -137,6 +139,24 @@ pub async fn serve(
         };
         let started = Instant::now();
         let target = Target::parse(&head.method, &head.uri, &head.headers, domain);
+        let ask = Ask { method: &head.method, uri: &head.uri, headers: &head.headers, close: head.close };
+        // Another node's object: relayed to it (cluster only; nothing spent on signatures here).
+        if let Some(owner) = relay::owner_of(state, &ask, &target) {
+            let in_flight = activity.request_started();
+            match relay::relay(sock, activity, state, &owner, &ask).await? {
+                Relayed::NotTaken => return Ok(Outcome::HandOver(buf.freeze())),
+                Relayed::Done { status, bytes } => {
+                    state.metrics.requests.record(target.op, status, started.elapsed(), 0, bytes);
+                }
+            }
+            drop(in_flight);
+            buf.advance(head.len);
+            if head.close {
+                let _ = sock.shutdown().await;
+                return Ok(Outcome::Closed);
+            }
+            continue;
+        }
         if target.api != Api::S3 || target.virtual_host {
             return Ok(Outcome::HandOver(buf.freeze()));
         }

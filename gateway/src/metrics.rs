@@ -164,6 +164,10 @@ pub struct Metrics {
     /// Reads answered below hyper (`direct.rs`), and the body bytes of those sent with `sendfile`.
     pub direct_reads: AtomicU64,
     pub sendfile_bytes: AtomicU64,
+    /// Reads of other nodes' objects relayed below hyper (`cluster::relay`), and the body bytes of those moved
+    /// socket to socket with `splice`.
+    pub relayed_reads: AtomicU64,
+    pub spliced_bytes: AtomicU64,
     /// Objects and bytes this node sent to other nodes in rebalance and repair walks.
     pub rebalance_sent_objects: AtomicU64,
     pub rebalance_sent_bytes: AtomicU64,
@@ -272,6 +276,16 @@ pub fn render(state: &AppState) -> String {
         "trove_sendfile_bytes_total",
         "Response body bytes sent from the page cache with sendfile.",
         &[(String::new(), state.metrics.sendfile_bytes.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_relayed_reads_total",
+        "Reads of objects other nodes own, relayed to them below hyper (direct-read connections).",
+        &[(String::new(), state.metrics.relayed_reads.load(Ordering::Relaxed))],
+    );
+    counter(
+        "trove_spliced_bytes_total",
+        "Relayed response body bytes moved from the owner's socket to the client's with splice.",
+        &[(String::new(), state.metrics.spliced_bytes.load(Ordering::Relaxed))],
     );
     counter(
         "trove_bytes_in_total",

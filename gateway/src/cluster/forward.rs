@@ -20,7 +20,7 @@ use trove_cluster::NodeInfo;
 use trove_namespace::BucketEntry;
 
 use crate::request::{Api, Target};
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 
 /// Marks a request a node passed on; the value is the cluster's signature of the method and path.
 pub const FORWARDED: &str = "trove-forwarded";
@@ -34,7 +34,7 @@ const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and `Expect`, which the
 /// forwarding node has already answered.
-const HOP_BY_HOP: [&str; 8] =
+pub(super) const HOP_BY_HOP: [&str; 8] =
     ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "expect"];
 
 /// The client nodes forward with: pooled keep-alive connections to the other nodes.
@@ -107,7 +107,7 @@ pub async fn route(state: &SharedState, req: Request<s3s::Body>, target: &Target
     if map.smap.nodes.len() <= 1 {
         return Routed::Local(req);
     }
-    let Some((entry, key)) = object_of(state, target, &req) else {
+    let Some((entry, key)) = object_of(state, target, req.uri()) else {
         return Routed::Local(req);
     };
     let ranked = super::ranked(&map, &entry.bck, &key);
@@ -255,7 +255,7 @@ fn is_plain_object_call(req: &Request<s3s::Body>) -> bool {
 }
 
 /// The method as signed in `trove-forwarded` (distinct from Raft's and the gateways' own calls).
-fn forward_method(m: &http::Method) -> String {
+pub(super) fn forward_method(m: &http::Method) -> String {
     format!("FWD {m}")
 }
 
@@ -294,8 +294,8 @@ fn build(
 
 /// The bucket entry and key of an object-level request, when the bucket exists (anything else is served
 /// where it arrives: bucket operations, listings, errors).
-fn object_of(state: &SharedState, target: &Target, req: &Request<s3s::Body>) -> Option<(BucketEntry, String)> {
-    let path = req.uri().path();
+pub(super) fn object_of(state: &AppState, target: &Target, uri: &Uri) -> Option<(BucketEntry, String)> {
+    let path = uri.path();
     match target.api {
         Api::S3 => {
             let rest =

@@ -1,5 +1,5 @@
 //! The gateway's side of the cluster: which node owns an object under the committed cluster map (DESIGN §8),
-//! and forwarding requests to it (`forward.rs`).
+//! and forwarding requests to it (`forward.rs`; reads on direct-read connections: `relay.rs`).
 //!
 //! Ownership is AIS's HRW over the active nodes, from the same object digest that picks the mountpath,
 //! weighted by capacity where nodes differ by more than about a sixteenth. The map itself is replicated by
@@ -7,6 +7,7 @@
 
 pub mod forward;
 pub mod liveness;
+pub mod relay;
 pub mod remotes;
 
 use trove_cluster::{ClusterMap, NodeInfo};

@@ -7,7 +7,7 @@ use trove_cluster::{Command, Refusal};
 use trove_namespace::{BucketEntry, Change, Provider, Registry};
 
 use super::Error;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 
 /// A fresh bucket incarnation id (never 0, which marks entries written before incarnations existed).
 pub fn new_bid() -> u64 {
@@ -30,7 +30,7 @@ pub fn guard(state: &SharedState, entry: &BucketEntry) -> trove_cache::BucketGua
 /// that stands for that cloud bucket, or (with a remote cluster's namespace, `@alias` or `@uuid`) the S3 name
 /// that stands for that cluster's bucket.
 pub fn named(
-    state: &SharedState,
+    state: &AppState,
     name: &str,
     provider: Option<Provider>,
     ns: &trove_namespace::Namespace,
