@@ -39,9 +39,11 @@ export TROVE_BIN="$TARGET/debug/trove"
 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q compat-tests ${PYTEST_ARGS:-}
 
 # The same S3 clients against a three-node cluster, requests spread over the nodes (in-cluster forwarding,
-# merged listings, cluster-wide deletes and uploads, cloud read-through on the owning node).
+# merged listings, cluster-wide deletes and uploads, cloud read-through on the owning node; raw reads of other
+# nodes' objects relayed below hyper).
 echo "== compatibility tests against a three-node cluster"
 # shellcheck disable=SC2086
 TROVE_TEST_CLUSTER=3 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q \
   compat-tests/test_objects.py compat-tests/test_multipart.py compat-tests/test_list.py \
-  compat-tests/test_buckets.py compat-tests/test_awscli.py compat-tests/test_backends.py ${PYTEST_ARGS:-}
+  compat-tests/test_buckets.py compat-tests/test_awscli.py compat-tests/test_backends.py \
+  compat-tests/test_direct_reads.py compat-tests/test_fast_path.py ${PYTEST_ARGS:-}

@@ -9,7 +9,8 @@
 
 use std::fs::File;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use trove_namespace::Bck;
 
@@ -20,6 +21,17 @@ use crate::ObjMeta;
 pub struct Open {
     pub file: Arc<File>,
     pub meta: ObjMeta,
+    /// What a reader derived from `meta` once for every later reader of this handle (the gateway keeps the
+    /// header lines of a whole-object answer here); it goes with the handle, so it is never stale.
+    pub rendered: OnceLock<Box<[u8]>>,
+    /// When a read through this handle last updated the LRU index (ns since the epoch).
+    pub(crate) touched: AtomicI64,
+}
+
+impl Open {
+    pub fn new(file: File, meta: ObjMeta) -> Open {
+        Open { file: Arc::new(file), meta, rendered: OnceLock::new(), touched: AtomicI64::new(crate::lru::now_ns()) }
+    }
 }
 
 type Key = (Bck, String);

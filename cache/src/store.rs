@@ -55,7 +55,7 @@ impl Mountpath {
 
 /// Objects kept open for repeated reads ([`Store::open_cached`]) at most; each holds a file descriptor, so
 /// fewer under a low open-file limit (an eighth of it).
-const OPEN_OBJECTS: usize = 1024;
+const OPEN_OBJECTS: usize = 4096;
 
 /// How many objects [`Store::open_cached`] keeps open under the process's open-file limit.
 pub fn open_objects() -> usize {
@@ -402,12 +402,18 @@ impl Store {
     /// either way). The open file stays valid even if the object is replaced or deleted.
     pub fn open_cached(&self, bck: &Bck, key: &str) -> Result<Arc<Open>> {
         if let Some(open) = self.handles.get(bck, key) {
-            self.index.touch(bck, key);
+            // Access times a second apart rank the same for eviction: a hot object updates the index (a
+            // lookup in its bucket's key tree) at most once a second.
+            let now = crate::lru::now_ns();
+            if now - open.touched.load(Ordering::Relaxed) >= 1_000_000_000 {
+                open.touched.store(now, Ordering::Relaxed);
+                self.index.touch(bck, key);
+            }
             return Ok(open);
         }
         let generation = self.handles.generation(bck, key);
         let (file, meta) = self.open_object(bck, key)?;
-        let open = Arc::new(Open { file: Arc::new(file), meta });
+        let open = Arc::new(Open::new(file, meta));
         self.handles.keep(bck, key, generation, open.clone());
         Ok(open)
     }

@@ -40,6 +40,23 @@ impl Limits {
 /// Each connection holds a descriptor, and the node needs more for its objects (those kept open for repeated
 /// reads among them), mountpaths and backends: a limit above the process's open-file limit would turn into
 /// failed accepts and opens instead of refusals.
+/// Raises the soft open-file limit to the hard one, as servers do (a shell's default soft limit of 1,024
+/// would cap connections and kept-open objects far below what the machine allows). Before anything sizes
+/// itself by the limit.
+pub fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still stops at the kernel's nr_open (1,048,576 by default).
+    let Some(current) = limit.current else { return };
+    let target = limit.maximum.unwrap_or(1 << 20);
+    if current < target {
+        let raised = rustix::process::Rlimit { current: Some(target), maximum: limit.maximum };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 fn fit_open_files(wanted: usize) -> usize {
     let reserved = 256 + trove_cache::open_objects() as u64;
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;

@@ -198,14 +198,10 @@ async fn respond(
     } else {
         b"HTTP/1.1 206 Partial Content\r\n"
     });
-    for (name, value) in &hit.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    out.extend_from_slice(hit.lines());
     out.extend_from_slice(b"x-amz-request-id: ");
-    out.extend_from_slice(format!("{:016X}", rand::random::<u64>()).as_bytes());
+    let id = rand::random::<u64>();
+    out.extend((0..16).rev().map(|nibble| b"0123456789ABCDEF"[(id >> (nibble * 4)) as usize & 0xF]));
     out.extend_from_slice(b"\r\ndate: ");
     date::with(|d| out.extend_from_slice(d));
     out.extend_from_slice(if close { b"\r\nconnection: close\r\n\r\n" } else { b"\r\n\r\n" });
@@ -214,11 +210,11 @@ async fn respond(
         return sock.write_all(&out).await;
     }
     if inline {
-        let out = read_into(hit.file, out, hit.start, size).await?;
+        let out = read_into(hit.open.file.clone(), out, hit.start, size).await?;
         return sock.write_all(&out).await;
     }
     sock.write_all(&out).await?;
-    send_file(sock, activity, metrics, hit.file, hit.start, hit.end).await
+    send_file(sock, activity, metrics, hit.open.file.clone(), hit.start, hit.end).await
 }
 
 /// Appends `size` bytes of `file` from `from` to `out`: from the page cache inline, else on the blocking pool.

@@ -86,7 +86,7 @@ pub fn operation(
         return native_operation(method, path);
     }
     let query = uri.query().unwrap_or("");
-    let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    let has = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
     let segments =
         path.trim_start_matches('/').splitn(2, '/').filter(|s| !s.is_empty()).count() + usize::from(virtual_host);
     let (bucket, object) = (segments >= 1, segments >= 2);

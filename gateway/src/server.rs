@@ -40,6 +40,7 @@ struct Frontend {
 /// for small objects. Shared state is `Send + Sync` and holds no runtime handles, so any runtime can serve any
 /// request.
 pub fn serve(cfg: Config) -> anyhow::Result<()> {
+    crate::conn::raise_open_files_limit();
     // Bind first: a taken port is the most common start-up mistake and should fail before touching data.
     let listener = std::net::TcpListener::bind(cfg.server.listen)
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;

@@ -8,7 +8,6 @@
 //! accepts what it can verify completely, and every error answer still comes from the one S3 frontend.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -29,47 +28,76 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 const MAX_SKEW_SECS: i64 = 15 * 60;
 /// The longest validity of a presigned URL (7 days).
 const MAX_PRESIGNED_SECS: i64 = 604_800;
-/// Headers a plain read may carry; any other header sends the request to s3s.
-const ALLOWED: &[&str] = &[
-    "accept",
-    "accept-encoding",
-    "amz-sdk-invocation-id",
-    "amz-sdk-request",
-    "authorization",
-    "range",
-    "connection",
-    "content-length",
-    "host",
-    "user-agent",
-    "x-amz-checksum-mode",
-    "x-amz-content-sha256",
-    "x-amz-date",
-    "x-amz-user-agent",
-    // A request another node forwarded here: served like the client's own (its signature is checked below).
-    crate::cluster::forward::FORWARDED,
-    crate::cluster::forward::SMAP_VERSION,
-];
+/// Whether a plain read may carry the header `name`; any other header sends the request to s3s.
+fn allowed(name: &str) -> bool {
+    use crate::cluster::forward::{FORWARDED, SMAP_VERSION};
+    matches!(
+        name,
+        "accept"
+            | "accept-encoding"
+            | "amz-sdk-invocation-id"
+            | "amz-sdk-request"
+            | "authorization"
+            | "range"
+            | "connection"
+            | "content-length"
+            | "host"
+            | "user-agent"
+            | "x-amz-checksum-mode"
+            | "x-amz-content-sha256"
+            | "x-amz-date"
+            | "x-amz-user-agent"
+            // A request another node forwarded here: served like the client's own (its signature is checked
+            // below).
+            | FORWARDED
+            | SMAP_VERSION
+    )
+}
+
+/// A signing key: deriving one costs four HMACs.
+struct SigningKey {
+    access_key: String,
+    date: String,
+    region: String,
+    key: [u8; 32],
+}
 
 thread_local! {
-    /// Signing keys by (access key, date, region): deriving one costs four HMACs.
-    static KEYS: RefCell<HashMap<(String, String, String), [u8; 32]>> = RefCell::new(HashMap::new());
+    /// Recent signing keys, newest last: a node sees few (access key, date, region) at a time, so a short
+    /// scan finds one without allocating.
+    static KEYS: RefCell<Vec<SigningKey>> = const { RefCell::new(Vec::new()) };
 }
 
 fn cached_key(secret: &str, access_key: &str, date: &str, region: &str) -> [u8; 32] {
     KEYS.with(|keys| {
         let mut keys = keys.borrow_mut();
-        if keys.len() > 1024 {
-            keys.clear();
+        if let Some(k) = keys.iter().rev().find(|k| k.access_key == access_key && k.date == date && k.region == region)
+        {
+            return k.key;
         }
-        *keys
-            .entry((access_key.to_owned(), date.to_owned(), region.to_owned()))
-            .or_insert_with(|| sigv4::signing_key(secret, date, region, "s3"))
+        if keys.len() >= 64 {
+            keys.remove(0);
+        }
+        let key = sigv4::signing_key(secret, date, region, "s3");
+        keys.push(SigningKey { access_key: access_key.into(), date: date.into(), region: region.into(), key });
+        key
     })
 }
 
+/// `YYYYMMDDTHHMMSSZ` (SigV4's `x-amz-date`), read by hand: a format description costs more than the rest of
+/// the header checks together.
 fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(s, &fmt).ok().map(|t| t.assume_utc())
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |at: usize, len: usize| -> Option<u32> {
+        b[at..at + len].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let month = time::Month::try_from(u8::try_from(num(4, 2)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(num(0, 4)? as i32, month, num(6, 2)? as u8).ok()?;
+    let at = time::Time::from_hms(num(9, 2)? as u8, num(11, 2)? as u8, num(13, 2)? as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, at).assume_utc())
 }
 
 /// The caller of a header-signed request (`Authorization: AWS4-HMAC-SHA256 ...`), when its signature is one
@@ -201,27 +229,46 @@ fn signed_values<'h>(names: &[&'h str], h: &'h http::HeaderMap) -> Option<Vec<(&
     Some(signed)
 }
 
-/// A read the fast path answers: the open object, the bytes `[start, end)` to send, and the response headers
-/// (Content-Length among them).
+/// A read the fast path answers: the open object, the bytes `[start, end)` to send, and the response's header
+/// lines (Content-Length among them).
 pub struct Hit {
-    pub file: std::sync::Arc<std::fs::File>,
+    pub open: std::sync::Arc<trove_cache::Open>,
     pub status: StatusCode,
     pub start: u64,
     pub end: u64,
-    pub headers: http::HeaderMap,
     /// HEAD: the headers only.
     pub head: bool,
+    /// This answer's own lines; `None`: a whole object's, kept with its handle.
+    lines: Option<Vec<u8>>,
+}
+
+impl Hit {
+    /// The header lines, `name: value\r\n` each.
+    pub fn lines(&self) -> &[u8] {
+        self.lines.as_deref().or(self.open.rendered.get().map(|l| &l[..])).unwrap_or_default()
+    }
+
+    fn header_map(&self) -> Option<http::HeaderMap> {
+        let mut headers = http::HeaderMap::with_capacity(16);
+        for line in self.lines().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r")?;
+            let at = line.iter().position(|b| *b == b':')?;
+            let value = line[at + 1..].strip_prefix(b" ")?;
+            headers.append(HeaderName::from_bytes(&line[..at]).ok()?, HeaderValue::from_bytes(value).ok()?);
+        }
+        Some(headers)
+    }
 }
 
 /// Answers the request when it is a plain signed read of an owned object; `None` hands it to s3s.
 pub fn try_serve<B>(state: &AppState, req: &Request<B>, target: &Target) -> Option<Response<s3s::Body>> {
     let hit = decide(state, req.method(), req.uri(), req.headers(), target)?;
     let mut resp = Response::builder().status(hit.status);
-    *resp.headers_mut()? = hit.headers;
+    *resp.headers_mut()? = hit.header_map()?;
     let body = if hit.head {
         s3s::Body::empty()
     } else {
-        s3s::Body::from(FileBody::shared(hit.file, hit.start, hit.end).into_blob())
+        s3s::Body::from(FileBody::shared(hit.open.file.clone(), hit.start, hit.end).into_blob())
     };
     resp.body(body).ok()
 }
@@ -240,7 +287,7 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     if raw_key.is_empty() || bucket.contains('%') {
         return None;
     }
-    if h.keys().any(|name| !ALLOWED.contains(&name.as_str())) {
+    if h.keys().any(|name| !allowed(name.as_str())) {
         return None;
     }
     if h.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0") {
@@ -286,11 +333,37 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    let mut headers = http::HeaderMap::with_capacity(12 + meta.user.len());
+    // Checksums describe whole objects: a range gets none.
+    let whole = range.is_none();
+    let checksums = whole && h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
+    let lines = if whole && !checksums {
+        if open.rendered.get().is_none() {
+            let _ = open.rendered.set(render(meta, None, false)?.into_boxed_slice());
+        }
+        None
+    } else {
+        Some(render(meta, range.map(|_| (start, end)), checksums)?)
+    };
+    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    Some(Hit { open, status, start, end, head, lines })
+}
+
+/// The header lines (`name: value\r\n` each) of the answer to a read of `meta`: all of it, or the bytes
+/// `range` (start, end) of it. `None` when a value needs encoding the fast path does not do (s3s answers).
+fn render(meta: &trove_cache::ObjMeta, range: Option<(u64, u64)>, checksums: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(384);
     let mut put = |name: &str, value: &str| -> Option<()> {
-        headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
+        // What `HeaderValue::from_str` accepts: visible ASCII, space and tab.
+        if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            return None;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
         Some(())
     };
+    let (start, end) = range.unwrap_or((0, meta.size));
     put("content-length", &(end - start).to_string())?;
     if range.is_some() {
         put("content-range", &format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size))?;
@@ -311,16 +384,45 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
             put(name, v)?;
         }
     }
+    let mut name = String::with_capacity(32);
     for (k, v) in &meta.user {
         // Non-ASCII values need s3s's encoding; leave those objects to it.
-        if !v.is_ascii() {
+        if !v.is_ascii() || HeaderName::from_bytes(k.as_bytes()).is_err() {
             return None;
         }
-        put(&format!("x-amz-meta-{k}"), v)?;
+        name.clear();
+        name.push_str("x-amz-meta-");
+        name.extend(k.chars().map(|c| c.to_ascii_lowercase()));
+        put(&name, v)?;
     }
-    // Checksums describe whole objects: a range gets none.
-    let checksum_mode = h.get("x-amz-checksum-mode").is_some_and(|v| v.as_bytes() == b"ENABLED");
-    headers.extend(read_headers(meta, checksum_mode && start == 0 && end == meta.size, None));
-    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-    Some(Hit { file: open.file.clone(), status, start, end, headers, head })
+    for (name, value) in &read_headers(meta, checksums, None) {
+        put(name.as_str(), value.to_str().ok()?)?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_amz_date;
+
+    #[test]
+    fn amz_dates_parse_as_the_format_description_did() {
+        let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        for s in ["20261206T163000Z", "20240229T235959Z", "19700101T000000Z"] {
+            let want = time::PrimitiveDateTime::parse(s, &fmt).unwrap().assume_utc();
+            assert_eq!(parse_amz_date(s), Some(want), "{s}");
+        }
+        for bad in [
+            "20230229T000000Z",
+            "20261306T000000Z",
+            "20261206T240000Z",
+            "20261206 163000Z",
+            "20261206T163000",
+            "2026120GT163000Z",
+            "+0261206T163000Z",
+            "",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
 }
