@@ -4,8 +4,13 @@ the run side by side.
 
 Run by scripts/soak.sh, which starts moto (the origin of a cloud bucket) and Trove. The load, at RATE
 operations per second spread over WORKERS threads: GETs of a hot set of AIS-local objects (hits), GETs of cloud
-objects not read before (misses: cold fills from moto), PUTs (4 KiB-256 KiB), paged listings, DELETEs, and a
+objects not cached (misses: cold fills from moto), PUTs (4 KiB-256 KiB), paged listings, DELETEs, and a
 prefetch job of a cloud prefix every minute.
+
+The load is steady by construction, so that its first and last minutes are comparable: the written set stays
+under WRITTEN_CAP keys (a PUT beyond it overwrites one), and the misses cycle through the cloud objects in
+blocks, an evict job a minute dropping the cached copies of the blocks just ahead of the reads. The first
+WARMUP seconds (caches, kept-open handles and the index filling) are printed but left out of the comparison.
 """
 
 import argparse
@@ -60,9 +65,11 @@ def main():
     ap.add_argument("--cloud-bucket", required=True)
     ap.add_argument("--cloud-objects", type=int, required=True)
     ap.add_argument("--seconds", type=int, default=3600)
-    ap.add_argument("--rate", type=float, default=200)
+    ap.add_argument("--rate", type=float, default=100)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--interval", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--written-cap", type=int, default=5000)
     a = ap.parse_args()
 
     s3 = boto3.client("s3", endpoint_url=a.endpoint, region_name="us-east-1",
@@ -75,8 +82,10 @@ def main():
     hot = [f"hot/{i:05d}" for i in range(500)]
     for k in hot:
         s3.put_object(Bucket=local, Key=k, Body=os.urandom(16 << 10))
-    stats, stop = Stats(), time.monotonic() + a.seconds
-    cold = iter(range(a.cloud_objects))
+    stats, stop = Stats(), time.monotonic() + a.warmup + a.seconds
+    block = 1000
+    blocks = max(1, a.cloud_objects // block)
+    cursor = [0]
     cold_lock = threading.Lock()
     written: list[str] = []
     written_lock = threading.Lock()
@@ -89,20 +98,22 @@ def main():
         elif r < 0.65:
             op = "get-miss"
             with cold_lock:
-                i = next(cold, None)
-            if i is None:
-                op = "get-hit-cloud"
-                i = rng.randrange(a.cloud_objects)
+                i = cursor[0] % (blocks * block)
+                cursor[0] += 1
             s3.get_object(Bucket=a.cloud_bucket, Key=f"cold/{i:06d}")["Body"].read()
         elif r < 0.85:
             op = "put"
-            key = f"w/{rng.getrandbits(48):012x}"
-            s3.put_object(Bucket=local, Key=key, Body=os.urandom(rng.choice([4 << 10, 64 << 10, 256 << 10])))
             with written_lock:
-                written.append(key)
+                full = len(written) >= a.written_cap
+                key = rng.choice(written) if full else f"w/{rng.getrandbits(48):012x}"
+            s3.put_object(Bucket=local, Key=key, Body=os.urandom(rng.choice([4 << 10, 64 << 10, 256 << 10])))
+            if not full:
+                with written_lock:
+                    written.append(key)
         elif r < 0.92:
             op = "list"
-            s3.list_objects_v2(Bucket=local, Prefix="w/", MaxKeys=1000)
+            # A page of 100 from a random place in the written keys (a paged walk's typical request).
+            s3.list_objects_v2(Bucket=local, Prefix="w/", MaxKeys=100, StartAfter=f"w/{rng.getrandbits(48):012x}")
         else:
             op = "delete"
             with written_lock:
@@ -127,15 +138,27 @@ def main():
             stats.add(op.split(":")[0] if ok else op, time.monotonic() - t, ok)
             time.sleep(max(0.0, next_at - time.monotonic()))
 
+    def job(action: str, first: int, last: int) -> bool:
+        # AIS starts a prefetch with POST and an evict with DELETE.
+        method = "DELETE" if action.startswith("evict") else "POST"
+        r = requests.request(method, f"{a.endpoint}/v1/buckets/{a.cloud_bucket}", params={"provider": "aws"},
+                          headers={"Authorization": f"Bearer {a.admin_token}"},
+                          json={"action": action, "name": "",
+                                "value": {"template": f"cold/{{{first:06d}..{last:06d}}}"}}, timeout=30)
+        return r.status_code == 200
+
     def prefetcher():
         while time.monotonic() < stop:
             time.sleep(60)
             t = time.monotonic()
-            r = requests.post(f"{a.endpoint}/v1/buckets/{a.cloud_bucket}", params={"provider": "aws"},
-                              headers={"Authorization": f"Bearer {a.admin_token}"},
-                              json={"action": "prefetch-listrange", "name": "",
-                                    "value": {"template": "cold/{000000..000199}"}}, timeout=30)
-            stats.add("prefetch", time.monotonic() - t, r.status_code == 200)
+            ok = job("prefetch-listrange", 0, 199)
+            stats.add("prefetch", time.monotonic() - t, ok)
+            # The misses of the next minutes find their blocks cold again (misses read ~20 a second).
+            with cold_lock:
+                ahead = cursor[0] // block
+            for b in (ahead + 2, ahead + 3):
+                first = (b % blocks) * block
+                stats.add("evict", 0.0, job("evict-listrange", first, first + block - 1))
 
     threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(a.workers)]
     threads.append(threading.Thread(target=prefetcher, daemon=True))
@@ -157,14 +180,15 @@ def main():
               f"rss={rss:.0f}MiB fds={fds}", flush=True)
     for t in threads:
         t.join(timeout=30)
-    tenth = max(1, len(rows) // 10)
-    first, last = rows[:tenth], rows[-tenth:]
+    measured = [r for r in rows if r["t"] > a.warmup]
+    tenth = max(1, len(measured) // 10)
+    first, last = measured[:tenth], measured[-tenth:]
 
     def mean(rs, k):
         return statistics.mean(r[k] for r in rs)
 
     errors = sum(r["errors"] for r in rows)
-    print(f"SOAK seconds={a.seconds} ops={sum(r['ops'] for r in rows)} errors={errors} "
+    print(f"SOAK seconds={a.seconds} warmup={a.warmup} ops={sum(r['ops'] for r in rows)} errors={errors} "
           f"first-tenth: p99={mean(first, 'p99'):.1f}ms rss={mean(first, 'rss'):.0f}MiB "
           f"last-tenth: p99={mean(last, 'p99'):.1f}ms rss={mean(last, 'rss'):.0f}MiB "
           f"p99-ratio={mean(last, 'p99') / max(mean(first, 'p99'), 1e-9):.2f} "

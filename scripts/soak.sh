@@ -4,11 +4,12 @@
 # the node's RSS and open descriptors, then the first and last tenth of the run side by side (scripts/soak.py).
 # Needs compat-tests' virtualenv (boto3, moto; created by compat-tests/setup.sh when missing).
 #
-# Environment: SECONDS_TOTAL [3600], RATE [200 ops/s], WORKERS [8], INTERVAL [60], COLD [20000 cloud objects]
+# Environment: SECONDS_TOTAL [3600, measured after WARMUP], WARMUP [300], RATE [100 ops/s], WORKERS [8],
+# INTERVAL [60], COLD [20000 cloud objects]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SECONDS_TOTAL=${SECONDS_TOTAL:-3600} RATE=${RATE:-200} WORKERS=${WORKERS:-8} INTERVAL=${INTERVAL:-60}
+SECONDS_TOTAL=${SECONDS_TOTAL:-3600} WARMUP=${WARMUP:-300} RATE=${RATE:-100} WORKERS=${WORKERS:-8} INTERVAL=${INTERVAL:-60}
 COLD=${COLD:-20000}
 . scripts/trove-bin.sh
 TROVE=$TROVE_BIN
@@ -31,7 +32,7 @@ with ThreadPoolExecutor(16) as ex:
 PY
 trove_config soak-cloud "$WORK/trove.toml"
 start_trove "$WORK/trove.toml"
-echo "soak: ${SECONDS_TOTAL}s at $RATE ops/s, $WORKERS workers; $(date -u +%FT%TZ); trove $("$TROVE" --version)"
+echo "soak: ${SECONDS_TOTAL}s after ${WARMUP}s of warm-up at $RATE ops/s, $WORKERS workers; $(date -u +%FT%TZ); trove $("$TROVE" --version)"
 compat-tests/.venv/bin/python scripts/soak.py --endpoint "http://127.0.0.1:$TPORT" --admin-token "$TROVE_ADMIN_TOKEN" \
   --pid "$TPID" --cloud-bucket soak-cloud --cloud-objects "$COLD" --seconds "$SECONDS_TOTAL" --rate "$RATE" \
-  --workers "$WORKERS" --interval "$INTERVAL"
+  --workers "$WORKERS" --interval "$INTERVAL" --warmup "$WARMUP"
