@@ -18,7 +18,7 @@ use trove_namespace::Bck;
 
 use std::os::unix::ffi::OsStrExt;
 
-use crate::group_sync::GroupSync;
+use crate::group_sync::{DirSyncs, GroupSync};
 use crate::layout::{self, CONVERSION_TARGET, DIR_OBJECT, DIR_SEGMENT, OBJECTS_DIR, WORK_DIR};
 use crate::meta::{check_xattr_support, ObjMeta};
 use crate::{Error, Open, Result};
@@ -76,6 +76,8 @@ pub struct Store {
     /// One per mountpath under group commit.
     groups: Vec<GroupSync>,
     group_commit: bool,
+    /// Directory fsyncs after renames, shared by concurrent writers into the same directory.
+    dir_syncs: DirSyncs,
 }
 
 /// A write in progress: a work file that becomes an object (or part) on commit and disappears if dropped.
@@ -149,6 +151,7 @@ impl Store {
             handles: crate::handles::Handles::new(open_objects()),
             groups: Vec::new(),
             group_commit: false,
+            dir_syncs: DirSyncs::default(),
         };
         for mp in &store.mountpaths {
             crate::space::clean_work_dir(mp)?;
@@ -283,7 +286,8 @@ impl Store {
                 // One filesystem sync covers the rename and every new directory on the way.
                 return group.sync().map_err(|e| Error::io(&root, e));
             }
-            sync_dir(parent.as_deref().unwrap_or(&root))?;
+            let dir = parent.as_deref().unwrap_or(&root);
+            self.dir_syncs.sync(dir).map_err(|e| Error::io(dir, e))?;
             for d in dirty.iter().rev() {
                 sync_dir(d)?;
             }
