@@ -179,6 +179,12 @@ impl Index {
         }
     }
 
+    /// `bck` has nothing on disk that the index lacks (its first object is being written): its listings come
+    /// from the index without a scan.
+    pub(crate) fn mark_scanned(&self, bck: &Bck) {
+        self.scanned.write().unwrap_or_else(|e| e.into_inner()).insert(bck.clone());
+    }
+
     pub(crate) fn is_scanned(&self, bck: &Bck) -> bool {
         self.scanned.read().unwrap_or_else(|e| e.into_inner()).contains(bck)
     }

@@ -266,6 +266,13 @@ impl Store {
                 Some(Precondition::Still(ok)) if !ok() => return Err(Error::PreconditionFailed),
                 Some(Precondition::Still(_)) | None => {}
             }
+            // The bucket's first object on this node: nothing of it is on disk that the index lacks, so its
+            // listings need no scan (a bucket filled after start-up would otherwise be scanned at its first
+            // listing, seconds for a million objects).
+            if !self.index.is_scanned(bck) && (0..self.mountpaths.len()).all(|mp| !self.objects_root(mp, bck).exists())
+            {
+                self.index.mark_scanned(bck);
+            }
             let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs, &mut dirty)?;
             let target = match fs::symlink_metadata(&target) {
                 Ok(m) if m.is_dir() => target.join(DIR_OBJECT),

@@ -415,3 +415,22 @@ fn objects_kept_open_follow_every_change() {
     s.remove_bucket(&b).unwrap();
     assert!(matches!(s.open_cached(&b, "gone"), Err(Error::NotFound)));
 }
+
+#[test]
+fn a_bucket_filled_after_start_lists_from_the_index_without_a_scan() {
+    let (d, s) = store(2);
+    let b = Bck::ais("fresh");
+    assert!(!s.index.is_scanned(&b));
+    put(&s, &b, "k1", b"1");
+    assert!(s.index.is_scanned(&b), "its first object makes the bucket's index complete");
+    put(&s, &b, "k2", b"2");
+    assert_eq!(keys(&s, &b, "", "", 10), ["k1", "k2"]);
+    // After a restart the objects on disk predate the index: a new object does not mark the bucket scanned,
+    // and its first listing scans the rest in.
+    drop(s);
+    let paths: Vec<_> = (0..2).map(|i| d.path().join(format!("mp{i}"))).collect();
+    let s = Store::open(&paths, false).unwrap();
+    put(&s, &b, "k3", b"3");
+    assert!(!s.index.is_scanned(&b));
+    assert_eq!(keys(&s, &b, "", "", 10), ["k1", "k2", "k3"]);
+}
