@@ -6,10 +6,14 @@
 #   cold     trove bench --get-once against Trove           (each object once, not cached: backend fetch + fill)
 #   warm     trove bench --get-once against Trove           (each object once more: from Trove's disk)
 #   direct2  direct again, so drift over the run shows
-# Prints each phase and the ratios cold/direct and direct/warm (objects/s). Needs compat-tests' virtualenv for
-# moto (created by compat-tests/setup.sh when missing).
+# Prints each phase and the ratios cold/direct and direct/warm (objects/s). With ORIGIN=trove the origin is a
+# second Trove (fsync off) instead of moto: a fast origin, so that Trove's own share of a cold GET shows; then
+# also the time to first byte of one cold GET of a 1 MiB and of a 1 GiB object (and of the same GETs straight
+# from the origin), which a streaming fill keeps independent of the object's size. Needs compat-tests'
+# virtualenv for moto and boto3 (created by compat-tests/setup.sh when missing).
 #
-# Environment: OBJECTS [300], SIZE [1MiB], CONCURRENCY [8], ROUNDS [3], FSYNC [true] (Trove's storage.fsync)
+# Environment: OBJECTS [300], SIZE [1MiB], CONCURRENCY [8], ROUNDS [3], FSYNC [true] (Trove's storage.fsync),
+# ORIGIN [moto|trove], TTFB_LARGE [1GiB]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,10 +23,11 @@ cargo build --release -q -p trove-gateway
 TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
 [ -x compat-tests/.venv/bin/moto_server ] || bash compat-tests/setup.sh >/dev/null
 
-. scripts/moto-origin.sh
-start_moto
-
+ORIGIN=${ORIGIN:-moto} TTFB_LARGE=${TTFB_LARGE:-1GiB}
 export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey TROVE_STORAGE__FSYNC=$FSYNC
+if [ "$ORIGIN" = trove ]; then ORIGIN_KEY=$TROVE_ACCESS_KEY ORIGIN_SECRET=$TROVE_SECRET_KEY; fi
+. scripts/moto-origin.sh
+if [ "$ORIGIN" = trove ]; then start_trove_origin; else start_moto; fi
 run_bench() { "$TROVE" bench --objects "$OBJECTS" --size "$SIZE" --concurrency "$CONCURRENCY" "$@"; }
 rate() { sed -n 's/.*objects\/s=\([0-9.]*\).*/\1/p' | tail -1; }
 
@@ -47,3 +52,47 @@ print(f"round {r} (fsync={__import__('os').environ.get('FSYNC')}): objects/s dir
       f"cold time/direct time={direct / c:.2f}x  warm speed/direct speed={w / direct:.1f}x")
 PY
 done
+
+# Time to first byte of a cold GET, small vs large object (one GET each, fresh keys, after a warm-up GET).
+if [ "$ORIGIN" = trove ]; then
+  bucket=bench-ttfb
+  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --objects 3 --size 1MiB --concurrency 1 \
+    --duration 1 >/dev/null
+  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket-large" --objects 1 --size "$TTFB_LARGE" \
+    --concurrency 1 --duration 1 --get-once >/dev/null
+  trove_config "$bucket" "$WORK/trove-ttfb.toml"
+  cat >>"$WORK/trove-ttfb.toml" <<TOML
+
+[[buckets]]
+name = "$bucket-large"
+source = "s3://$bucket-large"
+TOML
+  start_trove "$WORK/trove-ttfb.toml"
+  compat-tests/.venv/bin/python - "$MPORT" "$TPORT" "$bucket" "$TTFB_LARGE" <<'PY'
+import os, sys, time
+import boto3
+from botocore.config import Config
+origin, front, bucket, large = sys.argv[1:]
+def client(port):
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id=os.environ["TROVE_ACCESS_KEY"],
+                        aws_secret_access_key=os.environ["TROVE_SECRET_KEY"],
+                        config=Config(s3={"addressing_style": "path"}))
+def first_byte(s3, b, key):
+    t = time.perf_counter()
+    body = s3.get_object(Bucket=b, Key=key)["Body"]
+    body.read(1)
+    took = time.perf_counter() - t
+    body.close()
+    return took * 1e3
+o, f = client(origin), client(front)
+keys = [c["Key"] for c in o.list_objects_v2(Bucket=bucket)["Contents"]]
+big = o.list_objects_v2(Bucket=bucket + "-large")["Contents"][0]["Key"]
+first_byte(f, bucket, keys[0])  # warm-up: connections, the backend client
+small = first_byte(f, bucket, keys[1])
+huge = first_byte(f, bucket + "-large", big)
+d_small, d_huge = first_byte(o, bucket, keys[2]), first_byte(o, bucket + "-large", big)
+print(f"ttfb cold: 1MiB={small:.1f}ms {large}={huge:.1f}ms ratio={huge / small:.2f} | "
+      f"straight from the origin: 1MiB={d_small:.1f}ms {large}={d_huge:.1f}ms")
+PY
+fi

@@ -1,7 +1,8 @@
 # Sourced by the backend benchmarks: a moto server as the S3 origin and a Trove attached to it, both on free
 # loopback ports, stopped (by PID) and cleaned up on exit.
 #
-# Provides: WORK (temp dir), MPORT, TPORT, start_moto, trove_config BUCKET FILE, start_trove CONFIG (sets TPID),
+# Provides: WORK (temp dir), MPORT, TPORT, start_moto, start_trove_origin, trove_config BUCKET FILE, start_trove
+# CONFIG (sets TPID),
 # wait_http URL. Expects TROVE (the binary) to be set.
 
 WORK=$(mktemp -d)
@@ -19,14 +20,25 @@ start_moto() {
   wait_http "http://127.0.0.1:$MPORT/"
 }
 
-# trove_config BUCKET FILE: a config with moto as the AWS backend and s3://BUCKET attached under its name.
+# start_trove_origin: a second release Trove on MPORT instead of moto (a fast S3 origin), with the credentials
+# ORIGIN_KEY / ORIGIN_SECRET.
+start_trove_origin() {
+  TROVE_ACCESS_KEY=$ORIGIN_KEY TROVE_SECRET_KEY=$ORIGIN_SECRET TROVE_STORAGE__FSYNC=false \
+    "$TROVE" serve --listen "127.0.0.1:$MPORT" --mountpath "$WORK/origin" >"$WORK/origin.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$MPORT/v1/health"
+}
+ORIGIN_KEY=${ORIGIN_KEY:-moto} ORIGIN_SECRET=${ORIGIN_SECRET:-moto}
+
+# trove_config BUCKET FILE: a config with the origin (moto) as the AWS backend and s3://BUCKET attached under
+# its name.
 trove_config() {
   cat >"$2" <<TOML
 [backends.aws]
 endpoint = "http://127.0.0.1:$MPORT"
 region = "us-east-1"
-access_key = "moto"
-secret_key = "moto"
+access_key = "$ORIGIN_KEY"
+secret_key = "$ORIGIN_SECRET"
 path_style = true
 
 [[buckets]]

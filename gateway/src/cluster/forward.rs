@@ -254,6 +254,12 @@ fn is_plain_object_call(req: &Request<s3s::Body>) -> bool {
         .any(|sub| query.split('&').any(|p| p == *sub || p.starts_with(&format!("{sub}="))))
 }
 
+/// The headers nodes add to the requests they pass on: a client's own never travel (a client could otherwise
+/// confine the owner to its own copy with `trove-neighbor`).
+pub(super) fn is_internal(name: &str) -> bool {
+    matches!(name, FORWARDED | SMAP_VERSION | NEIGHBOR)
+}
+
 /// The method as signed in `trove-forwarded` (distinct from Raft's and the gateways' own calls).
 pub(super) fn forward_method(m: &http::Method) -> String {
     format!("FWD {m}")
@@ -275,7 +281,7 @@ fn build(
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
     for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
+        if !HOP_BY_HOP.contains(&name.as_str()) && !is_internal(name.as_str()) {
             headers.append(name.clone(), value.clone());
         }
     }

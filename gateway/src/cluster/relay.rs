@@ -174,7 +174,7 @@ fn request_head(state: &AppState, ask: &Ask<'_>) -> Vec<u8> {
     out.extend_from_slice(ask.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in ask.headers {
-        if HOP_BY_HOP.contains(&name.as_str()) || name == SMAP_VERSION {
+        if HOP_BY_HOP.contains(&name.as_str()) || forward::is_internal(name.as_str()) {
             continue;
         }
         header(&mut out, name.as_str().as_bytes(), value.as_bytes());
