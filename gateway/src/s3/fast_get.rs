@@ -194,13 +194,21 @@ fn presigned<'s>(
         return None;
     }
     let signed = signed_values(&names, h)?;
-    let mut canonical_query: Vec<(String, String)> = pairs
+    let mut encoded: Vec<(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k != "X-Amz-Signature")
         .map(|(k, v)| (sigv4::uri_encode(k), sigv4::uri_encode(v)))
         .collect();
-    canonical_query.sort_by(|a, b| a.0.cmp(&b.0));
-    let canonical_query = canonical_query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    encoded.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut canonical_query = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (i, (k, v)) in encoded.iter().enumerate() {
+        if i > 0 {
+            canonical_query.push('&');
+        }
+        canonical_query.push_str(k);
+        canonical_query.push('=');
+        canonical_query.push_str(v);
+    }
     let user = state.user(access_key)?;
     let canonical = Canonical {
         method: method.as_str(),

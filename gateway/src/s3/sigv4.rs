@@ -98,7 +98,8 @@ pub fn uri_encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend(['%', char::from(HEX[usize::from(b >> 4)]), char::from(HEX[usize::from(b & 0xF)])]);
         }
     }
     out
@@ -156,6 +157,13 @@ impl<'a> Authorization<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_encoding_keeps_unreserved_bytes_and_escapes_the_rest_in_uppercase() {
+        assert_eq!(uri_encode("AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(uri_encode("a b/c+d=é*"), "a%20b%2Fc%2Bd%3D%C3%A9%2A");
+        assert_eq!(uri_encode(""), "");
+    }
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
