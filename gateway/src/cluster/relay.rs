@@ -137,8 +137,12 @@ pub async fn relay(
     out.extend_from_slice(if ask.close { b"connection: close\r\n\r\n" } else { b"\r\n" });
     let came = &buf[answer.len..];
     let with_head = came.len().min(body_len as usize);
-    // Bytes beyond the body: the owner's connection is out of step, so it is not reused.
-    let mut reusable = !answer.close && came.len() == with_head;
+    // Reused only while the owner serves it on its direct path (a read that went to its hyper — an error, an
+    // unusual header — keeps the connection there for good), and never with bytes beyond the body (out of step).
+    let mut reusable = !answer.close
+        && came.len() == with_head
+        && matches!(answer.status, 200 | 206)
+        && crate::s3::fast_get::looks_plain(ask.uri, ask.headers);
     out.extend_from_slice(&came[..with_head]);
     sock.write_all(&out).await?;
     let mut left = body_len - with_head as u64;

@@ -54,6 +54,23 @@ fn allowed(name: &str) -> bool {
     )
 }
 
+/// The query parameters of a presigned URL the fast path verifies (besides the SDKs' `x-id=GetObject`).
+const PRESIGNED: [&str; 6] =
+    ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"];
+
+/// Whether a read has the shape the fast path takes (allowed headers only; no query, or a presigned URL's):
+/// a cheap look at the head alone, no signature or object checked. A node relaying a read uses it to tell
+/// whether the owner answered it on its direct path, so that the connection is still one to reuse.
+pub fn looks_plain(uri: &http::Uri, h: &http::HeaderMap) -> bool {
+    let query_ok = uri.query().is_none_or(|q| {
+        q.split('&').all(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            name == "x-id" || PRESIGNED.contains(&name)
+        })
+    });
+    query_ok && h.keys().all(|name| allowed(name.as_str()))
+}
+
 /// A signing key: deriving one costs four HMACs.
 struct SigningKey {
     access_key: String,
@@ -149,19 +166,11 @@ fn presigned<'s>(
         return None;
     }
     let mut got: [Option<&str>; 6] = [None; 6];
-    const NAMES: [&str; 6] = [
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-    ];
     for (k, v) in pairs {
         if k == "x-id" && v == "GetObject" {
             continue;
         }
-        let slot = NAMES.iter().position(|n| n == k)?;
+        let slot = PRESIGNED.iter().position(|n| n == k)?;
         if got[slot].replace(v.as_str()).is_some() {
             return None;
         }
