@@ -13,7 +13,7 @@
 # virtualenv for moto and boto3 (created by compat-tests/setup.sh when missing).
 #
 # Environment: OBJECTS [300], SIZE [1MiB], CONCURRENCY [8], ROUNDS [3], FSYNC [true] (Trove's storage.fsync),
-# ORIGIN [moto|trove], TTFB_LARGE [1GiB]
+# ORIGIN [moto|trove], TTFB_LARGE [1GiB], TTFB_SAMPLES [3]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,7 +23,7 @@ cargo build --release -q -p trove-gateway
 TROVE=${CARGO_TARGET_DIR:-$PWD/target}/release/trove
 [ -x compat-tests/.venv/bin/moto_server ] || bash compat-tests/setup.sh >/dev/null
 
-ORIGIN=${ORIGIN:-moto} TTFB_LARGE=${TTFB_LARGE:-1GiB}
+ORIGIN=${ORIGIN:-moto} TTFB_LARGE=${TTFB_LARGE:-1GiB} TTFB_SAMPLES=${TTFB_SAMPLES:-3}
 export TROVE_ACCESS_KEY=BENCHACCESSKEY TROVE_SECRET_KEY=benchsecretkey TROVE_STORAGE__FSYNC=$FSYNC
 if [ "$ORIGIN" = trove ]; then ORIGIN_KEY=$TROVE_ACCESS_KEY ORIGIN_SECRET=$TROVE_SECRET_KEY; fi
 . scripts/moto-origin.sh
@@ -56,10 +56,10 @@ done
 # Time to first byte of a cold GET, small vs large object (one GET each, fresh keys, after a warm-up GET).
 if [ "$ORIGIN" = trove ]; then
   bucket=bench-ttfb
-  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --objects 3 --size 1MiB --concurrency 1 \
-    --duration 1 >/dev/null
-  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket-large" --objects 1 --size "$TTFB_LARGE" \
-    --concurrency 1 --duration 1 --get-once >/dev/null
+  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket" --objects $((2 * TTFB_SAMPLES + 1)) \
+    --size 1MiB --concurrency 1 --duration 1 >/dev/null
+  "$TROVE" bench --endpoint "http://127.0.0.1:$MPORT" --bucket "$bucket-large" --objects "$TTFB_SAMPLES" \
+    --size "$TTFB_LARGE" --concurrency 1 --duration 1 --get-once >/dev/null
   trove_config "$bucket" "$WORK/trove-ttfb.toml"
   cat >>"$WORK/trove-ttfb.toml" <<TOML
 
@@ -85,14 +85,21 @@ def first_byte(s3, b, key):
     took = time.perf_counter() - t
     body.close()
     return took * 1e3
+import statistics
 o, f = client(origin), client(front)
 keys = [c["Key"] for c in o.list_objects_v2(Bucket=bucket)["Contents"]]
-big = o.list_objects_v2(Bucket=bucket + "-large")["Contents"][0]["Key"]
+bigs = [c["Key"] for c in o.list_objects_v2(Bucket=bucket + "-large")["Contents"]]
+n = len(bigs)
 first_byte(f, bucket, keys[0])  # warm-up: connections, the backend client
-small = first_byte(f, bucket, keys[1])
-huge = first_byte(f, bucket + "-large", big)
-d_small, d_huge = first_byte(o, bucket, keys[2]), first_byte(o, bucket + "-large", big)
-print(f"ttfb cold: 1MiB={small:.1f}ms {large}={huge:.1f}ms ratio={huge / small:.2f} | "
-      f"straight from the origin: 1MiB={d_small:.1f}ms {large}={d_huge:.1f}ms")
+small, huge = [], []
+for i in range(n):  # alternating, each key read once (cold)
+    small.append(first_byte(f, bucket, keys[1 + i]))
+    huge.append(first_byte(f, bucket + "-large", bigs[i]))
+d_small = [first_byte(o, bucket, keys[1 + n + i]) for i in range(n)]
+d_huge = [first_byte(o, bucket + "-large", k) for k in bigs]
+med = statistics.median
+print(f"ttfb cold (median of {n}): 1MiB={med(small):.1f}ms {large}={med(huge):.1f}ms ratio={med(huge) / med(small):.2f} "
+      f"(each: {', '.join(f'{x:.1f}' for x in small)} / {', '.join(f'{x:.1f}' for x in huge)}) | "
+      f"straight from the origin: 1MiB={med(d_small):.1f}ms {large}={med(d_huge):.1f}ms")
 PY
 fi
