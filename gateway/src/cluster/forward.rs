@@ -148,6 +148,15 @@ async fn to_owner(
         let attempt = build(state, &parts, node, version, body.take().unwrap_or_default(), false);
         match state.forwarder.client.request(attempt).await {
             Ok(resp) => return Routed::Answered(resp.map(s3s::Body::http_body)),
+            // The client's body stopped arriving: S3's answer is 400 RequestTimeout, the owner is fine.
+            Err(e) if body_timed_out(&e) => {
+                return Routed::Answered(refusal(
+                    target.api,
+                    StatusCode::BAD_REQUEST,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                ));
+            }
             Err(e) => {
                 tracing::warn!(node = %node.id, error = %e, "forwarding failed");
                 // Only a body-less read can be tried again elsewhere.
@@ -164,6 +173,19 @@ async fn to_owner(
         "ServiceUnavailable",
         &format!("the node that owns this object ({}) cannot be reached; retry", owner.id),
     ))
+}
+
+/// Whether forwarding failed because the client's request body timed out (`conn::TimedBody`'s error, somewhere
+/// in the client error's source chain).
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<s3s::S3Error>().is_some_and(|s| *s.code() == s3s::S3ErrorCode::RequestTimeout) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The owner's side for an AIS-local object: a read it cannot serve from its own disk is asked of the other
