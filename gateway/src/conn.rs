@@ -37,9 +37,6 @@ impl Limits {
     }
 }
 
-/// Each connection holds a descriptor, and the node needs more for its objects (those kept open for repeated
-/// reads among them), mountpaths and backends: a limit above the process's open-file limit would turn into
-/// failed accepts and opens instead of refusals.
 /// Raises the soft open-file limit to the hard one, as servers do (a shell's default soft limit of 1,024
 /// would cap connections and kept-open objects far below what the machine allows). Before anything sizes
 /// itself by the limit.
@@ -57,6 +54,9 @@ pub fn raise_open_files_limit() {
     }
 }
 
+/// Each connection holds a descriptor, and the node needs more for its objects (those kept open for repeated
+/// reads among them), mountpaths and backends: a limit above the process's open-file limit would turn into
+/// failed accepts and opens instead of refusals.
 fn fit_open_files(wanted: usize) -> usize {
     let reserved = 256 + trove_cache::open_objects() as u64;
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;

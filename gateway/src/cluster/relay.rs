@@ -68,9 +68,16 @@ pub struct Ask<'a> {
     pub close: bool,
 }
 
-/// The `host:port` of the node that owns the object `ask` reads, when it is another node reachable over plain
-/// HTTP and the request did not come from a node (a forwarded request is served where it lands).
-pub fn owner_of(state: &AppState, ask: &Ask<'_>, target: &Target) -> Option<String> {
+/// Where a relayed read goes: the owner's `host:port`, and the version of the Smap that chose it (the owner
+/// catches up to it before answering).
+pub struct Owner {
+    addr: String,
+    smap_version: u64,
+}
+
+/// The node that owns the object `ask` reads, when it is another node reachable over plain HTTP and the request
+/// did not come from a node (a forwarded request is served where it lands).
+pub fn owner_of(state: &AppState, ask: &Ask<'_>, target: &Target) -> Option<Owner> {
     if ask.headers.contains_key(FORWARDED) {
         return None;
     }
@@ -85,19 +92,20 @@ pub fn owner_of(state: &AppState, ask: &Ask<'_>, target: &Target) -> Option<Stri
         return None;
     }
     let addr = owner.url.strip_prefix("http://")?.trim_end_matches('/');
-    (!addr.contains('/')).then(|| addr.to_owned())
+    (!addr.contains('/')).then(|| Owner { addr: addr.to_owned(), smap_version: map.smap.version })
 }
 
-/// Relays `ask` to the node at `addr` and its answer to the client on `sock`. An error after the answer's
+/// Relays `ask` to `owner` and its answer to the client on `sock`. An error after the answer's
 /// first byte went out can only close the client's connection.
 pub async fn relay(
     sock: &mut Watched<TcpStream>,
     activity: &Activity,
     state: &AppState,
-    addr: &str,
+    owner: &Owner,
     ask: &Ask<'_>,
 ) -> io::Result<Relayed> {
-    let request = request_head(state, ask);
+    let addr = owner.addr.as_str();
+    let request = request_head(state, ask, owner.smap_version);
     let mut buf = BytesMut::with_capacity(8 << 10);
     let (mut conn, answer) = loop {
         let (mut conn, pooled) = match pooled(addr) {
@@ -171,7 +179,7 @@ pub async fn relay(
 
 /// The request as the owner gets it: the client's method, target and headers minus hop-by-hop ones, plus the
 /// cluster's forwarding signature and this node's Smap version.
-fn request_head(state: &AppState, ask: &Ask<'_>) -> Vec<u8> {
+fn request_head(state: &AppState, ask: &Ask<'_>, smap_version: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(ask.method.as_str().as_bytes());
     out.push(b' ');
@@ -185,8 +193,7 @@ fn request_head(state: &AppState, ask: &Ask<'_>) -> Vec<u8> {
     }
     let signed = state.cluster.sign(&forward::forward_method(ask.method), ask.uri.path());
     header(&mut out, FORWARDED.as_bytes(), signed.as_bytes());
-    let version = state.cluster.map().smap.version.to_string();
-    header(&mut out, SMAP_VERSION.as_bytes(), version.as_bytes());
+    header(&mut out, SMAP_VERSION.as_bytes(), smap_version.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
     out
 }
