@@ -11,6 +11,9 @@ pub enum Error {
     PreconditionFailed,
     #[error("no such upload")]
     NoSuchUpload,
+    /// The version id names no version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
     #[error("object metadata is too large for this filesystem")]
     MetadataTooLarge,
     /// Displays the path only: the I/O error is the `source`, which error reports print after it.

@@ -18,6 +18,7 @@ pub mod multipart;
 mod readthrough;
 mod space;
 mod store;
+pub mod versions;
 
 pub use error::{Error, Result};
 pub use handles::Open;
@@ -26,6 +27,7 @@ pub use meta::ObjMeta;
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
 pub use store::{open_objects, BucketGuard, Mountpath, Staged, Store};
+pub use versions::{new_version, valid_version_id, Versions, NULL_VERSION};
 
 #[cfg(test)]
 mod tests;

@@ -116,7 +116,7 @@ fn key_wanted(key: &[u8], start: &[u8], prefix: &[u8]) -> bool {
     key > start && key.starts_with(prefix)
 }
 
-fn walk(
+pub(crate) fn walk(
     dir: &Path,
     dir_key: &[u8],
     start: &[u8],

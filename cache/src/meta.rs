@@ -63,6 +63,20 @@ pub struct ObjMeta {
     /// an upload to a remote bucket: the backend's token for the part (an S3 part ETag, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// S3 version id of an object of a versioned AIS-local bucket (`null` for the null version written while
+    /// versioning was suspended); `None` for objects written before versioning was ever enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vid: Option<String>,
+    /// When this version was written, in nanoseconds since the Unix epoch: orders a key's versions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vt: u64,
+    /// An S3 delete marker (no data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ObjMeta {
@@ -114,6 +128,21 @@ impl ObjMeta {
 }
 
 impl ObjMeta {
+    /// The S3 version id: `null` for an object without one.
+    pub fn version_id(&self) -> &str {
+        self.vid.as_deref().unwrap_or(crate::versions::NULL_VERSION)
+    }
+
+    /// Position among the versions of its key (larger is newer); objects from before versioning have only
+    /// their modification time.
+    pub fn version_order(&self) -> u64 {
+        if self.vt != 0 {
+            self.vt
+        } else {
+            u64::try_from(self.mtime_ms).unwrap_or(0).saturating_mul(1_000_000)
+        }
+    }
+
     /// `[start, end)` of part `n` (1-based) of a multipart object; a single-PUT object is one part.
     pub fn part_range(&self, n: usize) -> Option<(u64, u64)> {
         if self.parts.is_empty() {

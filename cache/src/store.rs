@@ -72,7 +72,7 @@ pub struct Store {
     /// Odd while a file->directory conversion runs; bumped at its start and end.
     conversions: AtomicU64,
     pub(crate) index: crate::lru::Index,
-    handles: crate::handles::Handles,
+    pub(crate) handles: crate::handles::Handles,
     /// One per mountpath under group commit.
     groups: Vec<GroupSync>,
     group_commit: bool,
@@ -273,6 +273,9 @@ impl Store {
             {
                 self.index.mark_scanned(bck);
             }
+            if meta.vid.is_some() {
+                self.make_way(bck, key, meta, &mut dirty)?;
+            }
             let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs, &mut dirty)?;
             let target = match fs::symlink_metadata(&target) {
                 Ok(m) if m.is_dir() => target.join(DIR_OBJECT),
@@ -305,7 +308,7 @@ impl Store {
     /// Creates the directories above `rel`, turning a file that stands where a directory must be into
     /// `dir/%%obj`. Caller holds the tree lock. Directories whose entries changed are added to `dirty`, for
     /// the caller to sync after the lock.
-    fn prepare_parents(
+    pub(crate) fn prepare_parents(
         &self,
         mp: usize,
         root: &Path,
@@ -334,16 +337,7 @@ impl Store {
                     fs::create_dir(&cur).map_err(|e| Error::io(&cur, e))?;
                     dirty.extend(cur.parent().map(Path::to_path_buf));
                     if let Some((_, seg)) = hashed_dirs.iter().find(|(idx, _)| *idx == i) {
-                        let p = cur.join(DIR_SEGMENT);
-                        let write = || -> std::io::Result<()> {
-                            let mut f = File::create(&p)?;
-                            std::io::Write::write_all(&mut f, seg.as_bytes())?;
-                            if self.fsync {
-                                f.sync_all()?;
-                            }
-                            Ok(())
-                        };
-                        write().map_err(|e| Error::io(&p, e))?;
+                        self.write_segment(&cur, seg)?;
                         dirty.push(cur.clone());
                     }
                 }
@@ -351,6 +345,20 @@ impl Store {
             }
         }
         Ok(cur)
+    }
+
+    /// Records the full segment of hashed directory `dir` in its `%%seg` file.
+    pub(crate) fn write_segment(&self, dir: &Path, seg: &str) -> Result<()> {
+        let p = dir.join(DIR_SEGMENT);
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&p)?;
+            std::io::Write::write_all(&mut f, seg.as_bytes())?;
+            if self.fsync {
+                f.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| Error::io(&p, e))
     }
 
     /// Replaces file `path` by a directory holding it as `%%obj`, via a work directory so that a crash in
@@ -380,7 +388,7 @@ impl Store {
         }
     }
 
-    fn group_sync(&self, mp: usize) -> Option<&GroupSync> {
+    pub(crate) fn group_sync(&self, mp: usize) -> Option<&GroupSync> {
         self.group_commit.then(|| self.groups.get(mp)).flatten()
     }
 
@@ -398,7 +406,7 @@ impl Store {
     }
 
     /// Path of the object `key`, following `%%obj` when the key's path is a directory.
-    fn locate(&self, bck: &Bck, key: &str) -> Result<PathBuf> {
+    pub(crate) fn locate(&self, bck: &Bck, key: &str) -> Result<PathBuf> {
         let root = self.objects_root(self.mountpath_index(bck, key), bck);
         let p = root.join(layout::key_path(key).0);
         match fs::symlink_metadata(&p) {
@@ -546,6 +554,9 @@ impl Store {
     /// True when no mountpath holds an object of `bck`.
     /// Never scans the bucket into the index: callers may hold the tree lock, which a scan takes.
     pub fn bucket_is_empty(&self, bck: &Bck) -> Result<bool> {
+        if self.has_versions(bck)? {
+            return Ok(false);
+        }
         if let Some(keys) = self.index.keys_after(bck, b"", "", 1) {
             return Ok(keys.is_empty());
         }
@@ -630,7 +641,7 @@ impl Store {
 }
 
 /// `create_dir_all`, noting the parent of every directory it creates in `dirty`.
-fn create_dirs(dir: &Path, dirty: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn create_dirs(dir: &Path, dirty: &mut Vec<PathBuf>) -> Result<()> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur.filter(|d| !d.is_dir()) {

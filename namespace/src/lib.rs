@@ -24,4 +24,6 @@ pub use bucket::{validate_s3_bucket_name, Bck, BucketNameError, Namespace};
 pub use change::Change;
 pub use error::{Error, Result};
 pub use provider::Provider;
-pub use registry::{BucketEntry, BucketProps, CacheProps, MirrorProps, Registry, RegistrySnapshot, MAX_COPIES};
+pub use registry::{
+    BucketEntry, BucketProps, CacheProps, MirrorProps, Registry, RegistrySnapshot, S3Versioning, MAX_COPIES,
+};

@@ -139,6 +139,26 @@ impl BucketProps {
 pub struct VersioningProps {
     #[serde(default)]
     pub validate_warm_get: bool,
+    /// S3 versioning of an AIS-local bucket: once enabled, a bucket keeps every version of its objects until it
+    /// is suspended (S3 never lets a bucket go back to unversioned).
+    #[serde(default, skip_serializing_if = "S3Versioning::is_unversioned")]
+    pub s3: S3Versioning,
+}
+
+/// A bucket's S3 versioning state (`GetBucketVersioning`'s `Status`, absent when never enabled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum S3Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl S3Versioning {
+    pub fn is_unversioned(&self) -> bool {
+        *self == S3Versioning::Unversioned
+    }
 }
 
 /// One registered bucket.

@@ -18,6 +18,8 @@ pub enum Error {
     NoSuchKey,
     #[error("no such upload")]
     NoSuchUpload,
+    #[error("no such version")]
+    NoSuchVersion,
     #[error("the bucket is not empty")]
     BucketNotEmpty,
     #[error("precondition failed")]
@@ -110,6 +112,7 @@ impl From<trove_cache::Error> for Error {
         match e {
             C::NotFound => Error::NoSuchKey,
             C::NoSuchUpload => Error::NoSuchUpload,
+            C::NoSuchVersion => Error::NoSuchVersion,
             C::PreconditionFailed => Error::PreconditionFailed,
             C::MetadataTooLarge => Error::MetadataTooLarge,
             C::NoSpace { path } => {

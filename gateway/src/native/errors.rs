@@ -19,7 +19,11 @@ pub fn about(e: Error, what: &str) -> (StatusCode, String) {
 
 fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
     let status = match &e {
-        Error::NoSuchBucket | Error::NoSuchKey | Error::NoSuchUpload | Error::BackendNoSuchBucket(_) => {
+        Error::NoSuchBucket
+        | Error::NoSuchKey
+        | Error::NoSuchVersion
+        | Error::NoSuchUpload
+        | Error::BackendNoSuchBucket(_) => {
             return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
         }
         Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
