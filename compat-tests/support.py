@@ -426,6 +426,17 @@ def delete_bucket_recursively(client, bucket: str) -> None:
                     with contextlib.suppress(ClientError, BotoCoreError):
                         client.delete_object(Bucket=bucket, Key=key)
     with contextlib.suppress(ClientError, BotoCoreError):
+        # A versioned bucket keeps versions and delete markers: remove each of them by its id.
+        previous = None
+        while True:
+            listed = client.list_object_versions(Bucket=bucket)
+            entries = listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+            if not entries or entries == previous:
+                break
+            previous = entries
+            client.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in entries], "Quiet": True})
+    with contextlib.suppress(ClientError, BotoCoreError):
         client.delete_bucket(Bucket=bucket)
 
 

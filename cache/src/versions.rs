@@ -104,23 +104,21 @@ impl Store {
     pub(crate) fn make_way(&self, bck: &Bck, key: &str, new: &ObjMeta, dirty: &mut Vec<PathBuf>) -> Result<()> {
         let new_id = new.version_id();
         if let Some((p, cur)) = self.current(bck, key)? {
-            let replaced = cur.version_id() == new_id;
-            if replaced && !new.delete_marker {
-                // The rename of the new object replaces it.
-            } else {
-                if replaced {
-                    fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-                } else {
-                    let dir = self.ensure_version_dir(bck, key, dirty)?;
-                    let to = dir.join(cur.version_id());
-                    fs::rename(&p, &to).map_err(|e| Error::io(&p, e))?;
-                    dirty.push(dir);
+            if cur.version_id() != new_id {
+                // A link, not a rename: the current version stays in place until the new object's rename
+                // replaces it, so a crash in between leaves it current (and archived twice, which reads
+                // ignore) rather than leave the key with no current version.
+                let dir = self.ensure_version_dir(bck, key, dirty)?;
+                let to = dir.join(cur.version_id());
+                match fs::hard_link(&p, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        fs::remove_file(&to).map_err(|e| Error::io(&to, e))?;
+                        fs::hard_link(&p, &to).map_err(|e| Error::io(&to, e))?;
+                    }
+                    Err(e) => return Err(Error::io(&to, e)),
                 }
-                dirty.extend(p.parent().map(Path::to_path_buf));
-                self.index.removed(bck, key);
-                self.handles.changed(bck, key);
-                let root = self.objects_root(self.mountpath_index(bck, key), bck);
-                prune_empty_dirs(&root, p.parent())?;
+                dirty.push(dir);
             }
         }
         if new_id == NULL_VERSION {
@@ -172,6 +170,10 @@ impl Store {
             fs::rename(staged.path(), &to).map_err(|e| Error::io(&to, e))?;
             staged.mark_done();
             dirty.push(dir);
+            // Archived (or replaced, for a null marker over a null object) above: the key's place empties last.
+            if let Some((p, _)) = self.current(bck, key)? {
+                self.unlink_current(bck, key, &p, &mut dirty)?;
+            }
         }
         self.sync_dirs(mp, dirty)
     }
@@ -186,11 +188,20 @@ impl Store {
             let (vroot, dir) = self.version_dir(bck, key);
             let removed = match self.current(bck, key)? {
                 Some((p, cur)) if cur.version_id() == vid => {
-                    fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-                    self.index.removed(bck, key);
-                    self.handles.changed(bck, key);
-                    dirty.extend(p.parent().map(Path::to_path_buf));
-                    prune_empty_dirs(&self.objects_root(mp, bck), p.parent())?;
+                    // The next version, when it is an object, replaces the current one in one rename.
+                    let next = Self::archived(&dir)?.into_iter().find(|(_, m)| m.version_id() != vid);
+                    match next {
+                        Some((from, m)) if !m.delete_marker => {
+                            fs::rename(&from, &p).map_err(|e| Error::io(&from, e))?;
+                            dirty.push(dir.clone());
+                            dirty.extend(p.parent().map(Path::to_path_buf));
+                            self.index.committed(bck, key, m.size);
+                            self.handles.changed(bck, key);
+                        }
+                        _ => self.unlink_current(bck, key, &p, &mut dirty)?,
+                    }
+                    // A copy archived by a write that a crash interrupted.
+                    let _ = fs::remove_file(dir.join(vid));
                     cur
                 }
                 _ => {
@@ -211,6 +222,15 @@ impl Store {
         };
         self.sync_dirs(mp, dirty)?;
         Ok(removed)
+    }
+
+    /// Removes the current object file `p` of `key` from its place. Caller holds the tree lock.
+    fn unlink_current(&self, bck: &Bck, key: &str, p: &Path, dirty: &mut Vec<PathBuf>) -> Result<()> {
+        fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        dirty.extend(p.parent().map(Path::to_path_buf));
+        self.index.removed(bck, key);
+        self.handles.changed(bck, key);
+        prune_empty_dirs(&self.objects_root(self.mountpath_index(bck, key), bck), p.parent())
     }
 
     /// Restores the invariant after a removal: with no current object, the newest archived version moves
@@ -272,9 +292,12 @@ impl Store {
         Ok((file, meta))
     }
 
-    /// The delete marker that hides `key`, if its newest version is one.
+    /// The delete marker that hides `key`, if its newest version is one. A key found without a current object
+    /// while its newest version is one (a removal a crash interrupted) gets it back first.
     pub fn current_marker(&self, bck: &Bck, key: &str) -> Result<Option<ObjMeta>> {
         let _tree = self.lock_tree();
+        let mut dirty = Vec::new();
+        self.settle(bck, key, &mut dirty)?;
         if self.current(bck, key)?.is_some() {
             return Ok(None);
         }
@@ -287,23 +310,30 @@ impl Store {
         let _tree = self.lock_tree();
         let (_, dir) = self.version_dir(bck, key);
         let mut all: Versions = self.current(bck, key)?.map(|(_, m)| m).into_iter().collect();
-        all.extend(Self::archived(&dir)?.into_iter().map(|(_, m)| m));
+        let current = all.first().map(|m| m.version_id().to_owned());
+        // An archived copy of the current version is a write's link that a crash left behind.
+        all.extend(
+            Self::archived(&dir)?.into_iter().map(|(_, m)| m).filter(|m| Some(m.version_id()) != current.as_deref()),
+        );
         all.sort_by_key(|m| std::cmp::Reverse(m.version_order()));
         Ok(all)
     }
 
-    /// Rewrites the metadata of version `vid` of `key` in place (tags, ACL, retention).
+    /// Rewrites the metadata of version `vid` of `key` (the current object without one) in place, when
+    /// `change` accepts it (tags, ACL, retention).
     pub fn update_version_meta(
         &self,
         bck: &Bck,
         key: &str,
-        vid: &str,
+        vid: Option<&str>,
         change: impl FnOnce(&mut ObjMeta) -> Result<()>,
     ) -> Result<ObjMeta> {
         let _tree = self.lock_tree();
-        let path = match self.current(bck, key)? {
-            Some((p, cur)) if cur.version_id() == vid => p,
-            _ => self.version_dir(bck, key).1.join(vid),
+        let path = match (self.current(bck, key)?, vid) {
+            (Some((p, _)), None) => p,
+            (None, None) => return Err(Error::NotFound),
+            (Some((p, cur)), Some(vid)) if cur.version_id() == vid => p,
+            (_, Some(vid)) => self.version_dir(bck, key).1.join(vid),
         };
         let mut meta = match ObjMeta::read_at(&path) {
             Ok(m) => m,

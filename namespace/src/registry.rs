@@ -141,7 +141,7 @@ pub struct VersioningProps {
     pub validate_warm_get: bool,
     /// S3 versioning of an AIS-local bucket: once enabled, a bucket keeps every version of its objects until it
     /// is suspended (S3 never lets a bucket go back to unversioned).
-    #[serde(default, skip_serializing_if = "S3Versioning::is_unversioned")]
+    #[serde(default)]
     pub s3: S3Versioning,
 }
 

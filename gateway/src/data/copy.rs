@@ -55,7 +55,7 @@ pub async fn copy_object(
         return Err(Error::NotImplemented("a copy into a cloud bucket from a different bucket"));
     }
     let (st, bck, guard) = (state.clone(), dest.bck.clone(), bucket_guard(state, dest));
-    let (staged, meta) = blocking(move || {
+    let (staged, mut meta) = blocking(move || {
         let mut staged = st.store.stage(&bck, &meta.key)?;
         staged.guard(guard);
         if let Some(md5) = copy_bytes(src, &mut staged, 0, meta.size, rehash)? {
@@ -64,7 +64,7 @@ pub async fn copy_object(
         Ok((staged, meta))
     })
     .await?;
-    super::mirror::publish(state, dest, staged, &meta, None).await?;
+    super::mirror::publish(state, dest, staged, &mut meta, None).await?;
     Ok(meta)
 }
 

@@ -20,6 +20,8 @@ pub enum Error {
     NoSuchUpload,
     #[error("no such version")]
     NoSuchVersion,
+    #[error("invalid version id specified")]
+    InvalidVersionId,
     #[error("the bucket is not empty")]
     BucketNotEmpty,
     #[error("precondition failed")]

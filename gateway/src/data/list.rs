@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use trove_backends::ListRequest;
-use trove_cache::{ObjMeta, Store};
+use trove_cache::ObjMeta;
 use trove_namespace::{Bck, BucketEntry};
 
 use super::{backend, blocking, Error};
@@ -25,6 +25,9 @@ pub struct Page {
     pub last: Option<String>,
     /// The ListObjectsV2 continuation token, when the page source makes its own (remote buckets).
     pub next_token: Option<String>,
+    /// A listing of versions ([`ListOpts::versions`]): each key with all its versions, newest first (instead
+    /// of `objects`).
+    pub versions: Vec<(String, trove_cache::Versions)>,
 }
 
 /// What one page asks for.
@@ -38,11 +41,15 @@ pub struct ListOpts {
     pub max: usize,
     /// Only cached copies, walked on disk (a cloud bucket is otherwise paged from its backend).
     pub cached_only: bool,
+    /// Every version of each key (an AIS-local bucket), in [`Page::versions`].
+    pub versions: bool,
+    /// With `versions`: the key `after` itself is listed too (a page of versions may end inside a key).
+    pub after_inclusive: bool,
 }
 
 /// One page of `entry`'s objects. A truncated page carries the token of the next one.
 pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> Result<Page, Error> {
-    let ListOpts { prefix, delimiter, after, token, max, cached_only } = opts;
+    let ListOpts { prefix, delimiter, after, token, max, cached_only, versions, after_inclusive } = opts;
     if entry.bck.is_remote() && !cached_only {
         let (after, resume) = match token.as_deref() {
             Some(t) => decode_remote_token(t).ok_or(Error::InvalidToken)?,
@@ -54,7 +61,7 @@ pub async fn list(state: &SharedState, entry: &BucketEntry, opts: ListOpts) -> R
         Some(t) => decode_token(t)?,
         None => after,
     };
-    let walk = Walk { bck: entry.bck.clone(), prefix, delimiter, after, max };
+    let walk = Walk { bck: entry.bck.clone(), prefix, delimiter, after, max, versions, after_inclusive };
     let mut page = crate::data::peers::walk_everywhere(state, &walk).await?;
     if page.truncated {
         page.next_token = page.last.as_deref().map(encode_token);
@@ -70,6 +77,10 @@ pub struct Walk {
     pub delimiter: Option<String>,
     pub after: String,
     pub max: usize,
+    #[serde(default)]
+    pub versions: bool,
+    #[serde(default)]
+    pub after_inclusive: bool,
 }
 
 /// A page of one node's walk, as it travels between nodes.
@@ -78,16 +89,51 @@ pub struct WalkPage {
     pub objects: Vec<(String, ObjMeta)>,
     pub prefixes: Vec<String>,
     pub truncated: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<(String, trove_cache::Versions)>,
 }
 
-/// Walks this node's objects.
+/// Walks this node's objects (or versions).
 pub async fn walk_local(state: &SharedState, walk: Walk) -> Result<WalkPage, Error> {
     let st = state.clone();
     blocking(move || {
-        let p = local_page(&st.store, &walk.bck, &walk.prefix, walk.delimiter.as_deref(), &walk.after, walk.max)?;
-        Ok(WalkPage { objects: p.objects, prefixes: p.prefixes, truncated: p.truncated })
+        let (bck, prefix, delimiter) = (&walk.bck, walk.prefix.as_str(), walk.delimiter.as_deref());
+        if !walk.versions {
+            let p = local_page(prefix, delimiter, &walk.after, walk.max, |pos, n| st.store.list(bck, pos, prefix, n))?;
+            return Ok(WalkPage {
+                objects: p.items,
+                prefixes: p.prefixes,
+                truncated: p.truncated,
+                ..Default::default()
+            });
+        }
+        let mut p = local_page(prefix, delimiter, &walk.after, walk.max, |pos, n| {
+            st.store.list_versioned(bck, pos, prefix, n)
+        })?;
+        if walk.after_inclusive && walk.after.starts_with(prefix) && walk.max > 0 {
+            let here = st.store.versions_of(bck, &walk.after)?;
+            if !here.is_empty() {
+                p.items.insert(0, (walk.after.clone(), here));
+                if p.items.len() + p.prefixes.len() > walk.max {
+                    p.truncated = true;
+                    // Drop the last entry of the page, a key or a prefix, whichever sorts last.
+                    match (p.items.last(), p.prefixes.last()) {
+                        (Some((k, _)), Some(cp)) if cp > k => p.prefixes.pop(),
+                        _ => p.items.pop().map(|(k, _)| k),
+                    };
+                }
+            }
+        }
+        Ok(WalkPage { versions: p.items, prefixes: p.prefixes, truncated: p.truncated, ..Default::default() })
     })
     .await
+}
+
+/// An entry of a merged page.
+enum Item {
+    Object(Box<ObjMeta>),
+    Versions(trove_cache::Versions),
+    Prefix,
 }
 
 /// Merges the nodes' pages into the cluster's page of `max` entries (common prefixes that several nodes fold
@@ -95,42 +141,54 @@ pub async fn walk_local(state: &SharedState, walk: Walk) -> Result<WalkPage, Err
 pub fn merge(pages: Vec<WalkPage>, max: usize) -> Page {
     use std::collections::BTreeMap;
     let mut any_truncated = false;
-    // Key -> object (None: a common prefix). Objects win over an equal prefix (they cannot collide: a prefix
-    // ends with the delimiter, which the key then would have to end with too, and would be folded).
-    let mut all: BTreeMap<String, Option<ObjMeta>> = BTreeMap::new();
+    // Key -> entry. Objects win over an equal prefix (they cannot collide: a prefix ends with the delimiter,
+    // which the key then would have to end with too, and would be folded).
+    let mut all: BTreeMap<String, Item> = BTreeMap::new();
     for p in pages {
         any_truncated |= p.truncated;
         for (k, m) in p.objects {
-            all.insert(k, Some(m));
+            all.insert(k, Item::Object(Box::new(m)));
+        }
+        for (k, v) in p.versions {
+            all.insert(k, Item::Versions(v));
         }
         for cp in p.prefixes {
-            all.entry(cp).or_insert(None);
+            all.entry(cp).or_insert(Item::Prefix);
         }
     }
     let mut page = Page { truncated: any_truncated || all.len() > max, ..Default::default() };
-    for (k, m) in all.into_iter().take(max) {
+    for (k, item) in all.into_iter().take(max) {
         page.last = Some(k.clone());
-        match m {
-            Some(m) => page.objects.push((k, m)),
-            None => page.prefixes.push(k),
+        match item {
+            Item::Object(m) => page.objects.push((k, *m)),
+            Item::Versions(v) => page.versions.push((k, v)),
+            Item::Prefix => page.prefixes.push(k),
         }
     }
-    if page.objects.len() + page.prefixes.len() < max {
+    if page.objects.len() + page.versions.len() + page.prefixes.len() < max {
         // Every node's entries fit: nothing is left anywhere.
         page.truncated = false;
     }
     page
 }
 
-fn local_page(
-    store: &Store,
-    bck: &Bck,
+/// One node's page before it travels: keyed items (objects, or keys with their versions) and common prefixes.
+struct LocalPage<T> {
+    items: Vec<(String, T)>,
+    prefixes: Vec<String>,
+    truncated: bool,
+}
+
+/// The first `max_keys` entries after `after`: keys from `fetch(position, how many)` (in order, after the
+/// position), with those that contain the delimiter after the prefix folded into common prefixes.
+fn local_page<T>(
     prefix: &str,
     delimiter: Option<&str>,
     after: &str,
     max_keys: usize,
-) -> trove_cache::Result<Page> {
-    let mut page = Page::default();
+    mut fetch: impl FnMut(&[u8], usize) -> trove_cache::Result<Vec<(String, T)>>,
+) -> trove_cache::Result<LocalPage<T>> {
+    let mut page = LocalPage { items: Vec::new(), prefixes: Vec::new(), truncated: false };
     if max_keys == 0 {
         return Ok(page);
     }
@@ -139,7 +197,7 @@ fn local_page(
     let mut pos: Vec<u8> = if after.as_bytes() >= prefix.as_bytes() { after.as_bytes().to_vec() } else { Vec::new() };
     let mut count = 0usize;
     loop {
-        let batch = store.list(bck, &pos, prefix, max_keys - count + 1)?;
+        let batch = fetch(&pos, max_keys - count + 1)?;
         if batch.is_empty() {
             return Ok(page);
         }
@@ -158,7 +216,6 @@ fn local_page(
                             return Ok(page);
                         }
                         page.prefixes.push(cp.clone());
-                        page.last = Some(cp.clone());
                         count += 1;
                     }
                     pos = cp.as_bytes().to_vec();
@@ -171,8 +228,7 @@ fn local_page(
                         return Ok(page);
                     }
                     pos = key.as_bytes().to_vec();
-                    page.last = Some(key.clone());
-                    page.objects.push((key, meta));
+                    page.items.push((key, meta));
                     count += 1;
                 }
             }
@@ -282,6 +338,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use trove_cache::Store;
 
     fn store_with(keys: &[&str]) -> (tempfile::TempDir, Store, Bck) {
         let dir = tempfile::tempdir().unwrap();
@@ -303,8 +360,8 @@ mod tests {
         after: &str,
         max: usize,
     ) -> (Vec<String>, Vec<String>, bool) {
-        let p = local_page(s, b, prefix, delim, after, max).unwrap();
-        (p.objects.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
+        let p = local_page(prefix, delim, after, max, |pos, n| s.list(b, pos, prefix, n)).unwrap();
+        (p.items.into_iter().map(|(k, _)| k).collect(), p.prefixes, p.truncated)
     }
 
     #[test]
@@ -312,8 +369,8 @@ mod tests {
         let (_d1, s1, b) = store_with(&["a/1", "c", "e", "g/1"]);
         let (_d2, s2, _) = store_with(&["a/2", "b", "d", "g/2", "h"]);
         let walk = |s: &Store, after: &str, max| {
-            let p = local_page(s, &b, "", Some("/"), after, max).unwrap();
-            WalkPage { objects: p.objects, prefixes: p.prefixes, truncated: p.truncated }
+            let p = local_page("", Some("/"), after, max, |pos, n| s.list(&b, pos, "", n)).unwrap();
+            WalkPage { objects: p.items, prefixes: p.prefixes, truncated: p.truncated, ..Default::default() }
         };
         let mut after = String::new();
         let mut seen = Vec::new();

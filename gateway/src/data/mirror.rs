@@ -29,14 +29,17 @@ pub fn other_holders(state: &SharedState, entry: &BucketEntry, key: &str) -> Vec
         .collect()
 }
 
-/// Commits `staged` as `meta.key` here and on the bucket's other holders.
+/// Commits `staged` as `meta.key` here and on the bucket's other holders, as a new version when the bucket is
+/// versioned (`meta` then carries its id).
 pub async fn publish(
     state: &SharedState,
     entry: &BucketEntry,
     staged: Staged,
-    meta: &ObjMeta,
+    meta: &mut ObjMeta,
     check: Option<Precondition>,
 ) -> Result<(), Error> {
+    super::versions::stamp(entry, meta);
+    let meta = &*meta;
     let others = other_holders(state, entry, &meta.key);
     let (st, bck, m) = (state.clone(), entry.bck.clone(), meta.clone());
     if others.is_empty() {

@@ -18,6 +18,7 @@ pub mod peers;
 mod read;
 pub mod receive;
 mod tombstones;
+pub mod versions;
 mod write;
 
 use std::sync::Arc;

@@ -126,7 +126,7 @@ pub async fn complete(
         })
         .await?;
     } else {
-        super::mirror::publish(state, entry, staged, &meta, check).await?;
+        super::mirror::publish(state, entry, staged, &mut meta, check).await?;
     }
     let (st, bck, k, id) = (state.clone(), entry.bck.clone(), key.to_owned(), upload_id.to_owned());
     blocking(move || Ok(st.store.finish_upload(&bck, &k, &id)?)).await?;

@@ -24,6 +24,7 @@ const JOBS: &str = "jobs";
 const JOB_STOP: &str = "job-stop";
 const OBJECT: &str = "object";
 const DELETE_KEYS: &str = "delete-keys";
+const DELETE_VERSIONS: &str = "delete-versions";
 const UPLOADS: &str = "uploads";
 const REBALANCE_START: &str = "rebalance-start";
 
@@ -219,6 +220,10 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Ok(d) => Ok(serde_json::json!(data::delete_local(state, &d.entry, d.keys).await)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
+        DELETE_VERSIONS => match serde_json::from_slice::<data::versions::DeleteVersions>(&body) {
+            Ok(d) => Ok(serde_json::json!(data::versions::delete_owned(state, d).await)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
         UPLOADS => match serde_json::from_slice::<BucketEntry>(&body) {
             Ok(entry) => local_uploads(state, &entry)
                 .await
@@ -391,6 +396,23 @@ pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: V
         }
     }
     failed
+}
+
+/// The versioned deletes of `call` that the other nodes own, carried out there; by their place in the request. A
+/// node that does not answer leaves its keys without an outcome.
+pub async fn delete_versions_elsewhere(
+    state: &SharedState,
+    call: &data::versions::DeleteVersions,
+) -> Vec<(usize, Result<data::versions::Deleted, String>)> {
+    let answers = ask_others::<_, Vec<(usize, Result<data::versions::Deleted, String>)>>(state, DELETE_VERSIONS, call);
+    let mut done = Vec::new();
+    for (id, answer) in answers.await {
+        match answer {
+            Ok(outcomes) => done.extend(outcomes),
+            Err(e) => tracing::warn!(node = %id, error = %e, "a node did not carry out its versioned deletes"),
+        }
+    }
+    done
 }
 
 /// The multipart uploads in progress of a bucket on every node (each upload lives on its key's owner), by key

@@ -39,7 +39,7 @@ pub async fn put(
         blocking(move || Ok(st.store.commit(staged, &bck, &m.key, &m)?)).await?;
         return Ok(meta);
     }
-    super::mirror::publish(state, entry, staged, &meta, check).await?;
+    super::mirror::publish(state, entry, staged, &mut meta, check).await?;
     Ok(meta)
 }
 

@@ -27,7 +27,9 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
             return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
         }
         Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
-        Error::InvalidBucketName(_) | Error::InvalidProps(_) | Error::NotRemote(_) => StatusCode::BAD_REQUEST,
+        Error::InvalidBucketName(_) | Error::InvalidProps(_) | Error::InvalidVersionId | Error::NotRemote(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::InvalidToken => StatusCode::BAD_REQUEST,

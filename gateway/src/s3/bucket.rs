@@ -1,8 +1,8 @@
-//! Bucket operations on AIS-local buckets: create, head, delete, list, location, tagging.
+//! Bucket operations on AIS-local buckets: create, head, delete, list, location, tagging, versioning.
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
-use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change};
+use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change, S3Versioning};
 
 use crate::data::now_ms;
 use crate::s3::access;
@@ -170,11 +170,54 @@ pub async fn delete_tagging(
     Ok(S3Response::new(DeleteBucketTaggingOutput {}))
 }
 
-/// Versioning is not implemented, so every bucket reports the state of a never-versioned bucket: no status.
+/// The bucket's S3 versioning state: no status until versioning was first enabled (or suspended).
 pub async fn versioning(
     _state: &SharedState,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    bucket(&req)?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let entry = bucket(&req)?;
+    let status = match entry.props.versioning.s3 {
+        S3Versioning::Unversioned => None,
+        S3Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+        S3Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
+}
+
+/// Enables or suspends versioning of an AIS-local bucket. A cloud bucket's versions are its backend's, and a
+/// mirrored bucket's copies would not follow version deletes: both are refused.
+pub async fn put_versioning(
+    state: &SharedState,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let entry = bucket(&req)?;
+    let config = &req.input.versioning_configuration;
+    if config.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
+        return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+    }
+    let wanted = match config.status.as_ref().map(|s| s.as_str()) {
+        None => return Ok(S3Response::new(PutBucketVersioningOutput {})),
+        Some(BucketVersioningStatus::ENABLED) => S3Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => S3Versioning::Suspended,
+        Some(_) => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ))
+        }
+    };
+    if entry.bck.is_remote() {
+        return Err(s3_error!(NotImplemented, "Versioning of a cloud bucket is its backend's: set it there"));
+    }
+    if entry.props.mirror.enabled {
+        return Err(s3_error!(InvalidBucketState, "Versioning is not supported on a mirrored bucket (mirror.enabled)"));
+    }
+    if entry.props.versioning.s3 != wanted {
+        let name = req.input.bucket.clone();
+        let patch = serde_json::json!({ "versioning": { "s3": wanted } });
+        crate::data::apply_registry(state, Change::PatchProps { name, patch, reset: false })
+            .await
+            .map_err(errors::from_data)?;
+    }
+    Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

@@ -18,24 +18,38 @@ use crate::s3::object::{http_date, DEFAULT_CONTENT_TYPE};
 use crate::s3::tagging;
 use crate::state::{SharedState, User};
 
-/// The source bucket and key of a copy, if the door lets `user` read the source object.
-fn source<'a>(state: &SharedState, user: Option<&User>, src: &'a CopySource) -> S3Result<(BucketEntry, &'a str)> {
-    let CopySource::Bucket { bucket, key, .. } = src else {
+/// The source bucket, key and version of a copy, if the door lets `user` read the source object.
+fn source<'a>(
+    state: &SharedState,
+    user: Option<&User>,
+    src: &'a CopySource,
+) -> S3Result<(BucketEntry, &'a str, Option<&'a str>)> {
+    let CopySource::Bucket { bucket, key, version_id } = src else {
         return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
     };
     check_key(key)?;
-    Ok((source_bucket(state, user, bucket, key)?, key))
+    Ok((source_bucket(state, user, bucket, key)?, key, version_id.as_deref()))
 }
 
-/// The source of a copy, opened (so later changes of the source do not affect the copy) and checked against the
-/// `x-amz-copy-source-if-*` conditions.
+/// The source of a copy (a version of it, when named), opened (so later changes of the source do not affect
+/// the copy) and checked against the `x-amz-copy-source-if-*` conditions.
 async fn open_source(
     state: &SharedState,
     entry: &BucketEntry,
     key: &str,
+    version: Option<&str>,
     cond: &ReadConditions<'_>,
 ) -> S3Result<(File, ObjMeta)> {
-    let (file, meta) = data::copy::open_source(state, entry, key).await.map_err(from_data)?;
+    let (file, meta) = match version {
+        Some(v) => data::versions::open(state, entry, key, v).await.map_err(from_data)?,
+        None => data::copy::open_source(state, entry, key).await.map_err(from_data)?,
+    };
+    if meta.delete_marker {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        ));
+    }
     conditions::check_copy_source(cond, &meta)?;
     Ok((file, meta))
 }
@@ -70,8 +84,8 @@ pub async fn copy_object(
     };
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let (src, src_key) = source(state, user.as_ref(), &i.copy_source)?;
-    if src.bck.is_remote() && src.bck == dest.bck {
+    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source)?;
+    if src.bck.is_remote() && src.bck == dest.bck && src_version.is_none() {
         // Same backend bucket: the backend copies; nothing moves through Trove.
         let new_meta = replace.then(|| ObjMeta {
             content_type: Some(i.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
@@ -102,9 +116,10 @@ pub async fn copy_object(
             "CopyObject into a cloud bucket from a different bucket is not supported; copy through a client"
         ));
     }
-    let (src_file, src_meta) = open_source(state, &src, src_key, &cond).await?;
+    let (src_file, src_meta) = open_source(state, &src, src_key, src_version, &cond).await?;
     if src.bck == dest.bck
         && src_key == i.key
+        && src_version.is_none()
         && !replace
         && i.storage_class.is_none()
         && i.website_redirect_location.is_none()
@@ -163,6 +178,8 @@ pub async fn copy_object(
             checksum_sha256: c.get("SHA256").cloned(),
             ..Default::default()
         }),
+        version_id: crate::s3::object::written_version(&meta),
+        copy_source_version_id: src_meta.vid.clone(),
         ..Default::default()
     }))
 }
@@ -201,8 +218,8 @@ pub async fn upload_part_copy(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
-    let (src, src_key) = source(state, user.as_ref(), &i.copy_source)?;
-    let (src_file, src_meta) = open_source(state, &src, src_key, &cond).await?;
+    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source)?;
+    let (src_file, src_meta) = open_source(state, &src, src_key, src_version, &cond).await?;
     let (start, end) = match i.copy_source_range.as_deref() {
         Some(r) => parse_copy_range(r, src_meta.size)?,
         None => (0, src_meta.size),
@@ -217,6 +234,7 @@ pub async fn upload_part_copy(
             last_modified: Some(timestamp_ms(meta.mtime_ms)),
             ..Default::default()
         }),
+        copy_source_version_id: src_meta.vid.clone(),
         ..Default::default()
     }))
 }

@@ -22,6 +22,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::InvalidProps(reason) => s3_error!(InvalidArgument, "{reason}"),
         D::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         D::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        D::InvalidVersionId => s3_error!(InvalidArgument, "Invalid version id specified"),
         D::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

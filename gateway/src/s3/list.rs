@@ -79,6 +79,7 @@ async fn list<T>(
     delimiter: Option<&str>,
     after: String,
     token: Option<&str>,
+    versions: Option<bool>,
 ) -> S3Result<Listing> {
     let entry = crate::s3::ctx::bucket(req)?;
     check_encoding(encoding)?;
@@ -89,8 +90,11 @@ async fn list<T>(
         delimiter: delimiter.map(str::to_owned),
         after,
         token: token.map(str::to_owned),
-        max,
+        // A page that continues inside a key may find nothing left of it: one key more keeps it moving.
+        max: max + usize::from(versions == Some(true)),
         cached_only: false,
+        versions: versions.is_some(),
+        after_inclusive: versions.unwrap_or(false),
     };
     let page = crate::data::list(state, &entry, opts).await.map_err(errors::from_data)?;
     Ok(Listing { page, owner, max })
@@ -100,9 +104,18 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.marker.clone().unwrap_or_default();
-    let Listing { page, owner, max } =
-        list(state, &req, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), marker.clone(), None)
-            .await?;
+    let Listing { page, owner, max } = list(
+        state,
+        &req,
+        i.encoding_type.as_ref(),
+        i.max_keys,
+        &prefix,
+        i.delimiter.as_deref(),
+        marker.clone(),
+        None,
+        None,
+    )
+    .await?;
     let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
     Ok(S3Response::new(ListObjectsOutput {
@@ -134,6 +147,7 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
         i.delimiter.as_deref(),
         after,
         i.continuation_token.as_deref(),
+        None,
     )
     .await?;
     let i = req.input;
@@ -157,48 +171,118 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
     }))
 }
 
-/// ListObjectVersions on a bucket without versioning: every object is its only version, `null`, and latest.
+/// ListObjectVersions. An AIS-local bucket lists every version and delete marker of each key, newest first; a
+/// page may end inside a key (`NextVersionIdMarker`). A cloud bucket lists its objects, each the only
+/// (`null`) and latest version: the cache knows no older ones.
 pub async fn versions(
     state: &SharedState,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let entry = crate::s3::ctx::bucket(&req)?;
     let i = &req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
     let marker = i.key_marker.clone().unwrap_or_default();
+    let vid_marker = i.version_id_marker.clone().filter(|v| !v.is_empty());
+    if let Some(v) = &vid_marker {
+        if marker.is_empty() {
+            return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
+        }
+        if !trove_cache::valid_version_id(v) {
+            return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+        }
+    }
+    let local = !entry.bck.is_remote();
+    let mode = local.then_some(vid_marker.is_some());
+    let delimiter = i.delimiter.as_deref();
     let Listing { page, owner, max } =
-        list(state, &req, i.encoding_type.as_ref(), i.max_keys, &prefix, i.delimiter.as_deref(), marker.clone(), None)
-            .await?;
+        list(state, &req, i.encoding_type.as_ref(), i.max_keys, &prefix, delimiter, marker.clone(), None, mode).await?;
     let i = req.input;
     let enc = encoder(i.encoding_type.as_ref());
-    let versions = page
-        .objects
-        .into_iter()
-        .map(|(k, m)| ObjectVersion {
-            key: Some(enc(k)),
-            version_id: Some("null".to_owned()),
-            is_latest: Some(true),
-            size: Some(m.size as i64),
-            e_tag: Some(ETag::Strong(m.etag.clone())),
-            last_modified: Some(timestamp_ms(m.mtime_ms)),
-            storage_class: Some(ObjectVersionStorageClass::from(
-                m.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()),
-            )),
-            owner: Some(owner.clone()),
-            ..Default::default()
-        })
-        .collect();
+    let version_entry = |k: &str, m: &ObjMeta, latest: bool| ObjectVersion {
+        key: Some(enc(k.to_owned())),
+        version_id: Some(m.version_id().to_owned()),
+        is_latest: Some(latest),
+        size: Some(m.size as i64),
+        e_tag: Some(ETag::Strong(m.etag.clone())),
+        last_modified: Some(timestamp_ms(m.mtime_ms)),
+        storage_class: Some(ObjectVersionStorageClass::from(
+            m.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()),
+        )),
+        owner: Some(owner.clone()),
+        checksum_algorithm: (!m.checksums.is_empty())
+            .then(|| m.checksums.keys().map(|k| ChecksumAlgorithm::from(k.clone())).collect()),
+        ..Default::default()
+    };
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut truncated = page.truncated;
+    let mut next: Option<(String, Option<String>)> = None;
+    if !local {
+        for (k, m) in &page.objects {
+            versions.push(version_entry(k, m, true));
+        }
+        next = page.last.clone().map(|l| (l, Some("null".to_owned())));
+    } else {
+        // Keys and common prefixes in one order; each key's versions newest first.
+        let mut entries: Vec<(String, Option<trove_cache::Versions>)> =
+            page.versions.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        entries.extend(page.prefixes.into_iter().map(|p| (p, None)));
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut count = 0;
+        'entries: for (key, item) in entries {
+            let Some(all) = item else {
+                if count == max {
+                    truncated = true;
+                    break;
+                }
+                prefixes.push(CommonPrefix { prefix: Some(enc(key.clone())) });
+                next = Some((key, None));
+                count += 1;
+                continue;
+            };
+            // Continuing inside the marker's key: only the versions older than the marker version.
+            let skip = match (&vid_marker, key == marker) {
+                (Some(v), true) => all.iter().position(|m| m.version_id() == v).map_or(all.len(), |p| p + 1),
+                _ => 0,
+            };
+            for (idx, m) in all.iter().enumerate().skip(skip) {
+                if count == max {
+                    truncated = true;
+                    break 'entries;
+                }
+                if m.delete_marker {
+                    markers.push(DeleteMarkerEntry {
+                        key: Some(enc(key.clone())),
+                        version_id: Some(m.version_id().to_owned()),
+                        is_latest: Some(idx == 0),
+                        last_modified: Some(timestamp_ms(m.mtime_ms)),
+                        owner: Some(owner.clone()),
+                    });
+                } else {
+                    versions.push(version_entry(&key, m, idx == 0));
+                }
+                next = Some((key.clone(), Some(m.version_id().to_owned())));
+                count += 1;
+            }
+        }
+    }
+    let (next_key, next_vid) = match next.filter(|_| truncated) {
+        Some((k, v)) => (Some(enc(k)), v),
+        None => (None, None),
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(i.bucket),
         prefix: Some(enc(prefix)),
         key_marker: Some(enc(marker)),
         version_id_marker: i.version_id_marker,
         max_keys: Some(max as i32),
-        is_truncated: Some(page.truncated),
-        next_key_marker: if page.truncated { page.last.clone().map(&enc) } else { None },
-        next_version_id_marker: page.truncated.then(|| "null".to_owned()),
-        versions: Some(versions),
-        delete_markers: None,
-        common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
+        is_truncated: Some(truncated),
+        next_key_marker: next_key,
+        next_version_id_marker: next_vid,
+        versions: (!versions.is_empty()).then_some(versions),
+        delete_markers: (!markers.is_empty()).then_some(markers),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
         delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         encoding_type: i.encoding_type,
         request_charged: None,

@@ -67,6 +67,12 @@ impl S3 for TroveS3 {
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         bucket::versioning(&self.state, req).await
     }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        bucket::put_versioning(&self.state, req).await
+    }
     async fn put_bucket_tagging(
         &self,
         req: S3Request<PutBucketTaggingInput>,

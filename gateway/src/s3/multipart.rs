@@ -132,6 +132,7 @@ pub async fn complete(
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
+        version_id: crate::s3::object::written_version(&meta),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         checksum_crc32: c.get("CRC32").cloned(),
         checksum_crc32c: c.get("CRC32C").cloned(),

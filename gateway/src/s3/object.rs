@@ -147,8 +147,11 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
     let check = conditions::write_precondition(if_match, if_none_match);
     let meta = crate::data::put(state, &entry, staged, meta, check).await.map_err(errors::from_data)?;
-    let mut resp =
-        S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
+    let mut resp = S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(meta.etag.clone())),
+        version_id: written_version(&meta),
+        ..Default::default()
+    });
     resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));
     Ok(resp)
 }
@@ -212,6 +215,9 @@ pub fn read_headers(meta: &ObjMeta, checksums_asked: bool, part: Option<usize>) 
     if !meta.tags.is_empty() {
         h.insert("x-amz-tagging-count", http::HeaderValue::from(meta.tags.len()));
     }
+    if let Some(v) = meta.vid.as_deref().and_then(|v| http::HeaderValue::from_str(v).ok()) {
+        h.insert("x-amz-version-id", v);
+    }
     h
 }
 
@@ -266,10 +272,51 @@ async fn read_any(
         Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
         Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
     });
+    if let Some(version) = i.version_id.clone() {
+        let (file, meta) =
+            crate::data::versions::open(state, &entry, &i.key, &version).await.map_err(errors::from_data)?;
+        if meta.delete_marker {
+            return Err(marker_error(
+                s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."),
+                &meta,
+            ));
+        }
+        let file = std::sync::Arc::new(file);
+        return respond(&meta, i, with_body, move |start, end| FileBody::shared(file, start, end).into_blob());
+    }
     let opts = crate::data::ReadOpts { range, latest, with_body };
-    let o = crate::data::read(state, &entry, &i.key, opts).await.map_err(errors::from_data)?;
+    let o = match crate::data::read(state, &entry, &i.key, opts).await {
+        Ok(o) => o,
+        Err(crate::data::Error::NoSuchKey) => {
+            let err = errors::from_data(crate::data::Error::NoSuchKey);
+            return Err(match crate::data::versions::hiding_marker(state, &entry, &i.key).await {
+                Some(marker) => marker_error(err, &marker),
+                None => err,
+            });
+        }
+        Err(e) => return Err(errors::from_data(e)),
+    };
     let body = o.body;
     respond(&o.meta, i, with_body, move |start, end| into_blob(body, start, end))
+}
+
+/// The version id a write reports: a new version's; none for a null version (a suspended bucket), as S3 does.
+pub fn written_version(meta: &ObjMeta) -> Option<String> {
+    meta.vid.clone().filter(|v| v != trove_cache::NULL_VERSION)
+}
+
+/// An error about a delete marker carries its headers: `x-amz-delete-marker`, its version id, its time.
+fn marker_error(mut err: s3s::S3Error, marker: &ObjMeta) -> s3s::S3Error {
+    let mut h = http::HeaderMap::new();
+    h.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+    if let Ok(v) = http::HeaderValue::from_str(marker.version_id()) {
+        h.insert("x-amz-version-id", v);
+    }
+    if let Some(v) = http_date(&timestamp_ms(marker.mtime_ms)).and_then(|d| http::HeaderValue::from_str(&d).ok()) {
+        h.insert(http::header::LAST_MODIFIED, v);
+    }
+    err.set_headers(h);
+    err
 }
 
 /// The bytes `[start, end)` of a read as a response body (a backend range is already just those bytes).
@@ -300,6 +347,7 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
     let as_get = GetObjectInput {
         bucket: i.bucket,
         key: i.key,
+        version_id: i.version_id,
         checksum_mode: i.checksum_mode,
         if_match: i.if_match,
         if_none_match: i.if_none_match,
@@ -398,9 +446,15 @@ pub async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let entry = bucket(&req)?;
-    check_key(&req.input.key)?;
-    crate::data::delete(state, &entry, &req.input.key).await.map_err(errors::from_data)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let i = req.input;
+    check_key(&i.key)?;
+    let deleted =
+        crate::data::versions::delete(state, &entry, &i.key, i.version_id).await.map_err(errors::from_data)?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.delete_marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
 }
 
 /// S3's limit on keys per DeleteObjects request.
@@ -421,28 +475,42 @@ pub async fn delete_many(
     let quiet = req.input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errs = Vec::new();
-    let mut keys = Vec::with_capacity(objects.len());
+    let mut wanted = Vec::with_capacity(objects.len());
+    let failed = |key: String, version_id: Option<String>, e: s3s::S3Error| Error {
+        key: Some(key),
+        code: Some(e.code().as_str().to_owned()),
+        message: e.message().map(str::to_owned),
+        version_id,
+    };
     for o in objects {
         match check_key(&o.key) {
-            Ok(()) => keys.push(o.key),
-            Err(e) => errs.push(Error {
-                key: Some(o.key),
-                code: Some(e.code().as_str().to_owned()),
-                message: e.message().map(str::to_owned),
-                version_id: None,
-            }),
+            Ok(()) => wanted.push((o.key, o.version_id)),
+            Err(e) => errs.push(failed(o.key, o.version_id, e)),
         }
     }
-    for (key, outcome) in crate::data::delete_many(state, &entry, keys).await {
-        match outcome.map_err(errors::from_data) {
-            Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
-            Ok(()) => {}
-            Err(e) => errs.push(Error {
-                key: Some(key),
-                code: Some(e.code().as_str().to_owned()),
-                message: e.message().map(str::to_owned),
-                version_id: None,
-            }),
+    if wanted.iter().any(|(_, v)| v.is_some()) || crate::data::versions::is_versioned(&entry) {
+        let outcomes = crate::data::versions::delete_many(state, &entry, wanted.clone()).await;
+        for ((key, version), outcome) in wanted.into_iter().zip(outcomes) {
+            match outcome.map_err(errors::from_data) {
+                Ok(d) if !quiet => deleted.push(DeletedObject {
+                    key: Some(key),
+                    // Removing a version names it; a new delete marker is named as the marker.
+                    version_id: version.clone(),
+                    delete_marker: d.delete_marker.then_some(true),
+                    delete_marker_version_id: d.delete_marker.then_some(d.version_id).flatten(),
+                }),
+                Ok(_) => {}
+                Err(e) => errs.push(failed(key, version, e)),
+            }
+        }
+    } else {
+        let keys = wanted.into_iter().map(|(k, _)| k).collect();
+        for (key, outcome) in crate::data::delete_many(state, &entry, keys).await {
+            match outcome.map_err(errors::from_data) {
+                Ok(()) if !quiet => deleted.push(DeletedObject { key: Some(key), ..Default::default() }),
+                Ok(()) => {}
+                Err(e) => errs.push(failed(key, None, e)),
+            }
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput {
@@ -460,7 +528,16 @@ pub async fn attributes(
     let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
-    let meta = state.store.head(&entry.bck, &i.key).map_err(errors::from_store)?;
+    let meta = match &i.version_id {
+        Some(v) => crate::data::versions::open(state, &entry, &i.key, v).await.map_err(errors::from_data)?.1,
+        None => state.store.head(&entry.bck, &i.key).map_err(errors::from_store)?,
+    };
+    if meta.delete_marker {
+        return Err(marker_error(
+            s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."),
+            &meta,
+        ));
+    }
     // Clients send one comma-separated header; s3s may hand it over as a single element.
     let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str().split(',').any(|v| v.trim() == a));
     let checksum = (wants(ObjectAttributes::CHECKSUM) && !meta.checksums.is_empty()).then(|| {
@@ -518,6 +595,7 @@ pub async fn attributes(
         storage_class: wants(ObjectAttributes::STORAGE_CLASS)
             .then(|| StorageClass::from(meta.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()))),
         last_modified: Some(timestamp_ms(meta.mtime_ms)),
+        version_id: meta.vid.clone(),
         ..Default::default()
     }))
 }

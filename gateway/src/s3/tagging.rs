@@ -54,13 +54,18 @@ pub async fn get_object(
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let entry = bucket(&req)?;
-    check_key(&req.input.key)?;
-    let st = state.clone();
-    let key = req.input.key.clone();
-    let meta = blocking(move || st.store.head(&entry.bck, &key).map_err(errors::from_store)).await?;
+    let i = req.input;
+    check_key(&i.key)?;
+    let meta = match i.version_id {
+        Some(v) => crate::data::versions::open(state, &entry, &i.key, &v).await.map_err(errors::from_data)?.1,
+        None => {
+            let st = state.clone();
+            blocking(move || st.store.head(&entry.bck, &i.key).map_err(errors::from_store)).await?
+        }
+    };
     let mut tags = meta.tags;
     tags.sort();
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&tags), version_id: None }))
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&tags), version_id: meta.vid }))
 }
 
 pub async fn put_object(
@@ -68,13 +73,12 @@ pub async fn put_object(
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let entry = bucket(&req)?;
-    check_key(&req.input.key)?;
-    check_tag_set(&req.input.tagging.tag_set, MAX_OBJECT_TAGS)?;
-    let tags = to_pairs(&req.input.tagging.tag_set);
-    let st = state.clone();
-    let key = req.input.key.clone();
-    blocking(move || st.store.update_meta(&entry.bck, &key, |m| m.tags = tags).map_err(errors::from_store)).await?;
-    Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+    let i = req.input;
+    check_key(&i.key)?;
+    check_tag_set(&i.tagging.tag_set, MAX_OBJECT_TAGS)?;
+    let tags = to_pairs(&i.tagging.tag_set);
+    let meta = set_tags(state, &entry, &i.key, i.version_id, tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: meta.vid }))
 }
 
 pub async fn delete_object(
@@ -82,9 +86,27 @@ pub async fn delete_object(
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let entry = bucket(&req)?;
-    check_key(&req.input.key)?;
-    let st = state.clone();
-    let key = req.input.key.clone();
-    blocking(move || st.store.update_meta(&entry.bck, &key, |m| m.tags.clear()).map_err(errors::from_store)).await?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: None }))
+    let i = req.input;
+    check_key(&i.key)?;
+    let meta = set_tags(state, &entry, &i.key, i.version_id, Vec::new()).await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: meta.vid }))
+}
+
+/// Replaces the tags of an object (one version of it, when named); a delete marker has none to change.
+async fn set_tags(
+    state: &SharedState,
+    entry: &trove_namespace::BucketEntry,
+    key: &str,
+    version: Option<String>,
+    tags: Vec<(String, String)>,
+) -> S3Result<trove_cache::ObjMeta> {
+    crate::data::versions::update_meta(state, entry, key, version, move |m| {
+        if m.delete_marker {
+            return Err(trove_cache::Error::NotFound);
+        }
+        m.tags = tags;
+        Ok(())
+    })
+    .await
+    .map_err(errors::from_data)
 }
