@@ -40,11 +40,11 @@ compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q compat-tests ${PY
 
 # The same S3 clients against a three-node cluster, requests spread over the nodes (in-cluster forwarding,
 # merged listings, cluster-wide deletes and uploads, cloud read-through on the owning node; raw reads of other
-# nodes' objects relayed below hyper).
+# nodes' objects relayed below hyper; every version of a key on its owner).
 echo "== compatibility tests against a three-node cluster"
 # shellcheck disable=SC2086
 TROVE_TEST_CLUSTER=3 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider -q \
   compat-tests/test_objects.py compat-tests/test_multipart.py compat-tests/test_list.py \
   compat-tests/test_buckets.py compat-tests/test_awscli.py compat-tests/test_backends.py \
-  compat-tests/test_direct_reads.py compat-tests/test_fast_path.py \
+  compat-tests/test_direct_reads.py compat-tests/test_fast_path.py compat-tests/test_versioning.py \
   compat-tests/test_hardening.py::test_stalled_upload_body_times_out ${PYTEST_ARGS:-}

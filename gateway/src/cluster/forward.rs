@@ -200,7 +200,9 @@ async fn with_neighbors(
 ) -> Routed {
     let method = req.method().clone();
     let object_call = target.api == Api::Native || is_plain_object_call(&req);
-    if !object_call {
+    // Every version of a key lives on its owner, which alone places delete markers and removes versions: the
+    // neighbours have nothing to add to a read or a delete.
+    if !object_call || crate::data::versions::is_versioned(entry) {
         return Routed::Local(req);
     }
     let others: Vec<NodeInfo> =

@@ -36,7 +36,7 @@ pub async fn open_source(state: &SharedState, entry: &BucketEntry, key: &str) ->
     match blocking(move || Ok(st.store.open_object(&bck, &k)?)).await {
         // In a cluster the source may live on another node (its owner, or where it was before a join).
         Err(Error::NoSuchKey) if !entry.bck.is_remote() && state.cluster.map().smap.nodes.len() > 1 => {
-            super::peers::fetch_object(state, &entry.bck, key).await
+            super::peers::fetch_object(state, &entry.bck, key, None).await
         }
         other => other,
     }

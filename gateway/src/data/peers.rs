@@ -43,6 +43,9 @@ const META_HEADER: &str = "trove-object-meta";
 struct ObjectRef {
     bck: trove_namespace::Bck,
     key: String,
+    /// One version of the object (of a versioned bucket), rather than the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
 }
 
 /// A job to start on every node under one id.
@@ -94,10 +97,17 @@ pub(crate) fn respond(status: StatusCode, body: Bytes) -> http::Response<s3s::Bo
 async fn serve_object(state: &SharedState, o: ObjectRef) -> http::Response<s3s::Body> {
     use base64::Engine;
     let st = state.clone();
-    let opened = tokio::task::spawn_blocking(move || st.store.open_object(&o.bck, &o.key)).await;
+    let opened = tokio::task::spawn_blocking(move || match o.version.as_deref() {
+        Some(v) if trove_cache::valid_version_id(v) => st.store.open_version(&o.bck, &o.key, v),
+        Some(_) => Err(trove_cache::Error::NoSuchVersion),
+        None => st.store.open_object(&o.bck, &o.key),
+    })
+    .await;
     let (file, meta) = match opened {
         Ok(Ok(x)) => x,
-        Ok(Err(trove_cache::Error::NotFound)) => return respond(StatusCode::NOT_FOUND, Bytes::from("no such object")),
+        Ok(Err(trove_cache::Error::NotFound | trove_cache::Error::NoSuchVersion)) => {
+            return respond(StatusCode::NOT_FOUND, Bytes::from("no such object"))
+        }
         Ok(Err(e)) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
         Err(e) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
     };
@@ -110,18 +120,21 @@ async fn serve_object(state: &SharedState, o: ObjectRef) -> http::Response<s3s::
     r
 }
 
-/// Fetches `key` of `bck` from whichever other node holds it (owner first) into a work file of this node's
-/// store; returns the open file (its name is gone once the copy is done) and the object's metadata.
+/// Fetches `key` of `bck` (or one version of it) from whichever other node holds it (owner first) into a work
+/// file of this node's store; returns the open file (its name is gone once the copy is done) and the object's
+/// metadata.
 pub async fn fetch_object(
     state: &SharedState,
     bck: &trove_namespace::Bck,
     key: &str,
+    version: Option<&str>,
 ) -> Result<(std::fs::File, trove_cache::ObjMeta), Error> {
     let map = state.cluster.map();
     let ranked = crate::cluster::ranked(&map, bck, key);
     let others = map.smap.nodes.values().filter(|n| !ranked.iter().any(|r| r.id == n.id));
     let nodes: Vec<&trove_cluster::NodeInfo> = ranked.iter().copied().chain(others).collect();
-    let (staged, meta) = fetch_from(state, &nodes, bck, key).await?.ok_or(Error::NoSuchKey)?;
+    let missing = if version.is_some() { Error::NoSuchVersion } else { Error::NoSuchKey };
+    let (staged, meta) = fetch_from(state, &nodes, bck, key, version).await?.ok_or(missing)?;
     let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
     Ok((file, meta))
 }
@@ -138,7 +151,7 @@ pub async fn pull_cached(
     let ranked = crate::cluster::ranked(&map, &entry.bck, key);
     let nodes: Vec<&trove_cluster::NodeInfo> =
         ranked.iter().copied().filter(|n| n.id != state.node_id).take(2).collect();
-    let Some((mut staged, meta)) = fetch_from(state, &nodes, &entry.bck, key).await? else { return Ok(None) };
+    let Some((mut staged, meta)) = fetch_from(state, &nodes, &entry.bck, key, None).await? else { return Ok(None) };
     staged.guard(data::bucket_guard(state, entry));
     let (st, bck, k, m) = (state.clone(), entry.bck.clone(), key.to_owned(), meta.clone());
     let opened = data::blocking(move || {
@@ -162,12 +175,14 @@ async fn fetch_from(
     nodes: &[&trove_cluster::NodeInfo],
     bck: &trove_namespace::Bck,
     key: &str,
+    version: Option<&str>,
 ) -> Result<Option<(trove_cache::Staged, trove_cache::ObjMeta)>, Error> {
     use base64::Engine;
     use http_body_util::BodyExt;
     let path = format!("{PREFIX}{OBJECT}");
-    let body = serde_json::to_vec(&ObjectRef { bck: bck.clone(), key: key.to_owned() })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let body =
+        serde_json::to_vec(&ObjectRef { bck: bck.clone(), key: key.to_owned(), version: version.map(str::to_owned) })
+            .map_err(|e| Error::Internal(e.to_string()))?;
     for node in nodes.iter().filter(|n| n.id != state.node_id) {
         let req = http::Request::post(format!("{}{path}", node.url.trim_end_matches('/')))
             .header(trove_cluster::AUTH_HEADER, state.cluster.sign("POST", &path))

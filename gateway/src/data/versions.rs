@@ -177,7 +177,13 @@ pub async fn open(
         return Err(Error::NotImplemented("reading one version of a cloud object through the cache"));
     }
     let (st, bck, k, v) = (state.clone(), entry.bck.clone(), key.to_owned(), version.to_owned());
-    blocking(move || Ok(st.store.open_version(&bck, &k, &v)?)).await
+    match blocking(move || Ok(st.store.open_version(&bck, &k, &v)?)).await {
+        // A copy's source may live on another node (its owner).
+        Err(Error::NoSuchVersion) if !matches!(state.owner(&entry.bck, key), Owner::Local) => {
+            super::peers::fetch_object(state, &entry.bck, key, Some(version)).await
+        }
+        other => other,
+    }
 }
 
 /// The delete marker that hides `key` in a versioned bucket (for the headers of its 404).
