@@ -14,6 +14,9 @@ pub enum Error {
     /// The version id names no version of the key.
     #[error("no such version")]
     NoSuchVersion,
+    /// A caller's check, run under the tree lock, refused the change (named why).
+    #[error("{0}")]
+    Refused(String),
     #[error("object metadata is too large for this filesystem")]
     MetadataTooLarge,
     /// Displays the path only: the I/O error is the `source`, which error reports print after it.

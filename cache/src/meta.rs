@@ -73,6 +73,14 @@ pub struct ObjMeta {
     /// An S3 delete marker (no data).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    /// S3 Object Lock retention: `GOVERNANCE` or `COMPLIANCE`, until `lock_until_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_until_ms: Option<i64>,
+    /// S3 Object Lock legal hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
 }
 
 fn is_zero(v: &u64) -> bool {

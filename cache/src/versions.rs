@@ -178,15 +178,31 @@ impl Store {
         self.sync_dirs(mp, dirty)
     }
 
-    /// Removes the version `vid` of `key` for good, and returns it. When it was the newest, the next one
-    /// becomes current (an object moves back into place).
-    pub fn remove_version(&self, bck: &Bck, key: &str, vid: &str) -> Result<ObjMeta> {
+    /// Removes the version `vid` of `key` for good, if `check` accepts it (under the tree lock), and returns
+    /// it. When it was the newest, the next one becomes current (an object moves back into place).
+    pub fn remove_version(
+        &self,
+        bck: &Bck,
+        key: &str,
+        vid: &str,
+        check: impl FnOnce(&ObjMeta) -> Result<()>,
+    ) -> Result<ObjMeta> {
         let mp = self.mountpath_index(bck, key);
         let mut dirty = Vec::new();
         let removed = {
             let _tree = self.lock_tree();
             let (vroot, dir) = self.version_dir(bck, key);
-            let removed = match self.current(bck, key)? {
+            let current = self.current(bck, key)?;
+            let target = match &current {
+                Some((_, cur)) if cur.version_id() == vid => cur.clone(),
+                _ => match ObjMeta::read_at(&dir.join(vid)) {
+                    Ok(m) => m,
+                    Err(Error::Io { source, .. }) if is_missing(&source) => return Err(Error::NoSuchVersion),
+                    Err(e) => return Err(e),
+                },
+            };
+            check(&target)?;
+            let removed = match current {
                 Some((p, cur)) if cur.version_id() == vid => {
                     // The next version, when it is an object, replaces the current one in one rename.
                     let next = Self::archived(&dir)?.into_iter().find(|(_, m)| m.version_id() != vid);
@@ -445,13 +461,13 @@ mod tests {
             store.place_delete_marker(&bck, key, &dm).unwrap();
             assert!(matches!(store.head(&bck, key), Err(Error::NotFound)));
             assert_eq!(store.current_marker(&bck, key).unwrap().unwrap().vid, dm.vid);
-            assert!(store.remove_version(&bck, key, dm.version_id()).unwrap().delete_marker);
+            assert!(store.remove_version(&bck, key, dm.version_id(), |_| Ok(())).unwrap().delete_marker);
             assert_eq!(store.head(&bck, key).unwrap().etag, "v2");
 
             // Removing the current version promotes the next one.
-            store.remove_version(&bck, key, v2.version_id()).unwrap();
+            store.remove_version(&bck, key, v2.version_id(), |_| Ok(())).unwrap();
             assert_eq!(store.head(&bck, key).unwrap().etag, "v1");
-            assert!(matches!(store.remove_version(&bck, key, v2.version_id()), Err(Error::NoSuchVersion)));
+            assert!(matches!(store.remove_version(&bck, key, v2.version_id(), |_| Ok(())), Err(Error::NoSuchVersion)));
 
             // Suspended: a null write replaces the null version, and archives v1.
             put(&store, &bck, key, "n1", Some("null"));
@@ -469,7 +485,7 @@ mod tests {
 
         for (key, versions) in listed {
             for v in versions {
-                store.remove_version(&bck, &key, v.version_id()).unwrap();
+                store.remove_version(&bck, &key, v.version_id(), |_| Ok(())).unwrap();
             }
         }
         assert!(store.bucket_is_empty(&bck).unwrap());

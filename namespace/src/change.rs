@@ -46,6 +46,12 @@ pub enum Change {
         name: String,
         tags: Vec<(String, String)>,
     },
+    /// Sets (or with `None` removes) the S3 bucket configuration `kind` of the bucket under `name`.
+    SetConfig {
+        name: String,
+        kind: String,
+        doc: Option<String>,
+    },
     /// Owners renamed (canonical ids replacing access keys in registries written before them).
     RenameOwners {
         renames: Vec<(String, String)>,
@@ -108,6 +114,14 @@ impl Change {
                 e.tags = tags.clone();
                 Ok(Some(e.clone()))
             }
+            Change::SetConfig { name, kind, doc } => {
+                let e = existing(buckets, name)?;
+                match doc {
+                    Some(d) => e.configs.insert(kind.clone(), d.clone()),
+                    None => e.configs.remove(kind),
+                };
+                Ok(Some(e.clone()))
+            }
             Change::RenameOwners { renames } => {
                 for e in buckets.values_mut() {
                     if let Some((_, to)) = renames.iter().find(|(from, _)| *from == e.owner) {
@@ -149,6 +163,7 @@ mod tests {
             },
             Change::SetAcl { name: "local".into(), acl: Some("public-read".into()) },
             Change::SetTags { name: "local".into(), tags: vec![("k".into(), "v".into())] },
+            Change::SetConfig { name: "local".into(), kind: "cors".into(), doc: Some("<x/>".into()) },
             Change::RenameOwners { renames: vec![("owner".into(), "canonical".into())] },
         ];
         let (mut a, mut b) = (RegistrySnapshot::default(), RegistrySnapshot::default());
@@ -161,6 +176,7 @@ mod tests {
         assert_eq!(a, b);
         assert!(!a.buckets["data"].props.lru.enabled);
         assert_eq!(a.buckets["local"].owner, "canonical");
+        assert_eq!(a.buckets["local"].configs["cors"], "<x/>");
         assert!(matches!(
             Change::Attach { name: "local".into(), entry: entry(origin) }.apply(&mut a),
             Err(Error::AlreadyExists(_))

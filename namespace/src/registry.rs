@@ -185,6 +185,10 @@ pub struct BucketEntry {
     /// Set while a DeleteBucket checks the nodes for objects: no write lands in a sealed bucket.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sealed: bool,
+    /// S3 bucket configurations by name (`object-lock`, `policy`, `cors`, ...), each a document the S3
+    /// frontend writes and reads; the registry only keeps and replicates them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, String>,
 }
 
 impl BucketEntry {
@@ -198,6 +202,7 @@ impl BucketEntry {
             tags: Vec::new(),
             acl: None,
             bid,
+            configs: BTreeMap::new(),
             sealed: false,
         }
     }

@@ -47,6 +47,7 @@ pub async fn attach(
         acl: None,
         bid: crate::data::new_bid(),
         sealed: false,
+        configs: Default::default(),
     };
     match super::apply_registry(state, Change::Attach { name: s3_name.to_owned(), entry }).await {
         Ok(Some(attached)) => Ok(attached),

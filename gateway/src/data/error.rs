@@ -22,6 +22,9 @@ pub enum Error {
     NoSuchVersion,
     #[error("invalid version id specified")]
     InvalidVersionId,
+    /// Refused for what the object is (an Object Lock retention or legal hold), named why.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the bucket is not empty")]
     BucketNotEmpty,
     #[error("precondition failed")]
@@ -115,6 +118,7 @@ impl From<trove_cache::Error> for Error {
             C::NotFound => Error::NoSuchKey,
             C::NoSuchUpload => Error::NoSuchUpload,
             C::NoSuchVersion => Error::NoSuchVersion,
+            C::Refused(why) => Error::Forbidden(why),
             C::PreconditionFailed => Error::PreconditionFailed,
             C::MetadataTooLarge => Error::MetadataTooLarge,
             C::NoSpace { path } => {

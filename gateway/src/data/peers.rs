@@ -418,8 +418,12 @@ pub async fn delete_everywhere(state: &SharedState, entry: &BucketEntry, keys: V
 pub async fn delete_versions_elsewhere(
     state: &SharedState,
     call: &data::versions::DeleteVersions,
-) -> Vec<(usize, Result<data::versions::Deleted, String>)> {
-    let answers = ask_others::<_, Vec<(usize, Result<data::versions::Deleted, String>)>>(state, DELETE_VERSIONS, call);
+) -> Vec<(usize, Result<data::versions::Deleted, data::versions::Failure>)> {
+    let answers = ask_others::<_, Vec<(usize, Result<data::versions::Deleted, data::versions::Failure>)>>(
+        state,
+        DELETE_VERSIONS,
+        call,
+    );
     let mut done = Vec::new();
     for (id, answer) in answers.await {
         match answer {

@@ -49,12 +49,32 @@ pub struct Deleted {
     pub delete_marker: bool,
 }
 
-/// Deletes `key`, or with `version` one version of it, as S3 does in the bucket's versioning state.
+/// Whether a version may be removed now: not under a legal hold, not retained in compliance mode, and retained
+/// in governance mode only when the caller bypasses it (`x-amz-bypass-governance-retention`).
+pub fn removable(meta: &ObjMeta, bypass_governance: bool) -> Result<(), trove_cache::Error> {
+    if meta.legal_hold {
+        return Err(trove_cache::Error::Refused("The object is under a legal hold".into()));
+    }
+    let retained = meta.lock_until_ms.is_some_and(|until| until > now_ms());
+    match meta.lock_mode.as_deref() {
+        Some("GOVERNANCE") if retained && !bypass_governance => {
+            Err(trove_cache::Error::Refused("The object is retained in governance mode".into()))
+        }
+        Some("COMPLIANCE") if retained => {
+            Err(trove_cache::Error::Refused("The object is retained in compliance mode".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deletes `key`, or with `version` one version of it, as S3 does in the bucket's versioning state. A version
+/// under Object Lock is removed only as [`removable`] allows.
 pub async fn delete(
     state: &SharedState,
     entry: &BucketEntry,
     key: &str,
     version: Option<String>,
+    bypass_governance: bool,
 ) -> Result<Deleted, Error> {
     if let Some(v) = &version {
         check_id(v)?;
@@ -71,14 +91,20 @@ pub async fn delete(
         return Ok(Deleted::default());
     }
     let (st, e, k) = (state.clone(), entry.clone(), key.to_owned());
-    blocking(move || delete_here(&st, &e, &k, version.as_deref())).await
+    blocking(move || delete_here(&st, &e, &k, version.as_deref(), bypass_governance)).await
 }
 
 /// A versioned delete on this node (the key's owner).
-fn delete_here(state: &AppState, entry: &BucketEntry, key: &str, version: Option<&str>) -> Result<Deleted, Error> {
+fn delete_here(
+    state: &AppState,
+    entry: &BucketEntry,
+    key: &str,
+    version: Option<&str>,
+    bypass_governance: bool,
+) -> Result<Deleted, Error> {
     let bck = &entry.bck;
     match version {
-        Some(v) => match state.store.remove_version(bck, key, v) {
+        Some(v) => match state.store.remove_version(bck, key, v, |m| removable(m, bypass_governance)) {
             Ok(m) => Ok(Deleted { version_id: Some(v.to_owned()), delete_marker: m.delete_marker }),
             // Deleting what is not there succeeds, as S3's DeleteObject does.
             Err(trove_cache::Error::NoSuchVersion) => {
@@ -106,6 +132,8 @@ fn delete_here(state: &AppState, entry: &BucketEntry, key: &str, version: Option
 pub struct DeleteVersions {
     pub entry: BucketEntry,
     pub deletes: Vec<(String, Option<String>)>,
+    #[serde(default)]
+    pub bypass_governance: bool,
 }
 
 /// DeleteObjects with version ids or in a versioned bucket: each key deleted on its owner (this node for its
@@ -114,6 +142,7 @@ pub async fn delete_many(
     state: &SharedState,
     entry: &BucketEntry,
     deletes: Vec<(String, Option<String>)>,
+    bypass_governance: bool,
 ) -> Vec<Result<Deleted, Error>> {
     let mut outcomes: Vec<Option<Result<Deleted, Error>>> = (0..deletes.len()).map(|_| None).collect();
     for (i, (_, v)) in deletes.iter().enumerate() {
@@ -124,16 +153,25 @@ pub async fn delete_many(
     if entry.bck.is_remote() {
         for (i, (key, v)) in deletes.iter().enumerate() {
             if outcomes[i].is_none() {
-                outcomes[i] = Some(delete(state, entry, key, v.clone()).await);
+                outcomes[i] = Some(delete(state, entry, key, v.clone(), bypass_governance).await);
             }
         }
     } else {
-        let call = DeleteVersions { entry: entry.clone(), deletes: deletes.clone() };
+        let call = DeleteVersions { entry: entry.clone(), deletes: deletes.clone(), bypass_governance };
         let (mine, theirs) =
             tokio::join!(delete_owned(state, call.clone()), super::peers::delete_versions_elsewhere(state, &call));
         for (i, outcome) in mine.into_iter().chain(theirs) {
             if outcomes.get(i).is_some_and(Option::is_none) {
-                outcomes[i] = Some(outcome.map_err(Error::Internal));
+                outcomes[i] =
+                    Some(outcome.map_err(
+                        |(forbidden, why)| {
+                            if forbidden {
+                                Error::Forbidden(why)
+                            } else {
+                                Error::Internal(why)
+                            }
+                        },
+                    ));
             }
         }
     }
@@ -144,7 +182,10 @@ pub async fn delete_many(
 }
 
 /// The deletes of `call` whose keys this node owns, carried out; by their place in the request.
-pub async fn delete_owned(state: &SharedState, call: DeleteVersions) -> Vec<(usize, Result<Deleted, String>)> {
+/// A delete's failure as it travels between nodes: whether it was refused (Object Lock), and why.
+pub type Failure = (bool, String);
+
+pub async fn delete_owned(state: &SharedState, call: DeleteVersions) -> Vec<(usize, Result<Deleted, Failure>)> {
     let st = state.clone();
     blocking(move || {
         let mut done = Vec::new();
@@ -155,7 +196,8 @@ pub async fn delete_owned(state: &SharedState, call: DeleteVersions) -> Vec<(usi
             if version.as_deref().is_some_and(|v| !valid_version_id(v)) {
                 continue;
             }
-            let outcome = delete_here(&st, &call.entry, key, version.as_deref()).map_err(|e| e.to_string());
+            let outcome = delete_here(&st, &call.entry, key, version.as_deref(), call.bypass_governance)
+                .map_err(|e| (matches!(e, Error::Forbidden(_)), e.to_string()));
             done.push((i, outcome));
         }
         Ok(done)

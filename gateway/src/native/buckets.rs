@@ -60,6 +60,7 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
         acl: None,
         bid: crate::data::new_bid(),
         sealed: false,
+        configs: Default::default(),
     };
     crate::data::apply_registry(state, Change::Create { name: name.to_owned(), entry })
         .await

@@ -27,6 +27,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
             return (StatusCode::NOT_FOUND, format!("{uri} does not exist"));
         }
         Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::InvalidBucketName(_) | Error::InvalidProps(_) | Error::InvalidVersionId | Error::NotRemote(_) => {
             StatusCode::BAD_REQUEST
         }

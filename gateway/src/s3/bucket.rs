@@ -8,6 +8,7 @@ use crate::data::now_ms;
 use crate::s3::access;
 use crate::s3::ctx::{bucket, caller};
 use crate::s3::errors;
+use crate::s3::object_lock;
 use crate::s3::tagging::{check_tag_set, to_pairs, to_tag_set};
 use crate::state::SharedState;
 
@@ -50,7 +51,12 @@ pub async fn create(
         props.extra = serde_json::json!({ "location": loc });
     }
     let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
-    let entry = BucketEntry {
+    let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
+    if object_lock {
+        // Object Lock keeps versions: a bucket created with it is versioned from the start.
+        props.versioning.s3 = S3Versioning::Enabled;
+    }
+    let mut entry = BucketEntry {
         bck: Bck::ais(&name),
         owner: user.id.clone(),
         created_ms: now_ms(),
@@ -59,7 +65,11 @@ pub async fn create(
         acl,
         bid: crate::data::new_bid(),
         sealed: false,
+        configs: Default::default(),
     };
+    if object_lock {
+        entry.configs.insert(object_lock::CONFIG.to_owned(), object_lock::Config::enabled().to_doc());
+    }
     crate::data::apply_registry(state, Change::Create { name: name.clone(), entry }).await.map_err(|e| match e {
         crate::data::Error::BucketExists(_) => s3_error!(BucketAlreadyExists),
         other => errors::from_data(other),
@@ -211,6 +221,12 @@ pub async fn put_versioning(
     }
     if entry.props.mirror.enabled {
         return Err(s3_error!(InvalidBucketState, "Versioning is not supported on a mirrored bucket (mirror.enabled)"));
+    }
+    if wanted == S3Versioning::Suspended && object_lock::Config::of(&entry).is_some() {
+        return Err(s3_error!(
+            InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+        ));
     }
     if entry.props.versioning.s3 != wanted {
         let name = req.input.bucket.clone();

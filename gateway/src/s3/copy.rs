@@ -165,6 +165,13 @@ pub async fn copy_object(
         meta.etag.clone_from(&src_meta.etag);
         meta.checksums.clone_from(&src_meta.checksums);
     }
+    crate::s3::object_lock::for_new_object(
+        &dest,
+        &mut meta,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
     let meta = data::copy::copy_object(state, &dest, src_file, meta, multipart_source).await.map_err(from_data)?;
     let c = &meta.checksums;
     Ok(S3Response::new(CopyObjectOutput {

@@ -23,6 +23,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         D::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
         D::InvalidVersionId => s3_error!(InvalidArgument, "Invalid version id specified"),
+        D::Forbidden(why) => s3_error!(AccessDenied, "{why}"),
         D::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
@@ -91,6 +92,13 @@ pub fn insufficient_storage() -> S3Error {
     let mut err =
         S3Error::with_message(S3ErrorCode::Custom("InsufficientStorage".into()), "Insufficient storage on the node.");
     err.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    err
+}
+
+/// An S3 error code s3s has no name for, with its status.
+pub fn custom(code: &'static str, status: http::StatusCode, message: &str) -> S3Error {
+    let mut err = S3Error::with_message(S3ErrorCode::Custom(code.into()), message.to_owned());
+    err.set_status_code(status);
     err
 }
 

@@ -42,7 +42,7 @@ pub async fn create(
         // AWS: CRC64NVME is always full-object; the others default to composite.
         algorithm.as_deref().map(|a| if a == "CRC64NVME" { mpu::FULL_OBJECT } else { mpu::COMPOSITE }.to_owned())
     });
-    let upload = Upload {
+    let mut upload = Upload {
         key: i.key.clone(),
         upload_id: format!("{:032x}", rand::random::<u128>()),
         initiated_ms: now_ms(),
@@ -63,6 +63,13 @@ pub async fn create(
         checksum_algorithm: algorithm.clone(),
         backend_upload: None,
     };
+    crate::s3::object_lock::for_new_object(
+        &entry,
+        &mut upload.meta,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
     let upload = mpu::create(state, &entry, upload).await.map_err(from_data)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),

@@ -144,6 +144,14 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         acl,
         ..Default::default()
     };
+    let mut meta = meta;
+    crate::s3::object_lock::for_new_object(
+        &entry,
+        &mut meta,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let (if_match, if_none_match) = (input.if_match, input.if_none_match);
     let check = conditions::write_precondition(if_match, if_none_match);
     let meta = crate::data::put(state, &entry, staged, meta, check).await.map_err(errors::from_data)?;
@@ -218,6 +226,7 @@ pub fn read_headers(meta: &ObjMeta, checksums_asked: bool, part: Option<usize>) 
     if let Some(v) = meta.vid.as_deref().and_then(|v| http::HeaderValue::from_str(v).ok()) {
         h.insert("x-amz-version-id", v);
     }
+    crate::s3::object_lock::headers(meta, &mut h);
     h
 }
 
@@ -446,10 +455,11 @@ pub async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let entry = bucket(&req)?;
+    let bypass = crate::s3::object_lock::bypass(&req, &entry, req.input.bypass_governance_retention)?;
     let i = req.input;
     check_key(&i.key)?;
     let deleted =
-        crate::data::versions::delete(state, &entry, &i.key, i.version_id).await.map_err(errors::from_data)?;
+        crate::data::versions::delete(state, &entry, &i.key, i.version_id, bypass).await.map_err(errors::from_data)?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.delete_marker.then_some(true),
         version_id: deleted.version_id,
@@ -465,6 +475,7 @@ pub async fn delete_many(
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let entry = bucket(&req)?;
+    let bypass = crate::s3::object_lock::bypass(&req, &entry, req.input.bypass_governance_retention)?;
     let objects = req.input.delete.objects;
     if objects.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
@@ -489,7 +500,7 @@ pub async fn delete_many(
         }
     }
     if wanted.iter().any(|(_, v)| v.is_some()) || crate::data::versions::is_versioned(&entry) {
-        let outcomes = crate::data::versions::delete_many(state, &entry, wanted.clone()).await;
+        let outcomes = crate::data::versions::delete_many(state, &entry, wanted.clone(), bypass).await;
         for ((key, version), outcome) in wanted.into_iter().zip(outcomes) {
             match outcome.map_err(errors::from_data) {
                 Ok(d) if !quiet => deleted.push(DeletedObject {
