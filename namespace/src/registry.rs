@@ -310,6 +310,7 @@ mod tests {
             acl: None,
             bid: 1,
             sealed: false,
+            configs: BTreeMap::new(),
         }
     }
 
