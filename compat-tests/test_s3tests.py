@@ -20,6 +20,14 @@ S3T_MAIN = User("S3TMAINACCESSKEY0001", "s3t-main-secret-key", id="testid", disp
 S3T_ALT = User("S3TALTACCESSKEY00001", "s3t-alt-secret-key", id=ALT.id, display_name=ALT.display_name)
 
 
+# The SSE-KMS key ids the suite's configuration names (kms_keyid, kms_keyid2).
+S3T_KMS_KEYS = """
+[sse.kms_keys]
+testkey-1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+testkey-2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+"""
+
+
 def expected_tests() -> list[str]:
     lines = (line.split("#", 1)[0].strip() for line in EXPECTED.read_text(encoding="utf-8").splitlines())
     return [line for line in lines if line]
@@ -31,7 +39,7 @@ def test_ceph_s3tests(trove_factory, tmp_path):
     if not s3tests_dir:
         pytest.skip("S3TESTS_DIR not set: ceph s3-tests not run")
 
-    trove = trove_factory(users=(S3T_MAIN, S3T_ALT))
+    trove = trove_factory(users=(S3T_MAIN, S3T_ALT), extra_config=S3T_KMS_KEYS)
     out_dir = tmp_path / "s3tests-out"
     env = dict(os.environ, OUT_DIR=str(out_dir), NODEIDS_FILE=str(EXPECTED),
                MAIN_USER_ID=S3T_MAIN.id, MAIN_DISPLAY_NAME=S3T_MAIN.display_name,

@@ -23,7 +23,7 @@ pub mod versions;
 pub use error::{Error, Result};
 pub use handles::Open;
 pub use lru::{Index, Usage};
-pub use meta::ObjMeta;
+pub use meta::{ObjMeta, SseMeta};
 pub use multipart::{CompleteError, CompletedPart, Part, Upload};
 pub use readthrough::{file_stream, Counters, FetchConfig, Fill, ReadThrough};
 pub use store::{open_objects, BucketGuard, Mountpath, Staged, Store};

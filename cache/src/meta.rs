@@ -81,6 +81,28 @@ pub struct ObjMeta {
     /// S3 Object Lock legal hold.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legal_hold: bool,
+    /// Server-side encryption: the stored bytes are sealed segments, not the plaintext (`size` stays the
+    /// plaintext's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<SseMeta>,
+}
+
+/// How an object's bytes are encrypted at rest: the algorithm S3 reports, and the object's data key wrapped by
+/// the key-encryption key it names. The gateway seals and opens; the store only keeps the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SseMeta {
+    /// `AES256` or `aws:kms`.
+    pub algorithm: String,
+    /// SSE-C: the key is the customer's, given with each request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub customer: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// SSE-C: base64 MD5 of the customer's key (tells a wrong key; S3 reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_key_md5: Option<String>,
+    /// The wrapped data key, base64.
+    pub key: String,
 }
 
 fn is_zero(v: &u64) -> bool {

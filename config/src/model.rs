@@ -32,6 +32,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub rebalance: RebalanceConfig,
+    #[serde(default)]
+    pub sse: SseConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -288,6 +290,17 @@ pub struct User {
     pub id: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
+}
+
+/// Server-side encryption keys (S3's SSE-S3 and SSE-KMS; SSE-C keys come with each request and are never kept).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SseConfig {
+    /// SSE-S3 master key: 32 bytes, base64. Unset: derived from the cluster secret (every node of a cluster
+    /// shares it, so objects stay readable wherever they move).
+    pub master_key: Option<String>,
+    /// SSE-KMS keys by key id (`SSEKMSKeyId`): 32 bytes each, base64. A request naming another id is refused.
+    pub kms_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

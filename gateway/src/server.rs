@@ -330,6 +330,9 @@ impl Frontend {
                 if resp.extensions().get::<crate::s3::PartialContent>().is_some() {
                     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
                 }
+                if resp.extensions().get::<crate::s3::UnquotedETag>().is_some() {
+                    resp = unquote_etag(resp).await;
+                }
                 with_request_id(resp, request_id).await
             }
             Ok(Err(e)) => {
@@ -443,6 +446,18 @@ fn presigned_expiry_out_of_range(expires: Option<&str>) -> bool {
 }
 
 /// Every S3 response carries `x-amz-request-id`; an error body names the same id in `<RequestId>`, as S3's do.
+/// Takes the quotes off the `<ETag>` of a small XML answer (GetObjectAttributes).
+async fn unquote_etag(resp: Response<s3s::Body>) -> Response<s3s::Body> {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => bytes::Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&bytes).replacen("<ETag>\"", "<ETag>", 1).replacen("\"</ETag>", "</ETag>", 1);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, s3s::Body::from(text))
+}
+
 async fn with_request_id(mut resp: Response<s3s::Body>, id: &str) -> Response<s3s::Body> {
     if let Ok(v) = http::HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-amz-request-id", v);

@@ -64,6 +64,8 @@ pub struct AppState {
     pub public_metrics: bool,
     /// Whether SigV2-signed requests are accepted (`[s3] sigv2`).
     pub sigv2: bool,
+    /// Key-encryption keys of server-side encryption (SSE-S3, SSE-KMS).
+    pub sse: crate::data::sse::Keys,
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Auto-attach checks allowed per second.
@@ -113,6 +115,8 @@ pub enum StartError {
     Cluster(#[from] trove_cluster::Error),
     #[error(transparent)]
     Backend(#[from] trove_backends::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// What start-up generated and must tell the operator once.
@@ -217,6 +221,7 @@ impl AppState {
             let (store, registry, readthrough) = (store.clone(), registry.clone(), readthrough.clone());
             Arc::new(move |gone| crate::data::on_bucket_removed(&store, &registry, &readthrough, gone))
         };
+        let sse = crate::data::sse::Keys::new(&cfg.sse, &cluster_secret).map_err(StartError::Config)?;
         let opts = trove_cluster::StartOpts {
             dir: raft_dir,
             daemon_id: node_id.clone(),
@@ -257,6 +262,7 @@ impl AppState {
                 capacity: Capacity::new(&cfg.cache),
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
+                sse,
                 auto_attach_misses: Default::default(),
                 auto_attach_rate: crate::rate_limit::RateLimit::new(10),
             },

@@ -138,11 +138,11 @@ async fn send<R: serde::de::DeserializeOwned>(
     let header = Sent { entry: entry.clone(), key: meta.key.clone(), meta: meta.clone(), stage, job: job.to_owned() };
     let header = base64::engine::general_purpose::STANDARD
         .encode(serde_json::to_vec(&header).map_err(|e| Error::Internal(e.to_string()))?);
-    let body = data::FileBody::new(file, 0, meta.size).into_blob();
+    let body = data::FileBody::new(file, 0, data::sse::stored_len(meta)).into_blob();
     let req = http::Request::post(format!("{}{COPY_PATH}", node.url.trim_end_matches('/')))
         .header(trove_cluster::AUTH_HEADER, state.cluster.sign("POST", COPY_PATH))
         .header(COPY_HEADER, header)
-        .header(http::header::CONTENT_LENGTH, meta.size)
+        .header(http::header::CONTENT_LENGTH, data::sse::stored_len(meta))
         .body(s3s::Body::from(body))
         .map_err(|e| Error::Internal(e.to_string()))?;
     let exchange = async {
@@ -301,9 +301,10 @@ pub async fn receive(
         Err(e) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
     };
     let mut stream = body.into_data_stream();
-    let received = data::receive::receive(&staged, Some(&mut stream), &[], a.meta.size).await;
+    let stored = data::sse::stored_len(&a.meta);
+    let received = data::receive::receive(&staged, Some(&mut stream), &[], stored).await;
     let received = match received {
-        Ok(r) if r.size == a.meta.size => r,
+        Ok(r) if r.size == stored => r,
         Ok(_) => return respond(StatusCode::BAD_REQUEST, Bytes::from("short object")),
         Err(_) => return respond(StatusCode::BAD_REQUEST, Bytes::from("the object's body failed")),
     };

@@ -6,10 +6,13 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 
+use std::sync::Arc;
+
 use md5::{Digest, Md5};
 use trove_cache::{ObjMeta, Staged};
 use trove_namespace::BucketEntry;
 
+use super::sse::{DataKey, OpenReader, SealWriter};
 use super::{backend, blocking, bucket_guard, drop_cached, ensure_cached, multipart, now_ms, Error};
 use crate::state::SharedState;
 
@@ -42,14 +45,40 @@ pub async fn open_source(state: &SharedState, entry: &BucketEntry, key: &str) ->
     }
 }
 
-/// Copies the opened source into `meta.key` of the AIS-local bucket `dest`. A copy of a multipart source is a
-/// single-part object: its ETag is then the MD5 of the bytes (`rehash`); otherwise `meta.etag` is kept.
+/// The opened source of a copy: its file, and for an encrypted object what opens its sealed bytes.
+pub struct Source {
+    file: File,
+    sealed: Option<(ObjMeta, DataKey)>,
+}
+
+impl Source {
+    pub fn new(file: File, meta: &ObjMeta, key: Option<DataKey>) -> Source {
+        Source { file, sealed: key.map(|k| (meta.clone(), k)) }
+    }
+
+    /// A reader of the plaintext `[start, end)`.
+    fn reader(self, start: u64, end: u64) -> std::io::Result<Box<dyn Read + Send>> {
+        match self.sealed {
+            Some((meta, key)) => Ok(Box::new(OpenReader::new(Arc::new(self.file), &meta, key, start, end))),
+            None => {
+                let mut f = self.file;
+                f.seek(SeekFrom::Start(start))?;
+                Ok(Box::new(f.take(end - start)))
+            }
+        }
+    }
+}
+
+/// Copies the opened source into `meta.key` of the AIS-local bucket `dest`, sealed with `seal` when the copy is
+/// to be encrypted (`meta.sse` then records it). A copy of a multipart source is a single-part object: its ETag
+/// is then the MD5 of the bytes (`rehash`); otherwise `meta.etag` is kept.
 pub async fn copy_object(
     state: &SharedState,
     dest: &BucketEntry,
-    src: File,
+    src: Source,
     mut meta: ObjMeta,
     rehash: bool,
+    seal: Option<DataKey>,
 ) -> Result<ObjMeta, Error> {
     if dest.bck.is_remote() {
         return Err(Error::NotImplemented("a copy into a cloud bucket from a different bucket"));
@@ -58,7 +87,7 @@ pub async fn copy_object(
     let (staged, mut meta) = blocking(move || {
         let mut staged = st.store.stage(&bck, &meta.key)?;
         staged.guard(guard);
-        if let Some(md5) = copy_bytes(src, &mut staged, 0, meta.size, rehash)? {
+        if let Some(md5) = copy_bytes(src, &mut staged, 0, meta.size, rehash, seal)? {
             meta.etag = hex::encode(md5);
         }
         Ok((staged, meta))
@@ -76,13 +105,14 @@ pub async fn copy_part(
     key: &str,
     upload_id: &str,
     number: u32,
-    src: File,
+    src: Source,
     start: u64,
     end: u64,
+    seal: Option<DataKey>,
 ) -> Result<ObjMeta, Error> {
     let (mut staged, upload) = multipart::stage_part(state, dest, key, upload_id).await?;
     let (staged, md5) = blocking(move || {
-        let md5 = copy_bytes(src, &mut staged, start, end, true)?;
+        let md5 = copy_bytes(src, &mut staged, start, end, true, seal)?;
         Ok((staged, md5.unwrap_or_default()))
     })
     .await?;
@@ -90,25 +120,43 @@ pub async fn copy_part(
     multipart::commit_part(state, dest, &upload, number, staged, meta).await
 }
 
-/// Copies `[start, end)` of `src` into the staged file; returns the MD5 of the bytes when `hash` is set.
-fn copy_bytes(mut src: File, staged: &mut Staged, start: u64, end: u64, hash: bool) -> Result<Option<[u8; 16]>, Error> {
+/// Copies the plaintext `[start, end)` of `src` into the staged file, sealed with `seal` when given; returns
+/// the MD5 of the plaintext when `hash` is set.
+fn copy_bytes(
+    src: Source,
+    staged: &mut Staged,
+    start: u64,
+    end: u64,
+    hash: bool,
+    seal: Option<DataKey>,
+) -> Result<Option<[u8; 16]>, Error> {
     let path = staged.path().to_owned();
     let io = |e| Error::from(trove_cache::Error::io(&path, e));
-    src.seek(SeekFrom::Start(start)).map_err(io)?;
-    let mut limited = src.take(end - start);
-    if !hash {
+    let plain = src.sealed.is_none();
+    let mut limited = src.reader(start, end).map_err(io)?;
+    if !hash && plain && seal.is_none() {
         std::io::copy(&mut limited, &mut staged.file).map_err(io)?;
         return Ok(None);
     }
     let mut md5 = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = limited.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
+    let mut pump = |out: &mut dyn Write| -> std::io::Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = limited.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            md5.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
         }
-        md5.update(&buf[..n]);
-        staged.file.write_all(&buf[..n]).map_err(io)?;
+    };
+    match &seal {
+        Some(key) => {
+            let mut w = SealWriter::new(key, &mut staged.file);
+            pump(&mut w).map_err(io)?;
+            w.finish().map_err(io)?;
+        }
+        None => pump(&mut staged.file).map_err(io)?,
     }
-    Ok(Some(md5.finalize().into()))
+    Ok(hash.then(|| md5.finalize().into()))
 }

@@ -25,6 +25,15 @@ pub enum Error {
     /// Refused for what the object is (an Object Lock retention or legal hold), named why.
     #[error("{0}")]
     Forbidden(String),
+    /// Server-side encryption asked for in a way that cannot be served (named).
+    #[error("{0}")]
+    InvalidSse(String),
+    /// The object is encrypted with a customer key, and the request gave none.
+    #[error("the object was stored with a customer-provided key; the request must provide it")]
+    SseKeyRequired,
+    /// The customer key given is not the object's.
+    #[error("the customer-provided key is not the object's key")]
+    SseWrongKey,
     #[error("the bucket is not empty")]
     BucketNotEmpty,
     #[error("precondition failed")]

@@ -17,6 +17,7 @@ pub mod multipart;
 pub mod peers;
 mod read;
 pub mod receive;
+pub mod sse;
 mod tombstones;
 pub mod versions;
 mod write;

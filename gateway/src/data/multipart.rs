@@ -50,6 +50,12 @@ pub async fn stage_part(
     .await
 }
 
+/// The upload `upload_id` of `key`.
+pub async fn upload_of(state: &SharedState, entry: &BucketEntry, key: &str, upload_id: &str) -> Result<Upload, Error> {
+    let (st, bck, key, upload_id) = (state.clone(), entry.bck.clone(), key.to_owned(), upload_id.to_owned());
+    blocking(move || Ok(st.store.get_upload(&bck, &key, &upload_id)?)).await
+}
+
 /// Stores a received (verified) part as `number`, after sending it on to the backend's upload if there is one;
 /// `meta.version` then holds the backend's token for the part.
 pub async fn commit_part(

@@ -112,7 +112,7 @@ async fn serve_object(state: &SharedState, o: ObjectRef) -> http::Response<s3s::
         Err(e) => return respond(StatusCode::SERVICE_UNAVAILABLE, Bytes::from(e.to_string())),
     };
     let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&meta).unwrap_or_default());
-    let body = data::FileBody::new(file, 0, meta.size).into_blob();
+    let body = data::FileBody::new(file, 0, data::sse::stored_len(&meta)).into_blob();
     let mut r = http::Response::new(s3s::Body::from(body));
     if let Ok(v) = http::HeaderValue::from_str(&encoded) {
         r.headers_mut().insert(META_HEADER, v);
@@ -211,7 +211,7 @@ async fn fetch_from(
                 data::receive::Interrupted::Body(e) => Error::Unavailable(format!("fetching from {}: {e}", node.id)),
                 data::receive::Interrupted::Data(e) => e,
             })?;
-        if received.size != meta.size {
+        if received.size != data::sse::stored_len(&meta) {
             return Err(Error::Unavailable(format!("node {} sent a short object", node.id)));
         }
         return Ok(Some((staged, meta)));

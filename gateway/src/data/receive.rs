@@ -88,12 +88,28 @@ pub async fn receive<S, E>(
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
+    receive_sealed(staged, body, algorithms, limit, None).await
+}
+
+/// [`receive`], storing the body sealed by `sealer` (server-side encryption) when there is one; the hashes are
+/// the plaintext's.
+pub async fn receive_sealed<S, E>(
+    staged: &Staged,
+    body: Option<S>,
+    algorithms: &[String],
+    limit: u64,
+    mut sealer: Option<super::sse::Sealer>,
+) -> Result<Received, Interrupted<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let write_error = |e: std::io::Error| Interrupted::Data(Error::from(trove_cache::Error::io(staged.path(), e)));
     let std_file = staged.file.try_clone().map_err(write_error)?;
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(std_file));
     let mut md5 = Md5::new();
     let mut hasher = hasher_for(algorithms);
     let mut size = 0u64;
+    let mut sealed = Vec::new();
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Interrupted::Body)?;
@@ -103,8 +119,20 @@ where
             }
             md5.update(&chunk);
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(write_error)?;
+            match sealer.as_mut() {
+                Some(s) => {
+                    sealed.clear();
+                    s.push(&chunk, &mut sealed).map_err(write_error)?;
+                    file.write_all(&sealed).await.map_err(write_error)?;
+                }
+                None => file.write_all(&chunk).await.map_err(write_error)?,
+            }
         }
+    }
+    if let Some(s) = sealer {
+        sealed.clear();
+        s.finish(&mut sealed).map_err(write_error)?;
+        file.write_all(&sealed).await.map_err(write_error)?;
     }
     // Durability (fsync) is the commit's job, per the configured policy.
     file.flush().await.map_err(write_error)?;

@@ -28,6 +28,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         }
         Error::BucketNotEmpty | Error::BucketExists(_) => StatusCode::CONFLICT,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::InvalidSse(_) | Error::SseKeyRequired | Error::SseWrongKey => StatusCode::BAD_REQUEST,
         Error::InvalidBucketName(_) | Error::InvalidProps(_) | Error::InvalidVersionId | Error::NotRemote(_) => {
             StatusCode::BAD_REQUEST
         }

@@ -8,15 +8,16 @@ use trove_cache::Staged;
 use crate::data::{self, receive::Interrupted, receive::Received};
 use crate::s3::errors;
 
-/// Streams an S3 request body into the staged work file (the data layer's receiver), wording a failed body
-/// stream as S3 does.
-pub async fn receive(
+/// Streams an S3 request body into the staged work file (the data layer's receiver), sealed for server-side
+/// encryption when `sealer` is given, wording a failed body stream as S3 does.
+pub async fn receive_sealed(
     staged: &Staged,
     body: Option<StreamingBlob>,
     algorithms: &[String],
     limit: u64,
+    sealer: Option<data::sse::Sealer>,
 ) -> S3Result<Received> {
-    data::receive::receive(staged, body, algorithms, limit).await.map_err(|e| match e {
+    data::receive::receive_sealed(staged, body, algorithms, limit, sealer).await.map_err(|e| match e {
         Interrupted::Body(e) => body_error(e),
         Interrupted::Data(e) => errors::from_data(e),
     })

@@ -15,6 +15,7 @@ use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{bucket, caller_opt, check_key};
 use crate::s3::errors::{self, from_data};
 use crate::s3::object::{http_date, DEFAULT_CONTENT_TYPE};
+use crate::s3::sse;
 use crate::s3::tagging;
 use crate::state::{SharedState, User};
 
@@ -117,10 +118,28 @@ pub async fn copy_object(
         ));
     }
     let (src_file, src_meta) = open_source(state, &src, src_key, src_version, &cond).await?;
-    if src.bck == dest.bck
+    let src_bck = src.bck.clone();
+    let src = source_reader(
+        state,
+        src_file,
+        &src_meta,
+        &i.copy_source_sse_customer_algorithm,
+        &i.copy_source_sse_customer_key,
+        &i.copy_source_sse_customer_key_md5,
+    )?;
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    let explicit = i.server_side_encryption.is_some() || customer.is_some();
+    let encryption =
+        sse::requested(state, &dest, i.server_side_encryption.as_ref(), i.ssekms_key_id.as_deref(), customer)?;
+    if src_bck == dest.bck
         && src_key == i.key
         && src_version.is_none()
         && !replace
+        && !explicit
         && i.storage_class.is_none()
         && i.website_redirect_location.is_none()
     {
@@ -172,9 +191,13 @@ pub async fn copy_object(
         i.object_lock_retain_until_date.as_ref(),
         i.object_lock_legal_hold_status.as_ref(),
     )?;
-    let meta = data::copy::copy_object(state, &dest, src_file, meta, multipart_source).await.map_err(from_data)?;
+    let seal = match &encryption {
+        Some(enc) => Some(sse::seal_new(state, enc, &mut meta)?),
+        None => None,
+    };
+    let meta = data::copy::copy_object(state, &dest, src, meta, multipart_source, seal).await.map_err(from_data)?;
     let c = &meta.checksums;
-    Ok(S3Response::new(CopyObjectOutput {
+    let mut resp = S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(meta.etag.clone())),
             last_modified: Some(timestamp_ms(meta.mtime_ms)),
@@ -188,7 +211,25 @@ pub async fn copy_object(
         version_id: crate::s3::object::written_version(&meta),
         copy_source_version_id: src_meta.vid.clone(),
         ..Default::default()
-    }))
+    });
+    sse::headers(&meta, &mut resp.headers);
+    Ok(resp)
+}
+
+/// The opened copy source as the data layer reads it: an encrypted source opened with its key (a customer's
+/// from the `x-amz-copy-source-server-side-encryption-customer-*` headers).
+fn source_reader(
+    state: &SharedState,
+    file: File,
+    meta: &ObjMeta,
+    alg: &Option<String>,
+    key: &Option<String>,
+    md5: &Option<String>,
+) -> S3Result<data::copy::Source> {
+    let customer = sse::customer_key(alg.as_deref(), key.as_deref(), md5.as_deref())?;
+    sse::refuse_key_for_plaintext(meta, customer.as_ref())?;
+    let key = meta.sse.as_ref().map(|s| sse::open_key(state, s, customer.as_ref())).transpose()?;
+    Ok(data::copy::Source::new(file, meta, key))
 }
 
 /// Parses `x-amz-copy-source-range`: exactly `bytes=first-last`, `first <= last` (else InvalidArgument), and
@@ -231,11 +272,26 @@ pub async fn upload_part_copy(
         Some(r) => parse_copy_range(r, src_meta.size)?,
         None => (0, src_meta.size),
     };
+    let src = source_reader(
+        state,
+        src_file,
+        &src_meta,
+        &i.copy_source_sse_customer_algorithm,
+        &i.copy_source_sse_customer_key,
+        &i.copy_source_sse_customer_key_md5,
+    )?;
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    let upload = crate::data::multipart::upload_of(state, &dest, &i.key, &i.upload_id).await.map_err(from_data)?;
+    let seal = crate::s3::multipart::part_key(state, &upload.meta, customer.as_ref())?;
     let number = i.part_number as u32;
-    let meta = data::copy::copy_part(state, &dest, &i.key, &i.upload_id, number, src_file, start, end)
+    let meta = data::copy::copy_part(state, &dest, &i.key, &i.upload_id, number, src, start, end, seal)
         .await
         .map_err(from_data)?;
-    Ok(S3Response::new(UploadPartCopyOutput {
+    let mut resp = S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(meta.etag)),
             last_modified: Some(timestamp_ms(meta.mtime_ms)),
@@ -243,7 +299,9 @@ pub async fn upload_part_copy(
         }),
         copy_source_version_id: src_meta.vid.clone(),
         ..Default::default()
-    }))
+    });
+    sse::headers(&upload.meta, &mut resp.headers);
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -24,6 +24,15 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
         D::InvalidVersionId => s3_error!(InvalidArgument, "Invalid version id specified"),
         D::Forbidden(why) => s3_error!(AccessDenied, "{why}"),
+        D::InvalidSse(why) => s3_error!(InvalidArgument, "{why}"),
+        D::SseKeyRequired => s3_error!(
+            InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
+        ),
+        D::SseWrongKey => s3_error!(
+            InvalidRequest,
+            "The provided encryption parameters did not match the ones used originally."
+        ),
         D::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

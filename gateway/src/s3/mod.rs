@@ -17,6 +17,7 @@ pub(crate) mod object;
 pub(crate) mod object_lock;
 pub mod sigv2;
 pub mod sigv4;
+mod sse;
 mod tagging;
 #[cfg(test)]
 mod xml_bodies;
@@ -36,6 +37,10 @@ pub const XML_MAX_BODY: usize = 3 << 20;
 /// Response extension: answer 206 (s3s fixes HeadObject's status at 200, but a ranged HEAD is 206 in S3).
 #[derive(Clone, Copy)]
 pub struct PartialContent;
+
+/// Response extension: GetObjectAttributes reports the ETag without quotes (S3 does; s3s always quotes it).
+#[derive(Clone, Copy)]
+pub struct UnquotedETag;
 
 #[derive(Clone)]
 pub struct TroveS3 {
@@ -109,6 +114,24 @@ impl S3 for TroveS3 {
         req: S3Request<GetObjectLegalHoldInput>,
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         object_lock::get_legal_hold(&self.state, req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        sse::put_bucket(&self.state, req).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        sse::get_bucket(&self.state, req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        sse::delete_bucket(&self.state, req).await
     }
     async fn put_bucket_tagging(
         &self,

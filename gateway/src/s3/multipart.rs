@@ -17,6 +17,7 @@ use crate::s3::errors::{self, from_data};
 use crate::s3::object::{
     checksum_headers, header_checksums, http_date, trailer_checksums, wanted_algorithms, DEFAULT_CONTENT_TYPE,
 };
+use crate::s3::sse;
 use crate::s3::tagging;
 use crate::state::SharedState;
 
@@ -63,6 +64,16 @@ pub async fn create(
         checksum_algorithm: algorithm.clone(),
         backend_upload: None,
     };
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    let encryption =
+        sse::requested(state, &entry, i.server_side_encryption.as_ref(), i.ssekms_key_id.as_deref(), customer)?;
+    if let Some(enc) = &encryption {
+        sse::seal_new(state, enc, &mut upload.meta)?;
+    }
     crate::s3::object_lock::for_new_object(
         &entry,
         &mut upload.meta,
@@ -71,14 +82,18 @@ pub async fn create(
         i.object_lock_legal_hold_status.as_ref(),
     )?;
     let upload = mpu::create(state, &entry, upload).await.map_err(from_data)?;
-    Ok(S3Response::new(CreateMultipartUploadOutput {
+    let mut sse_headers = http::HeaderMap::new();
+    sse::headers(&upload.meta, &mut sse_headers);
+    let mut resp = S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(upload.upload_id),
         checksum_algorithm: algorithm.map(ChecksumAlgorithm::from),
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
-    }))
+    });
+    resp.headers.extend(sse_headers);
+    Ok(resp)
 }
 
 pub async fn upload_part(
@@ -97,7 +112,13 @@ pub async fn upload_part(
     if let Some(a) = &upload.checksum_algorithm {
         algorithms.push(a.clone());
     }
-    let received = body::receive(&staged, i.body, &algorithms, MAX_OBJECT_SIZE).await?;
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    let sealer = part_key(state, &upload.meta, customer.as_ref())?.map(|k| crate::data::sse::Sealer::new(&k));
+    let received = body::receive_sealed(&staged, i.body, &algorithms, MAX_OBJECT_SIZE, sealer).await?;
     expected.extend(trailer_checksums(trailing_headers.as_ref()));
     verify(&received, i.content_md5.as_deref(), &expected).map_err(from_data)?;
     let meta = ObjMeta {
@@ -111,7 +132,24 @@ pub async fn upload_part(
     let mut resp =
         S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(meta.etag.clone())), ..Default::default() });
     resp.headers.extend(checksum_headers(&meta.checksums, None));
+    sse::headers(&upload.meta, &mut resp.headers);
     Ok(resp)
+}
+
+/// The data key that seals the parts of an encrypted upload (an SSE-C upload's parts must give its key); none
+/// for a plaintext upload, whose parts must not name a key.
+pub fn part_key(
+    state: &SharedState,
+    upload_meta: &ObjMeta,
+    customer: Option<&crate::data::sse::CustomerKey>,
+) -> S3Result<Option<crate::data::sse::DataKey>> {
+    match &upload_meta.sse {
+        Some(s) => sse::open_key(state, s, customer).map(Some),
+        None if customer.is_some() => {
+            Err(s3_error!(InvalidRequest, "The upload was not initiated with a customer-provided encryption key."))
+        }
+        None => Ok(None),
+    }
 }
 
 pub async fn complete(
@@ -121,6 +159,17 @@ pub async fn complete(
     let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
+    // An upload sealed with a customer key completes only with that key (a finished one answers as before).
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    if let Ok(upload) = mpu::upload_of(state, &entry, &i.key, &i.upload_id).await {
+        if upload.meta.sse.as_ref().is_some_and(|s| s.customer) || customer.is_some() {
+            part_key(state, &upload.meta, customer.as_ref())?;
+        }
+    }
     let parts = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let wanted: Vec<StoreCompletedPart> = parts
         .iter()
@@ -135,7 +184,7 @@ pub async fn complete(
     let check = conditions::write_precondition(if_match, if_none_match);
     let meta = mpu::complete(state, &entry, &i.key, &i.upload_id, wanted, expected, check).await.map_err(from_data)?;
     let c = &meta.checksums;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut resp = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(ETag::Strong(meta.etag.clone())),
@@ -148,7 +197,9 @@ pub async fn complete(
         checksum_sha256: c.get("SHA256").cloned(),
         checksum_type: (!c.is_empty()).then(|| meta.checksum_type.clone().map(ChecksumType::from)).flatten(),
         ..Default::default()
-    }))
+    });
+    sse::headers(&meta, &mut resp.headers);
+    Ok(resp)
 }
 
 pub async fn abort(

@@ -15,6 +15,7 @@ use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
 use crate::s3::ctx::{blocking, bucket, check_key};
 use crate::s3::errors;
+use crate::s3::sse;
 use crate::s3::tagging;
 use crate::state::SharedState;
 
@@ -111,10 +112,23 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     );
     let algorithms = wanted_algorithms(&headers, input.checksum_algorithm.as_ref(), &expected);
 
+    let customer = sse::customer_key(
+        input.sse_customer_algorithm.as_deref(),
+        input.sse_customer_key.as_deref(),
+        input.sse_customer_key_md5.as_deref(),
+    )?;
+    let encryption =
+        sse::requested(state, &entry, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref(), customer)?;
+    let mut sealed = ObjMeta::default();
+    let sealer = match &encryption {
+        Some(enc) => Some(crate::data::sse::Sealer::new(&sse::seal_new(state, enc, &mut sealed)?)),
+        None => None,
+    };
+
     let st = state.clone();
     let (bck, key) = (entry.bck.clone(), input.key.clone());
     let staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
-    let received = body::receive(&staged, input.body, &algorithms, MAX_OBJECT_SIZE).await?;
+    let received = body::receive_sealed(&staged, input.body, &algorithms, MAX_OBJECT_SIZE, sealer).await?;
     if let Some(len) = input.content_length {
         if len as u64 != received.size {
             return Err(s3_error!(
@@ -142,6 +156,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         checksums: received.checksums.clone(),
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD"),
         acl,
+        sse: sealed.sse,
         ..Default::default()
     };
     let mut meta = meta;
@@ -161,6 +176,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         ..Default::default()
     });
     resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));
+    sse::headers(&meta, &mut resp.headers);
     Ok(resp)
 }
 
@@ -227,6 +243,7 @@ pub fn read_headers(meta: &ObjMeta, checksums_asked: bool, part: Option<usize>) 
         h.insert("x-amz-version-id", v);
     }
     crate::s3::object_lock::headers(meta, &mut h);
+    sse::headers(meta, &mut h);
     h
 }
 
@@ -281,6 +298,11 @@ async fn read_any(
         Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
         Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
     });
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
     if let Some(version) = i.version_id.clone() {
         let (file, meta) =
             crate::data::versions::open(state, &entry, &i.key, &version).await.map_err(errors::from_data)?;
@@ -290,8 +312,10 @@ async fn read_any(
                 &meta,
             ));
         }
-        let file = std::sync::Arc::new(file);
-        return respond(&meta, i, with_body, move |start, end| FileBody::shared(file, start, end).into_blob());
+        let key = read_key(state, &meta, customer.as_ref())?;
+        let body = crate::data::Body::File(std::sync::Arc::new(file));
+        let m = meta.clone();
+        return respond(&meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end));
     }
     let opts = crate::data::ReadOpts { range, latest, with_body };
     let o = match crate::data::read(state, &entry, &i.key, opts).await {
@@ -305,8 +329,35 @@ async fn read_any(
         }
         Err(e) => return Err(errors::from_data(e)),
     };
-    let body = o.body;
-    respond(&o.meta, i, with_body, move |start, end| into_blob(body, start, end))
+    let key = read_key(state, &o.meta, customer.as_ref())?;
+    let (body, m) = (o.body, o.meta.clone());
+    respond(&o.meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end))
+}
+
+/// The data key a read of `meta` needs (none for a plaintext object, which must not be read with a key).
+fn read_key(
+    state: &SharedState,
+    meta: &ObjMeta,
+    customer: Option<&crate::data::sse::CustomerKey>,
+) -> S3Result<Option<crate::data::sse::DataKey>> {
+    sse::refuse_key_for_plaintext(meta, customer)?;
+    meta.sse.as_ref().map(|s| sse::open_key(state, s, customer)).transpose()
+}
+
+/// [`into_blob`], opening the sealed bytes of an encrypted object.
+fn into_plain_blob(
+    body: crate::data::Body,
+    meta: &ObjMeta,
+    key: Option<crate::data::sse::DataKey>,
+    start: u64,
+    end: u64,
+) -> StreamingBlob {
+    match (body, key) {
+        (crate::data::Body::File(f), Some(key)) => {
+            StreamingBlob::wrap(SyncBody::new(crate::data::sse::open_stream(f, meta, key, start, end)))
+        }
+        (body, _) => into_blob(body, start, end),
+    }
 }
 
 /// The version id a write reports: a new version's; none for a null version (a suspended bucket), as S3 does.
@@ -341,6 +392,7 @@ pub fn into_blob(body: crate::data::Body, start: u64, end: u64) -> StreamingBlob
 
 pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let entry = bucket(&req)?;
+    sse::refuse_on_read(&req)?;
     let latest = wants_latest(&req.uri);
     let (output, headers, _) = read_any(state, entry, req.input, true, latest).await?;
     let mut resp = S3Response::new(output);
@@ -351,6 +403,7 @@ pub async fn get(state: &SharedState, req: S3Request<GetObjectInput>) -> S3Resul
 /// HEAD is a GET without the body: the same checks, range and headers.
 pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let entry = bucket(&req)?;
+    sse::refuse_on_read(&req)?;
     let latest = wants_latest(&req.uri);
     let i = req.input;
     let as_get = GetObjectInput {
@@ -370,6 +423,9 @@ pub async fn head(state: &SharedState, req: S3Request<HeadObjectInput>) -> S3Res
         response_content_language: i.response_content_language,
         response_content_type: i.response_content_type,
         response_expires: i.response_expires,
+        sse_customer_algorithm: i.sse_customer_algorithm,
+        sse_customer_key: i.sse_customer_key,
+        sse_customer_key_md5: i.sse_customer_key_md5,
         ..Default::default()
     };
     let (o, headers, partial) = read_any(state, entry, as_get, false, latest).await?;
@@ -549,6 +605,12 @@ pub async fn attributes(
             &meta,
         ));
     }
+    let customer = sse::customer_key(
+        i.sse_customer_algorithm.as_deref(),
+        i.sse_customer_key.as_deref(),
+        i.sse_customer_key_md5.as_deref(),
+    )?;
+    read_key(state, &meta, customer.as_ref())?;
     // Clients send one comma-separated header; s3s may hand it over as a single element.
     let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str().split(',').any(|v| v.trim() == a));
     let checksum = (wants(ObjectAttributes::CHECKSUM) && !meta.checksums.is_empty()).then(|| {
@@ -598,7 +660,7 @@ pub async fn attributes(
             parts: Some(parts),
         }
     });
-    Ok(S3Response::new(GetObjectAttributesOutput {
+    let mut resp = S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(meta.etag.clone())),
         checksum,
         object_parts,
@@ -608,7 +670,9 @@ pub async fn attributes(
         last_modified: Some(timestamp_ms(meta.mtime_ms)),
         version_id: meta.vid.clone(),
         ..Default::default()
-    }))
+    });
+    resp.extensions.insert(crate::s3::UnquotedETag);
+    Ok(resp)
 }
 
 #[cfg(test)]
