@@ -113,6 +113,14 @@ async fn read(
     let latest = matches!(param(query, ais_query::LATEST_VER), Some("true" | "True" | "1"));
     let opts = crate::data::ReadOpts { range, latest, with_body: !head };
     let o = crate::data::read(state, entry, key, opts).await.map_err(|e| from_data(e, entry, key))?;
+    // An encrypted object is served opened (SSE-S3, SSE-KMS); a customer key cannot be given here (SSE-C: 400).
+    let sealed = o
+        .meta
+        .sse
+        .as_ref()
+        .map(|s| crate::data::sse::data_key(&state.sse, s, None))
+        .transpose()
+        .map_err(|e| from_data(e, entry, key))?;
     let size = o.meta.size;
     let (start, end) = match range {
         Some(r) => r.resolve(size).ok_or_else(|| from_data(crate::data::Error::InvalidRange, entry, key))?,
@@ -141,7 +149,11 @@ async fn read(
     if let Some(v) = cached.as_ref().and_then(|m| m.version.clone()) {
         set(header::VERSION, v);
     }
-    let body = if head { s3s::Body::empty() } else { s3s::Body::from(object::into_blob(o.body, start, end)) };
+    let body = if head {
+        s3s::Body::empty()
+    } else {
+        s3s::Body::from(object::into_plain_blob(o.body, &o.meta, sealed, start, end))
+    };
     resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 

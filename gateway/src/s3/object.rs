@@ -345,7 +345,7 @@ fn read_key(
 }
 
 /// [`into_blob`], opening the sealed bytes of an encrypted object.
-fn into_plain_blob(
+pub fn into_plain_blob(
     body: crate::data::Body,
     meta: &ObjMeta,
     key: Option<crate::data::sse::DataKey>,
