@@ -62,6 +62,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
     let mut s3_config = s3s::config::S3Config::default();
     s3_config.xml_max_body_size = crate::s3::XML_MAX_BODY;
+    s3_config.post_object_max_file_size = crate::s3::object::S3_POST_MAX;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3_config))));
     builder.set_auth(Auth(state.clone()));
     builder.set_access(Access(state.clone()));
@@ -323,6 +324,18 @@ impl Frontend {
         if let Some(refusal) = self.front_check(&req, &target) {
             return refusal;
         }
+        // s3s holds a form upload's file in memory: only a few at a time.
+        let _form = if req.method() == http::Method::POST && is_form_upload(req.headers()) {
+            match FORM_UPLOADS.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let msg = "Too many browser-based uploads in progress; retry";
+                    return crate::s3::errors::xml_response(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", msg);
+                }
+            }
+        } else {
+            None
+        };
         req.extensions_mut().insert(target);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req));
         match call.catch_unwind().await {
@@ -379,13 +392,16 @@ impl Frontend {
         }
     }
 
-    /// What is refused from the request head alone, before s3s reads anything: browser-form uploads (not
-    /// supported; s3s would buffer the whole form before any access check), presigned URLs with an
+    /// What is refused from the request head alone, before s3s reads anything: browser-form uploads larger
+    /// than s3s may hold (it reads the file before checking the policy's conditions), presigned URLs with an
     /// out-of-range lifetime, and SigV2 requests S3 would refuse (see `s3::sigv2`).
     fn front_check(&self, req: &Request<s3s::Body>, target: &Target) -> Option<Response<s3s::Body>> {
-        if req.method() == http::Method::POST && is_form_upload(req.headers()) {
-            let msg = "POST Object (browser-based form upload) is not supported; use PUT or a presigned PUT URL";
-            let mut r = crate::s3::errors::xml_response(StatusCode::NOT_IMPLEMENTED, "NotImplemented", msg);
+        if req.method() == http::Method::POST
+            && is_form_upload(req.headers())
+            && crate::request::content_length(req.headers()) > crate::s3::object::S3_POST_MAX + FORM_OVERHEAD
+        {
+            let msg = "Your proposed upload exceeds the maximum size of a browser-based upload; use PUT or multipart";
+            let mut r = crate::s3::errors::xml_response(StatusCode::BAD_REQUEST, "EntityTooLarge", msg);
             r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             return Some(r);
         }
@@ -409,6 +425,11 @@ impl Frontend {
         None
     }
 }
+
+/// Form uploads s3s may hold at once (each up to `S3_POST_MAX` of file in memory).
+static FORM_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// Room for a form's other fields (policy, signature, metadata) beside its file.
+const FORM_OVERHEAD: u64 = 1 << 20;
 
 fn is_form_upload(h: &http::HeaderMap) -> bool {
     h.get(http::header::CONTENT_TYPE).is_some_and(|v| {

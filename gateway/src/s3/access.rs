@@ -10,6 +10,7 @@ use trove_namespace::BucketEntry;
 
 use crate::door::{self, Action, Caller, Denied, ObjectAcl};
 use crate::s3::errors;
+use crate::s3::policy;
 use crate::state::{AppState, SharedState, User};
 
 /// The s3s access hook: the door for every request that s3s routes.
@@ -40,14 +41,33 @@ impl S3Access for Access {
             Some(name) if action != Action::CreateBucket => lookup(state, name, user).await,
             _ => None,
         };
+        // A bucket policy (and the public access block) decides first; no statement leaves it to the ACLs.
+        let verdict = match (&entry, &bucket) {
+            (Some(e), Some(b)) if !e.configs.is_empty() => policy_verdict(e, b, key.as_deref(), user, cx)?,
+            _ => policy::Verdict::Neutral,
+        };
+        if verdict == policy::Verdict::Deny {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         // The object's ACL matters only to callers who do not own the bucket (no lookup on the owner's reads).
+        let ignore_acls = entry.as_ref().is_some_and(|e| policy::block_of(e).ignore_public_acls);
         let object = match (&entry, &key) {
-            (Some(e), Some(k)) if action == Action::ReadObject && user.is_none_or(|u| u.id != e.owner) => {
+            (Some(e), Some(k))
+                if action == Action::ReadObject && user.is_none_or(|u| u.id != e.owner) && !ignore_acls =>
+            {
                 object_acl(state, e, k)
             }
             _ => OwnedObjectAcl::Missing,
         };
-        door::authorize(caller, action, entry.as_ref(), object.as_ref()).map_err(denied)?;
+        if verdict != policy::Verdict::Allow {
+            let acl_entry = entry.clone().map(|mut e| {
+                if ignore_acls {
+                    e.acl = None;
+                }
+                e
+            });
+            door::authorize(caller, action, acl_entry.as_ref(), object.as_ref()).map_err(denied)?;
+        }
         // Allowed; now the size of a body s3s would read whole (it would read up to its limit, then 500).
         if has_document_body(cx.method(), cx.s3_op().name())
             && crate::request::content_length(cx.headers()) > super::XML_MAX_BODY as u64
@@ -102,9 +122,60 @@ pub fn denied(d: Denied) -> S3Error {
     }
 }
 
+/// What the bucket's policy says about this request (Neutral when it has none), after its public access block:
+/// a public ACL asked for where they are blocked is refused, and a public policy grants nothing to others
+/// where public buckets are restricted.
+fn policy_verdict(
+    entry: &trove_namespace::BucketEntry,
+    bucket: &str,
+    key: Option<&str>,
+    user: Option<&crate::state::User>,
+    cx: &S3AccessContext<'_>,
+) -> S3Result<policy::Verdict> {
+    let block = policy::block_of(entry);
+    let acl = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if block.block_public_acls && matches!(acl, "public-read" | "public-read-write" | "authenticated-read") {
+        return Err(s3_error!(AccessDenied, "The bucket's public access block forbids public ACLs"));
+    }
+    let Some(p) = policy::of(entry) else { return Ok(policy::Verdict::Neutral) };
+    let mut context = std::collections::BTreeMap::new();
+    for (name, value) in cx.headers() {
+        let name = name.as_str();
+        if name.starts_with("x-amz-") && !name.starts_with("x-amz-meta-") {
+            if let Ok(v) = value.to_str() {
+                context.insert(format!("s3:{name}"), v.to_owned());
+            }
+        }
+    }
+    for (k, v) in crate::request::query_pairs(cx.uri().query().unwrap_or_default()) {
+        if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys" | "versionId") {
+            context.insert(format!("s3:{}", k.to_ascii_lowercase()), v);
+        }
+    }
+    context.insert("aws:securetransport".to_owned(), "false".to_owned());
+    let resource = match key {
+        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+        None => format!("arn:aws:s3:::{bucket}"),
+    };
+    let action = policy::action_name(cx.s3_op().name());
+    let ask = policy::Ask { user: user.map(|u| u.id.as_str()), action: &action, resource, context };
+    let verdict = p.evaluate(&ask);
+    let outsider = user.is_none_or(|u| u.id != entry.owner);
+    // The owner can always change or remove the policy (no policy locks its own bucket's owner out).
+    let policy_op = matches!(cx.s3_op().name(), "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy");
+    if verdict == policy::Verdict::Deny && policy_op && !outsider {
+        return Ok(policy::Verdict::Neutral);
+    }
+    if verdict == policy::Verdict::Allow && block.restrict_public_buckets && outsider && p.is_public() {
+        return Ok(policy::Verdict::Neutral);
+    }
+    Ok(verdict)
+}
+
 /// PUTs and POSTs other than object data carry an XML (or JSON) document that s3s reads whole.
 fn has_document_body(method: &http::Method, op: &str) -> bool {
-    matches!(*method, http::Method::PUT | http::Method::POST) && !matches!(op, "PutObject" | "UploadPart")
+    matches!(*method, http::Method::PUT | http::Method::POST)
+        && !matches!(op, "PutObject" | "UploadPart" | "PostObject")
 }
 
 fn has_response_overrides(query: Option<&str>) -> bool {
@@ -122,6 +193,7 @@ pub fn action_of(op: &str) -> Action {
         }
         "GetObject" | "HeadObject" => Action::ReadObject,
         "PutObject"
+        | "PostObject"
         | "DeleteObject"
         | "DeleteObjects"
         | "CopyObject"

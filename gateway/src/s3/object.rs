@@ -180,6 +180,72 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     Ok(resp)
 }
 
+/// POST Object (a browser form upload): s3s has checked the form's policy and signature and read the file
+/// (bounded by `S3_POST_MAX`); it is stored as a PUT with the form's fields would be.
+pub async fn post(state: &SharedState, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
+    let put_req = req.map_input(|x| PutObjectInput {
+        acl: x.acl,
+        body: x.body,
+        bucket: x.bucket,
+        bucket_key_enabled: x.bucket_key_enabled,
+        cache_control: x.cache_control,
+        checksum_algorithm: x.checksum_algorithm,
+        checksum_crc32: x.checksum_crc32,
+        checksum_crc32c: x.checksum_crc32c,
+        checksum_crc64nvme: x.checksum_crc64nvme,
+        checksum_sha1: x.checksum_sha1,
+        checksum_sha256: x.checksum_sha256,
+        content_disposition: x.content_disposition,
+        content_encoding: x.content_encoding,
+        content_language: x.content_language,
+        content_length: x.content_length,
+        content_md5: x.content_md5,
+        content_type: x.content_type,
+        expected_bucket_owner: x.expected_bucket_owner,
+        expires: x.expires,
+        grant_full_control: x.grant_full_control,
+        grant_read: x.grant_read,
+        grant_read_acp: x.grant_read_acp,
+        grant_write_acp: x.grant_write_acp,
+        if_match: x.if_match,
+        if_none_match: x.if_none_match,
+        key: x.key,
+        metadata: x.metadata,
+        object_lock_legal_hold_status: x.object_lock_legal_hold_status,
+        object_lock_mode: x.object_lock_mode,
+        object_lock_retain_until_date: x.object_lock_retain_until_date,
+        request_payer: x.request_payer,
+        sse_customer_algorithm: x.sse_customer_algorithm,
+        sse_customer_key: x.sse_customer_key,
+        sse_customer_key_md5: x.sse_customer_key_md5,
+        ssekms_encryption_context: x.ssekms_encryption_context,
+        ssekms_key_id: x.ssekms_key_id,
+        server_side_encryption: x.server_side_encryption,
+        storage_class: x.storage_class,
+        tagging: x.tagging,
+        website_redirect_location: x.website_redirect_location,
+        write_offset_bytes: x.write_offset_bytes,
+    });
+    let resp = put(state, put_req).await?;
+    let o = resp.output;
+    let mut out = S3Response::new(PostObjectOutput {
+        e_tag: o.e_tag,
+        version_id: o.version_id,
+        checksum_crc32: o.checksum_crc32,
+        checksum_crc32c: o.checksum_crc32c,
+        checksum_crc64nvme: o.checksum_crc64nvme,
+        checksum_sha1: o.checksum_sha1,
+        checksum_sha256: o.checksum_sha256,
+        ..Default::default()
+    });
+    out.headers = resp.headers;
+    Ok(out)
+}
+
+/// The largest file a POST Object form may carry: s3s holds the file in memory to check the policy's
+/// `content-length-range` before anything is stored, so larger uploads go through PUT or multipart.
+pub const S3_POST_MAX: u64 = 16 << 20;
+
 /// The standard headers a GET can override with `response-*` query parameters.
 #[derive(Default)]
 pub struct Headers {
