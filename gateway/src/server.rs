@@ -321,6 +321,20 @@ impl Frontend {
         if target.api == Api::Native {
             return native::handle(&self.state, req, target.query).await;
         }
+        // CORS: a preflight is answered from the bucket's configuration (it carries no credentials); an actual
+        // request from an allowed origin gets the Access-Control headers whatever its outcome.
+        let cors_bucket = target
+            .bucket
+            .as_deref()
+            .and_then(|b| self.state.registry.get(b))
+            .filter(|e| e.configs.contains_key(crate::s3::cors::CONFIG) || req.method() == http::Method::OPTIONS);
+        if req.method() == http::Method::OPTIONS {
+            return crate::s3::cors::preflight(cors_bucket.as_ref(), req.headers());
+        }
+        let cors = match (cors_bucket, req.headers().get(http::header::ORIGIN).and_then(|o| o.to_str().ok())) {
+            (Some(entry), Some(origin)) => Some((entry, origin.to_owned(), req.method().to_string())),
+            _ => None,
+        };
         if let Some(refusal) = self.front_check(&req, &target) {
             return refusal;
         }
@@ -345,6 +359,9 @@ impl Frontend {
                 }
                 if resp.extensions().get::<crate::s3::UnquotedETag>().is_some() {
                     resp = unquote_etag(resp).await;
+                }
+                if let Some((entry, origin, method)) = &cors {
+                    crate::s3::cors::decorate(entry, origin, method, &mut resp);
                 }
                 with_request_id(resp, request_id).await
             }

@@ -320,9 +320,9 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     let entry = snapshot.buckets.get(bucket)?;
     // Cached copies that must be revalidated against their backend go through s3s.
     let revalidate = entry.bck.is_remote() && entry.props.versioning.validate_warm_get;
-    // A bucket policy or public access block is evaluated by s3s's access hook.
+    // A bucket policy or public access block is evaluated by s3s's access hook; CORS headers are added there.
     let policed = !entry.configs.is_empty()
-        && (entry.configs.contains_key("policy") || entry.configs.contains_key("public-access-block"));
+        && ["policy", "public-access-block", "cors"].iter().any(|c| entry.configs.contains_key(*c));
     if revalidate || policed || state.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }

@@ -8,6 +8,7 @@ pub(crate) mod body;
 pub(crate) mod bucket;
 mod conditions;
 mod copy;
+pub(crate) mod cors;
 pub(crate) mod ctx;
 pub(crate) mod errors;
 pub mod fast_get;
@@ -175,6 +176,18 @@ impl S3 for TroveS3 {
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
         policy::delete_block(&self.state, req).await
+    }
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put(&self.state, req).await
+    }
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get(&self.state, req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete(&self.state, req).await
     }
     async fn put_bucket_tagging(
         &self,
