@@ -20,8 +20,12 @@ S3T_MAIN = User("S3TMAINACCESSKEY0001", "s3t-main-secret-key", id="testid", disp
 S3T_ALT = User("S3TALTACCESSKEY00001", "s3t-alt-secret-key", id=ALT.id, display_name=ALT.display_name)
 
 
-# The SSE-KMS key ids the suite's configuration names (kms_keyid, kms_keyid2).
+# The SSE-KMS key ids the suite's configuration names (kms_keyid, kms_keyid2), and its lifecycle "day"
+# (lc_debug_interval = 10 in the runner's configuration).
 S3T_KMS_KEYS = """
+[lifecycle]
+day_secs = 10
+
 [sse.kms_keys]
 testkey-1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 testkey-2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="

@@ -15,6 +15,6 @@ mod model;
 pub use error::{Error, Result};
 pub use model::{
     AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, ClusterConfig, Config, GcpConfig,
-    JobsConfig, Overrides, RebalanceConfig, RemoteConfig, S3Config, ServerConfig, SseConfig, StorageConfig,
-    TelemetryConfig, User,
+    JobsConfig, LifecycleConfig, Overrides, RebalanceConfig, RemoteConfig, S3Config, ServerConfig, SseConfig,
+    StorageConfig, TelemetryConfig, User,
 };

@@ -34,6 +34,8 @@ pub struct Config {
     pub rebalance: RebalanceConfig,
     #[serde(default)]
     pub sse: SseConfig,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -290,6 +292,21 @@ pub struct User {
     pub id: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
+}
+
+/// Bucket lifecycle rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecycleConfig {
+    /// How long a lifecycle "day" is, in seconds: 86400; shorter only to test rules (as RGW's
+    /// `rgw_lc_debug_interval`).
+    pub day_secs: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig { day_secs: 86_400 }
+    }
 }
 
 /// Server-side encryption keys (S3's SSE-S3 and SSE-KMS; SSE-C keys come with each request and are never kept).

@@ -114,6 +114,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     state.ready.store(true, std::sync::atomic::Ordering::Release);
     background.spawn(crate::jobs::rebalance::watch(state.clone()));
     background.spawn(crate::cluster::liveness::watch(state.clone()));
+    background.spawn(crate::jobs::lifecycle::watch(state.clone()));
     crate::capacity::start(state.clone());
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");

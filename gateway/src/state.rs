@@ -66,6 +66,8 @@ pub struct AppState {
     pub sigv2: bool,
     /// Key-encryption keys of server-side encryption (SSE-S3, SSE-KMS).
     pub sse: crate::data::sse::Keys,
+    /// Length of a lifecycle "day" (`lifecycle.day_secs`).
+    pub lifecycle_day_secs: u64,
     /// Names recently found on no auto-attach provider, with the time of the check (no HEAD storm on typos).
     pub auto_attach_misses: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Auto-attach checks allowed per second.
@@ -263,6 +265,7 @@ impl AppState {
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
                 sse,
+                lifecycle_day_secs: cfg.lifecycle.day_secs,
                 auto_attach_misses: Default::default(),
                 auto_attach_rate: crate::rate_limit::RateLimit::new(10),
             },

@@ -6,6 +6,7 @@
 //! report their part as a [`JobView`] and the views of one ID add up to the cluster's job.
 
 mod evict;
+pub mod lifecycle;
 mod prefetch;
 pub mod rebalance;
 pub mod template;

@@ -12,6 +12,7 @@ pub(crate) mod cors;
 pub(crate) mod ctx;
 pub(crate) mod errors;
 pub mod fast_get;
+pub(crate) mod lifecycle;
 pub(crate) mod list;
 mod multipart;
 pub(crate) mod object;
@@ -188,6 +189,24 @@ impl S3 for TroveS3 {
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         cors::delete(&self.state, req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(&self.state, req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(&self.state, req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(&self.state, req).await
     }
     async fn put_bucket_tagging(
         &self,

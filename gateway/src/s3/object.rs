@@ -177,6 +177,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     });
     resp.headers.extend(checksum_headers(&meta.checksums, Some(ChecksumType::FULL_OBJECT)));
     sse::headers(&meta, &mut resp.headers);
+    crate::s3::lifecycle::expiration_header(&entry, &meta, &mut resp.headers);
     Ok(resp)
 }
 
@@ -381,7 +382,9 @@ async fn read_any(
         let key = read_key(state, &meta, customer.as_ref())?;
         let body = crate::data::Body::File(std::sync::Arc::new(file));
         let m = meta.clone();
-        return respond(&meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end));
+        let mut r = respond(&meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end))?;
+        crate::s3::lifecycle::expiration_header(&entry, &meta, &mut r.1);
+        return Ok(r);
     }
     let opts = crate::data::ReadOpts { range, latest, with_body };
     let o = match crate::data::read(state, &entry, &i.key, opts).await {
@@ -397,7 +400,9 @@ async fn read_any(
     };
     let key = read_key(state, &o.meta, customer.as_ref())?;
     let (body, m) = (o.body, o.meta.clone());
-    respond(&o.meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end))
+    let mut r = respond(&o.meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end))?;
+    crate::s3::lifecycle::expiration_header(&entry, &o.meta, &mut r.1);
+    Ok(r)
 }
 
 /// The data key a read of `meta` needs (none for a plaintext object, which must not be read with a key).
