@@ -41,6 +41,12 @@ impl S3Access for Access {
             Some(name) if action != Action::CreateBucket => lookup(state, name, user).await,
             _ => None,
         };
+        // `x-amz-expected-bucket-owner`: the request is meant for a bucket of that account only.
+        if let (Some(e), Some(expected)) = (&entry, cx.headers().get("x-amz-expected-bucket-owner")) {
+            if expected.as_bytes() != e.owner.as_bytes() {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
         // A bucket policy (and the public access block) decides first; no statement leaves it to the ACLs.
         let verdict = match (&entry, &bucket) {
             (Some(e), Some(b)) if !e.configs.is_empty() => policy_verdict(e, b, key.as_deref(), user, cx)?,

@@ -176,6 +176,8 @@ pub async fn copy_object(
     };
     meta.key = i.key.clone();
     meta.size = src_meta.size;
+    // A copy gets the ACL its request names (private otherwise), as a PUT does.
+    meta.acl = i.acl.as_ref().map(|a| crate::s3::access::check_canned(a.as_str())).transpose()?.flatten();
     meta.mtime_ms = now_ms();
     meta.storage_class = i.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD");
     // A copy is a single-part object: a multipart source's ETag and checksums do not describe it.

@@ -38,6 +38,10 @@ pub fn check_key(key: &str) -> S3Result<()> {
     if key.is_empty() {
         return Err(s3_error!(InvalidArgument, "The key must not be empty"));
     }
+    // C1 control characters are not valid in an S3 key (what arrives as them was mis-encoded).
+    if key.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
+        return Err(s3_error!(InvalidURI, "Couldn't parse the specified URI."));
+    }
     Ok(())
 }
 

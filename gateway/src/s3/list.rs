@@ -83,6 +83,11 @@ async fn list<T>(
 ) -> S3Result<Listing> {
     let entry = crate::s3::ctx::bucket(req)?;
     check_encoding(encoding)?;
+    // Listings are always in order; asking for no order is fine, but not together with a delimiter (as S3).
+    let unordered = req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "allow-unordered=true"));
+    if unordered && delimiter.is_some_and(|d| !d.is_empty()) {
+        return Err(s3_error!(InvalidArgument, "Cannot specify allow-unordered query along with delimiter"));
+    }
     let max = max_keys(max_keys_param)?;
     let owner = access::owner_of(state, &entry.owner);
     let opts = ListOpts {
