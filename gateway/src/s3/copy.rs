@@ -127,11 +127,7 @@ pub async fn copy_object(
         &i.copy_source_sse_customer_key,
         &i.copy_source_sse_customer_key_md5,
     )?;
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     let explicit = i.server_side_encryption.is_some() || customer.is_some();
     let encryption =
         sse::requested(state, &dest, i.server_side_encryption.as_ref(), i.ssekms_key_id.as_deref(), customer)?;
@@ -282,11 +278,7 @@ pub async fn upload_part_copy(
         &i.copy_source_sse_customer_key,
         &i.copy_source_sse_customer_key_md5,
     )?;
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     let upload = crate::data::multipart::upload_of(state, &dest, &i.key, &i.upload_id).await.map_err(from_data)?;
     let seal = crate::s3::multipart::part_key(state, &upload.meta, customer.as_ref())?;
     let number = i.part_number as u32;

@@ -64,11 +64,7 @@ pub async fn create(
         checksum_algorithm: algorithm.clone(),
         backend_upload: None,
     };
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     let encryption =
         sse::requested(state, &entry, i.server_side_encryption.as_ref(), i.ssekms_key_id.as_deref(), customer)?;
     if let Some(enc) = &encryption {
@@ -112,11 +108,7 @@ pub async fn upload_part(
     if let Some(a) = &upload.checksum_algorithm {
         algorithms.push(a.clone());
     }
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     let sealer = part_key(state, &upload.meta, customer.as_ref())?.map(|k| crate::data::sse::Sealer::new(&k));
     let received = body::receive_sealed(&staged, i.body, &algorithms, MAX_OBJECT_SIZE, sealer).await?;
     expected.extend(trailer_checksums(trailing_headers.as_ref()));
@@ -160,11 +152,7 @@ pub async fn complete(
     let i = req.input;
     check_key(&i.key)?;
     // An upload sealed with a customer key completes only with that key (a finished one answers as before).
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     if let Ok(upload) = mpu::upload_of(state, &entry, &i.key, &i.upload_id).await {
         if upload.meta.sse.as_ref().is_some_and(|s| s.customer) || customer.is_some() {
             part_key(state, &upload.meta, customer.as_ref())?;

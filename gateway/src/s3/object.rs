@@ -112,11 +112,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     );
     let algorithms = wanted_algorithms(&headers, input.checksum_algorithm.as_ref(), &expected);
 
-    let customer = sse::customer_key(
-        input.sse_customer_algorithm.as_deref(),
-        input.sse_customer_key.as_deref(),
-        input.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(input)?;
     let encryption =
         sse::requested(state, &entry, input.server_side_encryption.as_ref(), input.ssekms_key_id.as_deref(), customer)?;
     let mut sealed = ObjMeta::default();
@@ -365,11 +361,7 @@ async fn read_any(
         Range::Int { first, last } => trove_backends::ByteRange::FromTo { first, last },
         Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
     });
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     if let Some(version) = i.version_id.clone() {
         let (file, meta) =
             crate::data::versions::open(state, &entry, &i.key, &version).await.map_err(errors::from_data)?;
@@ -676,11 +668,7 @@ pub async fn attributes(
             &meta,
         ));
     }
-    let customer = sse::customer_key(
-        i.sse_customer_algorithm.as_deref(),
-        i.sse_customer_key.as_deref(),
-        i.sse_customer_key_md5.as_deref(),
-    )?;
+    let customer = sse::customer_key_of!(i)?;
     read_key(state, &meta, customer.as_ref())?;
     // Clients send one comma-separated header; s3s may hand it over as a single element.
     let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str().split(',').any(|v| v.trim() == a));

@@ -29,6 +29,18 @@ fn bucket_default(entry: &BucketEntry) -> Option<BucketDefault> {
     entry.configs.get(CONFIG).and_then(|d| serde_json::from_str(d).ok())
 }
 
+/// The SSE-C key of an s3s input with the usual `sse_customer_*` fields (every write and read input has them).
+macro_rules! customer_key_of {
+    ($i:expr) => {
+        $crate::s3::sse::customer_key(
+            $i.sse_customer_algorithm.as_deref(),
+            $i.sse_customer_key.as_deref(),
+            $i.sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+pub(crate) use customer_key_of;
+
 /// The SSE-C headers of a request (or of a copy source): none, or a valid key.
 pub fn customer_key(alg: Option<&str>, key: Option<&str>, md5: Option<&str>) -> S3Result<Option<CustomerKey>> {
     if alg.is_none() && key.is_none() && md5.is_none() {
