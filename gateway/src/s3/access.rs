@@ -253,7 +253,14 @@ pub fn grants(owner: &Owner, acl: Option<&str>) -> Vec<Grant> {
         }),
         permission: Some(Permission::from_static(p)),
     };
-    let mut g = vec![Grant {
+    // Group grants first, then the owner's (the order S3-compatible servers report, which clients compare).
+    let mut g = match acl {
+        Some("public-read") => vec![group(ALL_USERS, Permission::READ)],
+        Some("public-read-write") => vec![group(ALL_USERS, Permission::READ), group(ALL_USERS, Permission::WRITE)],
+        Some("authenticated-read") => vec![group(AUTHENTICATED_USERS, Permission::READ)],
+        _ => Vec::new(),
+    };
+    g.push(Grant {
         grantee: Some(Grantee {
             type_: Type::from_static(Type::CANONICAL_USER),
             id: owner.id.clone(),
@@ -262,16 +269,7 @@ pub fn grants(owner: &Owner, acl: Option<&str>) -> Vec<Grant> {
             uri: None,
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }];
-    match acl {
-        Some("public-read") => g.push(group(ALL_USERS, Permission::READ)),
-        Some("public-read-write") => {
-            g.push(group(ALL_USERS, Permission::READ));
-            g.push(group(ALL_USERS, Permission::WRITE));
-        }
-        Some("authenticated-read") => g.push(group(AUTHENTICATED_USERS, Permission::READ)),
-        _ => {}
-    }
+    });
     g
 }
 

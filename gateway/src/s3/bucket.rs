@@ -33,11 +33,12 @@ pub async fn create(
         .map(|l| l.as_str().to_owned())
         .filter(|l| !l.is_empty());
     if let Some(existing) = state.registry.get(&name) {
-        // us-east-1 (S3's legacy region) answers 200 when the owner creates its bucket again.
-        if existing.owner == user.id && state.region == "us-east-1" {
+        // us-east-1 (S3's legacy region) answers 200 when the owner creates its bucket again, unless the
+        // request would change it (a new ACL is not applied to the existing bucket).
+        if existing.owner == user.id && state.region == "us-east-1" && req.input.acl.is_none() {
             return Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }));
         }
-        return Err(if existing.owner == user.id {
+        return Err(if existing.owner == user.id && req.input.acl.is_none() {
             s3_error!(
                 BucketAlreadyOwnedByYou,
                 "Your previous request to create the named bucket succeeded and you already own it."
@@ -69,6 +70,9 @@ pub async fn create(
     };
     if object_lock {
         entry.configs.insert(object_lock::CONFIG.to_owned(), object_lock::Config::enabled().to_doc());
+    }
+    if let Some(o) = &req.input.object_ownership {
+        entry.configs.insert(OWNERSHIP.to_owned(), ownership_value(o.as_str())?.to_owned());
     }
     crate::data::apply_registry(state, Change::Create { name: name.clone(), entry }).await.map_err(|e| match e {
         crate::data::Error::BucketExists(_) => s3_error!(BucketAlreadyExists),
@@ -236,4 +240,69 @@ pub async fn put_versioning(
             .map_err(errors::from_data)?;
     }
     Ok(S3Response::new(PutBucketVersioningOutput {}))
+}
+
+/// The bucket configuration that holds a bucket's object ownership setting.
+const OWNERSHIP: &str = "ownership";
+
+fn ownership_value(v: &str) -> S3Result<&'static str> {
+    match v {
+        ObjectOwnership::BUCKET_OWNER_ENFORCED => Ok(ObjectOwnership::BUCKET_OWNER_ENFORCED),
+        ObjectOwnership::BUCKET_OWNER_PREFERRED => Ok(ObjectOwnership::BUCKET_OWNER_PREFERRED),
+        ObjectOwnership::OBJECT_WRITER => Ok(ObjectOwnership::OBJECT_WRITER),
+        _ => Err(s3_error!(MalformedXML, "Unknown ObjectOwnership {v:?}")),
+    }
+}
+
+/// Object ownership: every object in Trove belongs to its bucket's owner, so all three settings behave as
+/// `BucketOwnerEnforced` does for ownership; the setting is kept and reported, and `BucketOwnerEnforced` refuses
+/// to replace a public bucket ACL (S3's InvalidBucketAclWithObjectOwnership).
+pub async fn put_ownership(
+    state: &SharedState,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let entry = bucket(&req)?;
+    let [rule] = req.input.ownership_controls.rules.as_slice() else {
+        return Err(s3_error!(MalformedXML, "Exactly one ownership rule is supported"));
+    };
+    let value = ownership_value(rule.object_ownership.as_str())?;
+    if value == ObjectOwnership::BUCKET_OWNER_ENFORCED && entry.acl.is_some() {
+        return Err(errors::custom(
+            "InvalidBucketAclWithObjectOwnership",
+            http::StatusCode::BAD_REQUEST,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ));
+    }
+    let change = Change::SetConfig { name: req.input.bucket, kind: OWNERSHIP.to_owned(), doc: Some(value.to_owned()) };
+    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
+pub async fn get_ownership(
+    _state: &SharedState,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    let entry = bucket(&req)?;
+    let value = entry.configs.get(OWNERSHIP).ok_or_else(|| {
+        errors::custom(
+            "OwnershipControlsNotFoundError",
+            http::StatusCode::NOT_FOUND,
+            "The bucket ownership controls were not found",
+        )
+    })?;
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls {
+            rules: vec![OwnershipControlsRule { object_ownership: ObjectOwnership::from(value.clone()) }],
+        }),
+    }))
+}
+
+pub async fn delete_ownership(
+    state: &SharedState,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+    bucket(&req)?;
+    let change = Change::SetConfig { name: req.input.bucket, kind: OWNERSHIP.to_owned(), doc: None };
+    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    Ok(S3Response::new(DeleteBucketOwnershipControlsOutput {}))
 }
