@@ -1,7 +1,8 @@
 """The GET/HEAD fast path must answer exactly as the s3s path does, and let in exactly whom s3s lets in.
 
 A plain signed GET/HEAD of an owned object is served by the fast path; adding a header outside its allowlist
-(here `x-amz-expected-bucket-owner`, which Trove does not act on) sends the same request through s3s. The two
+(here `x-amz-expected-bucket-owner` naming the owner by its access key, which s3s's access hook checks and lets
+through) sends the same request through s3s. The two
 answers are compared header by header, and every way of getting the signature wrong must be refused."""
 
 from datetime import datetime, timedelta, timezone

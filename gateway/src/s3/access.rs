@@ -41,9 +41,12 @@ impl S3Access for Access {
             Some(name) if action != Action::CreateBucket => lookup(state, name, user).await,
             _ => None,
         };
-        // `x-amz-expected-bucket-owner`: the request is meant for a bucket of that account only.
+        // `x-amz-expected-bucket-owner`: the request is meant for a bucket of that account only (named by the
+        // owner's canonical id, or by an access key of the owner).
         if let (Some(e), Some(expected)) = (&entry, cx.headers().get("x-amz-expected-bucket-owner")) {
-            if expected.as_bytes() != e.owner.as_bytes() {
+            let expected = expected.to_str().unwrap_or_default();
+            let owner_key = state.user(expected).is_some_and(|u| u.id == e.owner);
+            if expected != e.owner && !owner_key {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
