@@ -324,11 +324,14 @@ impl Frontend {
         }
         // CORS: a preflight is answered from the bucket's configuration (it carries no credentials); an actual
         // request from an allowed origin gets the Access-Control headers whatever its outcome.
-        let cors_bucket = target
-            .bucket
-            .as_deref()
-            .and_then(|b| self.state.registry.get(b))
-            .filter(|e| e.configs.contains_key(crate::s3::cors::CONFIG) || req.method() == http::Method::OPTIONS);
+        // Looked at in the shared snapshot; an entry is cloned only for a bucket with CORS (or a preflight).
+        let cors_bucket = target.bucket.as_deref().and_then(|b| {
+            let snap = self.state.registry.snapshot();
+            snap.buckets
+                .get(b)
+                .filter(|e| e.configs.contains_key(crate::s3::cors::CONFIG) || req.method() == http::Method::OPTIONS)
+                .cloned()
+        });
         if req.method() == http::Method::OPTIONS {
             return crate::s3::cors::preflight(cors_bucket.as_ref(), req.headers());
         }

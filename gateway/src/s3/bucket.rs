@@ -273,8 +273,7 @@ pub async fn put_ownership(
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
         ));
     }
-    let change = Change::SetConfig { name: req.input.bucket, kind: OWNERSHIP.to_owned(), doc: Some(value.to_owned()) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, OWNERSHIP, Some(value.to_owned())).await?;
     Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
 }
 
@@ -302,7 +301,14 @@ pub async fn delete_ownership(
     req: S3Request<DeleteBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: OWNERSHIP.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, OWNERSHIP, None).await?;
     Ok(S3Response::new(DeleteBucketOwnershipControlsOutput {}))
+}
+
+/// Sets (or with `None` removes) the S3 configuration `kind` of the bucket `name` through the registry (and
+/// so the cluster).
+pub async fn set_config(state: &SharedState, name: String, kind: &str, doc: Option<String>) -> S3Result<()> {
+    let change = Change::SetConfig { name, kind: kind.to_owned(), doc };
+    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
-use trove_namespace::{BucketEntry, Change};
+use trove_namespace::BucketEntry;
 
 use crate::s3::ctx::bucket;
 use crate::s3::errors;
@@ -154,8 +154,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutBucketCorsInput>) -> S3R
         });
     }
     let doc = serde_json::to_string(&out).map_err(|e| s3_error!(InternalError, "{e}"))?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: Some(doc) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, Some(doc)).await?;
     Ok(S3Response::new(PutBucketCorsOutput {}))
 }
 
@@ -185,8 +184,7 @@ pub async fn delete(
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, None).await?;
     Ok(S3Response::new(DeleteBucketCorsOutput {}))
 }
 

@@ -5,11 +5,10 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
-use trove_namespace::{BucketEntry, Change};
+use trove_namespace::BucketEntry;
 
 use crate::jobs::lifecycle::{Filter, Rule, CONFIG};
 use crate::s3::ctx::bucket;
-use crate::s3::errors;
 use crate::state::SharedState;
 
 const MAX_RULES: usize = 1000;
@@ -199,8 +198,7 @@ pub async fn put(
         rules.push(rule);
     }
     let doc = serde_json::to_string(&rules).map_err(|e| s3_error!(InternalError, "{e}"))?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: Some(doc) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, Some(doc)).await?;
     Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
 }
 
@@ -222,8 +220,7 @@ pub async fn delete(
     req: S3Request<DeleteBucketLifecycleInput>,
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, None).await?;
     Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
 }
 

@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 use trove_cache::ObjMeta;
-use trove_namespace::{BucketEntry, Change, S3Versioning};
+use trove_namespace::{BucketEntry, S3Versioning};
 
 use crate::data::now_ms;
 use crate::s3::bucket::timestamp_ms;
@@ -122,8 +122,7 @@ pub async fn put_configuration(
             "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
         ));
     }
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: Some(config.to_doc()) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, Some(config.to_doc())).await?;
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
 }
 

@@ -10,7 +10,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use trove_namespace::{BucketEntry, Change};
+use trove_namespace::BucketEntry;
 
 use crate::s3::ctx::bucket;
 use crate::s3::errors;
@@ -388,9 +388,7 @@ pub async fn put(
     if policy.is_public() && block_of(&entry).block_public_policy {
         return Err(s3_error!(AccessDenied, "The bucket's public access block forbids public policies"));
     }
-    let change =
-        Change::SetConfig { name: req.input.bucket.clone(), kind: CONFIG.to_owned(), doc: Some(req.input.policy) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket.clone(), CONFIG, Some(req.input.policy)).await?;
     Ok(S3Response::new(PutBucketPolicyOutput {}))
 }
 
@@ -412,8 +410,7 @@ pub async fn delete(
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, None).await?;
     Ok(S3Response::new(DeleteBucketPolicyOutput {}))
 }
 
@@ -440,8 +437,7 @@ pub async fn put_block(
         restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
     };
     let doc = serde_json::to_string(&block).map_err(|e| s3_error!(InternalError, "{e}"))?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: PUBLIC_ACCESS_BLOCK.to_owned(), doc: Some(doc) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, PUBLIC_ACCESS_BLOCK, Some(doc)).await?;
     Ok(S3Response::new(PutPublicAccessBlockOutput {}))
 }
 
@@ -473,8 +469,7 @@ pub async fn delete_block(
     req: S3Request<DeletePublicAccessBlockInput>,
 ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: PUBLIC_ACCESS_BLOCK.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, PUBLIC_ACCESS_BLOCK, None).await?;
     Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
 }
 

@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 use trove_cache::{ObjMeta, SseMeta};
-use trove_namespace::{BucketEntry, Change};
+use trove_namespace::BucketEntry;
 
 use crate::data::sse::{self as seal, CustomerKey, Encryption};
 use crate::s3::ctx::bucket;
@@ -222,8 +222,7 @@ pub async fn put_bucket(
         _ => return Err(s3_error!(MalformedXML, "Unsupported server-side encryption algorithm")),
     };
     let doc = serde_json::to_string(&config).map_err(|e| s3_error!(InternalError, "{e}"))?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: Some(doc) };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, Some(doc)).await?;
     Ok(S3Response::new(PutBucketEncryptionOutput {}))
 }
 
@@ -250,7 +249,6 @@ pub async fn delete_bucket(
     req: S3Request<DeleteBucketEncryptionInput>,
 ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
     bucket(&req)?;
-    let change = Change::SetConfig { name: req.input.bucket, kind: CONFIG.to_owned(), doc: None };
-    crate::data::apply_registry(state, change).await.map_err(errors::from_data)?;
+    crate::s3::bucket::set_config(state, req.input.bucket, CONFIG, None).await?;
     Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
 }
