@@ -56,9 +56,12 @@ pub struct ObjMeta {
     pub parts: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
-    /// S3 canned ACL of the object; `None` is private.
+    /// S3 ACL of the object as the gateway stores it (a canned ACL's name or a grant list); `None` is private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// Canonical id of the object's owner when that is not the bucket's owner (an object another user wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// For a cached copy: the backend's version of the object (S3 version id, GCS generation). For a part of
     /// an upload to a remote bucket: the backend's token for the part (an S3 part ETag, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

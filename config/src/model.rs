@@ -292,6 +292,9 @@ pub struct User {
     pub id: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// E-mail address ACL grants may name this user by (`emailAddress="..."`).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// Bucket lifecycle rules.

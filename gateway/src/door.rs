@@ -5,12 +5,15 @@
 //! signature check and before any body is read) and the native API all ask it; handlers then act on the
 //! [`Grant`] it produced and decide nothing themselves.
 //!
-//! The rules are S3's for canned ACLs: the bucket owner may do everything; a bucket ACL grants listing (READ)
-//! and writing or deleting objects (WRITE); an object's ACL grants reading it. The same holds for every
-//! provider: a cloud object that has no cached copy carries no ACL here, so only the owner reads it.
+//! The rules are S3's ACL rules: the bucket owner may do everything; a bucket's grants give listing (READ),
+//! writing or deleting objects (WRITE), and reading or changing the bucket's ACL (READ_ACP, WRITE_ACP); an
+//! object's grants give reading it and its ACL, and its owner (the writer, see [`crate::acl::Ownership`]) has
+//! them all. Under `BucketOwnerEnforced` ACLs grant nothing. The same holds for every provider: a cloud object
+//! that has no cached copy carries no ACL here, so only the owner reads it.
 
 use trove_namespace::BucketEntry;
 
+use crate::acl::{self, Ownership, Perm};
 use crate::state::User;
 
 /// Who is asking. The signature (or the admin token) has been verified before anyone builds one of these.
@@ -35,15 +38,23 @@ pub enum Action {
     WriteObject,
     /// GET/HEAD of one object (object READ).
     ReadObject,
+    /// GetBucketAcl (bucket READ_ACP).
+    ReadBucketAcl,
+    /// PutBucketAcl (bucket WRITE_ACP).
+    WriteBucketAcl,
+    /// GetObjectAcl (object READ_ACP).
+    ReadObjectAcl,
+    /// PutObjectAcl (object WRITE_ACP).
+    WriteObjectAcl,
     /// Everything else on a bucket or its objects (ACLs, tagging, deleting the bucket...): the owner only.
     Owner,
 }
 
-/// What is known about the object's ACL, for [`Action::ReadObject`].
+/// What is known about the object's ACL, for the object actions.
 #[derive(Debug, Clone, Copy)]
 pub enum ObjectAcl<'a> {
-    /// The object exists here with this canned ACL (`None`: private).
-    Known(Option<&'a str>),
+    /// The object exists here with this stored ACL (`None`: private) and owner (`None`: the bucket owner).
+    Known { acl: Option<&'a str>, owner: Option<&'a str> },
     /// No copy of the object exists here.
     Missing,
 }
@@ -62,19 +73,16 @@ pub struct Grant {
     pub entry: Option<BucketEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Perm {
-    Read,
-    Write,
-}
-
-/// What a canned ACL grants to this caller.
-fn acl_grants(acl: Option<&str>, caller: Caller<'_>, perm: Perm) -> bool {
-    match (acl, perm) {
-        (Some("public-read-write"), _) | (Some("public-read"), Perm::Read) => true,
-        (Some("authenticated-read"), Perm::Read) => matches!(caller, Caller::User(_)),
-        _ => false,
+/// Whether a stored ACL of a resource owned by `owner` gives this caller `perm`.
+fn acl_grants(acl: Option<&str>, owner: &str, bucket_owner: &str, caller: Caller<'_>, perm: Perm) -> bool {
+    let id = match caller {
+        Caller::User(u) => Some(u.id.as_str()),
+        Caller::Anonymous | Caller::Admin => None,
+    };
+    if id == Some(owner) {
+        return true;
     }
+    acl::allows(&acl::grants(acl, owner, bucket_owner), id, perm)
 }
 
 fn is_owner(entry: &BucketEntry, caller: Caller<'_>) -> bool {
@@ -121,19 +129,30 @@ pub fn authorize(
     if is_owner(entry, caller) {
         return Ok(());
     }
-    let bucket_acl = entry.acl.as_deref();
+    if Ownership::of(entry) == Ownership::BucketOwnerEnforced {
+        return Err(Denied::AccessDenied);
+    }
+    let owner = entry.owner.as_str();
+    let on_bucket = |perm| acl_grants(entry.acl.as_deref(), owner, owner, caller, perm);
+    let on_object = |perm| match object {
+        ObjectAcl::Known { acl, owner: object_owner } => {
+            acl_grants(acl, object_owner.unwrap_or(owner), owner, caller, perm)
+        }
+        // A cloud object without a cached copy has no ACL here: private, as S3 makes every object by
+        // default, so nobody but the owner makes Trove fetch it.
+        ObjectAcl::Missing if entry.bck.is_remote() => false,
+        // Those who may list the bucket learn that the key is missing (NoSuchKey); nobody else does.
+        ObjectAcl::Missing => on_bucket(Perm::Read),
+    };
     let allowed = match action {
         Action::ListBuckets | Action::CreateBucket | Action::Owner => false,
-        Action::ReadBucket => acl_grants(bucket_acl, caller, Perm::Read),
-        Action::WriteObject => acl_grants(bucket_acl, caller, Perm::Write),
-        Action::ReadObject => match object {
-            ObjectAcl::Known(acl) => acl_grants(acl, caller, Perm::Read),
-            // A cloud object without a cached copy has no ACL here: private, as S3 makes every object by
-            // default, so nobody but the owner makes Trove fetch it.
-            ObjectAcl::Missing if entry.bck.is_remote() => false,
-            // Those who may list the bucket learn that the key is missing (NoSuchKey); nobody else does.
-            ObjectAcl::Missing => acl_grants(bucket_acl, caller, Perm::Read),
-        },
+        Action::ReadBucket => on_bucket(Perm::Read),
+        Action::WriteObject => on_bucket(Perm::Write),
+        Action::ReadBucketAcl => on_bucket(Perm::ReadAcp),
+        Action::WriteBucketAcl => on_bucket(Perm::WriteAcp),
+        Action::ReadObject => on_object(Perm::Read),
+        Action::ReadObjectAcl => on_object(Perm::ReadAcp),
+        Action::WriteObjectAcl => on_object(Perm::WriteAcp),
     };
     if allowed {
         Ok(())
@@ -154,7 +173,7 @@ mod tests {
     }
 
     fn user(id: &str) -> User {
-        User { secret_key: "s".into(), id: id.into(), display_name: id.into() }
+        User { secret_key: "s".into(), id: id.into(), display_name: id.into(), email: None }
     }
 
     #[test]
@@ -180,7 +199,7 @@ mod tests {
                 (Some("authenticated-read"), false, false, true),
             ] {
                 let e = entry(acl, provider);
-                let ok = |c, a| authorize(c, a, Some(&e), ObjectAcl::Known(None)).is_ok();
+                let ok = |c, a| authorize(c, a, Some(&e), ObjectAcl::Known { acl: None, owner: None }).is_ok();
                 assert_eq!(ok(Caller::Anonymous, Action::ReadBucket), anon_list, "{acl:?}");
                 assert_eq!(ok(Caller::Anonymous, Action::WriteObject), anon_write, "{acl:?}");
                 assert_eq!(ok(Caller::User(&other), Action::ReadBucket), user_list, "{acl:?}");
@@ -194,7 +213,8 @@ mod tests {
     #[test]
     fn object_acl_decides_reads() {
         let e = entry(None, Provider::Aws);
-        let read = |acl| authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Known(acl));
+        let read =
+            |acl| authorize(Caller::Anonymous, Action::ReadObject, Some(&e), ObjectAcl::Known { acl, owner: None });
         assert_eq!(read(Some("public-read")), Ok(()));
         assert_eq!(read(None), Err(Denied::AccessDenied));
         assert_eq!(

@@ -1,5 +1,6 @@
 //! `trove`: the Trove node (`trove serve`) and its command-line tools (`trove bench`).
 
+mod acl;
 mod bench;
 mod capacity;
 mod cli;

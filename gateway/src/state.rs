@@ -22,6 +22,7 @@ pub struct User {
     pub secret_key: String,
     pub id: String,
     pub display_name: String,
+    pub email: Option<String>,
 }
 
 pub struct AppState {
@@ -189,12 +190,13 @@ impl AppState {
         let root_key = root_ak.clone();
         users.insert(
             root_ak.clone(),
-            User { secret_key: root_sk.clone(), id: canonical_id(&root_ak), display_name: "trove".into() },
+            User { secret_key: root_sk.clone(), id: canonical_id(&root_ak), display_name: "trove".into(), email: None },
         );
         for u in &cfg.auth.users {
             let id = u.id.clone().unwrap_or_else(|| canonical_id(&u.access_key));
             let display_name = u.display_name.clone().unwrap_or_else(|| id.clone());
-            users.insert(u.access_key.clone(), User { secret_key: u.secret_key.clone(), id, display_name });
+            let user = User { secret_key: u.secret_key.clone(), id, display_name, email: u.email.clone() };
+            users.insert(u.access_key.clone(), user);
         }
         let admin_token = cfg.auth.admin_token.clone().unwrap_or_else(|| secrets.admin_token.clone());
         let generated = Generated {

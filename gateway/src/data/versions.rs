@@ -228,6 +228,22 @@ pub async fn open(
     }
 }
 
+/// The metadata of one version of an object (the current one without `version`).
+pub async fn head(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    version: Option<&str>,
+) -> Result<ObjMeta, Error> {
+    match version {
+        Some(v) => Ok(open(state, entry, key, v).await?.1),
+        None => {
+            let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+            blocking(move || Ok(st.store.head(&bck, &k)?)).await
+        }
+    }
+}
+
 /// The delete marker that hides `key` in a versioned bucket (for the headers of its 404).
 pub async fn hiding_marker(state: &SharedState, entry: &BucketEntry, key: &str) -> Option<ObjMeta> {
     if entry.bck.is_remote() || !is_versioned(entry) {

@@ -5,7 +5,6 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_namespace::{validate_s3_bucket_name, Bck, BucketEntry, BucketProps, Change, S3Versioning};
 
 use crate::data::now_ms;
-use crate::s3::access;
 use crate::s3::ctx::{bucket, caller};
 use crate::s3::errors;
 use crate::s3::object_lock;
@@ -32,13 +31,17 @@ pub async fn create(
         .and_then(|c| c.location_constraint.as_ref())
         .map(|l| l.as_str().to_owned())
         .filter(|l| !l.is_empty());
+    let canned = req.input.acl.as_ref().map(|a| a.as_str());
+    let acl =
+        crate::s3::acl::requested(state, None, canned, crate::s3::acl::grant_headers_of!(req.input, write), &user.id)?;
     if let Some(existing) = state.registry.get(&name) {
         // us-east-1 (S3's legacy region) answers 200 when the owner creates its bucket again, unless the
-        // request would change it (a new ACL is not applied to the existing bucket).
-        if existing.owner == user.id && state.region == "us-east-1" && req.input.acl.is_none() {
+        // request would change it (a different ACL is not applied to the existing bucket).
+        let same = existing.owner == user.id && existing.acl == acl;
+        if same && state.region == "us-east-1" {
             return Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }));
         }
-        return Err(if existing.owner == user.id && req.input.acl.is_none() {
+        return Err(if same {
             s3_error!(
                 BucketAlreadyOwnedByYou,
                 "Your previous request to create the named bucket succeeded and you already own it."
@@ -51,7 +54,6 @@ pub async fn create(
     if let Some(loc) = &location {
         props.extra = serde_json::json!({ "location": loc });
     }
-    let acl = req.input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
     let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     if object_lock {
         // Object Lock keeps versions: a bucket created with it is versioned from the start.
@@ -72,7 +74,11 @@ pub async fn create(
         entry.configs.insert(object_lock::CONFIG.to_owned(), object_lock::Config::enabled().to_doc());
     }
     if let Some(o) = &req.input.object_ownership {
-        entry.configs.insert(OWNERSHIP.to_owned(), ownership_value(o.as_str())?.to_owned());
+        let value = ownership_value(o.as_str())?;
+        if value == ObjectOwnership::BUCKET_OWNER_ENFORCED && entry.acl.is_some() {
+            return Err(acl_with_enforced());
+        }
+        entry.configs.insert(OWNERSHIP.to_owned(), value.to_owned());
     }
     crate::data::apply_registry(state, Change::Create { name: name.clone(), entry }).await.map_err(|e| match e {
         crate::data::Error::BucketExists(_) => s3_error!(BucketAlreadyExists),
@@ -242,21 +248,24 @@ pub async fn put_versioning(
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
 
-/// The bucket configuration that holds a bucket's object ownership setting.
-const OWNERSHIP: &str = "ownership";
+use crate::acl::OWNERSHIP;
 
-fn ownership_value(v: &str) -> S3Result<&'static str> {
-    match v {
-        ObjectOwnership::BUCKET_OWNER_ENFORCED => Ok(ObjectOwnership::BUCKET_OWNER_ENFORCED),
-        ObjectOwnership::BUCKET_OWNER_PREFERRED => Ok(ObjectOwnership::BUCKET_OWNER_PREFERRED),
-        ObjectOwnership::OBJECT_WRITER => Ok(ObjectOwnership::OBJECT_WRITER),
-        _ => Err(s3_error!(MalformedXML, "Unknown ObjectOwnership {v:?}")),
-    }
+fn acl_with_enforced() -> s3s::S3Error {
+    errors::custom(
+        "InvalidBucketAclWithObjectOwnership",
+        http::StatusCode::BAD_REQUEST,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    )
 }
 
-/// Object ownership: every object in Trove belongs to its bucket's owner, so all three settings behave as
-/// `BucketOwnerEnforced` does for ownership; the setting is kept and reported, and `BucketOwnerEnforced` refuses
-/// to replace a public bucket ACL (S3's InvalidBucketAclWithObjectOwnership).
+fn ownership_value(v: &str) -> S3Result<&'static str> {
+    crate::acl::Ownership::parse(v)
+        .map(|o| o.as_s3())
+        .ok_or_else(|| s3_error!(MalformedXML, "Unknown ObjectOwnership {v:?}"))
+}
+
+/// Object ownership (see [`crate::acl::Ownership`]): `BucketOwnerEnforced` is refused while the bucket has an
+/// ACL other than private (S3's InvalidBucketAclWithObjectOwnership).
 pub async fn put_ownership(
     state: &SharedState,
     req: S3Request<PutBucketOwnershipControlsInput>,
@@ -267,11 +276,7 @@ pub async fn put_ownership(
     };
     let value = ownership_value(rule.object_ownership.as_str())?;
     if value == ObjectOwnership::BUCKET_OWNER_ENFORCED && entry.acl.is_some() {
-        return Err(errors::custom(
-            "InvalidBucketAclWithObjectOwnership",
-            http::StatusCode::BAD_REQUEST,
-            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-        ));
+        return Err(acl_with_enforced());
     }
     crate::s3::bucket::set_config(state, req.input.bucket, OWNERSHIP, Some(value.to_owned())).await?;
     Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))

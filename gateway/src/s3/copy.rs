@@ -24,12 +24,13 @@ fn source<'a>(
     state: &SharedState,
     user: Option<&User>,
     src: &'a CopySource,
+    headers: &http::HeaderMap,
 ) -> S3Result<(BucketEntry, &'a str, Option<&'a str>)> {
     let CopySource::Bucket { bucket, key, version_id } = src else {
         return Err(s3_error!(NotImplemented, "Copying from an access point is not supported"));
     };
     check_key(key)?;
-    Ok((source_bucket(state, user, bucket, key)?, key, version_id.as_deref()))
+    Ok((source_bucket(state, user, bucket, key, headers)?, key, version_id.as_deref()))
 }
 
 /// The source of a copy (a version of it, when named), opened (so later changes of the source do not affect
@@ -63,9 +64,10 @@ fn source_bucket(
     user: Option<&User>,
     bucket: &str,
     key: &str,
+    headers: &http::HeaderMap,
 ) -> S3Result<trove_namespace::BucketEntry> {
     let entry = state.registry.get(bucket);
-    crate::s3::access::check_copy_source(state, user, entry.as_ref(), key)?;
+    crate::s3::access::check_copy_source(state, user, entry.as_ref(), key, headers)?;
     entry.ok_or_else(errors::no_such_bucket)
 }
 
@@ -75,7 +77,7 @@ pub async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let user = caller_opt(&req)?.cloned();
     let dest = bucket(&req)?;
-    let i = req.input;
+    let S3Request { input: i, headers, .. } = req;
     check_key(&i.key)?;
     let cond = ReadConditions {
         if_match: i.copy_source_if_match.as_ref(),
@@ -85,7 +87,7 @@ pub async fn copy_object(
     };
     errors::check_space(state)?;
     let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source)?;
+    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source, &headers)?;
     if src.bck.is_remote() && src.bck == dest.bck && src_version.is_none() {
         // Same backend bucket: the backend copies; nothing moves through Trove.
         let new_meta = replace.then(|| ObjMeta {
@@ -172,8 +174,10 @@ pub async fn copy_object(
     };
     meta.key = i.key.clone();
     meta.size = src_meta.size;
-    // A copy gets the ACL its request names (private otherwise), as a PUT does.
-    meta.acl = i.acl.as_ref().map(|a| crate::s3::access::check_canned(a.as_str())).transpose()?.flatten();
+    // A copy gets the ACL its request names (private otherwise) and the owner a PUT would give it.
+    let canned = i.acl.as_ref().map(|a| a.as_str());
+    let headers = crate::s3::acl::grant_headers_of!(i);
+    (meta.acl, meta.owner) = crate::s3::acl::for_new_object(state, &dest, user.as_ref(), canned, headers)?;
     meta.mtime_ms = now_ms();
     meta.storage_class = i.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD");
     // A copy is a single-part object: a multipart source's ETag and checksums do not describe it.
@@ -255,7 +259,7 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let user = caller_opt(&req)?.cloned();
     let dest = bucket(&req)?;
-    let i = req.input;
+    let S3Request { input: i, headers, .. } = req;
     check_key(&i.key)?;
     crate::s3::multipart::check_part_number(i.part_number)?;
     let cond = ReadConditions {
@@ -264,7 +268,7 @@ pub async fn upload_part_copy(
         if_modified_since: i.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
-    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source)?;
+    let (src, src_key, src_version) = source(state, user.as_ref(), &i.copy_source, &headers)?;
     let (src_file, src_meta) = open_source(state, &src, src_key, src_version, &cond).await?;
     let (start, end) = match i.copy_source_range.as_deref() {
         Some(r) => parse_copy_range(r, src_meta.size)?,

@@ -348,7 +348,13 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
         .resolve(meta.size)?,
     };
     // The door decides as it does for s3s; a refusal goes to s3s, which words the error.
-    door::authorize(Caller::User(user), Action::ReadObject, Some(entry), ObjectAcl::Known(meta.acl.as_deref())).ok()?;
+    door::authorize(
+        Caller::User(user),
+        Action::ReadObject,
+        Some(entry),
+        ObjectAcl::Known { acl: meta.acl.as_deref(), owner: meta.owner.as_deref() },
+    )
+    .ok()?;
     if entry.bck.is_remote() {
         state.metrics.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -7,7 +7,6 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
 
 use crate::data::{ListOpts, Page};
-use crate::s3::access;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::errors;
 use crate::state::SharedState;
@@ -89,7 +88,7 @@ async fn list<T>(
         return Err(s3_error!(InvalidArgument, "Cannot specify allow-unordered query along with delimiter"));
     }
     let max = max_keys(max_keys_param)?;
-    let owner = access::owner_of(state, &entry.owner);
+    let owner = crate::s3::acl::owner_of(state, &entry.owner);
     let opts = ListOpts {
         prefix: prefix.to_owned(),
         delimiter: delimiter.map(str::to_owned),

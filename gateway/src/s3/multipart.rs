@@ -8,7 +8,7 @@ use trove_cache::{CompletedPart as StoreCompletedPart, ObjMeta, Upload};
 use crate::data::multipart::{self as mpu, MAX_PART_NUMBER};
 use crate::data::now_ms;
 use crate::data::receive::{verify, MAX_OBJECT_SIZE};
-use crate::s3::access::owner_of;
+use crate::s3::acl::owner_of;
 use crate::s3::body;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions;
@@ -33,10 +33,14 @@ pub async fn create(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     // S3 names an anonymous initiator "anonymous" (the door let it in through a public-read-write ACL).
-    let initiator = caller_opt(&req)?.map_or_else(|| "anonymous".to_owned(), |u| u.id.clone());
+    let writer = caller_opt(&req)?.cloned();
+    let initiator = writer.as_ref().map_or_else(|| "anonymous".to_owned(), |u| u.id.clone());
     let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
+    let canned = i.acl.as_ref().map(|a| a.as_str());
+    let (acl, owner) =
+        crate::s3::acl::for_new_object(state, &entry, writer.as_ref(), canned, crate::s3::acl::grant_headers_of!(i))?;
     let tags = i.tagging.as_deref().map(tagging::parse_header).transpose()?.unwrap_or_default();
     let algorithm = i.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
     let checksum_type = i.checksum_type.as_ref().map(|t| t.as_str().to_owned()).or_else(|| {
@@ -59,6 +63,8 @@ pub async fn create(
             tags,
             storage_class: i.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD"),
             checksum_type: checksum_type.clone(),
+            acl,
+            owner,
             ..Default::default()
         },
         checksum_algorithm: algorithm.clone(),
@@ -210,7 +216,9 @@ pub async fn list_parts(state: &SharedState, req: S3Request<ListPartsInput>) -> 
     let after: Vec<_> = parts.into_iter().filter(|p| p.number > marker).collect();
     let truncated = after.len() > max;
     let page: Vec<_> = after.into_iter().take(max).collect();
-    let owner = owner_of(state, &upload.owner);
+    let initiator = owner_of(state, &upload.owner);
+    // The owner of the object the upload makes (the bucket's, where it owns what others write).
+    let owner = owner_of(state, upload.meta.owner.as_deref().unwrap_or(&entry.owner));
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -219,7 +227,7 @@ pub async fn list_parts(state: &SharedState, req: S3Request<ListPartsInput>) -> 
         is_truncated: Some(truncated),
         part_number_marker: i.part_number_marker,
         next_part_number_marker: page.last().map(|p| p.number as i32),
-        initiator: Some(Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() }),
+        initiator: Some(Initiator { id: initiator.id, display_name: initiator.display_name }),
         owner: Some(owner),
         storage_class: Some(StorageClass::from(upload.meta.storage_class.clone().unwrap_or_else(|| "STANDARD".into()))),
         checksum_algorithm: upload.checksum_algorithm.clone().map(ChecksumAlgorithm::from),

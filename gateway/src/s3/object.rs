@@ -9,11 +9,11 @@ use trove_cache::ObjMeta;
 use crate::data::now_ms;
 use crate::data::receive::{verify, ALGORITHMS, MAX_OBJECT_SIZE};
 use crate::data::{FileBody, SyncBody};
-use crate::s3::access;
+use crate::s3::acl;
 use crate::s3::body;
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::conditions::{self, ReadConditions};
-use crate::s3::ctx::{blocking, bucket, check_key};
+use crate::s3::ctx::{blocking, bucket, caller_opt, check_key};
 use crate::s3::errors;
 use crate::s3::sse;
 use crate::s3::tagging;
@@ -95,6 +95,7 @@ pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> BTreeMa
 
 pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let entry = bucket(&req)?;
+    let writer = caller_opt(&req)?.cloned();
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
     if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
@@ -102,7 +103,8 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     }
     errors::check_space(state)?;
     let tags = input.tagging.as_deref().map(tagging::parse_header).transpose()?.unwrap_or_default();
-    let acl = input.acl.as_ref().map(|a| access::check_canned(a.as_str())).transpose()?.flatten();
+    let canned = input.acl.as_ref().map(|a| a.as_str());
+    let (acl, owner) = acl::for_new_object(state, &entry, writer.as_ref(), canned, acl::grant_headers_of!(input))?;
     let mut expected = header_checksums(
         input.checksum_crc32,
         input.checksum_crc32c,
@@ -152,6 +154,7 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
         checksums: received.checksums.clone(),
         storage_class: input.storage_class.map(|s| s.as_str().to_owned()).filter(|s| s != "STANDARD"),
         acl,
+        owner,
         sse: sealed.sse,
         ..Default::default()
     };

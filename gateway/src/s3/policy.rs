@@ -419,8 +419,7 @@ pub async fn status(
     req: S3Request<GetBucketPolicyStatusInput>,
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let entry = bucket(&req)?;
-    let public = of(&entry).is_some_and(|p| p.is_public())
-        || matches!(entry.acl.as_deref(), Some("public-read" | "public-read-write" | "authenticated-read"));
+    let public = of(&entry).is_some_and(|p| p.is_public()) || crate::acl::is_public(entry.acl.as_deref());
     Ok(S3Response::new(GetBucketPolicyStatusOutput { policy_status: Some(PolicyStatus { is_public: Some(public) }) }))
 }
 

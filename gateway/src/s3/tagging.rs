@@ -3,7 +3,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::s3::ctx::{blocking, bucket, check_key};
+use crate::s3::ctx::{bucket, check_key};
 use crate::s3::errors;
 use crate::state::SharedState;
 
@@ -56,13 +56,8 @@ pub async fn get_object(
     let entry = bucket(&req)?;
     let i = req.input;
     check_key(&i.key)?;
-    let meta = match i.version_id {
-        Some(v) => crate::data::versions::open(state, &entry, &i.key, &v).await.map_err(errors::from_data)?.1,
-        None => {
-            let st = state.clone();
-            blocking(move || st.store.head(&entry.bck, &i.key).map_err(errors::from_store)).await?
-        }
-    };
+    let meta =
+        crate::data::versions::head(state, &entry, &i.key, i.version_id.as_deref()).await.map_err(errors::from_data)?;
     let mut tags = meta.tags;
     tags.sort();
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set: to_tag_set(&tags), version_id: meta.vid }))
