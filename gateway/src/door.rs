@@ -126,7 +126,14 @@ pub fn authorize(
     let Some(entry) = entry else {
         return Err(Denied::NoSuchBucket);
     };
-    if is_owner(entry, caller) {
+    // An object someone else owns is the bucket owner's only as far as its ACL says (S3's rule; the owner can
+    // still delete it, a bucket WRITE).
+    let object_action = matches!(action, Action::ReadObject | Action::ReadObjectAcl | Action::WriteObjectAcl);
+    let foreign = match (object, caller) {
+        (ObjectAcl::Known { owner: Some(o), .. }, Caller::User(u)) => u.id != o,
+        _ => false,
+    };
+    if is_owner(entry, caller) && !(object_action && foreign) {
         return Ok(());
     }
     if Ownership::of(entry) == Ownership::BucketOwnerEnforced {
@@ -228,6 +235,35 @@ mod tests {
             authorize(Caller::Anonymous, Action::ReadObject, Some(&cloud), ObjectAcl::Missing),
             Err(Denied::AccessDenied)
         );
+    }
+
+    #[test]
+    fn grants_and_object_owners() {
+        let (owner, alt, other) = (user("owner"), user("alt"), user("other"));
+        let mut e = entry(None, Provider::Ais);
+        let grant = |who: &str, p: &str| format!(r#"[{{"g":{{"id":"{who}"}},"p":"{p}"}}]"#);
+        e.acl = Some(grant("alt", "READ_ACP"));
+        let missing = ObjectAcl::Missing;
+        assert_eq!(authorize(Caller::User(&alt), Action::ReadBucketAcl, Some(&e), missing), Ok(()));
+        assert!(authorize(Caller::User(&alt), Action::WriteBucketAcl, Some(&e), missing).is_err());
+        assert!(authorize(Caller::User(&alt), Action::ReadBucket, Some(&e), missing).is_err());
+        // An object alt wrote: alt has it all, the bucket owner only what its ACL grants, others nothing.
+        let alts = ObjectAcl::Known { acl: None, owner: Some("alt") };
+        for a in [Action::ReadObject, Action::ReadObjectAcl, Action::WriteObjectAcl] {
+            assert_eq!(authorize(Caller::User(&alt), a, Some(&e), alts), Ok(()));
+            assert!(authorize(Caller::User(&owner), a, Some(&e), alts).is_err());
+            assert!(authorize(Caller::User(&other), a, Some(&e), alts).is_err());
+        }
+        let acl = grant("owner", "READ");
+        let shared = ObjectAcl::Known { acl: Some(&acl), owner: Some("alt") };
+        assert_eq!(authorize(Caller::User(&owner), Action::ReadObject, Some(&e), shared), Ok(()));
+        assert!(authorize(Caller::User(&owner), Action::WriteObjectAcl, Some(&e), shared).is_err());
+        assert_eq!(authorize(Caller::User(&owner), Action::WriteObject, Some(&e), missing), Ok(()));
+        // BucketOwnerEnforced: ACLs grant nothing.
+        e.acl = Some("public-read".into());
+        e.configs.insert(crate::acl::OWNERSHIP.into(), "BucketOwnerEnforced".into());
+        assert!(authorize(Caller::Anonymous, Action::ReadBucket, Some(&e), missing).is_err());
+        assert_eq!(authorize(Caller::User(&owner), Action::ReadBucket, Some(&e), missing), Ok(()));
     }
 
     #[test]

@@ -52,20 +52,18 @@ impl S3Access for Access {
         let verdict = match (&entry, &bucket) {
             (Some(e), Some(b)) if !e.configs.is_empty() => {
                 let ask = Asked { op: cx.s3_op().name(), headers: cx.headers(), query: cx.uri().query() };
-                policy_verdict(e, b, key.as_deref(), user, &ask)?
+                policy_verdict(state, e, b, key.as_deref(), user, &ask)?
             }
             _ => policy::Verdict::Neutral,
         };
         if verdict == policy::Verdict::Deny {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
-        // The object's ACL matters only to callers who do not own the bucket (no lookup on the owner's reads).
+        // The object's ACL and owner (the bucket owner's reads too: another user may own the object).
         let ignore_acls = entry.as_ref().is_some_and(|e| policy::block_of(e).ignore_public_acls);
         let object_action = matches!(action, Action::ReadObject | Action::ReadObjectAcl | Action::WriteObjectAcl);
         let object = match (&entry, &key) {
-            (Some(e), Some(k)) if object_action && user.is_none_or(|u| u.id != e.owner) && !ignore_acls => {
-                object_acl(state, e, k)
-            }
+            (Some(e), Some(k)) if object_action => object_acl(state, e, k, ignore_acls),
             _ => OwnedObjectAcl::Missing,
         };
         if verdict != policy::Verdict::Allow {
@@ -75,7 +73,19 @@ impl S3Access for Access {
                 }
                 e
             });
-            door::authorize(caller, action, acl_entry.as_ref(), object.as_ref()).map_err(denied)?;
+            let decided = door::authorize(caller, action, acl_entry.as_ref(), object.as_ref());
+            if let Err(d) = decided {
+                // A missing object: who may list its name (by the policy) learns that it is missing (404).
+                let listable = match (&entry, &key) {
+                    (Some(e), Some(k)) if action == Action::ReadObject && matches!(object, OwnedObjectAcl::Missing) => {
+                        may_list(state, e, k, user, cx.headers())?
+                    }
+                    _ => false,
+                };
+                if !listable {
+                    return Err(denied(d));
+                }
+            }
         }
         // Allowed; now the size of a body s3s would read whole (it would read up to its limit, then 500).
         if has_document_body(cx.method(), cx.s3_op().name())
@@ -86,6 +96,22 @@ impl S3Access for Access {
         cx.extensions_mut().insert(door::Grant { user: user.cloned(), entry });
         Ok(())
     }
+}
+
+/// Whether the bucket's policy lets `user` list the name `key` (`s3:ListBucket` with `s3:prefix` the key).
+fn may_list(
+    state: &AppState,
+    entry: &BucketEntry,
+    key: &str,
+    user: Option<&User>,
+    headers: &http::HeaderMap,
+) -> S3Result<bool> {
+    if policy::of(entry).is_none() {
+        return Ok(false);
+    }
+    let query = format!("prefix={}", percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC));
+    let ask = Asked { op: "ListObjects", headers, query: Some(&query) };
+    Ok(policy_verdict(state, entry, &entry.bck.name, None, user, &ask)? == policy::Verdict::Allow)
 }
 
 /// The bucket a request names; an unknown name is auto-attached (when configured) only for an
@@ -100,11 +126,15 @@ async fn lookup(state: &SharedState, name: &str, user: Option<&User>) -> Option<
     None
 }
 
-/// The ACL of the object's local copy, if there is one. Only asked for callers who do not own the bucket.
-fn object_acl(state: &AppState, entry: &BucketEntry, key: &str) -> OwnedObjectAcl {
+/// The ACL and owner of the object's local copy, if there is one (its ACL read as private where the public
+/// access block ignores ACLs).
+fn object_acl(state: &AppState, entry: &BucketEntry, key: &str, ignore_acls: bool) -> OwnedObjectAcl {
     // Through the objects kept open: the read that follows the check opens the same object again.
     match state.store.open_cached(&entry.bck, key) {
-        Ok(open) => OwnedObjectAcl::Known { acl: open.meta.acl.clone(), owner: open.meta.owner.clone() },
+        Ok(open) => OwnedObjectAcl::Known {
+            acl: open.meta.acl.clone().filter(|_| !ignore_acls),
+            owner: open.meta.owner.clone(),
+        },
         Err(_) => OwnedObjectAcl::Missing,
     }
 }
@@ -131,6 +161,8 @@ pub fn denied(d: Denied) -> S3Error {
     }
 }
 
+const EXISTING_TAG: &str = "s3:ExistingObjectTag/";
+
 /// The parts of a request a bucket policy looks at: the operation (s3s's name), headers and query.
 struct Asked<'a> {
     op: &'a str,
@@ -142,6 +174,7 @@ struct Asked<'a> {
 /// a public ACL asked for where they are blocked is refused, and a public policy grants nothing to others
 /// where public buckets are restricted.
 fn policy_verdict(
+    state: &AppState,
     entry: &trove_namespace::BucketEntry,
     bucket: &str,
     key: Option<&str>,
@@ -169,6 +202,22 @@ fn policy_verdict(
         }
     }
     context.insert("aws:securetransport".to_owned(), "false".to_owned());
+    if let Some(r) = cx.headers.get(http::header::REFERER).and_then(|v| v.to_str().ok()) {
+        context.insert("aws:referer".to_owned(), r.to_owned());
+    }
+    // The tags a write asks for, and (only where a statement looks at them) the tags the object has.
+    if let Some(t) = cx.headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()) {
+        for (k, v) in crate::request::query_pairs(t) {
+            context.insert(policy::condition_key(&format!("s3:RequestObjectTag/{k}")), v);
+        }
+    }
+    if let Some(k) = key.filter(|_| p.looks_at(EXISTING_TAG)) {
+        if let Ok(open) = state.store.open_cached(&entry.bck, k) {
+            for (tk, tv) in &open.meta.tags {
+                context.insert(policy::condition_key(&format!("{EXISTING_TAG}{tk}")), tv.clone());
+            }
+        }
+    }
     let resource = match key {
         Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
         None => format!("arn:aws:s3:::{bucket}"),
@@ -238,7 +287,7 @@ pub fn check_copy_source(
 ) -> S3Result<()> {
     if let Some(e) = entry.filter(|e| !e.configs.is_empty()) {
         let ask = Asked { op: "GetObject", headers, query: None };
-        match policy_verdict(e, &e.bck.name, Some(key), user, &ask)? {
+        match policy_verdict(state, e, &e.bck.name, Some(key), user, &ask)? {
             policy::Verdict::Deny => return Err(s3_error!(AccessDenied, "Access Denied")),
             policy::Verdict::Allow => return Ok(()),
             policy::Verdict::Neutral => {}
@@ -246,7 +295,7 @@ pub fn check_copy_source(
     }
     let caller = user.map_or(Caller::Anonymous, Caller::User);
     let object = match entry {
-        Some(e) => object_acl(state, e, key),
+        Some(e) => object_acl(state, e, key, policy::block_of(e).ignore_public_acls),
         None => OwnedObjectAcl::Missing,
     };
     door::authorize(caller, Action::ReadObject, entry, object.as_ref()).map_err(denied)

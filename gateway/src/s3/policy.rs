@@ -20,6 +20,10 @@ use crate::state::SharedState;
 pub const CONFIG: &str = "policy";
 pub const PUBLIC_ACCESS_BLOCK: &str = "public-access-block";
 
+/// How a service principal (`{"Service": "logging.s3.amazonaws.com"}`) is kept, and how an [`Ask`] made on a
+/// service's behalf names it.
+pub const SERVICE: &str = "service:";
+
 /// S3's limit on a bucket policy document.
 const MAX_POLICY: usize = 20 * 1024;
 
@@ -45,13 +49,14 @@ pub struct Policy {
 
 /// What the door knows about a request, for a policy to decide on.
 pub struct Ask<'a> {
-    /// Canonical id of the caller; `None` when anonymous.
+    /// Canonical id of the caller (`service:<name>` for a service); `None` when anonymous.
     pub user: Option<&'a str>,
     /// `s3:GetObject`, `s3:ListBucket`, ...
     pub action: &'a str,
     /// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
     pub resource: String,
-    /// Condition keys (lower case: `s3:x-amz-acl`, `s3:prefix`, `aws:securetransport`, ...) with their values.
+    /// Condition keys (as [`condition_key`] makes them: `s3:x-amz-acl`, `s3:prefix`, `aws:securetransport`,
+    /// `s3:existingobjecttag/<key>`...) with their values.
     pub context: BTreeMap<String, String>,
 }
 
@@ -79,17 +84,19 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, S3Error> {
     }
 }
 
-/// `"*"`, `{"AWS": ...}` or `{"CanonicalUser": ...}`: the principals named.
+/// `"*"`, `{"AWS": ...}`, `{"CanonicalUser": ...}` or `{"Service": ...}`: the principals named (services as
+/// `service:<name>`, which no user id can be).
 fn principals(v: &Value) -> Result<Vec<String>, S3Error> {
     match v {
         Value::String(s) if s == "*" => Ok(vec!["*".to_owned()]),
         Value::Object(m) => {
             let mut out = Vec::new();
             for (k, v) in m {
-                if !matches!(k.as_str(), "AWS" | "CanonicalUser" | "Service" | "Federated") {
-                    return Err(malformed(format!("unknown principal type {k}")));
+                match k.as_str() {
+                    "Service" => out.extend(strings(v, "Principal")?.into_iter().map(|s| format!("{SERVICE}{s}"))),
+                    "AWS" | "CanonicalUser" | "Federated" => out.extend(strings(v, "Principal")?),
+                    _ => return Err(malformed(format!("unknown principal type {k}"))),
                 }
-                out.extend(strings(v, "Principal")?);
             }
             Ok(out)
         }
@@ -169,7 +176,7 @@ impl Policy {
                             Value::Number(n) => vec![n.to_string()],
                             other => strings(other, "a condition value")?,
                         };
-                        m.insert(k.to_ascii_lowercase(), vals);
+                        m.insert(condition_key(k), vals);
                     }
                     condition.insert(op.clone(), m);
                 }
@@ -202,6 +209,12 @@ impl Policy {
         verdict
     }
 
+    /// Whether any statement has a condition on a key that starts with `prefix` (`s3:ExistingObjectTag/`).
+    pub fn looks_at(&self, prefix: &str) -> bool {
+        let prefix = condition_key(prefix);
+        self.statements.iter().flat_map(|s| s.condition.values()).flat_map(|m| m.keys()).any(|k| k.starts_with(&prefix))
+    }
+
     /// Whether the policy grants anything to everyone (S3's "public": a `*` principal in an Allow without
     /// a condition that narrows it to known callers or sources).
     pub fn is_public(&self) -> bool {
@@ -224,7 +237,11 @@ impl Policy {
     }
 }
 
-const KNOWN_OPERATORS: [&str; 16] = [
+const KNOWN_OPERATORS: [&str; 20] = [
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotEquals",
+    "ArnNotLike",
     "StringEquals",
     "StringNotEquals",
     "StringEqualsIgnoreCase",
@@ -267,8 +284,21 @@ impl Statement {
     }
 }
 
-/// `*`, a canonical user id, or an IAM-style ARN naming one (`arn:aws:iam::<id>:user/<name>`, `...:root`).
+/// A condition key as policies and asks compare them: the name is case-insensitive, what follows a `/` (a tag
+/// key in `s3:ExistingObjectTag/<key>`) is not.
+pub fn condition_key(k: &str) -> String {
+    match k.split_once('/') {
+        Some((name, rest)) => format!("{}/{rest}", name.to_ascii_lowercase()),
+        None => k.to_ascii_lowercase(),
+    }
+}
+
+/// `*`, a canonical user id, or an IAM-style ARN naming one (`arn:aws:iam::<id>:user/<name>`, `...:root`). A
+/// service is matched only by a statement that names it.
 fn principal_matches(p: &str, user: Option<&str>) -> bool {
+    if user.is_some_and(|u| u.starts_with(SERVICE)) {
+        return Some(p) == user;
+    }
     if p == "*" {
         return true;
     }
@@ -331,7 +361,8 @@ fn condition(op: &str, kv: &BTreeMap<String, Vec<String>>, ctx: &BTreeMap<String
             "StringNotEquals" => !any(&|w| w == have),
             "StringEqualsIgnoreCase" => any(&|w| w.eq_ignore_ascii_case(have)),
             "StringNotEqualsIgnoreCase" => !any(&|w| w.eq_ignore_ascii_case(have)),
-            "StringLike" => any(&|w| wildcard(w, have)),
+            "StringLike" | "ArnLike" | "ArnEquals" => any(&|w| wildcard(w, have)),
+            "ArnNotLike" | "ArnNotEquals" => !any(&|w| wildcard(w, have)),
             "StringNotLike" => !any(&|w| wildcard(w, have)),
             "Bool" => any(&|w| w.eq_ignore_ascii_case(have)),
             "NumericEquals"
