@@ -197,3 +197,89 @@ def test_lifecycle_in_a_versioned_bucket_leaves_markers(trove_factory, bucket_na
             break
         time.sleep(0.5)
     assert not listed.get("Versions") and len(listed["DeleteMarkers"]) == 1
+
+
+def _log_policy(target, prefix, source, account):
+    return policy({
+        "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{target}/{prefix}",
+        "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source}"},
+                      "StringEquals": {"aws:SourceAccount": account}},
+    })
+
+
+def test_bucket_logging_delivers_access_records(trove_factory, bucket_name):
+    t = trove_factory(extra_config="log_roll_secs = 1\n")
+    s3 = t.client()
+    source, target = bucket_name, bucket_name + "-logs"
+    s3.create_bucket(Bucket=source)
+    s3.create_bucket(Bucket=target)
+    me = s3.get_bucket_acl(Bucket=source)["Owner"]["ID"]
+    enable = {"LoggingEnabled": {"TargetBucket": target, "TargetPrefix": "log/"}}
+    # The target's policy must let the logging service in, for this source bucket and account.
+    with s3_error("AccessDenied", 403):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=enable)
+    s3.put_bucket_policy(Bucket=target, Policy=_log_policy(target, "log/", source, "someone-else"))
+    with s3_error("AccessDenied", 403):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=enable)
+    s3.put_bucket_policy(Bucket=target, Policy=_log_policy(target, "log/", source, me))
+    with s3_error("InvalidArgument", 400):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": source, "TargetPrefix": "log/"}})
+    with s3_error("MalformedXML", 400):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus={"LoggingEnabled": {
+            "TargetBucket": target, "TargetPrefix": "log/",
+            "TargetObjectKeyFormat": {"PartitionedPrefix": {"PartitionDateSource": "Sometimes"}}}})
+    s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=enable)
+    got = s3.get_bucket_logging(Bucket=source)["LoggingEnabled"]
+    assert got["TargetBucket"] == target and got["TargetPrefix"] == "log/"
+    assert got["TargetObjectKeyFormat"] == {"SimplePrefix": {}}
+
+    keys = ["a", "dir/b c", "ü"]
+    for k in keys:
+        s3.put_object(Bucket=source, Key=k, Body=b"12345")
+    assert s3.get_object(Bucket=source, Key="a")["Body"].read() == b"12345"
+    with s3_error("NoSuchKey", 404):
+        s3.get_object(Bucket=source, Key="missing")
+    deadline = time.time() + 20
+    records = []
+    while time.time() < deadline:
+        objs = s3.list_objects_v2(Bucket=target, Prefix="log/").get("Contents", [])
+        records = [line for o in objs
+                   for line in s3.get_object(Bucket=target, Key=o["Key"])["Body"].read().decode().splitlines()]
+        if sum("REST.PUT.OBJECT" in r for r in records) >= 3 and any("NoSuchKey" in r for r in records):
+            break
+        time.sleep(0.5)
+    import shlex
+    parsed = [shlex.split(r.replace("[", '"').replace("]", '"')) for r in records]
+    assert parsed and all(len(f) == 26 for f in parsed), records
+    puts = [f for f in parsed if f[6] == "REST.PUT.OBJECT"]
+    assert sorted(requests.utils.unquote(f[7]) for f in puts) == sorted(keys)
+    assert all(f[0] == me and f[1] == source and f[4] == me and f[9] == "200" for f in puts)
+    get = next(f for f in parsed if f[6] == "REST.GET.OBJECT" and f[7] == "a")
+    assert get[9] == "200" and get[11] == "5" and get[12] == "5"
+    missing = next(f for f in parsed if f[7] == "missing")
+    assert missing[9] == "404" and missing[10] == "NoSuchKey"
+    # Log objects are named <prefix>YYYY-mm-DD-HH-MM-SS-<unique>.
+    for o in s3.list_objects_v2(Bucket=target, Prefix="log/")["Contents"]:
+        assert len(o["Key"].split("-")) == 7, o["Key"]
+
+    # Turned off: no LoggingEnabled, and requests are no longer recorded.
+    s3.put_bucket_logging(Bucket=source, BucketLoggingStatus={})
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=source)
+    # A bucket that logs cannot be a target; a requester-pays or encrypted one neither.
+    s3.put_bucket_request_payment(Bucket=target, RequestPaymentConfiguration={"Payer": "Requester"})
+    assert s3.get_bucket_request_payment(Bucket=target)["Payer"] == "Requester"
+    with s3_error("InvalidArgument", 400):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=enable)
+
+
+def test_requester_pays_needs_the_header_from_others(trove, s3, s3_alt, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read")
+    s3.put_bucket_request_payment(Bucket=bucket, RequestPaymentConfiguration={"Payer": "Requester"})
+    with s3_error("AccessDenied", 403):
+        s3_alt.get_object(Bucket=bucket, Key="k")
+    assert s3_alt.get_object(Bucket=bucket, Key="k", RequestPayer="requester")["Body"].read() == b"x"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+    s3.put_bucket_request_payment(Bucket=bucket, RequestPaymentConfiguration={"Payer": "BucketOwner"})
+    assert s3_alt.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"

@@ -350,11 +350,14 @@ pub struct S3Config {
     pub region: String,
     /// Accept SigV2-signed requests (checked as strictly as S3 does); SigV4 is always accepted.
     pub sigv2: bool,
+    /// Server access logs (bucket logging): how long a node gathers a bucket's records before it writes them
+    /// as one log object, in seconds.
+    pub log_roll_secs: u64,
 }
 
 impl Default for S3Config {
     fn default() -> Self {
-        S3Config { domain: None, region: "us-east-1".to_owned(), sigv2: true }
+        S3Config { domain: None, region: "us-east-1".to_owned(), sigv2: true, log_roll_secs: 300 }
     }
 }
 

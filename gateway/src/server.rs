@@ -115,6 +115,7 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     background.spawn(crate::jobs::rebalance::watch(state.clone()));
     background.spawn(crate::cluster::liveness::watch(state.clone()));
     background.spawn(crate::jobs::lifecycle::watch(state.clone()));
+    background.spawn(crate::s3::log_delivery::deliver_forever(state.clone()));
     crate::capacity::start(state.clone());
     if let Some((ak, sk)) = &generated.credential {
         println!("Generated S3 credential (kept in the data directory):\n  access key: {ak}\n  secret key: {sk}");
@@ -203,13 +204,14 @@ async fn worker(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let peer = stream.peer_addr().ok();
                 let activity = Activity::new();
                 let (fe, act) = (frontend.clone(), activity.clone());
                 let svc = hyper::service::service_fn(move |req| {
                     let (fe, act) = (fe.clone(), act.clone());
                     async move {
                         let in_flight = act.request_started();
-                        let resp = fe.handle(req).await;
+                        let resp = fe.handle(req, peer).await;
                         Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
                     }
                 });
@@ -264,7 +266,7 @@ async fn worker(
 impl Frontend {
     /// Serves one request and records it in the request metrics (operation, status, time to the response
     /// head, bytes by Content-Length). The request target is parsed here, once.
-    async fn handle(&self, req: Request<Incoming>) -> Response<s3s::Body> {
+    async fn handle(&self, req: Request<Incoming>, peer: Option<std::net::SocketAddr>) -> Response<s3s::Body> {
         let started = std::time::Instant::now();
         let target = Target::parse(req.method(), req.uri(), req.headers(), self.domain.as_deref());
         let op = target.op;
@@ -281,7 +283,29 @@ impl Frontend {
                 let close_after = expects_continue_without_body(&req);
                 let served = async {
                     let mut resp = match crate::cluster::forward::route(&self.state, req, &target).await {
-                        Routed::Local(req) => self.serve(req, target, &request_id).await,
+                        Routed::Local(req) => {
+                            // Kept for the access log (a bucket's logs are written by the node that served).
+                            let head = crate::s3::log_delivery::is_logged(&self.state, &target).then(|| {
+                                (target.clone(), req.method().clone(), req.uri().clone(), req.headers().clone())
+                            });
+                            let wall = time::OffsetDateTime::now_utc();
+                            let resp = self.serve(req, target, &request_id).await;
+                            if let Some((target, method, uri, headers)) = head {
+                                let served = crate::s3::log_delivery::Served {
+                                    target: &target,
+                                    method: &method,
+                                    uri: &uri,
+                                    requester: crate::s3::log_delivery::requester(&self.state, &headers, &target),
+                                    headers: &headers,
+                                    remote: peer,
+                                    request_id: &request_id,
+                                    started: wall,
+                                    elapsed: started.elapsed(),
+                                };
+                                self.state.server_logs.record(&self.state, &served, &resp);
+                            }
+                            resp
+                        }
                         Routed::Answered(resp) => resp,
                     };
                     if close_after {
@@ -515,6 +539,9 @@ async fn with_request_id(mut resp: Response<s3s::Body>, id: &str) -> Response<s3
         Err(_) => bytes::Bytes::new(),
     };
     let text = String::from_utf8_lossy(&bytes);
+    if let Some(code) = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")) {
+        parts.extensions.insert(crate::s3::log_delivery::ErrorCode(code.0.to_owned()));
+    }
     let body = match text.rfind("</Error>") {
         Some(at) if !text.contains("<RequestId>") => {
             format!("{}<RequestId>{id}</RequestId>{}", &text[..at], &text[at..])

@@ -65,6 +65,10 @@ pub struct AppState {
     pub public_metrics: bool,
     /// Whether SigV2-signed requests are accepted (`[s3] sigv2`).
     pub sigv2: bool,
+    /// Server access log records waiting for delivery (S3 bucket logging), and how long they wait
+    /// (`[s3] log_roll_secs`).
+    pub server_logs: crate::s3::log_delivery::Logs,
+    pub log_roll_secs: u64,
     /// Key-encryption keys of server-side encryption (SSE-S3, SSE-KMS).
     pub sse: crate::data::sse::Keys,
     /// Length of a lifecycle "day" (`lifecycle.day_secs`).
@@ -266,6 +270,8 @@ impl AppState {
                 capacity: Capacity::new(&cfg.cache),
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
+                server_logs: Default::default(),
+                log_roll_secs: cfg.s3.log_roll_secs.max(1),
                 sse,
                 lifecycle_day_secs: cfg.lifecycle.day_secs,
                 auto_attach_misses: Default::default(),

@@ -48,6 +48,13 @@ impl S3Access for Access {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
+        // A requester-pays bucket serves others only when they say they pay (S3's 403 otherwise).
+        if let Some(e) = entry.as_ref().filter(|e| e.configs.contains_key(crate::s3::logging::PAYMENT)) {
+            let pays = cx.headers().get("x-amz-request-payer").is_some_and(|v| v.as_bytes() == b"requester");
+            if user.is_none_or(|u| u.id != e.owner) && !pays {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
         // A bucket policy (and the public access block) decides first; no statement leaves it to the ACLs.
         let verdict = match (&entry, &bucket) {
             (Some(e), Some(b)) if !e.configs.is_empty() => {

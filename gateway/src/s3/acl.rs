@@ -2,6 +2,7 @@
 //! headers or an AccessControlPolicy body) in S3's vocabulary. The model and its evaluation are in
 //! [`crate::acl`].
 
+use s3s::dto::Grantee as Grantee_;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_namespace::BucketEntry;
@@ -191,16 +192,21 @@ fn put_request(
             .as_ref()
             .and_then(|p| Perm::parse(p.as_str()))
             .ok_or_else(|| s3_error!(MalformedACLError, "The XML you provided was not well-formed"))?;
-        let ge = g.grantee.as_ref().ok_or_else(|| s3_error!(MalformedACLError, "A grant names no grantee"))?;
-        let named = match (ge.type_.as_str(), &ge.id, &ge.email_address, &ge.uri) {
-            (Type::CANONICAL_USER, Some(id), _, _) => Named::Id(id.clone()),
-            (Type::AMAZON_CUSTOMER_BY_EMAIL, _, Some(e), _) => Named::Email(e.clone()),
-            (Type::GROUP, _, _, Some(u)) => Named::Uri(u.clone()),
-            _ => return Err(s3_error!(MalformedACLError, "The XML you provided was not well-formed")),
-        };
-        list.push(acl::Grant { grantee: resolve(state, named)?, perm });
+        list.push(acl::Grant { grantee: grantee_of(state, g.grantee.as_ref())?, perm });
     }
     Ok(acl::encode(&list, owner))
+}
+
+/// The user or group an S3 `Grantee` element names.
+pub fn grantee_of(state: &AppState, ge: Option<&Grantee_>) -> S3Result<Grantee> {
+    let ge = ge.ok_or_else(|| s3_error!(MalformedACLError, "A grant names no grantee"))?;
+    let named = match (ge.type_.as_str(), &ge.id, &ge.email_address, &ge.uri) {
+        (Type::CANONICAL_USER, Some(id), _, _) => Named::Id(id.clone()),
+        (Type::AMAZON_CUSTOMER_BY_EMAIL, _, Some(e), _) => Named::Email(e.clone()),
+        (Type::GROUP, _, _, Some(u)) => Named::Uri(u.clone()),
+        _ => return Err(s3_error!(MalformedACLError, "The XML you provided was not well-formed")),
+    };
+    resolve(state, named)
 }
 
 /// S3's grant list for a stored ACL.
@@ -233,8 +239,6 @@ pub fn grants_of(state: &AppState, stored: Option<&str>, owner: &str, bucket_own
         })
         .collect()
 }
-
-use s3s::dto::Grantee as Grantee_;
 
 /// The owner identity of a canonical id, with the display name of the configured user that has it.
 pub fn owner_of(state: &AppState, id: &str) -> Owner {

@@ -320,9 +320,12 @@ pub fn decide(state: &AppState, method: &Method, uri: &http::Uri, h: &http::Head
     let entry = snapshot.buckets.get(bucket)?;
     // Cached copies that must be revalidated against their backend go through s3s.
     let revalidate = entry.bck.is_remote() && entry.props.versioning.validate_warm_get;
-    // A bucket policy or public access block is evaluated by s3s's access hook; CORS headers are added there.
+    // A bucket policy or public access block is evaluated by s3s's access hook; CORS headers are added there;
+    // requests to a logged bucket are recorded there; requester-pays buckets check a header there.
     let policed = !entry.configs.is_empty()
-        && ["policy", "public-access-block", "cors", "lifecycle"].iter().any(|c| entry.configs.contains_key(*c));
+        && ["policy", "public-access-block", "cors", "lifecycle", "logging", "request-payment"]
+            .iter()
+            .any(|c| entry.configs.contains_key(*c));
     if revalidate || policed || state.owner(&entry.bck, &key) != Owner::Local {
         return None;
     }

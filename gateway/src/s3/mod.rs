@@ -14,13 +14,15 @@ pub(crate) mod errors;
 pub mod fast_get;
 pub(crate) mod lifecycle;
 pub(crate) mod list;
+pub(crate) mod log_delivery;
+pub(crate) mod logging;
 mod multipart;
 pub(crate) mod object;
 pub(crate) mod object_lock;
 pub(crate) mod policy;
 pub mod sigv2;
 pub mod sigv4;
-mod sse;
+pub(crate) mod sse;
 mod tagging;
 #[cfg(test)]
 mod xml_bodies;
@@ -213,6 +215,30 @@ impl S3 for TroveS3 {
         req: S3Request<PutBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
         bucket::put_ownership(&self.state, req).await
+    }
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        logging::put(&self.state, req).await
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        logging::get(&self.state, req).await
+    }
+    async fn put_bucket_request_payment(
+        &self,
+        req: S3Request<PutBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<PutBucketRequestPaymentOutput>> {
+        logging::put_payment(&self.state, req).await
+    }
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        logging::get_payment(&self.state, req).await
     }
     async fn get_bucket_ownership_controls(
         &self,

@@ -147,9 +147,13 @@ impl Policy {
                     return Err(malformed(format!("Policy has invalid action {a}")));
                 }
             }
-            let resource = s.get("Resource").map(|v| strings(v, "Resource")).transpose()?;
+            let mut resource = s.get("Resource").map(|v| strings(v, "Resource")).transpose()?;
             let not_resource = s.get("NotResource").map(|v| strings(v, "NotResource")).transpose()?;
-            if resource.is_none() == not_resource.is_none() {
+            if resource.is_none() && not_resource.is_none() {
+                // No resource named: the statement is about the bucket and everything in it (as RGW reads it).
+                resource = Some(vec![format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]);
+            }
+            if resource.is_some() && not_resource.is_some() {
                 return Err(malformed("a statement needs exactly one of Resource and NotResource"));
             }
             for r in resource.iter().chain(not_resource.iter()).flatten() {
