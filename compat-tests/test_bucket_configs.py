@@ -143,10 +143,16 @@ def test_post_object_with_a_signed_policy(trove, s3, bucket):
     assert "form/alt" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-def test_post_object_size_is_bounded(trove, bucket):
-    big = b"x" * (17 << 20)
+def test_post_object_size_is_the_policys(trove, s3, bucket):
+    # No content-length-range: S3's object limit (the file is streamed to disk, never held).
+    big = b"x" * (40 << 20)
     r = _post_form(trove, bucket, "huge", big, [])
-    assert r.status_code == 400 and b"EntityTooLarge" in r.content
+    assert r.status_code == 204, r.content
+    assert s3.head_object(Bucket=bucket, Key="huge")["ContentLength"] == len(big)
+    r = _post_form(trove, bucket, "small", b"x", [["content-length-range", 10, 100]])
+    assert r.status_code == 400 and b"EntityTooSmall" in r.content
+    with s3_error("NoSuchKey", 404):
+        s3.get_object(Bucket=bucket, Key="small")
 
 
 def test_lifecycle_rules_run(trove_factory, bucket_name):

@@ -18,7 +18,7 @@
 #                 an id without [params] selects all its parametrizations [expected-pass.txt here]
 #   OUT_DIR       s3tests.conf, pytest.log, junit.xml, passed.txt, failed.txt [a new temp dir]
 #   PASSED_FILE   node ids that passed, sorted [$OUT_DIR/passed.txt]
-#   TIMEOUT       per-test timeout in seconds (pytest-timeout) [60]
+#   TIMEOUT       per-test timeout in seconds (pytest-timeout) [120]
 #   PYTHON        interpreter that has the s3-tests requirements and pytest-timeout (no venv then)
 #   VENV          venv created from the checkout's requirements.txt otherwise [compat-tests/.venv-s3tests]
 #   REGION        signing region [us-east-1]
@@ -50,7 +50,7 @@ OUT_DIR=${OUT_DIR:-$(mktemp -d -t s3tests-out.XXXXXX)}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 PASSED_FILE=$(abspath "${PASSED_FILE:-$OUT_DIR/passed.txt}")
-TIMEOUT=${TIMEOUT:-60}
+TIMEOUT=${TIMEOUT:-120}
 
 # ---- endpoint ---------------------------------------------------------------------------------
 IS_SECURE=False

@@ -62,7 +62,8 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut builder = S3ServiceBuilder::new(TroveS3 { state: state.clone() });
     let mut s3_config = s3s::config::S3Config::default();
     s3_config.xml_max_body_size = crate::s3::XML_MAX_BODY;
-    s3_config.post_object_max_file_size = crate::s3::object::S3_POST_MAX;
+    // Browser form uploads never reach s3s (`s3::post_object` streams them): it gets no room to hold one.
+    s3_config.post_object_max_file_size = 0;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3_config))));
     builder.set_auth(Auth(state.clone()));
     builder.set_access(Access(state.clone()));
@@ -359,25 +360,26 @@ impl Frontend {
         if req.method() == http::Method::OPTIONS {
             return crate::s3::cors::preflight(cors_bucket.as_ref(), req.headers());
         }
+        // The rule is matched on the method the request says it stands for, if it names one (as RGW does).
+        let cors_method = req
+            .headers()
+            .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| m.to_str().ok())
+            .map_or_else(|| req.method().to_string(), str::to_owned);
         let cors = match (cors_bucket, req.headers().get(http::header::ORIGIN).and_then(|o| o.to_str().ok())) {
-            (Some(entry), Some(origin)) => Some((entry, origin.to_owned(), req.method().to_string())),
+            (Some(entry), Some(origin)) => Some((entry, origin.to_owned(), cors_method)),
             _ => None,
         };
-        if let Some(refusal) = self.front_check(&req, &target) {
+        if let Some(refusal) = self.front_check(&mut req, &target) {
             return refusal;
         }
-        // s3s holds a form upload's file in memory: only a few at a time.
-        let _form = if req.method() == http::Method::POST && is_form_upload(req.headers()) {
-            match FORM_UPLOADS.try_acquire() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let msg = "Too many browser-based uploads in progress; retry";
-                    return crate::s3::errors::xml_response(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", msg);
-                }
+        if crate::s3::post_object::is_form_upload(req.method(), req.headers()) {
+            let mut resp = crate::s3::post_object::serve(&self.state, req, &target).await;
+            if let Some((entry, origin, method)) = &cors {
+                crate::s3::cors::decorate(entry, origin, method, &mut resp);
             }
-        } else {
-            None
-        };
+            return with_request_id(resp, request_id).await;
+        }
         req.extensions_mut().insert(target);
         let call = std::panic::AssertUnwindSafe(self.s3.call(req));
         match call.catch_unwind().await {
@@ -437,19 +439,9 @@ impl Frontend {
         }
     }
 
-    /// What is refused from the request head alone, before s3s reads anything: browser-form uploads larger
-    /// than s3s may hold (it reads the file before checking the policy's conditions), presigned URLs with an
+    /// What is refused from the request head alone, before anything reads the body: presigned URLs with an
     /// out-of-range lifetime, and SigV2 requests S3 would refuse (see `s3::sigv2`).
-    fn front_check(&self, req: &Request<s3s::Body>, target: &Target) -> Option<Response<s3s::Body>> {
-        if req.method() == http::Method::POST
-            && is_form_upload(req.headers())
-            && crate::request::content_length(req.headers()) > crate::s3::object::S3_POST_MAX + FORM_OVERHEAD
-        {
-            let msg = "Your proposed upload exceeds the maximum size of a browser-based upload; use PUT or multipart";
-            let mut r = crate::s3::errors::xml_response(StatusCode::BAD_REQUEST, "EntityTooLarge", msg);
-            r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-            return Some(r);
-        }
+    fn front_check(&self, req: &mut Request<s3s::Body>, target: &Target) -> Option<Response<s3s::Body>> {
         if target.auth == AuthKind::SigV4Presigned && presigned_expiry_out_of_range(target.param("X-Amz-Expires")) {
             let msg = "X-Amz-Expires must be non-negative and less than a week (in seconds) that is 604800";
             return Some(crate::s3::errors::xml_response(StatusCode::FORBIDDEN, "AccessDenied", msg));
@@ -463,24 +455,27 @@ impl Frontend {
                 vh_bucket: target.bucket.as_deref().filter(|_| target.virtual_host),
             };
             let presigned = target.auth == AuthKind::SigV2Presigned;
-            if let Err(r) = crate::s3::sigv2::check(&self.state, &signed, presigned, time::OffsetDateTime::now_utc()) {
-                return Some(crate::s3::errors::xml_response(r.status, r.code, r.message));
+            match crate::s3::sigv2::check(&self.state, &signed, presigned, time::OffsetDateTime::now_utc()) {
+                Err(r) => return Some(crate::s3::errors::xml_response(r.status, r.code, r.message)),
+                Ok(crate::s3::sigv2::Matched::WithSlash) => {
+                    let uri = req.uri();
+                    let with_slash = match uri.query() {
+                        Some(q) => format!("{}/?{q}", uri.path()),
+                        None => format!("{}/", uri.path()),
+                    };
+                    if let Ok(pq) = with_slash.parse::<http::uri::PathAndQuery>() {
+                        let mut parts = uri.clone().into_parts();
+                        parts.path_and_query = Some(pq);
+                        if let Ok(u) = http::Uri::from_parts(parts) {
+                            *req.uri_mut() = u;
+                        }
+                    }
+                }
+                Ok(crate::s3::sigv2::Matched::AsSent) => {}
             }
         }
         None
     }
-}
-
-/// Form uploads s3s may hold at once (each up to `S3_POST_MAX` of file in memory).
-static FORM_UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-/// Room for a form's other fields (policy, signature, metadata) beside its file.
-const FORM_OVERHEAD: u64 = 1 << 20;
-
-fn is_form_upload(h: &http::HeaderMap) -> bool {
-    h.get(http::header::CONTENT_TYPE).is_some_and(|v| {
-        let v = v.as_bytes();
-        v.len() >= 19 && v[..19].eq_ignore_ascii_case(b"multipart/form-data")
-    })
 }
 
 /// s3s's `SingleDomain` with the port stripped from the Host header first (clients send `bucket.domain:port`).

@@ -48,12 +48,8 @@ impl S3Access for Access {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
-        // A requester-pays bucket serves others only when they say they pay (S3's 403 otherwise).
-        if let Some(e) = entry.as_ref().filter(|e| e.configs.contains_key(crate::s3::logging::PAYMENT)) {
-            let pays = cx.headers().get("x-amz-request-payer").is_some_and(|v| v.as_bytes() == b"requester");
-            if user.is_none_or(|u| u.id != e.owner) && !pays {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
+        if let Some(e) = &entry {
+            check_payer(e, user, cx.headers())?;
         }
         // A bucket policy (and the public access block) decides first; no statement leaves it to the ACLs.
         let verdict = match (&entry, &bucket) {
@@ -102,6 +98,43 @@ impl S3Access for Access {
         }
         cx.extensions_mut().insert(door::Grant { user: user.cloned(), entry });
         Ok(())
+    }
+}
+
+/// A requester-pays bucket serves others only when they say they pay (S3's 403 otherwise).
+fn check_payer(entry: &BucketEntry, user: Option<&User>, headers: &http::HeaderMap) -> S3Result<()> {
+    let pays = || headers.get("x-amz-request-payer").is_some_and(|v| v.as_bytes() == b"requester");
+    if entry.configs.contains_key(crate::s3::logging::PAYMENT) && user.is_none_or(|u| u.id != entry.owner) && !pays() {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    }
+    Ok(())
+}
+
+/// The door for a browser form upload (POST Object), asked as for the PUT it stands for: the bucket's policy,
+/// its public access block, requester-pays, then its ACL. Returns the bucket.
+pub fn check_form_upload(
+    state: &AppState,
+    user: Option<&User>,
+    bucket: &str,
+    key: &str,
+    headers: &http::HeaderMap,
+) -> S3Result<BucketEntry> {
+    let entry = state.registry.get(bucket).ok_or_else(errors::no_such_bucket)?;
+    check_payer(&entry, user, headers)?;
+    let verdict = if entry.configs.is_empty() {
+        policy::Verdict::Neutral
+    } else {
+        let ask = Asked { op: "PostObject", headers, query: None };
+        policy_verdict(state, &entry, bucket, Some(key), user, &ask)?
+    };
+    match verdict {
+        policy::Verdict::Deny => Err(s3_error!(AccessDenied, "Access Denied")),
+        policy::Verdict::Allow => Ok(entry),
+        policy::Verdict::Neutral => {
+            let caller = user.map_or(Caller::Anonymous, Caller::User);
+            door::authorize(caller, Action::WriteObject, Some(&entry), ObjectAcl::Missing).map_err(denied)?;
+            Ok(entry)
+        }
     }
 }
 

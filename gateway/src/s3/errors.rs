@@ -111,6 +111,14 @@ pub fn custom(code: &'static str, status: http::StatusCode, message: &str) -> S3
     err
 }
 
+/// An error answered with extra headers. s3s sends an error's own headers instead of its defaults, so the
+/// body's `Content-Type` is set here too.
+pub fn with_headers(mut err: S3Error, mut h: http::HeaderMap) -> S3Error {
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    err.set_headers(h);
+    err
+}
+
 /// Refuses new data when the node is above its out-of-space mark.
 pub fn check_space(state: &crate::state::SharedState) -> s3s::S3Result<()> {
     crate::data::check_space(state).map_err(from_data)
@@ -120,8 +128,14 @@ pub fn no_such_bucket() -> S3Error {
     s3_error!(NoSuchBucket, "The specified bucket does not exist")
 }
 
+/// Text as XML character data.
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// An S3 error answered outside s3s (before it, or for a request another node was to serve): S3's XML body.
 pub fn xml_response(status: http::StatusCode, code: &str, message: &str) -> http::Response<s3s::Body> {
+    let (code, message) = (xml_escape(code), xml_escape(message));
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );

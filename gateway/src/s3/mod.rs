@@ -1,7 +1,7 @@
 //! The S3 frontend on s3s. This is the only file that implements `s3s::S3`; each method hands the request to
 //! the function of its group module. Operations not listed here are answered NotImplemented by s3s.
 
-mod access;
+pub(crate) mod access;
 mod acl;
 mod auth;
 pub(crate) mod body;
@@ -20,6 +20,7 @@ mod multipart;
 pub(crate) mod object;
 pub(crate) mod object_lock;
 pub(crate) mod policy;
+pub(crate) mod post_object;
 pub mod sigv2;
 pub mod sigv4;
 pub(crate) mod sse;
@@ -284,9 +285,6 @@ impl S3 for TroveS3 {
     }
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         object::put(&self.state, req).await
-    }
-    async fn post_object(&self, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
-        object::post(&self.state, req).await
     }
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         object::get(&self.state, req).await

@@ -94,11 +94,21 @@ pub fn trailer_checksums(req_trailers: Option<&s3s::TrailingHeaders>) -> BTreeMa
 }
 
 pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    put_with_limits(state, req, (0, MAX_OBJECT_SIZE)).await
+}
+
+/// PutObject with the body's size bounded to `min..=max` (a browser form's `content-length-range`).
+pub async fn put_with_limits(
+    state: &SharedState,
+    req: S3Request<PutObjectInput>,
+    (min, max): (u64, u64),
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let max = max.min(MAX_OBJECT_SIZE);
     let entry = bucket(&req)?;
     let writer = caller_opt(&req)?.cloned();
     let S3Request { input, headers, trailing_headers, .. } = req;
     check_key(&input.key)?;
-    if input.content_length.is_some_and(|l| l as u64 > MAX_OBJECT_SIZE) {
+    if input.content_length.is_some_and(|l| l as u64 > max) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."));
     }
     errors::check_space(state)?;
@@ -126,7 +136,10 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     let st = state.clone();
     let (bck, key) = (entry.bck.clone(), input.key.clone());
     let staged = blocking(move || st.store.stage(&bck, &key).map_err(errors::from_store)).await?;
-    let received = body::receive_sealed(&staged, input.body, &algorithms, MAX_OBJECT_SIZE, sealer).await?;
+    let received = body::receive_sealed(&staged, input.body, &algorithms, max, sealer).await?;
+    if received.size < min {
+        return Err(s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size."));
+    }
     if let Some(len) = input.content_length {
         if len as u64 != received.size {
             return Err(s3_error!(
@@ -179,72 +192,6 @@ pub async fn put(state: &SharedState, req: S3Request<PutObjectInput>) -> S3Resul
     crate::s3::lifecycle::expiration_header(&entry, &meta, &mut resp.headers);
     Ok(resp)
 }
-
-/// POST Object (a browser form upload): s3s has checked the form's policy and signature and read the file
-/// (bounded by `S3_POST_MAX`); it is stored as a PUT with the form's fields would be.
-pub async fn post(state: &SharedState, req: S3Request<PostObjectInput>) -> S3Result<S3Response<PostObjectOutput>> {
-    let put_req = req.map_input(|x| PutObjectInput {
-        acl: x.acl,
-        body: x.body,
-        bucket: x.bucket,
-        bucket_key_enabled: x.bucket_key_enabled,
-        cache_control: x.cache_control,
-        checksum_algorithm: x.checksum_algorithm,
-        checksum_crc32: x.checksum_crc32,
-        checksum_crc32c: x.checksum_crc32c,
-        checksum_crc64nvme: x.checksum_crc64nvme,
-        checksum_sha1: x.checksum_sha1,
-        checksum_sha256: x.checksum_sha256,
-        content_disposition: x.content_disposition,
-        content_encoding: x.content_encoding,
-        content_language: x.content_language,
-        content_length: x.content_length,
-        content_md5: x.content_md5,
-        content_type: x.content_type,
-        expected_bucket_owner: x.expected_bucket_owner,
-        expires: x.expires,
-        grant_full_control: x.grant_full_control,
-        grant_read: x.grant_read,
-        grant_read_acp: x.grant_read_acp,
-        grant_write_acp: x.grant_write_acp,
-        if_match: x.if_match,
-        if_none_match: x.if_none_match,
-        key: x.key,
-        metadata: x.metadata,
-        object_lock_legal_hold_status: x.object_lock_legal_hold_status,
-        object_lock_mode: x.object_lock_mode,
-        object_lock_retain_until_date: x.object_lock_retain_until_date,
-        request_payer: x.request_payer,
-        sse_customer_algorithm: x.sse_customer_algorithm,
-        sse_customer_key: x.sse_customer_key,
-        sse_customer_key_md5: x.sse_customer_key_md5,
-        ssekms_encryption_context: x.ssekms_encryption_context,
-        ssekms_key_id: x.ssekms_key_id,
-        server_side_encryption: x.server_side_encryption,
-        storage_class: x.storage_class,
-        tagging: x.tagging,
-        website_redirect_location: x.website_redirect_location,
-        write_offset_bytes: x.write_offset_bytes,
-    });
-    let resp = put(state, put_req).await?;
-    let o = resp.output;
-    let mut out = S3Response::new(PostObjectOutput {
-        e_tag: o.e_tag,
-        version_id: o.version_id,
-        checksum_crc32: o.checksum_crc32,
-        checksum_crc32c: o.checksum_crc32c,
-        checksum_crc64nvme: o.checksum_crc64nvme,
-        checksum_sha1: o.checksum_sha1,
-        checksum_sha256: o.checksum_sha256,
-        ..Default::default()
-    });
-    out.headers = resp.headers;
-    Ok(out)
-}
-
-/// The largest file a POST Object form may carry: s3s holds the file in memory to check the policy's
-/// `content-length-range` before anything is stored, so larger uploads go through PUT or multipart.
-pub const S3_POST_MAX: u64 = 16 << 20;
 
 /// The standard headers a GET can override with `response-*` query parameters.
 #[derive(Default)]
@@ -333,13 +280,12 @@ fn select_range(meta: &ObjMeta, range: Option<&Range>, part: Option<i32>) -> S3R
                 Range::Suffix { length } => trove_backends::ByteRange::Suffix(length),
             };
             let (s, e) = br.resolve(meta.size).ok_or_else(|| {
-                let mut err = s3_error!(InvalidRange, "The requested range is not satisfiable");
+                let err = s3_error!(InvalidRange, "The requested range is not satisfiable");
                 let mut h = http::HeaderMap::new();
                 if let Ok(v) = http::HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
                     h.insert(http::header::CONTENT_RANGE, v);
                 }
-                err.set_headers(h);
-                err
+                errors::with_headers(err, h)
             })?;
             Ok((s, e, true))
         }
@@ -388,11 +334,13 @@ async fn read_any(
             let err = errors::from_data(crate::data::Error::NoSuchKey);
             return Err(match crate::data::versions::hiding_marker(state, &entry, &i.key).await {
                 Some(marker) => marker_error(err, &marker),
-                None => err,
+                None => not_a_marker(err),
             });
         }
         Err(e) => return Err(errors::from_data(e)),
     };
+    // A part or range that is not there is refused before the object's key is asked for (S3's order).
+    select_range(&o.meta, i.range.as_ref(), i.part_number)?;
     let key = read_key(state, &o.meta, customer.as_ref())?;
     let (body, m) = (o.body, o.meta.clone());
     let mut r = respond(&o.meta, i, with_body, move |start, end| into_plain_blob(body, &m, key, start, end))?;
@@ -432,7 +380,7 @@ pub fn written_version(meta: &ObjMeta) -> Option<String> {
 }
 
 /// An error about a delete marker carries its headers: `x-amz-delete-marker`, its version id, its time.
-fn marker_error(mut err: s3s::S3Error, marker: &ObjMeta) -> s3s::S3Error {
+fn marker_error(err: s3s::S3Error, marker: &ObjMeta) -> s3s::S3Error {
     let mut h = http::HeaderMap::new();
     h.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
     if let Ok(v) = http::HeaderValue::from_str(marker.version_id()) {
@@ -441,8 +389,14 @@ fn marker_error(mut err: s3s::S3Error, marker: &ObjMeta) -> s3s::S3Error {
     if let Some(v) = http_date(&timestamp_ms(marker.mtime_ms)).and_then(|d| http::HeaderValue::from_str(&d).ok()) {
         h.insert(http::header::LAST_MODIFIED, v);
     }
-    err.set_headers(h);
-    err
+    errors::with_headers(err, h)
+}
+
+/// A missing key that no delete marker hides says so (`x-amz-delete-marker: false`, as RGW answers).
+fn not_a_marker(err: s3s::S3Error) -> s3s::S3Error {
+    let mut h = http::HeaderMap::new();
+    h.insert("x-amz-delete-marker", http::HeaderValue::from_static("false"));
+    errors::with_headers(err, h)
 }
 
 /// The bytes `[start, end)` of a read as a response body (a backend range is already just those bytes).

@@ -112,8 +112,18 @@ pub struct Signed<'a> {
     pub vh_bucket: Option<&'a str>,
 }
 
+/// Which resource the signature was made over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// The request's path, as sent.
+    AsSent,
+    /// `/bucket/` for a path-style `/bucket` (how botocore signs bucket requests): s3s must see that path to
+    /// verify the same signature.
+    WithSlash,
+}
+
 /// Checks a SigV2 request (header-signed or presigned). `Ok` lets it on to s3s.
-pub fn check(state: &AppState, req: &Signed<'_>, presigned: bool, now: OffsetDateTime) -> Result<(), Refusal> {
+pub fn check(state: &AppState, req: &Signed<'_>, presigned: bool, now: OffsetDateTime) -> Result<Matched, Refusal> {
     if !state.sigv2 {
         return Err(DISABLED);
     }
@@ -142,14 +152,23 @@ pub fn check(state: &AppState, req: &Signed<'_>, presigned: bool, now: OffsetDat
         (access_key.to_owned(), sig.to_owned())
     };
     let user = state.user(&access_key).ok_or(UNKNOWN_KEY)?;
-    let to_sign = string_to_sign(req, &qs, &headers, presigned);
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(user.secret_key.as_bytes()).map_err(|_| MISMATCH)?;
-    mac.update(to_sign.as_bytes());
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    if !crate::door::constant_time_eq(expected.as_bytes(), given.as_bytes()) {
-        return Err(MISMATCH);
+    let sign = |to_sign: &str| {
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(user.secret_key.as_bytes()).map_err(|_| MISMATCH)?;
+        mac.update(to_sign.as_bytes());
+        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        Ok::<_, Refusal>(crate::door::constant_time_eq(expected.as_bytes(), given.as_bytes()))
+    };
+    let path = req.uri.path();
+    if sign(&string_to_sign(req, path, &qs, &headers, presigned))? {
+        return Ok(Matched::AsSent);
     }
-    Ok(())
+    // A path-style bucket request (`/bucket`) is signed by some clients (botocore) as the virtual-hosted
+    // form's resource, `/bucket/`: the same resource.
+    let bucket_only = req.vh_bucket.is_none() && path.len() > 1 && !path[1..].contains('/');
+    if bucket_only && sign(&string_to_sign(req, &format!("{path}/"), &qs, &headers, presigned))? {
+        return Ok(Matched::WithSlash);
+    }
+    Err(MISMATCH)
 }
 
 /// `Date` forms SigV2 clients send: RFC 1123 (`Mon, 01 Jan 2001 00:00:00 GMT`), RFC 2822 with a numeric zone,
@@ -187,7 +206,13 @@ fn unique<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     it.next().is_none().then_some(first.1.as_str())
 }
 
-fn string_to_sign(req: &Signed<'_>, qs: &[(String, String)], headers: &[(String, String)], presigned: bool) -> String {
+fn string_to_sign(
+    req: &Signed<'_>,
+    path: &str,
+    qs: &[(String, String)],
+    headers: &[(String, String)],
+    presigned: bool,
+) -> String {
     let mut s = String::with_capacity(256);
     s.push_str(req.method.as_str());
     s.push('\n');
@@ -217,7 +242,7 @@ fn string_to_sign(req: &Signed<'_>, qs: &[(String, String)], headers: &[(String,
         s.push('/');
         s.push_str(b);
     }
-    s.push_str(req.uri.path());
+    s.push_str(path);
     let mut first = true;
     for q in INCLUDED_QUERY {
         if let Some(v) = unique(qs, q) {
@@ -248,7 +273,7 @@ mod tests {
         h.insert("date", "Tue, 27 Mar 2007 19:36:42 +0000".parse().unwrap());
         let (m, u) = (Method::GET, "/photos/puppy.jpg".parse::<Uri>().unwrap());
         let req = Signed { vh_bucket: Some("awsexamplebucket1"), ..signed(&m, &u, &h) };
-        let s = string_to_sign(&req, &[], &ordered_headers(&h), false);
+        let s = string_to_sign(&req, u.path(), &[], &ordered_headers(&h), false);
         assert_eq!(s, "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/awsexamplebucket1/photos/puppy.jpg");
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").unwrap();
         mac.update(s.as_bytes());
@@ -267,7 +292,7 @@ mod tests {
         let (m, u) = (Method::PUT, "/b/k?uploadId=u1&partNumber=2&foo=bar".parse::<Uri>().unwrap());
         let req = signed(&m, &u, &h);
         let qs = sorted(crate::request::query_pairs(u.query().unwrap()));
-        let s = string_to_sign(&req, &qs, &ordered_headers(&h), false);
+        let s = string_to_sign(&req, u.path(), &qs, &ordered_headers(&h), false);
         assert_eq!(
             s,
             "PUT\n\n\n\nx-amz-date:Tue, 27 Mar 2007 19:36:42 +0000\nx-amz-meta-a:1,3\nx-amz-meta-b:2\n\
