@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(check_policy(&doc, &f, "other", "foo.txt").err().map(|r| r.0), Some(StatusCode::FORBIDDEN));
         assert_eq!(check_policy(&doc, &f, "b", "bar").err().map(|r| r.0), Some(StatusCode::FORBIDDEN));
         let extra = fields(&[("key", "foo"), ("acl", "private"), ("content-type", "text/x"), ("x-amz-meta-a", "1")]);
-        assert_eq!(check_policy(&doc, &extra, "b", "foo").err().map(|r| r.1), Some("AccessDenied"));
+        assert_eq!(check_policy(&doc, &extra, "b", "foo").err().map(|r| r.1), Some("AccessDenied".to_owned()));
         let ignored = fields(&[("key", "foo"), ("acl", "private"), ("content-type", "text/x"), ("x-ignore-me", "1")]);
         assert!(check_policy(&doc, &ignored, "b", "foo").is_ok());
     }
