@@ -57,6 +57,7 @@ class User:
     secret_key: str
     id: str | None = None
     display_name: str | None = None
+    email: str | None = None
 
 
 # The root credential, passed through TROVE_ACCESS_KEY / TROVE_SECRET_KEY.
@@ -67,6 +68,7 @@ ALT = User(
     "trove-alt-secret-key",
     id="56789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234",
     display_name="john.doe",
+    email="john.doe@example.com",
 )
 
 
@@ -118,6 +120,8 @@ def config_toml(users=(), domain: str | None = DOMAIN, region: str = REGION, ext
             lines.append(f"id = {q(user.id)}")
         if user.display_name is not None:
             lines.append(f"display_name = {q(user.display_name)}")
+        if user.email is not None:
+            lines.append(f"email = {q(user.email)}")
         lines.append("")
     lines.append("[s3]")
     if domain:
