@@ -289,3 +289,28 @@ def test_requester_pays_needs_the_header_from_others(trove, s3, s3_alt, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
     s3.put_bucket_request_payment(Bucket=bucket, RequestPaymentConfiguration={"Payer": "BucketOwner"})
     assert s3_alt.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_form_uploads_land_on_their_owner(trove_factory, bucket_name):
+    """A form's key is in its body: the node that receives it passes it to the key's owner, so a cluster keeps
+    each object once, on its owner, and every node serves it."""
+    t = trove_factory(cluster=3)
+    s3 = t.client()
+    s3.create_bucket(Bucket=bucket_name, ACL="public-read-write")
+    keys = [f"form/{i:02d}" for i in range(24)]
+    for k in keys:
+        r = requests.post(f"{t.endpoint}/{bucket_name}", data={"key": k, "acl": "public-read"},
+                          files={"file": ("f", k.encode())}, timeout=30)
+        assert r.status_code == 204, r.content
+    holders = {}
+    for node in [t, *t.peers]:
+        for mp in node.mountpaths:
+            for path in mp.rglob("*"):
+                for k in keys:
+                    if path.is_file() and str(path).endswith(f"{bucket_name}/%ob/{k}"):
+                        holders.setdefault(k, set()).add(node.port)
+    assert sorted(holders) == keys and all(len(h) == 1 for h in holders.values()), holders
+    assert len(set().union(*holders.values())) > 1, "every object stayed on the node that received its form"
+    for node in [t, *t.peers]:
+        for k in keys[:4]:
+            assert requests.get(f"{node.endpoint}/{bucket_name}/{k}", timeout=10).content == k.encode()

@@ -175,6 +175,26 @@ async fn to_owner(
     ))
 }
 
+/// Passes a request this node rebuilt (a browser form upload, whose key was in its body) to `node`, the key's
+/// owner, as a forwarded request; the answer is streamed back. The owner authenticates it as it would the
+/// original (a form carries its own signature).
+pub async fn pass_to(
+    state: &SharedState,
+    parts: &http::request::Parts,
+    node: &NodeInfo,
+    body: s3s::Body,
+) -> Response<s3s::Body> {
+    let req = build(state, parts, node, state.cluster.map().smap.version, body, false);
+    match state.forwarder.client.request(req).await {
+        Ok(resp) => resp.map(s3s::Body::http_body),
+        Err(e) => {
+            tracing::warn!(node = %node.id, error = %e, "forwarding failed");
+            let msg = format!("the node that owns this object ({}) cannot be reached; retry", node.id);
+            refusal(Api::S3, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", &msg)
+        }
+    }
+}
+
 /// Whether forwarding failed because the client's request body timed out (`conn::TimedBody`'s error, somewhere
 /// in the client error's source chain).
 fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt as _, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use s3s::dto::*;
 use s3s::{S3Error, S3Request};
@@ -129,6 +129,20 @@ async fn upload(
         )
     })?;
     let key = key_field.replace("${filename}", &filename);
+    // In a cluster the key's owner stores it: the form goes there whole (its fields again, then the rest of
+    // the file as it arrives), once.
+    if !parts.headers.contains_key(crate::cluster::forward::FORWARDED) {
+        if let Some(entry) = state.registry.get(&bucket) {
+            if let crate::cluster::Owner::Remote(node) = state.owner(&entry.bck, &key) {
+                let file_type = file.content_type().map(|m| m.to_string());
+                let (body, content_type) = rebuilt(&fields, &filename, file_type.as_deref(), file);
+                let mut parts = parts;
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                parts.headers.insert(http::header::CONTENT_TYPE, content_type);
+                return Ok(crate::cluster::forward::pass_to(state, &parts, &node, body).await);
+            }
+        }
+    }
     let user = authenticate(state, &fields)?;
     let limits = match fields.get("policy") {
         Some(doc) => check_policy(doc, &fields, &bucket, &key)?,
@@ -198,6 +212,40 @@ async fn upload(
     }
     resp.headers_mut().extend(written.headers);
     Ok(resp)
+}
+
+/// The form again, under a new random boundary (no field can contain it): the fields read, then the file
+/// part, whose bytes stream on from the client. Returns the body and its Content-Type.
+fn rebuilt(
+    fields: &Fields,
+    filename: &str,
+    file_type: Option<&str>,
+    file: multer::Field<'static>,
+) -> (s3s::Body, HeaderValue) {
+    let boundary = format!("trove-form-{:032x}", rand::random::<u128>());
+    let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
+    let quote = |s: &str| s.replace('"', "%22").replace(['\r', '\n'], " ");
+    let mut head = String::new();
+    for (name, value) in &fields.0 {
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+            quote(name)
+        ));
+    }
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+        quote(filename),
+        quote(file_type.unwrap_or("application/octet-stream"))
+    ));
+    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    let data = file.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
+    let stream: trove_backends::ByteStream = Box::pin(
+        futures::stream::once(async move { Ok(Bytes::from(head)) })
+            .chain(data)
+            .chain(futures::stream::once(async move { Ok(tail) })),
+    );
+    (StreamingBlob::wrap(crate::data::SyncBody::new(stream)).into(), content_type)
 }
 
 /// The user a signed form comes from (SigV4 `x-amz-credential`/`x-amz-signature`, or SigV2
