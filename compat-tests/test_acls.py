@@ -93,6 +93,8 @@ def test_objects_belong_to_their_writer(s3, s3_alt, bucket_name):
     assert permissions(s3_alt.get_object_acl(Bucket=bucket_name, Key="alts")) == sorted(
         [(ALT.id, "FULL_CONTROL"), (me, "READ")])
     assert s3.get_object(Bucket=bucket_name, Key="alts")["Body"].read() == b"mine"
+    listed = s3.list_objects_v2(Bucket=bucket_name, FetchOwner=True)["Contents"]
+    assert [o["Owner"]["ID"] for o in listed if o["Key"] == "alts"] == [ALT.id]
     # A multipart upload's object belongs to its initiator too (ListParts names the owner).
     up = s3_alt.create_multipart_upload(Bucket=bucket_name, Key="mp")
     assert s3_alt.list_parts(Bucket=bucket_name, Key="mp", UploadId=up["UploadId"])["Owner"]["ID"] == ALT.id

@@ -9,7 +9,7 @@ use trove_cache::ObjMeta;
 use crate::data::{ListOpts, Page};
 use crate::s3::bucket::timestamp_ms;
 use crate::s3::errors;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 
 pub const MAX_KEYS: usize = 1000;
 
@@ -44,6 +44,11 @@ fn max_keys(m: Option<i32>) -> S3Result<usize> {
     }
 }
 
+/// The owner S3 reports for an object: its writer where that is not the bucket owner.
+fn owner_of_object(state: &AppState, meta: &ObjMeta, bucket_owner: &Owner) -> Owner {
+    meta.owner.as_deref().map_or_else(|| bucket_owner.clone(), |id| crate::s3::acl::owner_of(state, id))
+}
+
 fn object_entry(key: String, meta: &ObjMeta, owner: Option<Owner>, enc: &impl Fn(String) -> String) -> Object {
     Object {
         key: Some(enc(key)),
@@ -63,7 +68,7 @@ fn object_entry(key: String, meta: &ObjMeta, owner: Option<Owner>, enc: &impl Fn
 /// What every listing call does first: who may list, the request's limits, and one page from the store.
 struct Listing {
     page: Page,
-    /// The bucket owner, reported as the owner of its objects.
+    /// The bucket owner, reported as the owner of the objects it owns.
     owner: Owner,
     max: usize,
 }
@@ -130,7 +135,12 @@ pub async fn v1(state: &SharedState, req: S3Request<ListObjectsInput>) -> S3Resu
         max_keys: Some(max as i32),
         is_truncated: Some(page.truncated),
         next_marker: if page.truncated { page.last.clone().map(&enc) } else { None },
-        contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, Some(owner.clone()), &enc)).collect()),
+        contents: Some(
+            page.objects
+                .into_iter()
+                .map(|(k, m)| object_entry(k, &m, Some(owner_of_object(state, &m, &owner)), &enc))
+                .collect(),
+        ),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
         delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         encoding_type: i.encoding_type,
@@ -166,7 +176,12 @@ pub async fn v2(state: &SharedState, req: S3Request<ListObjectsV2Input>) -> S3Re
         continuation_token: i.continuation_token,
         is_truncated: Some(page.truncated),
         next_continuation_token: if page.truncated { page.next_token.clone() } else { None },
-        contents: Some(page.objects.into_iter().map(|(k, m)| object_entry(k, &m, owner.clone(), &enc)).collect()),
+        contents: Some(
+            page.objects
+                .into_iter()
+                .map(|(k, m)| object_entry(k, &m, owner.as_ref().map(|o| owner_of_object(state, &m, o)), &enc))
+                .collect(),
+        ),
         common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect()),
         delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         encoding_type: i.encoding_type,
@@ -212,7 +227,7 @@ pub async fn versions(
         storage_class: Some(ObjectVersionStorageClass::from(
             m.storage_class.clone().unwrap_or_else(|| "STANDARD".to_owned()),
         )),
-        owner: Some(owner.clone()),
+        owner: Some(owner_of_object(state, m, &owner)),
         checksum_algorithm: (!m.checksums.is_empty())
             .then(|| m.checksums.keys().map(|k| ChecksumAlgorithm::from(k.clone())).collect()),
         ..Default::default()
@@ -261,7 +276,7 @@ pub async fn versions(
                         version_id: Some(m.version_id().to_owned()),
                         is_latest: Some(idx == 0),
                         last_modified: Some(timestamp_ms(m.mtime_ms)),
-                        owner: Some(owner.clone()),
+                        owner: Some(owner_of_object(state, m, &owner)),
                     });
                 } else {
                     versions.push(version_entry(&key, m, idx == 0));
