@@ -68,6 +68,8 @@ pub struct AppState {
     /// Server access log records waiting for delivery (S3 bucket logging), and how long they wait
     /// (`[s3] log_roll_secs`).
     pub server_logs: crate::s3::log_delivery::Logs,
+    /// Tables of contents of TAR shards read by archpath.
+    pub shards: crate::data::archive::Index,
     pub log_roll_secs: u64,
     /// Key-encryption keys of server-side encryption (SSE-S3, SSE-KMS).
     pub sse: crate::data::sse::Keys,
@@ -271,6 +273,7 @@ impl AppState {
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
                 server_logs: Default::default(),
+                shards: Default::default(),
                 log_roll_secs: cfg.s3.log_roll_secs.max(1),
                 sse,
                 lifecycle_day_secs: cfg.lifecycle.day_secs,

@@ -60,6 +60,9 @@ pub enum Error {
     /// A CompleteMultipartUpload part list that is empty or longer than S3 allows.
     #[error("the list of parts is empty or too long")]
     MalformedParts,
+    /// An archive request that cannot be served: not an archive, a corrupt one, a bad selection (named).
+    #[error("{0}")]
+    InvalidArchive(String),
     /// A request Trove does not carry out for this kind of bucket (named).
     #[error("{0} is not supported")]
     NotImplemented(&'static str),

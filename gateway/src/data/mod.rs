@@ -5,6 +5,7 @@
 //! native handlers translate their wire types to and from these calls; jobs call the same functions. Errors are
 //! [`Error`], mapped once per wire format.
 
+pub mod archive;
 pub mod attach;
 mod buckets;
 pub mod copies;

@@ -34,7 +34,7 @@ fn status_and_message(e: Error, uri: &str) -> (StatusCode, String) {
         }
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
-        Error::InvalidToken => StatusCode::BAD_REQUEST,
+        Error::InvalidToken | Error::InvalidArchive(_) => StatusCode::BAD_REQUEST,
         Error::MetadataTooLarge | Error::BackendInvalid(_) => StatusCode::BAD_REQUEST,
         Error::EntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::InvalidDigest

@@ -96,6 +96,12 @@ async fn read(
     query: &[(String, String)],
 ) -> Reply {
     let head = req.method() == http::Method::HEAD;
+    // Archive mode: a file (or files) inside the object, not the object (AIS: `archpath` set, or `archmode`
+    // given; `archregx` alone is not enough).
+    let archpath = param(query, "archpath").filter(|p| !p.is_empty());
+    if !head && (archpath.is_some() || query.iter().any(|(k, _)| k == "archmode")) {
+        return read_archived(state, entry, key, &req, query).await;
+    }
     let presence = matches!(param(query, ais_query::PRESENCE), Some("2" | "3" | "4"));
     // `Ais-Present` and `presence` need the local state; a GET's body read does not look twice.
     let cached = (head || presence).then(|| state.store.head(&entry.bck, key).ok()).flatten();
@@ -155,6 +161,70 @@ async fn read(
         s3s::Body::from(object::into_plain_blob(o.body, &o.meta, sealed, start, end))
     };
     resp.body(body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// GET of files inside an archive object: one by `archpath` (its bytes), or those `archregx` selects in
+/// `archmode` (a TAR of them). A cold shard is fetched whole first.
+async fn read_archived(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    req: &Request<s3s::Body>,
+    query: &[(String, String)],
+) -> Reply {
+    use crate::data::archive::{self, Extracted, Selection};
+    let fail = |e| from_data(e, entry, key);
+    let archpath = param(query, "archpath").filter(|p| !p.is_empty());
+    let mode = param(query, "archmode");
+    if archpath.is_some() && mode.is_some() {
+        return Err((StatusCode::BAD_REQUEST, "archpath and archmode are mutually exclusive".to_owned()));
+    }
+    if req.headers().contains_key(http::header::RANGE) {
+        return Err((StatusCode::NOT_IMPLEMENTED, "range-reading archived content is not supported".to_owned()));
+    }
+    crate::data::ensure_cached(state, entry, key).await.map_err(fail)?;
+    let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
+    let open = tokio::task::spawn_blocking(move || st.store.open_cached(&bck, &k))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| fail(e.into()))?;
+    if open.meta.sse.is_some() {
+        return Err(fail(crate::data::Error::NotImplemented("reading files inside an encrypted archive")));
+    }
+    let format = archive::format_of(&open.file, key, param(query, "archmime")).map_err(fail)?;
+    let builder = Response::builder().status(StatusCode::OK);
+    let Some(path) = archpath else {
+        let sel =
+            Selection::parse(mode.unwrap_or_default(), param(query, "archregx").unwrap_or_default()).map_err(fail)?;
+        let body = archive::select(open.file.clone(), format, sel).await.map_err(|e| archived_error(e, entry, key))?;
+        let blob = StreamingBlob::wrap(crate::data::SyncBody::new(body));
+        return builder
+            .header("content-type", archive::Format::Tar.content_type())
+            .body(s3s::Body::from(blob))
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+    };
+    // A path that repeats the shard's name is taken relative to it (`shard.tar/a/b` is `a/b`).
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_prefix(key).and_then(|p| p.strip_prefix('/')).unwrap_or(path);
+    let read = archive::read_one(&state.shards, &entry.bck.name, open.file.clone(), &open.meta, format, path)
+        .await
+        .map_err(|e| archived_error(e, entry, &format!("{key}/{path}")))?;
+    let (size, blob) = match read {
+        Extracted::Range { file, start, end } => {
+            (end - start, crate::data::FileBody::shared(file, start, end).into_blob())
+        }
+        Extracted::Stream { size, body } => (size, StreamingBlob::wrap(crate::data::SyncBody::new(body))),
+    };
+    builder
+        .header("content-type", "application/octet-stream")
+        .header("content-length", size.to_string())
+        .body(s3s::Body::from(blob))
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// A missing archived file is named as AIS names it (the file within the shard).
+fn archived_error(e: crate::data::Error, entry: &BucketEntry, what: &str) -> (StatusCode, String) {
+    from_data(e, entry, what)
 }
 
 async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<s3s::Body>) -> Reply {

@@ -1,7 +1,7 @@
 //! No silent ignores. Every query parameter, `ais-*` header and list flag a native call carries is either one
 //! Trove implements, a hint that changes nothing Trove returns or does (listed per route in
 //! `docs/native-api.md`), or refused with AIS's 400 naming it, so that a client asking for something Trove does
-//! not do (a file inside a shard, an ETL, an append) never gets a different answer with 200.
+//! not do (an ETL, an append) never gets a different answer with 200.
 
 use http::{HeaderMap, Method, StatusCode};
 use trove_ais::{header, ls_flags, query as q, PRESENCE_MAX};
@@ -74,8 +74,8 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
             q::PROVIDER => true,
             // The global namespace, and remote clusters' default ones (`@uuid`, `@alias`); no named namespaces.
             q::NAMESPACE => trove_namespace::Namespace::parse_uname(v).is_some_and(|ns| ns.name.is_empty()),
-            // The SDK sends archive parameters in pairs with an empty partner: empty means absent.
-            q::ARCHPATH | q::ARCHREGX | q::ARCHMODE | q::ARCHMIME => v.is_empty(),
+            // Files inside shards are read on GET; elsewhere the SDK's empty pairs mean absent.
+            q::ARCHPATH | q::ARCHREGX | q::ARCHMODE | q::ARCHMIME => route == Route::ObjectGet || v.is_empty(),
             q::PRESENCE if route.has_presence() => v.parse::<u8>().is_ok_and(|p| p <= PRESENCE_MAX),
             name => route.accepts(name),
         };
@@ -125,7 +125,8 @@ mod tests {
     #[test]
     fn unknown_or_unimplemented_names_are_refused_by_name() {
         let h = HeaderMap::new();
-        let e = check(Route::ObjectGet, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).unwrap_err();
+        assert!(check(Route::ObjectGet, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).is_ok());
+        let e = check(Route::ObjectPut, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).unwrap_err();
         assert_eq!(e.0, StatusCode::BAD_REQUEST);
         assert!(e.1.contains("archpath"), "{}", e.1);
         assert!(check(Route::ObjectGet, &q(&[("archpath", ""), ("archregx", "")]), &h).is_ok());

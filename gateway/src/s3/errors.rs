@@ -41,6 +41,7 @@ pub fn from_data(e: crate::data::Error) -> S3Error {
         D::PreconditionFailed => crate::s3::conditions::precondition_failed(),
         D::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
         D::InvalidToken => s3_error!(InvalidArgument, "The continuation token provided is incorrect"),
+        D::InvalidArchive(m) => s3_error!(InvalidArgument, "{m}"),
         D::MetadataTooLarge => {
             s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size.")
         }

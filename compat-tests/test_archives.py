@@ -1,0 +1,179 @@
+"""Files inside archive objects (shards) through the AIS Python SDK, unmodified: one file by archpath from TAR,
+TGZ, TAR.LZ4 and ZIP shards, several by regex/prefix/suffix/substring/WebDataset key (answered as a TAR), the
+errors AIS gives (404 for a missing file, 400 for a bad mode), a cold shard of a cloud (moto) bucket fetched
+once, and a WebDataset-style loop over shards read through Trove, checked against the files that went in."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+import requests
+
+aistore = pytest.importorskip("aistore", reason="aistore missing: run compat-tests/setup.sh")
+from aistore.sdk.archive_config import ArchiveConfig, ArchiveMode  # noqa: E402
+from aistore.sdk.errors import AISError  # noqa: E402
+
+from native_support import ADMIN_TOKEN, fresh_origin, start_gateway  # noqa: E402
+from support import new_bucket_name, random_bytes  # noqa: E402
+from test_ais_sdk import sdk  # noqa: E402
+
+FILES = {
+    "s/000.jpg": random_bytes(3000),
+    "s/000.json": b'{"label": 0}',
+    "s/001.jpg": random_bytes(70_000),
+    "s/001.json": b'{"label": 1}',
+    "s/002.cls.txt": b"2",
+}
+
+
+def make_tar(files: dict[str, bytes], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def make_lz4(files: dict[str, bytes]) -> bytes:
+    import lz4.frame
+
+    return lz4.frame.compress(make_tar(files))
+
+
+SHARDS = {
+    "shard.tar": lambda: make_tar(FILES),
+    "shard.tgz": lambda: make_tar(FILES, "w:gz"),
+    "shard.tar.gz": lambda: make_tar(FILES, "w:gz"),
+    "shard.zip": lambda: make_zip(FILES),
+    "shard.tar.lz4": lambda: make_lz4(FILES),
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, moto):
+    trove = start_gateway(tmp_path_factory.mktemp("trove-archives"), moto)
+    yield trove
+    trove.stop()
+
+
+@pytest.fixture(scope="module")
+def shards(gateway):
+    """An AIS bucket holding the same files as each kind of shard."""
+    name = new_bucket_name()
+    s3 = gateway.client()
+    s3.create_bucket(Bucket=name)
+    for shard, make in SHARDS.items():
+        s3.put_object(Bucket=name, Key=shard, Body=make())
+    return name
+
+
+def members(tar_bytes: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r|*") as t:
+        return {m.name: t.extractfile(m).read() for m in t if m.isfile()}
+
+
+@pytest.mark.parametrize("shard", list(SHARDS))
+def test_read_one_file_by_archpath(gateway, shards, shard):
+    bucket = sdk(gateway).bucket(shards)
+    for path, data in FILES.items():
+        got = bucket.object(shard).get_reader(archive_config=ArchiveConfig(archpath=path)).read_all()
+        assert got == data, f"{shard}/{path}"
+    # A leading slash and the shard's own name in front are both taken as AIS takes them.
+    r = requests.get(f"{gateway.endpoint}/v1/objects/{shards}/{shard}", timeout=10,
+                     params={"provider": "ais", "archpath": f"{shard}/s/000.json"},
+                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 200 and r.content == FILES["s/000.json"], r.text
+    assert r.headers["Content-Length"] == str(len(FILES["s/000.json"]))
+    with pytest.raises(AISError) as e:
+        bucket.object(shard).get_reader(archive_config=ArchiveConfig(archpath="s/nope.jpg")).read_all()
+    assert e.value.status_code == 404
+
+
+@pytest.mark.parametrize("shard", ["shard.tar", "shard.tgz", "shard.zip"])
+@pytest.mark.parametrize("mode,pattern,want", [
+    (ArchiveMode.SUFFIX, ".json", ["s/000.json", "s/001.json"]),
+    (ArchiveMode.PREFIX, "s/001", ["s/001.jpg", "s/001.json"]),
+    (ArchiveMode.SUBSTR, "cls", ["s/002.cls.txt"]),
+    (ArchiveMode.REGEXP, r"^s/00[02]\.", ["s/000.jpg", "s/000.json", "s/002.cls.txt"]),
+    (ArchiveMode.WDSKEY, "s/000", ["s/000.jpg", "s/000.json"]),
+    (ArchiveMode.WDSKEY, "s/002.cls", ["s/002.cls.txt"]),
+])
+def test_select_several_files_as_a_tar(gateway, shards, shard, mode, pattern, want):
+    obj = sdk(gateway).bucket(shards).object(shard)
+    raw = obj.get_reader(archive_config=ArchiveConfig(regex=pattern, mode=mode)).read_all()
+    got = members(raw)
+    assert sorted(got) == sorted(want)
+    assert all(got[n] == FILES[n] for n in want)
+
+
+def test_archive_errors(gateway, shards):
+    h = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    url = f"{gateway.endpoint}/v1/objects/{shards}/shard.tar"
+    get = lambda **p: requests.get(url, params={"provider": "ais", **p}, headers=h, timeout=10)  # noqa: E731
+    assert get(archregx="x", archmode="glob").status_code == 400
+    assert get(archregx="nothing-matches", archmode="prefix").status_code == 404
+    assert get(archpath="a", archmode="prefix").status_code == 400
+    # archregx without archmode is not archive mode: the whole object.
+    assert get(archregx="s/").content == make_tar(FILES)
+    r = requests.get(url, params={"provider": "ais", "archpath": "s/000.json"}, timeout=10,
+                     headers={**h, "Range": "bytes=0-1"})
+    assert r.status_code == 501
+    s3 = gateway.client()
+    s3.put_object(Bucket=shards, Key="plain.bin", Body=b"not an archive at all" * 20)
+    r = requests.get(f"{gateway.endpoint}/v1/objects/{shards}/plain.bin", headers=h, timeout=10,
+                     params={"provider": "ais", "archpath": "x"})
+    assert r.status_code == 400, r.text
+
+
+def test_cold_shard_of_a_cloud_bucket(gateway, moto):
+    with fresh_origin(gateway, moto) as origin:
+        moto.client().put_object(Bucket=origin, Key="train/0.tar", Body=make_tar(FILES))
+        obj = sdk(gateway).bucket(origin, provider="aws").object("train/0.tar")
+        assert obj.get_reader(archive_config=ArchiveConfig(archpath="s/001.jpg")).read_all() == FILES["s/001.jpg"]
+        # Fetched once, then served from the cache.
+        assert gateway.client().head_object(Bucket=origin, Key="train/0.tar")["ContentLength"] > 0
+        assert obj.get_reader(archive_config=ArchiveConfig(archpath="s/000.json")).read_all() == FILES["s/000.json"]
+
+
+def test_webdataset_loop_over_shards(gateway):
+    """Samples (jpg + json per key) in 4 shards, read back shard by shard through S3 and grouped by key."""
+    bucket = new_bucket_name()
+    s3 = gateway.client()
+    s3.create_bucket(Bucket=bucket)
+    written = {}
+    for shard in range(4):
+        files = {}
+        for i in range(25):
+            key = f"sample{shard:02d}{i:03d}"
+            files[f"{key}.jpg"] = random_bytes(1000 + i)
+            files[f"{key}.json"] = f'{{"label": {i % 10}}}'.encode()
+        written.update(files)
+        s3.put_object(Bucket=bucket, Key=f"shards/train-{shard:04d}.tar", Body=make_tar(files))
+    samples = {}
+    for o in s3.list_objects_v2(Bucket=bucket, Prefix="shards/")["Contents"]:
+        body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"]
+        with tarfile.open(fileobj=body, mode="r|") as t:
+            for m in t:
+                key, ext = m.name.rsplit(".", 1)
+                samples.setdefault(key, {})[ext] = t.extractfile(m).read()
+    assert len(samples) == 100
+    assert {f"{k}.{e}": v for k, d in samples.items() for e, v in d.items()} == written
+    # The same samples, one file each, by archpath through the SDK.
+    client = sdk(gateway)
+    for name in ["sample00000.jpg", "sample03024.json"]:
+        shard = f"shards/train-{int(name[6:8]):04d}.tar"
+        got = client.bucket(bucket).object(shard).get_reader(archive_config=ArchiveConfig(archpath=name)).read_all()
+        assert got == written[name]
