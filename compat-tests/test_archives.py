@@ -13,6 +13,7 @@ import pytest
 import requests
 
 aistore = pytest.importorskip("aistore", reason="aistore missing: run compat-tests/setup.sh")
+from aistore.sdk import ListObjectFlag  # noqa: E402
 from aistore.sdk.archive_config import ArchiveConfig, ArchiveMode  # noqa: E402
 from aistore.sdk.errors import AISError  # noqa: E402
 
@@ -177,3 +178,35 @@ def test_webdataset_loop_over_shards(gateway):
         shard = f"shards/train-{int(name[6:8]):04d}.tar"
         got = client.bucket(bucket).object(shard).get_reader(archive_config=ArchiveConfig(archpath=name)).read_all()
         assert got == written[name]
+
+
+@pytest.mark.parametrize("shard", list(SHARDS))
+def test_list_archive_contents(gateway, shards, shard):
+    bucket = sdk(gateway).bucket(shards)
+    # A prefix listing: `shard.tar` also finds `shard.tar.gz` and its files (as in AIS); keep this shard's.
+    listed = [e for e in bucket.list_archive(shard) if e.name.startswith(f"{shard}/")]
+    assert sorted(e.name for e in listed) == sorted(f"{shard}/{n}" for n in FILES)
+    assert {e.name: e.size for e in listed} == {f"{shard}/{n}": len(d) for n, d in FILES.items()}
+    assert all(e.flags & 128 for e in listed), [e.flags for e in listed]  # EntryInArch
+    with_shard = bucket.list_archive(shard, include_archive_obj=True)
+    parent = [e for e in with_shard if e.name == shard]
+    assert len(parent) == 1 and parent[0].flags & 512  # EntryIsArchive
+
+
+def test_list_with_archives_in_a_cluster(trove_factory):
+    """Each shard's files are listed by whichever node is asked, from the node that keeps the shard."""
+    from native_support import TROVE_ENV
+
+    t = trove_factory(cluster=3, env=dict(TROVE_ENV))
+    bucket = new_bucket_name()
+    s3 = t.client()
+    s3.create_bucket(Bucket=bucket)
+    for i in range(6):
+        s3.put_object(Bucket=bucket, Key=f"shards/{i}.tar", Body=make_tar({f"{i}/a.txt": b"a", f"{i}/b.txt": b"bb"}))
+    for node in [t, *t.peers]:
+        listed = [e.name for e in sdk(node).bucket(bucket).list_all_objects(prefix="shards/", flags=[ListObjectFlag.ARCH_DIR])]
+        want = [n for i in range(6) for n in (f"shards/{i}.tar", f"shards/{i}.tar/{i}/a.txt", f"shards/{i}.tar/{i}/b.txt")]
+        assert listed == want
+        got = sdk(node).bucket(bucket).object("shards/4.tar").get_reader(
+            archive_config=ArchiveConfig(archpath="4/b.txt")).read_all()
+        assert got == b"bb"

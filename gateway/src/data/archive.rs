@@ -195,7 +195,7 @@ fn wds_key(name: &str) -> &str {
 }
 
 /// One archived file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub name: String,
     pub size: u64,
@@ -291,6 +291,39 @@ impl Index {
         }
         tocs.insert(id, toc.clone());
         Ok(toc)
+    }
+}
+
+/// The table of contents of this node's copy of shard `key` (`NoSuchKey` when there is none here).
+pub async fn local_toc(
+    state: &crate::state::SharedState,
+    bck: &trove_namespace::Bck,
+    key: &str,
+) -> Result<Arc<Vec<Member>>, Error> {
+    let (st, bck, key) = (state.clone(), bck.clone(), key.to_owned());
+    super::blocking(move || {
+        let open = st.store.open_cached(&bck, &key)?;
+        if open.meta.sse.is_some() {
+            return Err(Error::NotImplemented("listing the files of an encrypted archive"));
+        }
+        let format = format_of(&open.file, &key, None)?;
+        st.shards.toc(&bck.name, &open.meta, &open.file, format)
+    })
+    .await
+}
+
+/// The table of contents of shard `key`, wherever in the cluster it is kept.
+pub async fn toc(
+    state: &crate::state::SharedState,
+    bck: &trove_namespace::Bck,
+    key: &str,
+) -> Result<Arc<Vec<Member>>, Error> {
+    match local_toc(state, bck, key).await {
+        Err(Error::NoSuchKey) => match super::peers::archive_toc(state, bck, key).await? {
+            Some(t) => Ok(Arc::new(t)),
+            None => Err(Error::NoSuchKey),
+        },
+        other => other,
     }
 }
 

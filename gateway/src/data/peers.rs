@@ -27,6 +27,7 @@ const DELETE_KEYS: &str = "delete-keys";
 const DELETE_VERSIONS: &str = "delete-versions";
 const UPLOADS: &str = "uploads";
 const REBALANCE_START: &str = "rebalance-start";
+const ARCHIVE_TOC: &str = "archive-toc";
 
 /// Keys whose copies a node drops.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -137,6 +138,24 @@ pub async fn fetch_object(
     let (staged, meta) = fetch_from(state, &nodes, bck, key, version).await?.ok_or(missing)?;
     let file = staged.file.try_clone().map_err(|e| Error::from(trove_cache::Error::io(staged.path(), e)))?;
     Ok((file, meta))
+}
+
+/// The table of contents of shard `key` from another node holding it (owner first); `None` when none does.
+pub async fn archive_toc(
+    state: &SharedState,
+    bck: &trove_namespace::Bck,
+    key: &str,
+) -> Result<Option<Vec<data::archive::Member>>, Error> {
+    let map = state.cluster.map();
+    let call = ObjectRef { bck: bck.clone(), key: key.to_owned(), version: None };
+    for node in crate::cluster::ranked(&map, bck, key).into_iter().filter(|n| n.id != state.node_id) {
+        let path = format!("{PREFIX}{ARCHIVE_TOC}");
+        match state.cluster.call::<_, Vec<data::archive::Member>>(&node.url, &path, &call, DEADLINE).await {
+            Ok(toc) => return Ok(Some(toc)),
+            Err(e) => tracing::debug!(node = %node.id, error = %e, "no table of contents from this node"),
+        }
+    }
+    Ok(None)
 }
 
 /// A cold read of a cloud object on this node: a copy another node cached (the object's previous owner, after
@@ -251,6 +270,10 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
         },
         data::copies::REPLICA_COMMIT => match serde_json::from_slice::<data::copies::ReplicaCommit>(&body) {
             Ok(c) => data::copies::answer_commit(state, c).await.map(|h| serde_json::json!(h)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        ARCHIVE_TOC => match serde_json::from_slice::<ObjectRef>(&body) {
+            Ok(o) => data::archive::local_toc(state, &o.bck, &o.key).await.map(|t| serde_json::json!(*t)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
         REBALANCE_START => match serde_json::from_slice::<String>(&body) {

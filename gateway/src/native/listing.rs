@@ -18,6 +18,12 @@ type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
 const LS_CACHED: u64 = 1;
 /// `EntryIsCached`.
 const ENTRY_CACHED: u64 = 64;
+/// `LsArchDir`: list the files inside archive objects too.
+const LS_ARCH_DIR: u64 = 8;
+/// `EntryInArch`: a file inside an archive object.
+const ENTRY_IN_ARCH: u64 = 128;
+/// `EntryIsArchive`: an archive object whose files follow it.
+const ENTRY_IS_ARCHIVE: u64 = 512;
 
 #[derive(Debug, Default, Deserialize)]
 struct LsoMsg {
@@ -75,6 +81,44 @@ fn entry(name: String, meta: &trove_cache::ObjMeta, cached: bool) -> LsoEnt {
     }
 }
 
+/// Each archive object followed by its files (`<object>/<file>`, sorted, with the archive's flags and
+/// `EntryInArch`); archives are known by their names' extensions.
+async fn with_archived(
+    state: &SharedState,
+    e: &BucketEntry,
+    entries: Vec<LsoEnt>,
+) -> Result<Vec<LsoEnt>, (StatusCode, String)> {
+    let mut out = Vec::with_capacity(entries.len());
+    for mut ent in entries {
+        if crate::data::archive::Format::from_name(&ent.n).is_none() {
+            out.push(ent);
+            continue;
+        }
+        let toc = crate::data::archive::toc(state, &e.bck, &ent.n)
+            .await
+            .map_err(|err| super::errors::about(err, &format!("{}/{}", e.bck, ent.n)))?;
+        let mut files: Vec<&crate::data::archive::Member> = toc.iter().collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let (flags, copies, parent) = (ent.f, ent.c, ent.n.clone());
+        ent.f |= ENTRY_IS_ARCHIVE;
+        out.push(ent);
+        for m in files {
+            let inner = m.name.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            out.push(LsoEnt {
+                n: format!("{parent}/{inner}"),
+                cs: String::new(),
+                a: String::new(),
+                v: String::new(),
+                t: String::new(),
+                s: m.size,
+                c: copies,
+                f: flags | ENTRY_IN_ARCH,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn bad(e: impl std::fmt::Display) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, e.to_string())
 }
@@ -92,7 +136,9 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
     };
     super::strict::check_list_flags(flags)?;
     let remote = e.bck.is_remote();
-    let local_walk = !remote || flags & LS_CACHED != 0;
+    // Archive contents are listed from the copies in the cluster only (as AIS does).
+    let archives = flags & LS_ARCH_DIR != 0;
+    let local_walk = !remote || flags & LS_CACHED != 0 || archives;
     let max = match msg.pagesize {
         n if n > 0 => (n as usize).min(if remote { 1000 } else { 10_000 }),
         _ => 1000,
@@ -121,6 +167,7 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
     })
     .await
     .map_err(|err| super::errors::about(err, &e.bck.to_string()))?;
+    let entries = if archives { with_archived(state, e, entries).await? } else { entries };
     let res = LsoRes {
         uuid: if msg.uuid.is_empty() { format!("{:016x}", rand::random::<u64>()) } else { msg.uuid },
         continuation_token: next.unwrap_or_default(),

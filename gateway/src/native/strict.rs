@@ -98,11 +98,10 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
     Ok(())
 }
 
-/// List-objects flags Trove does not implement: listing a shard's files, "not cached", non-recursive
-/// listings, diffs and inventories would each return something other than what was asked.
+/// List-objects flags Trove does not implement: "not cached", non-recursive listings, diffs and inventories
+/// would each return something other than what was asked.
 pub fn check_list_flags(flags: u64) -> Result<(), (StatusCode, String)> {
-    const UNSUPPORTED: [(u64, &str); 5] = [
-        (ls_flags::ARCH_DIR, "LsArchDir"),
+    const UNSUPPORTED: [(u64, &str); 4] = [
         (ls_flags::NOT_CACHED, "LsNotCached"),
         (ls_flags::NO_RECURSION, "LsNoRecursion"),
         (ls_flags::DIFF, "LsDiff"),
@@ -142,6 +141,7 @@ mod tests {
         blob.insert("ais-blob-download", "true".parse().unwrap());
         assert!(check(Route::ObjectGet, &[], &blob).is_ok());
         assert!(check_list_flags(ls_flags::CACHED | ls_flags::NAME_ONLY).is_ok());
-        assert!(check_list_flags(ls_flags::ARCH_DIR).unwrap_err().1.contains("LsArchDir"));
+        assert!(check_list_flags(ls_flags::ARCH_DIR).is_ok());
+        assert!(check_list_flags(ls_flags::DIFF).unwrap_err().1.contains("LsDiff"));
     }
 }
