@@ -210,3 +210,103 @@ def test_list_with_archives_in_a_cluster(trove_factory):
         got = sdk(node).bucket(bucket).object("shards/4.tar").get_reader(
             archive_config=ArchiveConfig(archpath="4/b.txt")).read_all()
         assert got == b"bb"
+
+
+# ---------------------------------------------------------------------------------------------
+# GetBatch (/v1/ml/moss)
+# ---------------------------------------------------------------------------------------------
+
+
+def batch_fixture(trove, n_objects=500):
+    """Two buckets: `a` with plain objects and shards, `b` with plain objects; returns names and contents."""
+    a, b = new_bucket_name(), new_bucket_name()
+    s3 = trove.client()
+    s3.create_bucket(Bucket=a)
+    s3.create_bucket(Bucket=b)
+    content = {}
+    for i in range(n_objects):
+        for bucket in (a, b):
+            data = random_bytes(10 * 1024 + i)
+            s3.put_object(Bucket=bucket, Key=f"obj/{i:04d}", Body=data)
+            content[(bucket, f"obj/{i:04d}")] = data
+    for j in range(4):
+        s3.put_object(Bucket=a, Key=f"shards/{j}.tar", Body=make_tar(FILES))
+    s3.put_object(Bucket=a, Key="shards/z.tgz", Body=make_tar(FILES, "w:gz"))
+    return a, b, content
+
+
+def run_batch(trove, a, b, content):
+    """1,000 entries mixing objects of two buckets, archived files and ranges, one missing; checked in order."""
+    client = sdk(trove)
+    batch = client.batch(bucket=client.bucket(a), cont_on_err=True)
+    expected = []
+    for i in range(300):
+        batch.add(client.bucket(a).object(f"obj/{i:04d}"))
+        expected.append((f"{a}/obj/{i:04d}", content[(a, f"obj/{i:04d}")]))
+        batch.add(client.bucket(b).object(f"obj/{i:04d}"))
+        expected.append((f"{b}/obj/{i:04d}", content[(b, f"obj/{i:04d}")]))
+    for i in range(300, 500):
+        data = content[(b, f"obj/{i:04d}")]
+        batch.add(client.bucket(b).object(f"obj/{i:04d}"), start=100, length=1000)
+        expected.append((f"{b}/obj/{i:04d}", data[100:1100]))
+    for i in range(199):
+        shard, path = f"shards/{i % 4}.tar", list(FILES)[i % len(FILES)]
+        if i % 10 == 9:
+            shard = "shards/z.tgz"
+        batch.add(client.bucket(a).object(shard), archpath=path)
+        expected.append((f"{a}/{shard}/{path}", FILES[path]))
+    batch.add(client.bucket(a).object("obj/missing"))
+    expected.append((f"__404__/{a}/obj/missing", None))
+    assert len(expected) == 1000
+    got = list(batch.get())
+    assert len(got) == 1000
+    for (out, data), (name, want) in zip(got, expected):
+        if want is None:
+            assert out.err_msg, out
+        else:
+            assert data == want, name
+    # The raw stream: entry names in request order, the missing one under __404__/.
+    raw = client.batch(bucket=client.bucket(a), cont_on_err=True)
+    raw.add(client.bucket(a).object("obj/0001"))
+    raw.add(client.bucket(a).object("nope"))
+    raw.add(client.bucket(a).object("shards/0.tar"), archpath="s/000.json")
+    resp = raw.get(raw=True)
+    names = [m.name for m in tarfile.open(fileobj=io.BytesIO(resp.read()), mode="r|")]
+    assert names == [f"{a}/obj/0001", f"__404__/{a}/nope", f"{a}/shards/0.tar/s/000.json"]
+
+
+def test_get_batch(gateway):
+    a, b, content = batch_fixture(gateway)
+    run_batch(gateway, a, b, content)
+
+
+def test_get_batch_without_continue_on_error_stops(gateway):
+    a = new_bucket_name()
+    s3 = gateway.client()
+    s3.create_bucket(Bucket=a)
+    s3.put_object(Bucket=a, Key="x", Body=b"x")
+    h = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    body = {"in": [{"objname": "x"}, {"objname": "nope"}, {"objname": "x"}], "coer": False, "onob": True,
+            "strm": True}
+    r = requests.get(f"{gateway.endpoint}/v1/ml/moss/{a}", params={"provider": "ais"}, json=body, headers=h,
+                     timeout=10, stream=True)
+    assert r.status_code == 200
+    with pytest.raises(Exception):
+        data = r.raw.read()
+        list(tarfile.open(fileobj=io.BytesIO(data), mode="r|"))
+        raise AssertionError("a complete archive")
+    bad = requests.get(f"{gateway.endpoint}/v1/ml/moss", json={"in": []}, headers=h, timeout=10)
+    assert bad.status_code == 400
+    nobucket = requests.get(f"{gateway.endpoint}/v1/ml/moss", json={"in": [{"objname": "x"}]}, headers=h, timeout=10)
+    assert nobucket.status_code == 400
+    rng = requests.get(f"{gateway.endpoint}/v1/ml/moss/{a}", json={"in": [{"objname": "x", "start": 5, "length": 0}]},
+                       headers=h, timeout=10)
+    assert rng.status_code == 416
+
+
+def test_get_batch_on_three_nodes_gives_the_same_bytes(trove_factory):
+    from native_support import TROVE_ENV
+
+    t = trove_factory(cluster=3, env=dict(TROVE_ENV))
+    a, b, content = batch_fixture(t, n_objects=500)
+    run_batch(t, a, b, content)

@@ -7,6 +7,7 @@ mod buckets;
 mod cluster;
 mod errors;
 mod listing;
+mod moss;
 mod objects;
 mod remotes;
 mod strict;
@@ -107,6 +108,10 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
     if !authorized(state, req.headers()) {
         return error(StatusCode::UNAUTHORIZED, &method, &path, "missing or invalid bearer token");
     }
+    // GetBatch: a GET with a (possibly large) JSON body, answered with a stream.
+    if let Some(rest) = path.strip_prefix("/v1/ml/moss") {
+        return get_batch(state, req, rest, &query).await;
+    }
     let route = if path.starts_with(ais_path::OBJECTS) {
         strict::Route::object(&method)
     } else if path == ais_path::ATTACH || path == ais_path::DETACH {
@@ -168,6 +173,36 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
         Err((StatusCode::NOT_FOUND, format!("unsupported native API path {path}")))
     };
     match result {
+        Ok(r) => r,
+        Err((status, message)) => error(status, &method, &path, &message),
+    }
+}
+
+async fn get_batch(
+    state: &SharedState,
+    req: Request<s3s::Body>,
+    rest: &str,
+    query: &[(String, String)],
+) -> Response<s3s::Body> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    if let Some((k, _)) = query.iter().find(|(k, _)| !matches!(k.as_str(), "provider" | "namespace" | "coloc")) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &method,
+            &path,
+            &format!("query parameter {k} is not supported by Trove"),
+        );
+    }
+    if method != http::Method::GET {
+        return error(StatusCode::METHOD_NOT_ALLOWED, &method, &path, "GetBatch is a GET with a JSON body");
+    }
+    let bucket = rest.trim_matches('/');
+    let bucket = (!bucket.is_empty()).then_some(bucket);
+    let body = match http_body_util::Limited::new(req.into_body(), moss::MAX_REQUEST).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, &method, &path, "request body too large"),
+    };
+    match moss::handle(state, bucket, query, body).await {
         Ok(r) => r,
         Err((status, message)) => error(status, &method, &path, &message),
     }

@@ -182,7 +182,14 @@ async fn read_archived(
     if req.headers().contains_key(http::header::RANGE) {
         return Err((StatusCode::NOT_IMPLEMENTED, "range-reading archived content is not supported".to_owned()));
     }
-    crate::data::ensure_cached(state, entry, key).await.map_err(fail)?;
+    // With `presence` the shard must already be in the cluster (GetBatch asks this way); else it is fetched.
+    if matches!(param(query, ais_query::PRESENCE), Some("2" | "3" | "4")) {
+        if state.store.head(&entry.bck, key).is_err() {
+            return Err(fail(crate::data::Error::NoSuchKey));
+        }
+    } else {
+        crate::data::ensure_cached(state, entry, key).await.map_err(fail)?;
+    }
     let (st, bck, k) = (state.clone(), entry.bck.clone(), key.to_owned());
     let open = tokio::task::spawn_blocking(move || st.store.open_cached(&bck, &k))
         .await
