@@ -310,3 +310,73 @@ def test_get_batch_on_three_nodes_gives_the_same_bytes(trove_factory):
     t = trove_factory(cluster=3, env=dict(TROVE_ENV))
     a, b, content = batch_fixture(t, n_objects=500)
     run_batch(t, a, b, content)
+
+
+@pytest.mark.parametrize("shard", ["new.tar", "new.tgz", "new.zip", "new.tar.lz4"])
+def test_put_files_into_a_shard(gateway, shard):
+    """PUT ?archpath= (AIS's PutApndArch): a one-file archive, then files appended with Ais-Pine 1 (the archive
+    must exist) or 2 (created when missing); without the header the archive is replaced."""
+    bucket = new_bucket_name()
+    gateway.client().create_bucket(Bucket=bucket)
+    url = f"{gateway.endpoint}/v1/objects/{bucket}/{shard}"
+    h = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    put = lambda path, data, pine=None: requests.put(  # noqa: E731
+        url, params={"provider": "ais", "archpath": path}, data=data, timeout=10,
+        headers={**h, **({"Ais-Pine": pine} if pine else {})})
+    assert put("a.txt", b"aaa", pine="1").status_code == 404  # append to nothing
+    assert put("a.txt", b"aaa", pine="2").status_code == 200  # append-or-create
+    assert put("dir/b.bin", FILES["s/001.jpg"], pine="1").status_code == 200
+    assert put("c.json", b"{}", pine="2").status_code == 200
+    obj = sdk(gateway).bucket(bucket).object(shard)
+    read = lambda p: obj.get_reader(archive_config=ArchiveConfig(archpath=p)).read_all()  # noqa: E731
+    assert read("a.txt") == b"aaa" and read("dir/b.bin") == FILES["s/001.jpg"] and read("c.json") == b"{}"
+    listed = [e.name for e in sdk(gateway).bucket(bucket).list_archive(shard)]
+    assert listed == [f"{shard}/a.txt", f"{shard}/c.json", f"{shard}/dir/b.bin"]
+    # The whole object is a valid archive of its kind, readable by Python's own modules.
+    whole = gateway.client().get_object(Bucket=bucket, Key=shard)["Body"].read()
+    if shard.endswith(".zip"):
+        assert sorted(zipfile.ZipFile(io.BytesIO(whole)).namelist()) == ["a.txt", "c.json", "dir/b.bin"]
+    elif not shard.endswith(".lz4"):
+        assert sorted(members(whole)) == ["a.txt", "c.json", "dir/b.bin"]
+    # No flag: replaced by a one-file archive.
+    assert put("only.txt", b"1").status_code == 200
+    assert [e.name for e in sdk(gateway).bucket(bucket).list_archive(shard)] == [f"{shard}/only.txt"]
+    # Refusals: no body, a path that escapes.
+    assert requests.put(url, params={"provider": "ais", "archpath": "x"}, data=b"", headers=h, timeout=10).status_code == 400
+    assert put("../x", b"1").status_code == 400
+
+
+@pytest.mark.parametrize("archname", ["made.tar", "made.tgz", "made.zip"])
+def test_make_shards_from_objects(gateway, archname):
+    """The `archive` job (SDK `objects(...).archive(...)`): a shard of listed or templated objects, entry names as
+    AIS makes them (`include_source_name` prefixes the bucket), appended to with `allow_append`."""
+    from test_ais_sdk import wait_ok
+
+    client = sdk(gateway)
+    src, dst = new_bucket_name(), new_bucket_name()
+    s3 = gateway.client()
+    s3.create_bucket(Bucket=src)
+    s3.create_bucket(Bucket=dst)
+    data = {f"img/{i:03d}.jpg": random_bytes(1000 + i) for i in range(12)}
+    for k, v in data.items():
+        s3.put_object(Bucket=src, Key=k, Body=v)
+    objs = client.bucket(src).objects(obj_template="img/{000..009}.jpg")
+    ids = objs.archive(archive_name=archname, to_bck=client.bucket(dst))
+    wait_ok(client, ids[0])
+    shard = client.bucket(dst).object(archname)
+    for i in range(10):
+        k = f"img/{i:03d}.jpg"
+        assert shard.get_reader(archive_config=ArchiveConfig(archpath=k)).read_all() == data[k]
+    # Appending two more, named with their bucket.
+    more = client.bucket(src).objects(obj_names=["img/010.jpg", "img/011.jpg"])
+    wait_ok(client, more.archive(archive_name=archname, to_bck=client.bucket(dst), include_source_name=True,
+                                 allow_append=True)[0])
+    names = [e.name for e in client.bucket(dst).list_archive(archname)]
+    assert len(names) == 12 and f"{archname}/{src}/img/011.jpg" in names
+    # A name that is not an archive's, and a mime that contradicts it, are refused.
+    h = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for value in [{"archname": "x.bin", "objnames": ["img/000.jpg"]},
+                  {"archname": "x.tar", "mime": "zip", "objnames": ["img/000.jpg"]}]:
+        r = requests.put(f"{gateway.endpoint}/v1/buckets/{src}", params={"provider": "ais"}, headers=h,
+                         json={"action": "archive", "value": value}, timeout=10)
+        assert r.status_code == 400, r.text

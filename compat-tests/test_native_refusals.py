@@ -1,8 +1,9 @@
 """The native API (`/v1/...`) refuses what it does not implement: every AIS query parameter, `ais-*` header and
 action that would change what is returned or done, and that Trove does not implement, is answered with AIS's
 error shape -- HTTP 400 and `{"message", "method", "url_path", "status": 400}` whose message names the
-parameter, header or action -- instead of being silently ignored (the SDK's `ArchiveConfig(archpath=...)` on a
-TAR object used to get the whole shard with 200; `Object.copy()` used to overwrite the source with an empty body).
+parameter, header or action -- instead of being silently ignored (`Object.copy()` used to overwrite the source
+with an empty body). Features served since (archive access, GetBatch, bucket copies, the archive job) are tested
+in test_archives.py and test_bucket_copy.py.
 
 Pure hints (that change nothing observable) and everything the AIS SDK sends during the operations Trove
 supports must keep working. The names come from the SDK's `sdk/const.py` (aistore 2.0.0), AIS's
@@ -10,8 +11,8 @@ supports must keep working. The names come from the SDK's `sdk/const.py` (aistor
 seen to send (a logging proxy in front of Trove):
 - REFUSED: one test id per name and route (`test_refused[...]`).
 - ACCEPTED: hints sent raw (`test_hint_is_accepted[...]`), and the SDK's normal operations (`test_sdk_*`).
-- The real SDK on refused features (`test_sdk_refused_*`), e.g. ArchiveConfig on a real TAR shard.
-- `test_list_flag_refused[...]`, `test_sdk_refused_list_flag_archdir`: LsoMsg flag bits Trove does not implement
+- The real SDK on refused features (`test_sdk_refused_*`), e.g. object copy and append.
+- `test_list_flag_refused[...]`: LsoMsg flag bits Trove does not implement
   (inside the JSON value, not a query/header/action; deselect with `-k "not list_flag"` if the server leaves
   value fields alone).
 
@@ -39,7 +40,6 @@ aistore = pytest.importorskip("aistore", reason="aistore missing: run compat-tes
 from tenacity import Retrying, stop_after_attempt  # noqa: E402  (a dependency of aistore)
 
 from aistore.sdk import Client, ListObjectFlag  # noqa: E402
-from aistore.sdk.archive_config import ArchiveConfig, ArchiveMode  # noqa: E402
 from aistore.sdk.blob_download_config import BlobDownloadConfig  # noqa: E402
 from aistore.sdk.errors import AISError  # noqa: E402
 from aistore.sdk.multiobj import ObjectRange  # noqa: E402
@@ -163,13 +163,7 @@ AWS_VICTIM = "/v1/objects/{aws}/{aws_victim}"
 NS = ("namespace", "@#prod")  # a named (non-global) namespace
 
 REFUSED: list[Case] = [
-    # --- GET /v1/objects/B/O: archive selection, inline ETL, namespaces
-    c("GET-obj:archpath", "GET", GET_TAR, params=[("archpath", "sample-0000.jpg")]),
-    c("GET-obj:archmime", "GET", GET_TAR, params=[("archmime", "application/x-tar")]),
-    c("GET-obj:archregx", "GET", GET_TAR, params=[("archregx", "sample-0000")]),
-    c("GET-obj:archmode", "GET", GET_TAR, params=[("archmode", "wdskey")]),
-    c("GET-obj:archregx+archmode", "GET", GET_TAR, params=[("archregx", "jpg"), ("archmode", "suffix")],
-      names=["archregx", "archmode"]),
+    # --- GET /v1/objects/B/O: inline ETL, namespaces (archive selection is served: test_archives.py)
     c("GET-obj:etl_name", "GET", GET_TAR, params=[("etl_name", "md5")]),
     c("GET-obj:etl_args", "GET", GET_TAR, params=[("etl_name", "md5"), ("etl_args", '{"a":1}')],
       names=["etl_args", "etl_name"]),
@@ -190,9 +184,6 @@ REFUSED: list[Case] = [
       names=["uploadId", "partNumber"]),
     c("PUT-obj:partNumber", "PUT", VICTIM, params=[("partNumber", "2"), ("uploadId", "u-1")], data=b"part-2",
       names=["partNumber", "uploadId"]),
-    c("PUT-obj:archpath", "PUT", VICTIM, params=[("archpath", "new/file.txt")], data=b"append me"),
-    c("PUT-obj:archmime", "PUT", VICTIM, params=[("archpath", "new/file.txt"), ("archmime", "application/x-tar")],
-      data=b"append me", names=["archmime", "archpath"]),
     c("PUT-obj:etl_name", "PUT", VICTIM, params=[("etl_name", "md5")], data=b"transformed?"),
     c("PUT-obj:namespace", "PUT", VICTIM, params=[NS], data=b"other namespace"),
     c("PUT-obj:Ais-Checksum-Type", "PUT", VICTIM, data=b"checked?",
@@ -201,8 +192,6 @@ REFUSED: list[Case] = [
     c("PUT-obj:Ais-Custom-Md", "PUT", VICTIM, headers=[("Ais-Custom-Md", "k=v")], data=b"with custom md"),
     c("PUT-obj:Ais-Version", "PUT", VICTIM, headers=[("Ais-Version", "7")], data=b"with version"),
     c("PUT-obj:Ais-Atime", "PUT", VICTIM, headers=[("Ais-Atime", "1700000000000000000")], data=b"with atime"),
-    c("PUT-obj:Ais-Pine", "PUT", VICTIM, params=[("archpath", "f.txt")], headers=[("Ais-Pine", "1")],
-      data=b"append", names=["Ais-Pine", "archpath"]),
     # --- DELETE /v1/objects/B/O: actions in the body
     c("DELETE-obj:mpt-abort", "DELETE", VICTIM, params=[("uploadId", "u-1")], body={"action": "mpt-abort"}),
     c("DELETE-obj:namespace", "DELETE", VICTIM, params=[NS]),
@@ -243,9 +232,7 @@ REFUSED: list[Case] = [
     *[c(f"POST-bucket:{a}", "POST", "/v1/buckets/{ais}", params=params, body={"action": a, "name": "", "value": v})
       for a, params, v in [
           ("move-bck", [("bck_to", "ais/@#/renamed-bucket/")], None),
-          ("copy-bck", [("bck_to", "ais/@#/copied-bucket/")], {"prefix": "", "dry_run": False}),
           ("etl-bck", [("bck_to", "ais/@#/etl-bucket/")], {"id": "md5", "prefix": ""}),
-          ("copy-listrange", [], {"objnames": ["obj.bin"], "tobck": {"name": "dst", "provider": "ais"}}),
           ("etl-listrange", [], {"objnames": ["obj.bin"], "id": "md5", "tobck": {"name": "dst", "provider": "ais"}}),
           ("make-n-copies", [], 2),
           ("ec-encode", [], {"data_slices": 1, "parity_slices": 1}),
@@ -255,10 +242,6 @@ REFUSED: list[Case] = [
       ]],
     c("POST-bucket:namespace", "POST", "/v1/buckets/{newbucket}", params=[("provider", "ais"), NS],
       body={"action": "create-bck"}),
-    # --- PUT /v1/buckets/B
-    c("PUT-bucket:archive", "PUT", "/v1/buckets/{ais}",
-      body={"action": "archive", "name": "", "value": {"objnames": ["obj.bin"], "archname": "arch.tar",
-                                                        "tobck": {"name": "{ais}", "provider": "ais"}}}),
     # --- PATCH /v1/buckets/B
     c("PATCH-bucket:namespace", "PATCH", "/v1/buckets/{ais}", params=[NS],
       body={"action": "set-bprops", "value": {}}),
@@ -337,7 +320,7 @@ HINTS: list[Case] = [
 ]
 
 # LsoMsg flag bits Trove does not implement (value-level; see the module docstring).
-LIST_FLAGS = {"LsArchDir": 8, "LsNotCached": 512, "LsNoRecursion": 2048, "LsDiff": 4096, "LsNBI": 32768}
+LIST_FLAGS = {"LsNotCached": 512, "LsNoRecursion": 2048, "LsDiff": 4096, "LsNBI": 32768}
 
 
 @dataclass
@@ -482,19 +465,6 @@ def sdk_refused(call, *names: str) -> AISError:
     return e.value
 
 
-def test_sdk_refused_archive_config_archpath(env):
-    """The issue's case: one file out of a TAR shard. 400 naming archpath, never the whole shard."""
-    shard = env.client.bucket(env.ais).object("x.tar")
-    sdk_refused(lambda: shard.get_reader(archive_config=ArchiveConfig(archpath="sample-0000.jpg")), "archpath")
-    assert shard.get_reader().read_all() == env.tar
-
-
-def test_sdk_refused_archive_config_regex(env):
-    shard = env.client.bucket(env.ais).object("x.tar")
-    sdk_refused(lambda: shard.get_reader(archive_config=ArchiveConfig(regex="sample-0000", mode=ArchiveMode.WDSKEY)),
-                "archregx", "archmode")
-
-
 def test_sdk_refused_object_copy(env):
     bck = env.client.bucket(env.ais)
     src = f"copy-src-{uuid.uuid4().hex[:8]}"
@@ -511,11 +481,6 @@ def test_sdk_refused_append(env):
     sdk_refused(lambda: bck.object(name).get_writer().append_content(b"more"), "append_type", "append_handle")
     assert bck.object(name).get_reader().read_all() == b"start"
     env.s3.delete_object(Bucket=env.ais, Key=name)
-
-
-def test_sdk_refused_list_flag_archdir(env):
-    """`list_archive` is list objects with LsArchDir (value-level flag; see the module docstring)."""
-    sdk_refused(lambda: env.client.bucket(env.ais).list_archive("x.tar"), "flag", "LsArchDir", "arch")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,6 +109,12 @@ pub mod action {
     pub const PREFETCH: &str = "prefetch-listrange";
     /// Also the evict job's kind.
     pub const EVICT: &str = "evict-listrange";
+    /// Copies a bucket (`POST /v1/buckets/SRC?bck_to=<uname>`); also the job's kind.
+    pub const COPY_BCK: &str = "copy-bck";
+    /// Copies listed or templated objects (`{"tobck": ...}` in the value); also the job's kind.
+    pub const COPY_LISTRANGE: &str = "copy-listrange";
+    /// Makes one shard of many objects (`PUT /v1/buckets/SRC`); also the job's kind.
+    pub const ARCHIVE: &str = "archive";
     /// Starts a job (`{"kind": ...}`); here: `rebalance`.
     pub const START: &str = "start";
     pub const STOP: &str = "stop";

@@ -100,13 +100,13 @@ fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Reads a shared file by position (`pread`): handles kept open for other readers share one file offset, so
 /// nothing here may move it.
-struct At {
+pub struct At {
     file: Arc<File>,
     pos: u64,
 }
 
 impl At {
-    fn new(file: Arc<File>) -> At {
+    pub fn new(file: Arc<File>) -> At {
         At { file, pos: 0 }
     }
 }
@@ -511,5 +511,158 @@ impl Write for ChannelWriter {
 impl Drop for ChannelWriter {
     fn drop(&mut self) {
         let _ = self.send();
+    }
+}
+
+/// How a PUT into a shard treats the shard it finds (AIS's `Ais-Pine` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// No flag: a new archive holding only this file replaces the object.
+    Replace,
+    /// `1`: add the file to the existing archive (404 when there is none).
+    Append,
+    /// `2`: add the file, creating the archive when there is none.
+    AppendOrCreate,
+}
+
+impl PutMode {
+    pub fn parse(flags: Option<&str>) -> Result<PutMode, Error> {
+        match flags.map(str::trim) {
+            None | Some("" | "0") => Ok(PutMode::Replace),
+            Some("1") => Ok(PutMode::Append),
+            Some("2") => Ok(PutMode::AppendOrCreate),
+            Some(other) => Err(Error::InvalidArchive(format!("invalid Ais-Pine flags {other:?}"))),
+        }
+    }
+}
+
+/// Writes into `out` a new archive of `format`: the files of `existing` (when given) in their order, then
+/// `name` with the bytes of `file` (`size` bytes). Returns the archive's size and MD5 (blocking).
+pub fn write_with(
+    existing: Option<Arc<File>>,
+    format: Format,
+    name: &str,
+    file: &mut File,
+    size: u64,
+    out: &File,
+) -> Result<(u64, [u8; 16]), Error> {
+    let mut w = ArchiveWriter::new(format, out.try_clone().map_err(io)?);
+    if let Some(old) = existing {
+        w.copy_from(old, format)?;
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    w.add(name, size, now, &mut file.take(size))?;
+    w.finish()
+}
+
+type Sink = Hashing<std::io::BufWriter<File>>;
+
+/// A new archive being written, one file after the other, into a file (blocking); its size and MD5 are
+/// computed on the way.
+pub struct ArchiveWriter(Inner);
+
+enum Inner {
+    Tar(tar::Builder<Sink>),
+    TarGz(tar::Builder<flate2::write::GzEncoder<Sink>>),
+    TarLz4(tar::Builder<lz4_flex::frame::FrameEncoder<Sink>>),
+    Zip(Box<zip::ZipWriter<zip::write::StreamWriter<Sink>>>),
+}
+
+impl ArchiveWriter {
+    pub fn new(format: Format, out: File) -> ArchiveWriter {
+        use md5::Digest as _;
+        let sink = Hashing { out: std::io::BufWriter::with_capacity(1 << 20, out), md5: md5::Md5::new(), n: 0 };
+        ArchiveWriter(match format {
+            Format::Tar => Inner::Tar(tar::Builder::new(sink)),
+            Format::TarGz => {
+                Inner::TarGz(tar::Builder::new(flate2::write::GzEncoder::new(sink, flate2::Compression::default())))
+            }
+            Format::TarLz4 => Inner::TarLz4(tar::Builder::new(lz4_flex::frame::FrameEncoder::new(sink))),
+            Format::Zip => Inner::Zip(Box::new(zip::ZipWriter::new_stream(sink))),
+        })
+    }
+
+    /// Adds one regular file.
+    pub fn add(&mut self, name: &str, size: u64, mtime: u64, data: &mut dyn Read) -> Result<(), Error> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(mtime);
+        h.set_entry_type(tar::EntryType::Regular);
+        let data = &mut data.take(size);
+        match &mut self.0 {
+            Inner::Tar(b) => b.append_data(&mut h, name, data).map_err(io),
+            Inner::TarGz(b) => b.append_data(&mut h, name, data).map_err(io),
+            Inner::TarLz4(b) => b.append_data(&mut h, name, data).map_err(io),
+            Inner::Zip(z) => {
+                let opts =
+                    zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+                z.start_file(name, opts).map_err(zip_error)?;
+                std::io::copy(data, z.as_mut()).map(|_| ()).map_err(io)
+            }
+        }
+    }
+
+    /// Adds every regular file of the archive `existing` (of `format`), in its order.
+    pub fn copy_from(&mut self, existing: Arc<File>, format: Format) -> Result<(), Error> {
+        if format == Format::Zip {
+            let mut r = zip::ZipArchive::new(At::new(existing)).map_err(zip_error)?;
+            for i in 0..r.len() {
+                let mut f = r.by_index(i).map_err(zip_error)?;
+                if f.is_file() {
+                    let (name, size) = (f.name().map_err(zip_error)?.into_owned(), f.size());
+                    self.add(&name, size, 0, &mut f)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut archive = tar::Archive::new(tar_reader(existing, format));
+        for entry in archive.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let (size, mtime) = (entry.header().size().map_err(io)?, entry.header().mtime().unwrap_or(0));
+            self.add(&path, size, mtime, &mut entry)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the archive; its size and MD5.
+    pub fn finish(self) -> Result<(u64, [u8; 16]), Error> {
+        let sink = match self.0 {
+            Inner::Tar(b) => b.into_inner().map_err(io)?,
+            Inner::TarGz(b) => b.into_inner().map_err(io)?.finish().map_err(io)?,
+            Inner::TarLz4(b) => {
+                b.into_inner().map_err(io)?.finish().map_err(|e| Error::InvalidArchive(format!("lz4: {e}")))?
+            }
+            Inner::Zip(z) => z.finish().map_err(zip_error)?.into_inner(),
+        };
+        let Hashing { out, md5, n } = sink;
+        out.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
+        use md5::Digest as _;
+        Ok((n, md5.finalize().into()))
+    }
+}
+
+/// A writer that counts and hashes what passes through it.
+pub struct Hashing<W: Write> {
+    out: W,
+    md5: md5::Md5,
+    n: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        use md5::Digest as _;
+        let n = self.out.write(data)?;
+        self.md5.update(&data[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }

@@ -57,6 +57,9 @@ pub struct JobStart {
     /// The bucket's S3 name.
     pub bucket: String,
     pub msg: trove_ais::MultiObjMsg,
+    /// A copy job's destination and options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<crate::jobs::copy::CopySpec>,
 }
 
 /// Which jobs a query or a stop is about (empty: any).
@@ -362,6 +365,10 @@ pub fn start_local(state: &SharedState, j: &JobStart) -> Result<std::sync::Arc<c
         crate::jobs::start_prefetch(state, &entry, j.msg.clone(), id)
     } else if j.kind == crate::jobs::EVICT {
         crate::jobs::start_evict(state, &entry, j.msg.clone(), id)
+    } else if let (Some(spec), Some(kind)) =
+        (&j.copy, [crate::jobs::copy::COPY_BCK, crate::jobs::copy::COPY_LISTRANGE].into_iter().find(|k| *k == j.kind))
+    {
+        crate::jobs::copy::start(state, &entry, j.msg.clone(), spec.clone(), kind, id)
     } else {
         return Err(Error::InvalidProps(format!("no job kind {:?}", j.kind)));
     };

@@ -1,10 +1,13 @@
-//! Jobs (AIS "xactions"): prefetch and evict over a list of names, a template, a prefix or a whole bucket.
+//! Jobs (AIS "xactions"): prefetch, evict and copy over a list of names, a template, a prefix or a whole
+//! bucket.
 //!
 //! A job runs in its own task with bounded concurrency, counts objects and bytes done, skipped and failed,
 //! can be stopped, and stays queryable for a while after it ends. IDs are short random strings, as AIS's.
 //! In a cluster one job runs on every node under one ID, each node handling the objects it owns; nodes
 //! report their part as a [`JobView`] and the views of one ID add up to the cluster's job.
 
+pub mod archive;
+pub mod copy;
 mod evict;
 pub mod lifecycle;
 mod prefetch;

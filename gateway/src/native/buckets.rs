@@ -68,6 +68,66 @@ async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) 
     Ok(json(StatusCode::OK, Bytes::new()))
 }
 
+/// `copy-bck` (destination in `?bck_to=<provider>/<ns>/<name>/`) and `copy-listrange` (`tobck` in the value):
+/// a copy job on every node; a missing AIS-local destination is created. Answers the job id.
+async fn copy(state: &SharedState, call: &Call, name: &str, action: &str) -> Reply {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let (bucket, src) = super::bucket(state, name, &call.query).await?;
+    let v = &call.msg.value;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
+    let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
+    let (to_name, to_provider) = if action == action::COPY_BCK {
+        let uname =
+            call.param("bck_to").ok_or_else(|| bad("copy-bck needs bck_to=<provider>/<namespace>/<name>/".into()))?;
+        let mut parts = uname.trim_end_matches('/').splitn(3, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(p), Some(_ns), Some(n)) if !n.is_empty() => (n.to_owned(), p.to_owned()),
+            _ => return Err(bad(format!("invalid bck_to {uname:?}"))),
+        }
+    } else {
+        let to = v.get("tobck").ok_or_else(|| bad("copy-listrange needs tobck".into()))?;
+        let n = to.get("name").and_then(|x| x.as_str()).unwrap_or_default();
+        if n.is_empty() {
+            (src.bck.name.clone(), src.bck.provider.as_str().to_owned())
+        } else {
+            (n.to_owned(), to.get("provider").and_then(|x| x.as_str()).unwrap_or("ais").to_owned())
+        }
+    };
+    let (prepend, dry_run) = (text("prepend"), flag("dry_run"));
+    if flag("synchronize") && !prepend.is_empty() {
+        return Err(bad(format!("prepend option ({prepend}) is incompatible with the request to synchronize buckets")));
+    }
+    let provider = if to_provider.is_empty() { "ais".to_owned() } else { to_provider };
+    let params = vec![(query::PROVIDER.to_owned(), provider.clone())];
+    let dst = match super::bucket(state, &to_name, &params).await {
+        Ok((_, e)) => e,
+        Err((StatusCode::NOT_FOUND, _)) if provider == "ais" => {
+            create_ais(state, &to_name, &serde_json::json!({})).await?;
+            super::bucket(state, &to_name, &params).await?.1
+        }
+        Err(e) => return Err(e),
+    };
+    if action == action::COPY_BCK && dst.bck == src.bck && !dry_run {
+        return Err(bad(format!("cannot copy-bck bucket {} onto itself", src.bck)));
+    }
+    let msg: trove_ais::MultiObjMsg =
+        serde_json::from_value(v.clone()).map_err(|err| bad(format!("invalid {action} message: {err}")))?;
+    let presence =
+        call.param("presence").map_or(Ok(2), |p| p.parse::<u8>()).map_err(|_| bad("invalid presence".into()))?;
+    let spec = crate::jobs::copy::CopySpec {
+        to: dst.bck.name.clone(),
+        prefix: text("prefix").trim_end_matches('*').to_owned(),
+        prepend,
+        dry_run,
+        // copy-bck copies what the cluster holds of a cloud bucket unless `presence=0`; named objects are read.
+        cached_only: action == action::COPY_BCK && presence != 0,
+    };
+    let start =
+        crate::data::peers::JobStart { kind: action.to_owned(), id: String::new(), bucket, msg, copy: Some(spec) };
+    let id = crate::data::peers::start_everywhere(state, start).await.map_err(|err| bad(err.to_string()))?;
+    Ok(super::job_id(id))
+}
+
 pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
     let (provider, ns) = super::addressed(&call.query)?;
     let find = |state: &SharedState, n: &str, provider: Option<Provider>| find(state, n, provider, &ns);
@@ -86,11 +146,33 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             let msg: trove_ais::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
                 .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid {action} message: {err}")))?;
             let kind = if action == action::PREFETCH { crate::jobs::PREFETCH } else { crate::jobs::EVICT };
-            let start = crate::data::peers::JobStart { kind: kind.to_owned(), id: String::new(), bucket, msg };
+            let start =
+                crate::data::peers::JobStart { kind: kind.to_owned(), id: String::new(), bucket, msg, copy: None };
             let id = crate::data::peers::start_everywhere(state, start)
                 .await
                 .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
             Ok(super::job_id(id))
+        }
+        (&http::Method::PUT, n, action::ARCHIVE) if !n.is_empty() => {
+            let (_, src) = super::bucket(state, n, &call.query).await?;
+            let to = call.msg.value.get("tobck");
+            let to_name = to.and_then(|t| t.get("name")).and_then(|x| x.as_str()).filter(|x| !x.is_empty());
+            let dst = match to_name {
+                None => src.clone(),
+                Some(name) => {
+                    let provider = to.and_then(|t| t.get("provider")).and_then(|x| x.as_str()).unwrap_or("ais");
+                    let params = vec![(query::PROVIDER.to_owned(), provider.to_owned())];
+                    super::bucket(state, name, &params).await?.1
+                }
+            };
+            let msg: crate::jobs::archive::ArchiveMsg = serde_json::from_value(call.msg.value.clone())
+                .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid archive message: {err}")))?;
+            let job = crate::jobs::archive::start(state, &src, &dst, msg)
+                .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
+            Ok(super::job_id(job.id.clone()))
+        }
+        (&http::Method::POST, n, action::COPY_BCK | action::COPY_LISTRANGE) if !n.is_empty() => {
+            copy(state, call, n, action).await
         }
         (&http::Method::GET, "", "" | action::LIST) if ns.is_remote() || call.param(query::NAMESPACE) == Some("@") => {
             // AIS's `namespace=@`: the buckets of every attached cluster (or of the one named), live.

@@ -46,7 +46,9 @@ async fn target(
 /// GET, HEAD and PUT: the object's data.
 pub async fn handle(state: &SharedState, req: Request<s3s::Body>, rest: &str, query: &[(String, String)]) -> Reply {
     let (entry, key) = target(state, rest, query).await?;
-    if req.method() == http::Method::PUT {
+    if req.method() == http::Method::PUT && param(query, "archpath").is_some_and(|p| !p.is_empty()) {
+        write_archived(state, &entry, &key, req, query).await
+    } else if req.method() == http::Method::PUT {
         write(state, &entry, &key, req).await
     } else {
         read(state, &entry, &key, req, query).await
@@ -232,6 +234,96 @@ async fn read_archived(
 /// A missing archived file is named as AIS names it (the file within the shard).
 fn archived_error(e: crate::data::Error, entry: &BucketEntry, what: &str) -> (StatusCode, String) {
     from_data(e, entry, what)
+}
+
+/// PUT of one file into an archive object (`?archpath=`): a new archive of just that file, or (with
+/// `Ais-Pine: 1`, or `2` which also creates) the existing archive with the file added. The result is written as
+/// a new object (copy, then rename), so an interrupted PUT leaves the archive as it was.
+async fn write_archived(
+    state: &SharedState,
+    entry: &BucketEntry,
+    key: &str,
+    req: Request<s3s::Body>,
+    query: &[(String, String)],
+) -> Reply {
+    use crate::data::archive::{self, PutMode};
+    let fail = |e| from_data(e, entry, key);
+    let raw = param(query, "archpath").unwrap_or_default();
+    let path = raw.strip_prefix('/').unwrap_or(raw);
+    let path = path.strip_prefix(key).and_then(|p| p.strip_prefix('/')).unwrap_or(path).to_owned();
+    if path.is_empty() || path.ends_with('/') || path.split('/').any(|c| c == "." || c == "..") {
+        return Err((StatusCode::BAD_REQUEST, format!("invalid archpath {raw:?}")));
+    }
+    let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(length) = length.filter(|l| *l > 0) else {
+        return Err((StatusCode::BAD_REQUEST, "missing Content-Length".to_owned()));
+    };
+    let pine = req.headers().get("ais-pine").and_then(|v| v.to_str().ok());
+    let mode = PutMode::parse(pine).map_err(fail)?;
+    crate::data::check_space(state).map_err(fail)?;
+    let existing = if mode == PutMode::Replace {
+        None
+    } else {
+        if entry.bck.is_remote() {
+            match crate::data::ensure_cached(state, entry, key).await {
+                Ok(()) | Err(crate::data::Error::NoSuchKey) => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        state.store.open_cached(&entry.bck, key).ok()
+    };
+    if mode == PutMode::Append && existing.is_none() {
+        return Err(fail(crate::data::Error::NoSuchKey));
+    }
+    if existing.as_ref().is_some_and(|o| o.meta.sse.is_some()) {
+        return Err(fail(crate::data::Error::NotImplemented("adding to an encrypted archive")));
+    }
+    let format = match (param(query, "archmime").and_then(archive::Format::from_mime), archive::Format::from_name(key))
+    {
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => match &existing {
+            Some(o) => archive::format_of(&o.file, key, None).map_err(fail)?,
+            None => return Err((StatusCode::BAD_REQUEST, format!("{key} is not named as an archive; give archmime"))),
+        },
+    };
+    let stage = |st: SharedState, bck: trove_namespace::Bck, k: String| async move {
+        tokio::task::spawn_blocking(move || st.store.stage(&bck, &k))
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    };
+    let incoming = stage(state.clone(), entry.bck.clone(), key.to_owned()).await?.map_err(|e| fail(e.into()))?;
+    let blob = StreamingBlob::from(req.into_body());
+    let received = receive(&incoming, Some(blob), &[], MAX_OBJECT_SIZE).await.map_err(|e| match e {
+        Interrupted::Body(e) => (StatusCode::BAD_REQUEST, format!("the request body was not received: {e}")),
+        Interrupted::Data(e) => fail(e),
+    })?;
+    if received.size != length {
+        return Err((StatusCode::BAD_REQUEST, "the body is shorter than Content-Length".to_owned()));
+    }
+    let out = stage(state.clone(), entry.bck.clone(), key.to_owned()).await?.map_err(|e| fail(e.into()))?;
+    let old = existing.map(|o| o.file.clone());
+    let (in_path, out_file) = (
+        incoming.path().to_owned(),
+        out.file.try_clone().map_err(|e| fail(crate::data::Error::Internal(e.to_string())))?,
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&in_path).map_err(|e| crate::data::Error::Internal(e.to_string()))?;
+        archive::write_with(old, format, &path, &mut file, length, &out_file)
+    })
+    .await
+    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(fail)?;
+    drop(incoming);
+    let meta = ObjMeta {
+        key: key.to_owned(),
+        size: written.0,
+        etag: hex::encode(written.1),
+        mtime_ms: now_ms(),
+        content_type: Some(DEFAULT_CONTENT_TYPE.to_owned()),
+        ..Default::default()
+    };
+    crate::data::put(state, entry, out, meta, None).await.map_err(fail)?;
+    Ok(super::json(StatusCode::OK, bytes::Bytes::new()))
 }
 
 async fn write(state: &SharedState, entry: &BucketEntry, key: &str, req: Request<s3s::Body>) -> Reply {

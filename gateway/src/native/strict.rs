@@ -50,7 +50,10 @@ impl Route {
             Route::ObjectPut => both(&[q::SKIP_VC]),
             Route::ObjectControl => false,
             Route::BucketList => both(&[q::SYSTEM_BUCKETS]),
-            Route::Bucket => both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD, q::DONT_ADD_REMOTE_BCK_MD]),
+            // `bck_to` and `presence`: copy-bck's destination and source selection.
+            Route::Bucket => {
+                both(&[q::DONT_HEAD_REMOTE_BCK, q::KEEP_BCK_MD, q::DONT_ADD_REMOTE_BCK_MD, "bck_to", q::PRESENCE])
+            }
             Route::BucketHead => both(&[q::DONT_ADD_REMOTE_BCK_MD]),
             Route::Cluster => both(&[q::WHAT, q::FORCE]),
             Route::RemoteAttach => both(&[q::WHAT]),
@@ -75,6 +78,8 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
             // The global namespace, and remote clusters' default ones (`@uuid`, `@alias`); no named namespaces.
             q::NAMESPACE => trove_namespace::Namespace::parse_uname(v).is_some_and(|ns| ns.name.is_empty()),
             // Files inside shards are read on GET; elsewhere the SDK's empty pairs mean absent.
+            // A file added to a shard (PUT with archpath, `Ais-Pine`).
+            q::ARCHPATH | q::ARCHMIME if route == Route::ObjectPut => true,
             q::ARCHPATH | q::ARCHREGX | q::ARCHMODE | q::ARCHMIME => route == Route::ObjectGet || v.is_empty(),
             q::PRESENCE if route.has_presence() => v.parse::<u8>().is_ok_and(|p| p <= PRESENCE_MAX),
             name => route.accepts(name),
@@ -90,6 +95,7 @@ pub fn check(route: Route, query: &[(String, String)], headers: &HeaderMap) -> R
     for name in headers.keys() {
         let n = name.as_str();
         let allowed = (route == Route::ObjectGet && n.starts_with(header::BLOB_PREFIX))
+            || (route == Route::ObjectPut && n == "ais-pine")
             || (route == Route::RemoteAttach && (n == header::REMOTE_AIS_ALIAS || n == header::REMOTE_AIS_URL));
         if n.starts_with(header::PREFIX) && !allowed {
             return Err(refuse(format!("header {name}")));
@@ -125,7 +131,8 @@ mod tests {
     fn unknown_or_unimplemented_names_are_refused_by_name() {
         let h = HeaderMap::new();
         assert!(check(Route::ObjectGet, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).is_ok());
-        let e = check(Route::ObjectPut, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).unwrap_err();
+        assert!(check(Route::ObjectPut, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).is_ok());
+        let e = check(Route::ObjectHead, &q(&[("provider", "ais"), ("archpath", "a.jpg")]), &h).unwrap_err();
         assert_eq!(e.0, StatusCode::BAD_REQUEST);
         assert!(e.1.contains("archpath"), "{}", e.1);
         assert!(check(Route::ObjectGet, &q(&[("archpath", ""), ("archregx", "")]), &h).is_ok());
