@@ -62,3 +62,35 @@ def test_cli_errors_are_one_line(setup):
     cli_fails_with_one_line(trove_cli(trove, "job", "show", "nosuchjob"))
     cli_fails_with_one_line(trove_cli(trove, "ls", f"s3://{origin}", token="wrong-token"))
     cli_fails_with_one_line(trove_cli(trove, "prefetch", f"s3://{origin}", "--template", "{1..", "--wait"))
+
+
+def test_bucket_cp(setup):
+    """`trove bucket cp`: a cloud bucket into a new AIS-local one (all objects, from the listing), then a prefix
+    of that into another with a prepended name."""
+    trove, origin = setup
+    dst, dst2 = new_bucket_name(), new_bucket_name()
+    job = cli_ok(trove_cli(trove, "bucket", "cp", f"s3://{origin}", f"ais://{dst}", "--all", "--wait")).strip()
+    assert job
+    s3 = trove.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=dst)["Contents"]]
+    assert keys == [f"shard-{i:03d}.bin" for i in range(12)]
+    assert s3.get_object(Bucket=dst, Key="shard-005.bin")["Body"].read() == bytes([5]) * 4096
+    cli_ok(trove_cli(trove, "bucket", "cp", f"ais://{dst}", f"ais://{dst2}", "--prefix", "shard-01",
+                     "--prepend", "copy/", "--wait"))
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=dst2)["Contents"]] == ["copy/shard-010.bin", "copy/shard-011.bin"]
+    cli_fails_with_one_line(trove_cli(trove, "bucket", "cp", f"ais://{dst}", f"ais://{dst}"))
+
+
+def test_get_archpath_and_archive(setup, tmp_path):
+    """`trove archive` makes a shard of objects; `trove get --archpath` prints one file of it; `trove get`
+    writes a whole object to a file."""
+    trove, origin = setup
+    shards = new_bucket_name()
+    trove.client().create_bucket(Bucket=shards)
+    cli_ok(trove_cli(trove, "archive", f"s3://{origin}", f"ais://{shards}/set/s-0.tar",
+                     "--template", "shard-{000..003}.bin", "--wait"))
+    out = trove_cli(trove, "get", f"ais://{shards}/set/s-0.tar", "--archpath", "shard-002.bin")
+    assert out.returncode == 0 and out.stdout == "\x02" * 4096
+    cli_ok(trove_cli(trove, "get", f"s3://{origin}/shard-007.bin", "-o", str(tmp_path / "x")))
+    assert (tmp_path / "x").read_bytes() == bytes([7]) * 4096
+    cli_fails_with_one_line(trove_cli(trove, "get", f"ais://{shards}/set/s-0.tar", "--archpath", "nope"))

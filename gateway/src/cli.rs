@@ -1,6 +1,7 @@
 //! The `trove` client commands that talk to a node's native API (`--endpoint` / `TROVE_ENDPOINT`, token from
 //! `TROVE_ADMIN_TOKEN`): `trove bucket ls|attach|detach|props`, `trove prefetch`, `trove evict`,
-//! `trove job ls|show|wait|stop`, `trove ls`, `trove cluster show|maintenance|activate|decommission|remove`.
+//! `trove job ls|show|wait|stop`, `trove ls`, `trove get` (an object, or a file inside a shard), `trove archive`
+//! (a shard of many objects), `trove bucket cp`, `trove cluster show|maintenance|activate|decommission|remove`.
 //! Errors are one line and a non-zero exit code.
 
 use anyhow::{bail, Context};
@@ -42,6 +43,28 @@ pub enum BucketCmd {
     Detach { name: String },
     /// Show a bucket's properties, or set some (`key=value` with AIS names, e.g. versioning.validate_warm_get=true).
     Props { name: String, set: Vec<String> },
+    /// Copy a bucket's objects into another bucket (AIS's copy-bck job); prints the job id.
+    Cp {
+        /// The source, e.g. s3://origin or ais://data.
+        src: String,
+        /// The destination, e.g. ais://copy (created when it is a missing AIS-local bucket).
+        dst: String,
+        /// Only objects whose names start with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Prepended to each copy's name.
+        #[arg(long, default_value = "")]
+        prepend: String,
+        /// Copy every object of a cloud source (from its listing), not only those the cluster holds.
+        #[arg(long)]
+        all: bool,
+        /// Count what would be copied, copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Follow the job until it ends (progress bar on a terminal).
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 struct Api {
@@ -91,16 +114,22 @@ impl Api {
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await?.to_bytes();
         if !parts.status.is_success() {
-            let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            if parts.status == http::StatusCode::UNAUTHORIZED {
-                bail!("{msg} (set TROVE_ADMIN_TOKEN or --token)");
-            }
-            bail!("{msg}");
+            bail!("{}", error_message(parts.status, &bytes));
         }
         Ok((parts.headers, bytes))
+    }
+}
+
+/// The node's error message (AIS's JSON `message`, else the body).
+fn error_message(status: http::StatusCode, bytes: &[u8]) -> String {
+    let msg = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    if status == http::StatusCode::UNAUTHORIZED {
+        format!("{msg} (set TROVE_ADMIN_TOKEN or --token)")
+    } else {
+        msg
     }
 }
 
@@ -158,6 +187,21 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
             .await?;
             println!("detached {name}");
         }
+        BucketCmd::Cp { src, dst, prefix, prepend, all, dry_run, wait } => {
+            let (from, to) = (bucket_of(&src)?, bucket_of(&dst)?);
+            let to_uname = format!("{}/%40%23/{}/", to.provider.as_str(), to.name);
+            let mut path = format!("{}&bck_to={to_uname}", bucket_path(&from));
+            if all {
+                path.push_str("&presence=0");
+            }
+            let value = json!({"prefix": prefix, "prepend": prepend, "dry_run": dry_run});
+            let (_, body) = api.call(http::Method::POST, &path, Some(msg(action::COPY_BCK, value))).await?;
+            let id = String::from_utf8_lossy(&body).trim().to_owned();
+            println!("{id}");
+            if wait {
+                wait_job(&api, &id).await?;
+            }
+        }
         BucketCmd::Props { name, set } => {
             if !set.is_empty() {
                 let mut value = json!({});
@@ -182,6 +226,89 @@ pub async fn bucket(conn: &Conn, cmd: BucketCmd) -> anyhow::Result<()> {
             let v: serde_json::Value = serde_json::from_str(props).unwrap_or_default();
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
+    }
+    Ok(())
+}
+
+/// `bucket` and `key` of `ais://bucket/key` (any provider's scheme).
+fn object_of(uri: &str) -> anyhow::Result<(Bck, String)> {
+    let (scheme, rest) = uri.split_once("://").with_context(|| format!("{uri}: expected PROVIDER://BUCKET/KEY"))?;
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(_, k)| !k.is_empty())
+        .with_context(|| format!("{uri}: expected PROVIDER://BUCKET/KEY"))?;
+    Ok((bucket_of(&format!("{scheme}://{bucket}"))?, key.to_owned()))
+}
+
+/// `trove get`: an object, or with `archpath` one file inside it, streamed to `out` (or stdout).
+pub async fn get(
+    conn: &Conn,
+    uri: &str,
+    archpath: Option<String>,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let api = Api::new(conn);
+    let (bck, key) = object_of(uri)?;
+    let enc = |s: &str| crate::request::encode(s, crate::request::SEGMENT);
+    let key_path: Vec<String> = key.split('/').map(enc).collect();
+    let objects = path::OBJECTS.trim_end_matches('/');
+    let (provider, name) = (bck.provider.as_str(), enc(&bck.name));
+    let mut target = format!("{}{objects}/{name}/{}?{}={provider}", api.endpoint, key_path.join("/"), query::PROVIDER);
+    if let Some(a) = &archpath {
+        target.push_str(&format!("&archpath={}", enc(a)));
+    }
+    let mut req = http::Request::get(target);
+    if let Some(t) = &api.token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = api
+        .client
+        .request(req.body(Full::new(Bytes::new()))?)
+        .await
+        .with_context(|| format!("cannot reach {}", api.endpoint))?;
+    let (parts, mut body) = resp.into_parts();
+    if !parts.status.is_success() {
+        let bytes = body.collect().await?.to_bytes();
+        bail!("{}", error_message(parts.status, &bytes));
+    }
+    let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin> = match &out {
+        Some(p) => {
+            Box::new(tokio::fs::File::create(p).await.with_context(|| format!("cannot create {}", p.display()))?)
+        }
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            sink.write_all(&data).await?;
+        }
+    }
+    sink.flush().await?;
+    Ok(())
+}
+
+/// `trove archive`: a shard (named by its extension: .tar .tgz .tar.gz .zip .tar.lz4) of a source bucket's
+/// objects, written into a bucket; prints the job id.
+pub async fn archive(
+    conn: &Conn,
+    src: &str,
+    shard: &str,
+    sel: &Selection,
+    append: bool,
+    wait: bool,
+) -> anyhow::Result<()> {
+    let api = Api::new(conn);
+    let from = bucket_of(src)?;
+    let (to, archname) = object_of(shard)?;
+    let mut value = sel.value()?;
+    value["archname"] = json!(archname);
+    value["tobck"] = json!({"name": to.name, "provider": to.provider.as_str()});
+    value["aate"] = json!(append);
+    let (_, body) = api.call(http::Method::PUT, &bucket_path(&from), Some(msg(action::ARCHIVE, value))).await?;
+    let id = String::from_utf8_lossy(&body).trim().to_owned();
+    println!("{id}");
+    if wait {
+        wait_job(&api, &id).await?;
     }
     Ok(())
 }

@@ -118,6 +118,36 @@ enum Command {
         #[arg(long)]
         cached: bool,
     },
+    /// Print an object, or one file inside a shard (--archpath), to stdout or a file.
+    Get {
+        #[command(flatten)]
+        conn: cli::Conn,
+        /// The object, e.g. ais://train/shards/0001.tar or s3://origin/a/b.
+        uri: String,
+        /// A file inside the archive object (TAR, TGZ, ZIP, TAR.LZ4).
+        #[arg(long)]
+        archpath: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Make one shard of many objects (the archive job): `trove archive ais://src ais://dst/shard-0001.tar
+    /// --template 'img/{0000..0999}.jpg'`.
+    Archive {
+        #[command(flatten)]
+        conn: cli::Conn,
+        /// The bucket the objects are in.
+        src: String,
+        /// The shard to write: PROVIDER://BUCKET/NAME with an archive extension.
+        shard: String,
+        #[command(flatten)]
+        sel: cli::Selection,
+        /// Add to the shard if it exists.
+        #[arg(long)]
+        append: bool,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -178,6 +208,12 @@ fn main() -> ExitCode {
         Command::Job { conn, cmd } => runtime().and_then(|rt| rt.block_on(cli::job(&conn, cmd))),
         Command::Ls { conn, uri, prefix, cached } => {
             runtime().and_then(|rt| rt.block_on(cli::ls(&conn, &uri, prefix, cached)))
+        }
+        Command::Get { conn, uri, archpath, output } => {
+            runtime().and_then(|rt| rt.block_on(cli::get(&conn, &uri, archpath, output)))
+        }
+        Command::Archive { conn, src, shard, sel, append, wait } => {
+            runtime().and_then(|rt| rt.block_on(cli::archive(&conn, &src, &shard, &sel, append, wait)))
         }
         Command::Completions { shell } => {
             completions(shell, &mut std::io::stdout());

@@ -63,6 +63,17 @@ pub fn content_length(h: &HeaderMap) -> u64 {
 }
 
 /// `a=1&b=x+y&c` as `[(a, 1), (b, "x y"), (c, "")]`.
+/// What URI encoding keeps of a path segment: RFC 3986's unreserved characters; everything else is escaped.
+pub const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+/// [`SEGMENT`] for a path of segments (object keys): `/` is kept too.
+pub const PATH: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
+
+/// `s` percent-encoded with `set`.
+pub fn encode(s: &str, set: &'static percent_encoding::AsciiSet) -> String {
+    percent_encoding::utf8_percent_encode(s, set).to_string()
+}
+
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
     let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
     query

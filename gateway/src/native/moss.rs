@@ -275,10 +275,7 @@ async fn local(state: &SharedState, item: &Item) -> Result<(u64, u64, ByteStream
 /// From the node that keeps it: its native GET (admin token, `presence=2`, the range as a Range header),
 /// streamed.
 async fn from_node(state: &SharedState, url: &str, item: &Item) -> Result<(u64, u64, ByteStream), Failure> {
-    const SEGMENT: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    const PATH: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
-    let enc = |s: &str, set| percent_encoding::utf8_percent_encode(s, set).to_string();
+    use crate::request::{encode as enc, PATH, SEGMENT};
     let mut target = format!(
         "{}/v1/objects/{}/{}?provider={}&presence=2",
         url.trim_end_matches('/'),

@@ -205,7 +205,7 @@ async fn read_archived(
     let Some(path) = archpath else {
         let sel =
             Selection::parse(mode.unwrap_or_default(), param(query, "archregx").unwrap_or_default()).map_err(fail)?;
-        let body = archive::select(open.file.clone(), format, sel).await.map_err(|e| archived_error(e, entry, key))?;
+        let body = archive::select(open.file.clone(), format, sel).await.map_err(|e| from_data(e, entry, key))?;
         let blob = StreamingBlob::wrap(crate::data::SyncBody::new(body));
         return builder
             .header("content-type", archive::Format::Tar.content_type())
@@ -217,7 +217,7 @@ async fn read_archived(
     let path = path.strip_prefix(key).and_then(|p| p.strip_prefix('/')).unwrap_or(path);
     let read = archive::read_one(&state.shards, &entry.bck.name, open.file.clone(), &open.meta, format, path)
         .await
-        .map_err(|e| archived_error(e, entry, &format!("{key}/{path}")))?;
+        .map_err(|e| from_data(e, entry, &format!("{key}/{path}")))?;
     let (size, blob) = match read {
         Extracted::Range { file, start, end } => {
             (end - start, crate::data::FileBody::shared(file, start, end).into_blob())
@@ -229,11 +229,6 @@ async fn read_archived(
         .header("content-length", size.to_string())
         .body(s3s::Body::from(blob))
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-/// A missing archived file is named as AIS names it (the file within the shard).
-fn archived_error(e: crate::data::Error, entry: &BucketEntry, what: &str) -> (StatusCode, String) {
-    from_data(e, entry, what)
 }
 
 /// PUT of one file into an archive object (`?archpath=`): a new archive of just that file, or (with

@@ -1,7 +1,7 @@
 //! ListObjects (v1), ListObjectsV2 and ListObjectVersions: S3's wire shapes over the data layer's pages
 //! (`crate::data::list`).
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 use trove_cache::ObjMeta;
@@ -14,7 +14,7 @@ use crate::state::{AppState, SharedState};
 pub const MAX_KEYS: usize = 1000;
 
 /// What `encoding-type=url` escapes: everything but unreserved characters and `/`.
-const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const URL_ENCODE: &AsciiSet = crate::request::PATH;
 
 fn encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String {
     let url = encoding.is_some_and(|e| e.as_str() == EncodingType::URL);

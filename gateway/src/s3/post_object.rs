@@ -494,9 +494,7 @@ fn origin(h: &HeaderMap) -> String {
 }
 
 fn encode(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
+    crate::request::encode(s, crate::request::SEGMENT)
 }
 
 #[cfg(test)]
