@@ -204,10 +204,13 @@ enum Failure {
 
 /// The size, time and bytes of one entry (the range of it, when one is asked).
 async fn open(state: &SharedState, item: &Item) -> Result<(u64, u64, ByteStream), Failure> {
-    let local_copy = state.store.head(&item.entry.bck, &item.key).is_ok();
+    // The owner's copy; a copy kept here (not yet moved by a rebalance) serves as well.
     let (size, mtime, body) = match state.owner(&item.entry.bck, &item.key) {
-        Owner::Remote(node) if !local_copy => from_node(state, &node.url, item).await?,
-        _ => local(state, item).await?,
+        Owner::Remote(node) => match local(state, item).await {
+            Err(Failure::Missing) => from_node(state, &node.url, item).await?,
+            other => other?,
+        },
+        Owner::Local => local(state, item).await?,
     };
     match (&item.archpath, item.range) {
         // A range of a file taken out of a shard is cut from its bytes.
