@@ -274,6 +274,7 @@ impl Store {
                 self.index.mark_scanned(bck);
             }
             if meta.vid.is_some() {
+                self.order_last(bck, key, meta, &staged.file, &staged.path)?;
                 self.make_way(bck, key, meta, &mut dirty)?;
             }
             let target = self.prepare_parents(staged.mountpath, &root, &rel, &hashed_dirs, &mut dirty)?;

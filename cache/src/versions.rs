@@ -132,6 +132,29 @@ impl Store {
         Ok(())
     }
 
+    /// Where a version committed now must sort to be the key's newest, when its stamp does not already put it
+    /// there. S3 orders versions by when their writes complete, while Trove stamps a write when it arrives: of
+    /// two writes racing on a key, the later stamped can finish first, and the other must still become the
+    /// newest (the current object and the listing's first entry). Caller holds the tree lock.
+    fn later_order(&self, bck: &Bck, key: &str, new: &ObjMeta) -> Result<Option<u64>> {
+        let newest = match self.current(bck, key)? {
+            Some((_, cur)) => Some(cur.version_order()),
+            None => Self::archived(&self.version_dir(bck, key).1)?.first().map(|(_, m)| m.version_order()),
+        };
+        Ok(newest.filter(|&n| n >= new.version_order()).map(|n| n + 1))
+    }
+
+    /// Makes the staged version `meta` sort after every version of `key` (see [`Store::later_order`]),
+    /// rewriting its metadata when it must move. Caller holds the tree lock.
+    pub(crate) fn order_last(&self, bck: &Bck, key: &str, meta: &ObjMeta, file: &File, path: &Path) -> Result<()> {
+        if let Some(vt) = self.later_order(bck, key, meta)? {
+            let mut moved = meta.clone();
+            moved.vt = vt;
+            moved.write_to(file, path)?;
+        }
+        Ok(())
+    }
+
     /// The archived versions in `dir`, newest first, with their paths.
     fn archived(dir: &Path) -> Result<Vec<(PathBuf, ObjMeta)>> {
         let entries = match fs::read_dir(dir) {
@@ -164,6 +187,7 @@ impl Store {
         {
             let _tree = self.lock_tree();
             staged.check_guard()?;
+            self.order_last(bck, key, marker, &staged.file, staged.path())?;
             self.make_way(bck, key, marker, &mut dirty)?;
             let dir = self.ensure_version_dir(bck, key, &mut dirty)?;
             let to = dir.join(marker.version_id());
@@ -490,6 +514,34 @@ mod tests {
         }
         assert!(store.bucket_is_empty(&bck).unwrap());
         assert!(store.list_versioned(&bck, b"", "", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_last_committed_version_is_the_newest_whatever_its_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().join("a")], false).unwrap();
+        let bck = Bck::ais("b");
+        let stamped = |body: &str, dm: bool| {
+            let (id, vt) = new_version();
+            let size = body.len() as u64;
+            ObjMeta { key: "k".into(), size, etag: body.into(), vid: Some(id), vt, delete_marker: dm, ..Default::default() }
+        };
+        let commit = |meta: &ObjMeta| {
+            let mut st = store.stage(&bck, "k").unwrap();
+            st.file.write_all(meta.etag.as_bytes()).unwrap();
+            store.commit(st, &bck, "k", meta).unwrap();
+        };
+        // Stamped in the order a, b, c, d; finished in the order b, a, d (a marker), c.
+        let (a, b, c, d) = (stamped("a", false), stamped("b", false), stamped("c", false), stamped("", true));
+        commit(&b);
+        commit(&a);
+        assert_eq!(store.head(&bck, "k").unwrap().etag, "a");
+        store.place_delete_marker(&bck, "k", &d).unwrap();
+        assert!(matches!(store.head(&bck, "k"), Err(Error::NotFound)));
+        assert_eq!(ids(&store.versions_of(&bck, "k").unwrap()), ["(dm)", "a", "b"]);
+        commit(&c);
+        assert_eq!(store.head(&bck, "k").unwrap().etag, "c");
+        assert_eq!(ids(&store.versions_of(&bck, "k").unwrap()), ["c", "(dm)", "a", "b"]);
     }
 
     #[test]
