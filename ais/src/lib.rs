@@ -18,6 +18,8 @@ pub mod path {
     pub const ATTACH: &str = "/v1/cluster/attach";
     pub const DETACH: &str = "/v1/cluster/detach";
     pub const DAEMON: &str = "/v1/daemon";
+    /// The downloader: `/v1/download`, `/v1/download/abort`, `/v1/download/remove`.
+    pub const DOWNLOAD: &str = "/v1/download";
 }
 
 /// Query parameters.

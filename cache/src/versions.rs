@@ -524,7 +524,15 @@ mod tests {
         let stamped = |body: &str, dm: bool| {
             let (id, vt) = new_version();
             let size = body.len() as u64;
-            ObjMeta { key: "k".into(), size, etag: body.into(), vid: Some(id), vt, delete_marker: dm, ..Default::default() }
+            ObjMeta {
+                key: "k".into(),
+                size,
+                etag: body.into(),
+                vid: Some(id),
+                vt,
+                delete_marker: dm,
+                ..Default::default()
+            }
         };
         let commit = |meta: &ObjMeta| {
             let mut st = store.stage(&bck, "k").unwrap();

@@ -14,7 +14,7 @@ mod model;
 
 pub use error::{Error, Result};
 pub use model::{
-    AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, ClusterConfig, Config, GcpConfig,
-    JobsConfig, LifecycleConfig, Overrides, RebalanceConfig, RemoteConfig, S3Config, ServerConfig, SseConfig,
-    StorageConfig, TelemetryConfig, User,
+    AttachConfig, AuthConfig, AwsConfig, AzureConfig, BackendsConfig, CacheConfig, ClusterConfig, Config,
+    DownloadConfig, GcpConfig, JobsConfig, LifecycleConfig, Overrides, RebalanceConfig, RemoteConfig, S3Config,
+    ServerConfig, SseConfig, StorageConfig, TelemetryConfig, User,
 };

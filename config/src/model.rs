@@ -36,6 +36,8 @@ pub struct Config {
     pub sse: SseConfig,
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    #[serde(default)]
+    pub download: DownloadConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -309,6 +311,27 @@ pub struct LifecycleConfig {
 impl Default for LifecycleConfig {
     fn default() -> Self {
         LifecycleConfig { day_secs: 86_400 }
+    }
+}
+
+/// Where download jobs may fetch from. A download is a request the cluster makes on a client's behalf, so by
+/// default it reaches only public addresses: never the cluster's own network, loopback, link-local or
+/// cloud metadata addresses, whatever name points there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DownloadConfig {
+    /// Hosts downloads may reach whatever they resolve to: names (`data.example.com`), subdomain patterns
+    /// (`*.example.com`) or IP addresses (`10.0.0.7`).
+    pub allow_hosts: Vec<String>,
+    /// Whether hosts not in `allow_hosts` may be reached when every address they resolve to is public.
+    pub allow_public: bool,
+    /// Seconds one file's GET may take when the job sets no `timeout`.
+    pub timeout_secs: u64,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig { allow_hosts: Vec::new(), allow_public: true, timeout_secs: 3600 }
     }
 }
 

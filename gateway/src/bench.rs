@@ -72,7 +72,7 @@ pub struct Args {
     list: bool,
 }
 
-fn parse_size(s: &str) -> anyhow::Result<usize> {
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<usize> {
     let s = s.trim();
     let (num, mult) = match s.find(|c: char| !c.is_ascii_digit()) {
         None => (s, 1),

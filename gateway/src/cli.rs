@@ -1,8 +1,12 @@
 //! The `trove` client commands that talk to a node's native API (`--endpoint` / `TROVE_ENDPOINT`, token from
 //! `TROVE_ADMIN_TOKEN`): `trove bucket ls|attach|detach|props`, `trove prefetch`, `trove evict`,
 //! `trove job ls|show|wait|stop`, `trove ls`, `trove get` (an object, or a file inside a shard), `trove archive`
-//! (a shard of many objects), `trove bucket cp`, `trove cluster show|maintenance|activate|decommission|remove`.
+//! (a shard of many objects), `trove bucket cp`, `trove download` (links into a bucket), `trove cluster show|maintenance|activate|decommission|remove`.
 //! Errors are one line and a non-zero exit code.
+
+mod download;
+
+pub use download::{download, DownloadArgs};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;

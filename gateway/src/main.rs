@@ -148,6 +148,14 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Fetch HTTP(S) links into a bucket (an AIS download job): one link, a brace template of links, a list,
+    /// or a cloud bucket prefix into its cache.
+    Download {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(flatten)]
+        args: cli::DownloadArgs,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -215,6 +223,7 @@ fn main() -> ExitCode {
         Command::Archive { conn, src, shard, sel, append, wait } => {
             runtime().and_then(|rt| rt.block_on(cli::archive(&conn, &src, &shard, &sel, append, wait)))
         }
+        Command::Download { conn, args } => runtime().and_then(|rt| rt.block_on(cli::download(&conn, &args))),
         Command::Completions { shell } => {
             completions(shell, &mut std::io::stdout());
             Ok(())

@@ -68,6 +68,11 @@ pub struct AppState {
     /// Server access log records waiting for delivery (S3 bucket logging), and how long they wait
     /// (`[s3] log_roll_secs`).
     pub server_logs: crate::s3::log_delivery::Logs,
+    /// Download jobs' parts on this node, and the hosts downloads may reach (`[download]`).
+    pub downloads: crate::jobs::download::Downloads,
+    pub download_policy: crate::jobs::download::guard::HostPolicy,
+    /// Seconds one file of a download may take when its job sets no timeout.
+    pub download_timeout_secs: u64,
     /// Tables of contents of TAR shards read by archpath.
     pub shards: crate::data::archive::Index,
     pub log_roll_secs: u64,
@@ -273,6 +278,9 @@ impl AppState {
                 public_metrics: cfg.auth.public_metrics,
                 sigv2: cfg.s3.sigv2,
                 server_logs: Default::default(),
+                downloads: Default::default(),
+                download_policy: crate::jobs::download::guard::HostPolicy::new(&cfg.download),
+                download_timeout_secs: cfg.download.timeout_secs,
                 shards: Default::default(),
                 log_roll_secs: cfg.s3.log_roll_secs.max(1),
                 sse,

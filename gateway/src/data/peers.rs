@@ -28,6 +28,7 @@ const DELETE_VERSIONS: &str = "delete-versions";
 const UPLOADS: &str = "uploads";
 const REBALANCE_START: &str = "rebalance-start";
 const ARCHIVE_TOC: &str = "archive-toc";
+const DOWNLOADS: &str = "downloads";
 
 /// Keys whose copies a node drops.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -60,6 +61,19 @@ pub struct JobStart {
     /// A copy job's destination and options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<crate::jobs::copy::CopySpec>,
+    /// A download job's request (`bucket` is its destination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<crate::jobs::download::request::DownloadSpec>,
+}
+
+/// Which download jobs a node reports (or forgets, with `remove`: the finished ones).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DownloadQuery {
+    pub id: String,
+    /// With `id`: the finished tasks and errors too; without: only running jobs.
+    pub tasks: bool,
+    pub only_active: bool,
+    pub remove: bool,
 }
 
 /// Which jobs a query or a stop is about (empty: any).
@@ -290,6 +304,10 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Ok(j) => start_local(state, &j).map(|_| serde_json::json!(true)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
+        DOWNLOADS => match serde_json::from_slice::<DownloadQuery>(&body) {
+            Ok(q) => serde_json::to_value(local_downloads(state, &q)).map_err(|e| Error::Internal(e.to_string())),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
         JOBS | JOB_STOP => match serde_json::from_slice::<JobFilter>(&body) {
             Ok(f) => {
                 let jobs = local_jobs(state, &f);
@@ -365,6 +383,8 @@ pub fn start_local(state: &SharedState, j: &JobStart) -> Result<std::sync::Arc<c
         crate::jobs::start_prefetch(state, &entry, j.msg.clone(), id)
     } else if j.kind == crate::jobs::EVICT {
         crate::jobs::start_evict(state, &entry, j.msg.clone(), id)
+    } else if let (crate::jobs::download::DOWNLOAD, Some(spec)) = (j.kind.as_str(), &j.download) {
+        return crate::jobs::download::start(state, &entry, spec.clone(), &j.id).map_err(Error::InvalidProps);
     } else if let (Some(spec), Some(kind)) =
         (&j.copy, [crate::jobs::copy::COPY_BCK, crate::jobs::copy::COPY_LISTRANGE].into_iter().find(|k| *k == j.kind))
     {
@@ -373,6 +393,34 @@ pub fn start_local(state: &SharedState, j: &JobStart) -> Result<std::sync::Arc<c
         return Err(Error::InvalidProps(format!("no job kind {:?}", j.kind)));
     };
     started.map_err(|e| Error::InvalidProps(e.to_string()))
+}
+
+/// This node's parts of the download jobs `q` names (after forgetting the finished ones, with `remove`).
+fn local_downloads(state: &SharedState, q: &DownloadQuery) -> Vec<crate::jobs::download::Status> {
+    let found = match state.downloads.get(&q.id) {
+        Some(d) => vec![d],
+        None if q.id.is_empty() => state.downloads.all(),
+        None => Vec::new(),
+    };
+    let parts = found.iter().filter(|d| !q.only_active || !d.finished()).map(|d| d.status(q.tasks)).collect();
+    if q.remove {
+        found.iter().for_each(|d| {
+            state.downloads.remove(state, &d.job.id);
+        });
+    }
+    parts
+}
+
+/// The parts of the download jobs `q` names of every node that answers (a node that does not is left out).
+pub async fn downloads_everywhere(state: &SharedState, q: &DownloadQuery) -> Vec<crate::jobs::download::Status> {
+    let mut parts = local_downloads(state, q);
+    for (id, answer) in ask_others::<_, Vec<crate::jobs::download::Status>>(state, DOWNLOADS, q).await {
+        match answer {
+            Ok(p) => parts.extend(p),
+            Err(e) => tracing::warn!(node = %id, error = %e, "a node did not report its downloads"),
+        }
+    }
+    parts
 }
 
 fn local_jobs(state: &SharedState, f: &JobFilter) -> Vec<std::sync::Arc<crate::jobs::Job>> {

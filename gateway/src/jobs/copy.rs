@@ -241,7 +241,19 @@ async fn copy_one(
         tags: read.meta.tags.clone(),
         ..Default::default()
     };
-    match state.owner(&dst.bck, &dest_key) {
+    store(state, dst, staged, meta).await?;
+    Ok(Some(size))
+}
+
+/// Stores a staged object as `meta.key` of `dst` where that key belongs: here when this node owns it, else
+/// sent to its owner (the metadata travels with it); a cloud destination is written through to its backend.
+pub(crate) async fn store(
+    state: &SharedState,
+    dst: &BucketEntry,
+    staged: trove_cache::Staged,
+    meta: trove_cache::ObjMeta,
+) -> Result<(), crate::data::Error> {
+    match state.owner(&dst.bck, &meta.key) {
         Owner::Local => {
             crate::data::put(state, dst, staged, meta, None).await?;
         }
@@ -255,5 +267,5 @@ async fn copy_one(
             crate::data::copies::finish_on(state, &node, token, true).await?;
         }
     }
-    Ok(Some(size))
+    Ok(())
 }

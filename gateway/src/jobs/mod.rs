@@ -1,5 +1,5 @@
 //! Jobs (AIS "xactions"): prefetch, evict and copy over a list of names, a template, a prefix or a whole
-//! bucket.
+//! bucket; downloads of links into a bucket.
 //!
 //! A job runs in its own task with bounded concurrency, counts objects and bytes done, skipped and failed,
 //! can be stopped, and stays queryable for a while after it ends. IDs are short random strings, as AIS's.
@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod copy;
+pub mod download;
 mod evict;
 pub mod lifecycle;
 mod prefetch;
@@ -135,6 +136,14 @@ impl Jobs {
         all.retain(|_, j| !j.finished() || j.end_ns() > horizon);
         all.insert(id, job.clone());
         job
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.all.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id)
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.all.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
     /// Jobs matching `kind` (when given), newest first.

@@ -47,7 +47,7 @@ fn props_json(name: &str, e: &BucketEntry) -> serde_json::Value {
 }
 
 /// `create-bck` of an AIS-local bucket (owned by the root user, like buckets made with S3 CreateBucket).
-async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) -> Reply {
+pub(super) async fn create_ais(state: &SharedState, name: &str, props: &serde_json::Value) -> Reply {
     trove_namespace::validate_s3_bucket_name(name).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     let mut p = trove_namespace::BucketProps::default();
     p.apply(props).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
@@ -122,8 +122,14 @@ async fn copy(state: &SharedState, call: &Call, name: &str, action: &str) -> Rep
         // copy-bck copies what the cluster holds of a cloud bucket unless `presence=0`; named objects are read.
         cached_only: action == action::COPY_BCK && presence != 0,
     };
-    let start =
-        crate::data::peers::JobStart { kind: action.to_owned(), id: String::new(), bucket, msg, copy: Some(spec) };
+    let start = crate::data::peers::JobStart {
+        kind: action.to_owned(),
+        id: String::new(),
+        bucket,
+        msg,
+        copy: Some(spec),
+        download: None,
+    };
     let id = crate::data::peers::start_everywhere(state, start).await.map_err(|err| bad(err.to_string()))?;
     Ok(super::job_id(id))
 }
@@ -146,8 +152,14 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
             let msg: trove_ais::MultiObjMsg = serde_json::from_value(call.msg.value.clone())
                 .map_err(|err| (StatusCode::BAD_REQUEST, format!("invalid {action} message: {err}")))?;
             let kind = if action == action::PREFETCH { crate::jobs::PREFETCH } else { crate::jobs::EVICT };
-            let start =
-                crate::data::peers::JobStart { kind: kind.to_owned(), id: String::new(), bucket, msg, copy: None };
+            let start = crate::data::peers::JobStart {
+                kind: kind.to_owned(),
+                id: String::new(),
+                bucket,
+                msg,
+                copy: None,
+                download: None,
+            };
             let id = crate::data::peers::start_everywhere(state, start)
                 .await
                 .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;

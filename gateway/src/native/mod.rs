@@ -5,6 +5,7 @@
 
 mod buckets;
 mod cluster;
+mod download;
 mod errors;
 mod listing;
 mod moss;
@@ -167,6 +168,8 @@ pub async fn handle(state: &SharedState, req: Request<s3s::Body>, query: Vec<(St
         } else {
             remotes::detach(state, &call).await
         }
+    } else if path == ais_path::DOWNLOAD || path.starts_with("/v1/download/") {
+        download::handle(state, &call, &path).await
     } else if path == ais_path::DAEMON || path == ais_path::CLUSTER {
         cluster::handle(state, &call, &path).await
     } else {
