@@ -38,6 +38,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub download: DownloadConfig,
+    #[serde(default)]
+    pub get_batch: GetBatchConfig,
     /// Cloud buckets attached at start-up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<AttachConfig>,
@@ -311,6 +313,20 @@ pub struct LifecycleConfig {
 impl Default for LifecycleConfig {
     fn default() -> Self {
         LifecycleConfig { day_secs: 86_400 }
+    }
+}
+
+/// GetBatch (`/v1/ml/moss`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GetBatchConfig {
+    /// Missing entries one batch with `coer` tolerates before it fails (AIS's `get_batch.max_soft_errs`).
+    pub max_soft_errs: usize,
+}
+
+impl Default for GetBatchConfig {
+    fn default() -> Self {
+        GetBatchConfig { max_soft_errs: 6 }
     }
 }
 

@@ -73,6 +73,8 @@ pub struct AppState {
     pub download_policy: crate::jobs::download::guard::HostPolicy,
     /// Seconds one file of a download may take when its job sets no timeout.
     pub download_timeout_secs: u64,
+    /// Missing entries a GetBatch with `coer` tolerates (`[get_batch] max_soft_errs`).
+    pub get_batch_max_soft_errs: usize,
     /// Tables of contents of TAR shards read by archpath.
     pub shards: crate::data::archive::Index,
     pub log_roll_secs: u64,
@@ -153,6 +155,7 @@ impl AppState {
         let mut store = Store::open(&cfg.storage.mountpaths, cfg.storage.fsync)?;
         store.set_group_commit(cfg.storage.group_commit)?;
         let store = Arc::new(store);
+        let shards = crate::data::archive::Index::on_disk(store.mountpaths().iter().map(|m| m.root.as_path()));
         let sys = store.mountpaths()[0].root.join(".trove");
         std::fs::create_dir_all(&sys).map_err(|source| StartError::Io { path: sys.clone(), source })?;
         let registry = Arc::new(Registry::open(sys.join("bmd.json"))?);
@@ -281,7 +284,8 @@ impl AppState {
                 downloads: Default::default(),
                 download_policy: crate::jobs::download::guard::HostPolicy::new(&cfg.download),
                 download_timeout_secs: cfg.download.timeout_secs,
-                shards: Default::default(),
+                get_batch_max_soft_errs: cfg.get_batch.max_soft_errs,
+                shards,
                 log_roll_secs: cfg.s3.log_roll_secs.max(1),
                 sse,
                 lifecycle_day_secs: cfg.lifecycle.day_secs,

@@ -5,16 +5,20 @@
 //! uncompressed TAR is served straight from its byte range, found through the shard's table of contents, which
 //! is kept per shard version (key, ETag, time) after the first read: later reads take one seek, not a scan.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use trove_backends::ByteStream;
 use trove_cache::ObjMeta;
 
 use super::Error;
+
+mod index;
+mod transcode;
+pub use index::Index;
+pub use transcode::from_tar;
 
 /// The archive formats AIS reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,40 +262,6 @@ pub fn contents(file: Arc<File>, format: Format) -> Result<Vec<Member>, Error> {
         });
     }
     Ok(out)
-}
-
-type ShardVersion = (String, String, String, i64);
-
-/// Tables of contents of uncompressed TAR shards, by shard version (bucket, key, ETag, time); bounded (a full
-/// cache starts over). Clones share it.
-#[derive(Default, Clone)]
-pub struct Index {
-    tocs: Arc<Mutex<HashMap<ShardVersion, Arc<Vec<Member>>>>>,
-}
-
-const INDEX_SHARDS: usize = 4096;
-
-impl Index {
-    /// The shard's table of contents, read once per version (blocking).
-    pub fn toc(
-        &self,
-        bucket: &str,
-        meta: &ObjMeta,
-        file: &Arc<File>,
-        format: Format,
-    ) -> Result<Arc<Vec<Member>>, Error> {
-        let id = (bucket.to_owned(), meta.key.clone(), meta.etag.clone(), meta.mtime_ms);
-        if let Some(t) = self.tocs.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return Ok(t.clone());
-        }
-        let toc = Arc::new(contents(file.clone(), format)?);
-        let mut tocs = self.tocs.lock().unwrap_or_else(|e| e.into_inner());
-        if tocs.len() >= INDEX_SHARDS {
-            tocs.clear();
-        }
-        tocs.insert(id, toc.clone());
-        Ok(toc)
-    }
 }
 
 /// The table of contents of this node's copy of shard `key` (`NoSuchKey` when there is none here).
@@ -555,11 +525,15 @@ pub fn write_with(
     w.finish()
 }
 
-type Sink = Hashing<std::io::BufWriter<File>>;
+type Sink = Hashing<Box<dyn Write + Send>>;
 
-/// A new archive being written, one file after the other, into a file (blocking); its size and MD5 are
-/// computed on the way.
-pub struct ArchiveWriter(Inner);
+/// A new archive being written, one file after the other, into a file or a stream (blocking); its size and
+/// MD5 are computed on the way.
+pub struct ArchiveWriter {
+    inner: Inner,
+    /// The file written, synced at the end.
+    file: Option<File>,
+}
 
 enum Inner {
     Tar(tar::Builder<Sink>),
@@ -570,16 +544,23 @@ enum Inner {
 
 impl ArchiveWriter {
     pub fn new(format: Format, out: File) -> ArchiveWriter {
+        let file = out.try_clone().ok();
+        ArchiveWriter { file, ..Self::into_writer(format, Box::new(std::io::BufWriter::with_capacity(1 << 20, out))) }
+    }
+
+    /// An archive written into `out` as it grows (nothing is synced).
+    pub fn into_writer(format: Format, out: Box<dyn Write + Send>) -> ArchiveWriter {
         use md5::Digest as _;
-        let sink = Hashing { out: std::io::BufWriter::with_capacity(1 << 20, out), md5: md5::Md5::new(), n: 0 };
-        ArchiveWriter(match format {
+        let sink = Hashing { out, md5: md5::Md5::new(), n: 0 };
+        let inner = match format {
             Format::Tar => Inner::Tar(tar::Builder::new(sink)),
             Format::TarGz => {
                 Inner::TarGz(tar::Builder::new(flate2::write::GzEncoder::new(sink, flate2::Compression::default())))
             }
             Format::TarLz4 => Inner::TarLz4(tar::Builder::new(lz4_flex::frame::FrameEncoder::new(sink))),
             Format::Zip => Inner::Zip(Box::new(zip::ZipWriter::new_stream(sink))),
-        })
+        };
+        ArchiveWriter { inner, file: None }
     }
 
     /// Adds one regular file.
@@ -590,7 +571,7 @@ impl ArchiveWriter {
         h.set_mtime(mtime);
         h.set_entry_type(tar::EntryType::Regular);
         let data = &mut data.take(size);
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Tar(b) => b.append_data(&mut h, name, data).map_err(io),
             Inner::TarGz(b) => b.append_data(&mut h, name, data).map_err(io),
             Inner::TarLz4(b) => b.append_data(&mut h, name, data).map_err(io),
@@ -631,7 +612,7 @@ impl ArchiveWriter {
 
     /// Ends the archive; its size and MD5.
     pub fn finish(self) -> Result<(u64, [u8; 16]), Error> {
-        let sink = match self.0 {
+        let sink = match self.inner {
             Inner::Tar(b) => b.into_inner().map_err(io)?,
             Inner::TarGz(b) => b.into_inner().map_err(io)?.finish().map_err(io)?,
             Inner::TarLz4(b) => {
@@ -639,8 +620,12 @@ impl ArchiveWriter {
             }
             Inner::Zip(z) => z.finish().map_err(zip_error)?.into_inner(),
         };
-        let Hashing { out, md5, n } = sink;
-        out.into_inner().map_err(|e| io(e.into_error()))?.sync_data().map_err(io)?;
+        let Hashing { mut out, md5, n } = sink;
+        out.flush().map_err(io)?;
+        drop(out);
+        if let Some(f) = self.file {
+            f.sync_data().map_err(io)?;
+        }
         use md5::Digest as _;
         Ok((n, md5.finalize().into()))
     }

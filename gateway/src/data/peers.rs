@@ -29,6 +29,15 @@ const UPLOADS: &str = "uploads";
 const REBALANCE_START: &str = "rebalance-start";
 const ARCHIVE_TOC: &str = "archive-toc";
 const DOWNLOADS: &str = "downloads";
+const HELD: &str = "held";
+const EVICT_BUCKET: &str = "evict-bucket";
+
+/// Keys of a bucket a node is asked whether it holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Held {
+    bck: trove_namespace::Bck,
+    keys: Vec<String>,
+}
 
 /// Keys whose copies a node drops.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -304,6 +313,14 @@ async fn answer(state: &SharedState, call: &str, body: Bytes) -> (StatusCode, By
             Ok(j) => start_local(state, &j).map(|_| serde_json::json!(true)),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
         },
+        EVICT_BUCKET => match serde_json::from_slice::<trove_namespace::Bck>(&body) {
+            Ok(bck) => evict_bucket_here(state, bck).await.map(|()| serde_json::json!(true)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
+        HELD => match serde_json::from_slice::<Held>(&body) {
+            Ok(h) => held_here(state, h).await.map(|keys| serde_json::json!(keys)),
+            Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
+        },
         DOWNLOADS => match serde_json::from_slice::<DownloadQuery>(&body) {
             Ok(q) => serde_json::to_value(local_downloads(state, &q)).map_err(|e| Error::Internal(e.to_string())),
             Err(e) => return (StatusCode::BAD_REQUEST, Bytes::from(format!("malformed call: {e}"))),
@@ -393,6 +410,46 @@ pub fn start_local(state: &SharedState, j: &JobStart) -> Result<std::sync::Arc<c
         return Err(Error::InvalidProps(format!("no job kind {:?}", j.kind)));
     };
     started.map_err(|e| Error::InvalidProps(e.to_string()))
+}
+
+/// Drops this node's cached copies of the cloud bucket `bck` (its backend keeps the objects).
+async fn evict_bucket_here(state: &SharedState, bck: trove_namespace::Bck) -> Result<(), Error> {
+    state.readthrough.invalidate_bucket(&bck);
+    let st = state.clone();
+    data::blocking(move || Ok(st.store.remove_bucket(&bck)?)).await
+}
+
+/// Drops every node's cached copies of the cloud bucket `bck` (AIS's `evict-remote-bck` with `keep_bck_md`).
+/// Every node must answer: one that does not still holds copies.
+pub async fn evict_bucket_everywhere(state: &SharedState, bck: &trove_namespace::Bck) -> Result<(), Error> {
+    evict_bucket_here(state, bck.clone()).await?;
+    every_answer(ask_others::<_, bool>(state, EVICT_BUCKET, bck).await, "the eviction of a bucket")?;
+    Ok(())
+}
+
+/// The keys of `h` this node holds a copy of.
+async fn held_here(state: &SharedState, h: Held) -> Result<Vec<String>, Error> {
+    let st = state.clone();
+    data::blocking(move || Ok(h.keys.into_iter().filter(|k| st.store.head(&h.bck, k).is_ok()).collect())).await
+}
+
+/// Which of `keys` some node of the cluster holds a copy of (a node that does not answer holds none).
+pub async fn held_anywhere(
+    state: &SharedState,
+    bck: &trove_namespace::Bck,
+    keys: Vec<String>,
+) -> Result<std::collections::HashSet<String>, Error> {
+    let ask = Held { bck: bck.clone(), keys };
+    let mut held: std::collections::HashSet<String> = held_here(state, ask.clone()).await?.into_iter().collect();
+    if state.cluster.map().smap.nodes.len() > 1 {
+        for (id, answer) in ask_others::<_, Vec<String>>(state, HELD, &ask).await {
+            match answer {
+                Ok(keys) => held.extend(keys),
+                Err(e) => tracing::warn!(node = %id, error = %e, "a node did not say which objects it holds"),
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// This node's parts of the download jobs `q` names (after forgetting the finished ones, with `remove`).

@@ -12,7 +12,6 @@ use trove_ais::{action, header, query};
 use super::errors::about;
 use super::{json, Call};
 use crate::data::attach;
-use crate::data::blocking;
 use crate::data::bucket_named as find;
 use crate::state::SharedState;
 
@@ -291,9 +290,7 @@ pub async fn handle(state: &SharedState, call: &Call, name: &str) -> Reply {
                 return Ok(json(StatusCode::OK, Bytes::new()));
             }
             if action == action::EVICT_REMOTE_BCK && bool_param(query::KEEP_BCK_MD) {
-                let (st, bck) = (state.clone(), e.bck.clone());
-                state.readthrough.invalidate_bucket(&bck);
-                blocking(move || Ok(st.store.remove_bucket(&bck)?)).await.map_err(|err| about(err, n))?;
+                crate::data::peers::evict_bucket_everywhere(state, &e.bck).await.map_err(|err| about(err, n))?;
             } else {
                 attach::detach(state, &s3_name).await.map_err(|e| about(e, n))?;
             }

@@ -1,7 +1,7 @@
 //! List objects over the native API (`GET /v1/buckets/B` with `{"action":"list","value":LsoMsg}`), answered in
 //! msgpack when asked (AIS's Python SDK only decodes msgpack here) and JSON otherwise.
 //!
-//! A remote bucket pages the backend and marks the entries that are cached (`EntryIsCached`); with the
+//! A remote bucket pages the backend and marks the entries some node holds (`EntryIsCached`); with the
 //! `LsCached` flag, or for an AIS-local bucket, the listing walks the local copies instead.
 
 use bytes::Bytes;
@@ -153,20 +153,23 @@ pub async fn list_objects(state: &SharedState, e: &BucketEntry, value: &serde_js
     };
     let page = crate::data::list(state, e, opts).await.map_err(|err| super::errors::about(err, &e.bck.to_string()))?;
     let next = if page.truncated { page.next_token.clone() } else { None };
-    let (st, bck, all_cached) = (state.clone(), e.bck.clone(), local_walk);
-    let objects = page.objects;
-    // A backend listing says nothing about the cache: each entry is looked up (off the async threads).
-    let entries = crate::data::blocking(move || {
-        Ok(objects
-            .into_iter()
-            .map(|(k, m)| {
-                let cached = all_cached || st.store.head(&bck, &k).is_ok();
-                entry(k, &m, cached)
-            })
-            .collect::<Vec<_>>())
-    })
-    .await
-    .map_err(|err| super::errors::about(err, &e.bck.to_string()))?;
+    // A backend listing says nothing about the cache: the cluster is asked which entries some node holds.
+    let held = if local_walk {
+        Default::default()
+    } else {
+        let keys = page.objects.iter().map(|(k, _)| k.clone()).collect();
+        crate::data::peers::held_anywhere(state, &e.bck, keys)
+            .await
+            .map_err(|err| super::errors::about(err, &e.bck.to_string()))?
+    };
+    let entries: Vec<_> = page
+        .objects
+        .into_iter()
+        .map(|(k, m)| {
+            let cached = local_walk || held.contains(&k);
+            entry(k, &m, cached)
+        })
+        .collect();
     let entries = if archives { with_archived(state, e, entries).await? } else { entries };
     let res = LsoRes {
         uuid: if msg.uuid.is_empty() { format!("{:016x}", rand::random::<u64>()) } else { msg.uuid },

@@ -1,10 +1,15 @@
 //! GetBatch (`GET /v1/ml/moss[/<bucket>]` with a JSON `MossReq` body, AIS 4.0): many objects, files inside
-//! shards and byte ranges, from any buckets, returned as one TAR in request order. Each entry is read where
-//! it is kept: from this node's store, or streamed from the node that owns it (a native GET with the admin
-//! token, `presence=2` so nothing is fetched from a backend: GetBatch serves in-cluster data, as AIS's does).
-//! With `coer` a missing entry keeps its place as an empty `__404__/<name>` entry; without it, the archive
-//! ends early (the 200 was already sent, as in AIS's streaming mode). Memory stays bounded: entries stream
-//! one after the other through a small channel.
+//! shards and byte ranges, from any buckets, returned as one archive (TAR, or TGZ, TAR.LZ4, ZIP by `mime`) in
+//! request order. Each entry is read where it is kept: from this node's store, or streamed from the node that
+//! owns it (a native GET with the admin token, `presence=2` so nothing is fetched from a backend: GetBatch
+//! serves in-cluster data, as AIS's does).
+//!
+//! With `coer` a missing entry keeps its place as an empty `__404__/<name>` entry, up to `[get_batch]
+//! max_soft_errs` of them; without it, or beyond that, the batch fails. Streamed (`strm`, the default), the
+//! 200 is sent first and a failure ends the archive early, as in AIS; buffered (`strm: false`), the archive is
+//! spooled to a work file and the answer is AIS's two-part `multipart/mixed`: the `MossResp` metadata (each
+//! entry's size or error), then the archive — or an error status when the batch failed. Memory stays bounded
+//! either way: entries stream one after the other through a small channel.
 
 use std::sync::Arc;
 
@@ -16,6 +21,7 @@ use trove_backends::ByteStream;
 use trove_namespace::BucketEntry;
 
 use crate::cluster::Owner;
+use crate::data::archive::Format;
 use crate::state::SharedState;
 
 type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
@@ -24,6 +30,10 @@ type Reply = Result<http::Response<s3s::Body>, (StatusCode, String)>;
 const MISSING_DIR: &str = "__404__";
 /// The largest request body (an input list of many thousands of entries).
 pub const MAX_REQUEST: usize = 8 << 20;
+
+/// The multipart parts of a buffered answer (AIS's `MossMetaPart`, `MossDataPart`).
+const META_PART: &str = "metadata";
+const DATA_PART: &str = "archive";
 
 #[derive(Debug, Deserialize)]
 struct MossReq {
@@ -58,6 +68,24 @@ struct MossIn {
     start: i64,
     #[serde(default)]
     length: i64,
+    /// The caller's own bytes (base64), returned with the entry.
+    #[serde(default)]
+    opaque: Option<serde_json::Value>,
+}
+
+/// What happened to one entry (AIS's `MossOut`), reported by a buffered answer.
+#[derive(Debug, Default, serde::Serialize)]
+struct MossOut {
+    objname: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    archpath: String,
+    bucket: String,
+    provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opaque: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    err_msg: String,
+    size: u64,
 }
 
 /// One entry to deliver: its bucket, what to read, and its name in the answer.
@@ -68,7 +96,27 @@ struct Item {
     /// `[start, start+len)`; `None` length: to the end.
     range: Option<(u64, Option<u64>)>,
     name: String,
+    opaque: Option<serde_json::Value>,
 }
+
+impl Item {
+    fn out(&self) -> MossOut {
+        MossOut {
+            objname: self.key.clone(),
+            archpath: self.archpath.clone().unwrap_or_default(),
+            bucket: self.entry.bck.name.clone(),
+            provider: self.entry.bck.provider.as_str().to_owned(),
+            opaque: self.opaque.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a batch failed, with the status a buffered answer gives.
+type Failed = (StatusCode, String);
+
+/// The status of a batch whose reader went away (nobody gets it).
+const GONE: StatusCode = StatusCode::GONE;
 
 fn bad(msg: impl Into<String>) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, msg.into())
@@ -79,37 +127,120 @@ pub async fn handle(state: &SharedState, path_bucket: Option<&str>, query: &[(St
     if req.items.is_empty() {
         return Err(bad("moss: empty input"));
     }
-    match req.mime.as_str() {
-        "" | ".tar" | "tar" => {}
+    let format = match req.mime.to_ascii_lowercase().as_str() {
+        "" | ".tar" | "tar" => Format::Tar,
+        ".tgz" | "tgz" | ".tar.gz" | "tar.gz" => Format::TarGz,
+        ".tar.lz4" | "tar.lz4" => Format::TarLz4,
+        ".zip" | "zip" => Format::Zip,
         other => {
-            return Err((
-                StatusCode::NOT_IMPLEMENTED,
-                format!("GetBatch output format {other:?} is not supported by Trove (use .tar)"),
-            ))
+            return Err(bad(format!("invalid GetBatch output format {other:?} (.tar, .tgz, .tar.gz, .zip, .tar.lz4)")))
         }
-    }
-    if !req.strm {
-        return Err((
-            StatusCode::NOT_IMPLEMENTED,
-            "GetBatch's buffered (multipart) answer is not supported by Trove; use streaming (strm=true)".to_owned(),
-        ));
-    }
+    };
     let mut items = Vec::with_capacity(req.items.len());
     for i in req.items {
         items.push(resolve(state, path_bucket, query, i, req.onob).await?);
     }
+    let batch = Batch { coer: req.coer, max_soft: state.get_batch_max_soft_errs };
+    if !req.strm {
+        return buffered(state, items, batch, format).await;
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let st = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = assemble(&st, items, req.coer, &tx).await {
+        if let Err((_, e)) = assemble(&st, items, batch, &tx).await {
             tracing::debug!(error = %e, "GetBatch ended early");
-            let _ = tx.send(Err(e)).await;
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
         }
     });
-    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let tar = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body = crate::data::archive::from_tar(format, Box::pin(tar));
+    let blob = s3s::dto::StreamingBlob::wrap(crate::data::SyncBody::new(body));
+    let mut r = http::Response::new(s3s::Body::from(blob));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type(format)));
+    Ok(r)
+}
+
+/// AIS's content types of GetBatch answers.
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Tar => "application/x-tar",
+        Format::TarGz => "application/gzip",
+        Format::TarLz4 => "application/x-lz4",
+        Format::Zip => "application/zip",
+    }
+}
+
+fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Tar => "tar",
+        Format::TarGz => "tgz",
+        Format::TarLz4 => "tar.lz4",
+        Format::Zip => "zip",
+    }
+}
+
+/// The buffered answer: the archive spooled to a work file (removed when the answer ends), then sent after
+/// the entries' metadata as `multipart/mixed`.
+async fn buffered(state: &SharedState, items: Vec<Item>, batch: Batch, format: Format) -> Reply {
+    let internal = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
+    let (st, bck, key) = (state.clone(), items[0].entry.bck.clone(), items[0].key.clone());
+    let staged =
+        crate::data::blocking(move || Ok(st.store.stage(&bck, &key)?)).await.map_err(|e| internal(e.to_string()))?;
+    let file = staged.file.try_clone().map_err(|e| internal(e.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let tar = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let mut encoded = crate::data::archive::from_tar(format, Box::pin(tar));
+    let spool = async move {
+        use tokio::io::AsyncWriteExt;
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+        let mut size = 0u64;
+        while let Some(chunk) = encoded.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        Ok::<u64, std::io::Error>(size)
+    };
+    let assembled = async move {
+        let outs = assemble(state, items, batch, &tx).await;
+        drop(tx);
+        outs
+    };
+    let (outs, spooled) = tokio::join!(assembled, spool);
+    // A batch that failed cuts the archive short (which the encoder may take for an error); an encoder or
+    // spool that failed stops taking entries (which the batch takes for a client gone): each reports its own.
+    let (outs, size) = match (outs, spooled) {
+        (Err(failed), _) if failed.0 != GONE => return Err(failed),
+        (_, Err(e)) => return Err(internal(format!("writing the archive: {e}"))),
+        (Err(failed), Ok(_)) => return Err(failed),
+        (Ok(outs), Ok(size)) => (outs, size),
+    };
+    let uuid = format!("{:016x}", rand::random::<u64>());
+    let meta = serde_json::json!({ "uuid": uuid, "out": outs });
+    let boundary = format!("{:032x}", rand::random::<u128>());
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{META_PART}\"\r\nContent-Type: application/json\r\n\r\n{meta}\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{DATA_PART}\"; filename=\"batch-{uuid}.{}\"\r\nContent-Type: {}\r\n\r\n",
+        extension(format),
+        content_type(format)
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let length = head.len() as u64 + size + tail.len() as u64;
+    let file = Arc::new(staged.file.try_clone().map_err(|e| internal(e.to_string()))?);
+    // The work file lives until the answer's last bytes are taken.
+    let tail = futures::stream::once(async move {
+        drop(staged);
+        Ok::<Bytes, std::io::Error>(Bytes::from(tail))
+    });
+    let body = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(head)) })
+        .chain(trove_cache::file_stream(file, 0, size))
+        .chain(tail);
     let blob = s3s::dto::StreamingBlob::wrap(crate::data::SyncBody::new(Box::pin(body)));
     let mut r = http::Response::new(s3s::Body::from(blob));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-tar"));
+    let ct = format!("multipart/mixed; boundary={boundary}");
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_str(&ct).map_err(|e| internal(e.to_string()))?);
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     Ok(r)
 }
 
@@ -155,51 +286,80 @@ async fn resolve(
         }
         name.push_str(a);
     }
-    Ok(Item { entry, key: i.objname, archpath, range, name })
+    Ok(Item { entry, key: i.objname, archpath, range, name, opaque: i.opaque })
 }
 
-/// Writes every entry, in order, as a TAR into `tx`.
+/// How a batch treats missing entries.
+#[derive(Clone, Copy)]
+struct Batch {
+    coer: bool,
+    /// Missing entries tolerated with `coer` (AIS's `get_batch.max_soft_errs`).
+    max_soft: usize,
+}
+
+/// Writes every entry, in order, as a TAR into `tx`; what happened to each.
 async fn assemble(
     state: &SharedState,
     items: Vec<Item>,
-    coer: bool,
+    batch: Batch,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-) -> std::io::Result<()> {
-    let send =
-        |b: Bytes| async move { tx.send(Ok(b)).await.map_err(|_| std::io::Error::other("the client went away")) };
+) -> Result<Vec<MossOut>, Failed> {
+    let gone = || (GONE, "the client went away".to_owned());
+    let send = |b: Bytes| async move { tx.send(Ok(b)).await.map_err(|_| gone()) };
+    let hard = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let mut outs = Vec::with_capacity(items.len());
+    let mut soft = 0;
     for item in items {
+        let mut out = item.out();
         match open(state, &item).await {
             Ok((size, mtime, mut body)) => {
-                send(Bytes::from(entry_head(&item.name, size, mtime)?)).await?;
+                send(Bytes::from(entry_head(&item.name, size, mtime).map_err(hard)?)).await?;
                 let mut sent = 0u64;
                 while let Some(chunk) = body.next().await {
-                    let chunk = chunk?;
+                    let chunk = chunk.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("{}: {e}", item.name)))?;
                     sent += chunk.len() as u64;
                     if sent > size {
-                        return Err(std::io::Error::other(format!("{}: more bytes than announced", item.name)));
+                        return Err((
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("{}: more bytes than announced", item.name),
+                        ));
                     }
                     send(chunk).await?;
                 }
                 if sent != size {
-                    return Err(std::io::Error::other(format!("{}: {sent} of {size} bytes", item.name)));
+                    return Err((StatusCode::SERVICE_UNAVAILABLE, format!("{}: {sent} of {size} bytes", item.name)));
                 }
                 send(Bytes::from(vec![0u8; padding(size)])).await?;
+                out.size = size;
             }
-            Err(Failure::Missing) if coer => {
-                send(Bytes::from(entry_head(&format!("{MISSING_DIR}/{}", item.name), 0, 0)?)).await?;
+            Err(Failure::Missing) if batch.coer => {
+                soft += 1;
+                if soft > batch.max_soft {
+                    return Err((
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "{} does not exist: exceeded soft-errors limit: {soft} (max: {})",
+                            item.name, batch.max_soft
+                        ),
+                    ));
+                }
+                send(Bytes::from(entry_head(&format!("{MISSING_DIR}/{}", item.name), 0, 0).map_err(hard)?)).await?;
+                out.err_msg = format!("{} does not exist", item.name);
             }
-            Err(Failure::Missing) => return Err(std::io::Error::other(format!("{} does not exist", item.name))),
-            Err(Failure::Hard(why)) => return Err(std::io::Error::other(why)),
+            Err(Failure::Missing) => return Err((StatusCode::NOT_FOUND, format!("{} does not exist", item.name))),
+            Err(Failure::Hard(status, why)) => return Err((status, why)),
         }
+        outs.push(out);
     }
-    send(Bytes::from(vec![0u8; 1024])).await
+    send(Bytes::from(vec![0u8; 1024])).await?;
+    Ok(outs)
 }
 
 /// Why an entry cannot be delivered: it is not in the cluster (or not in its shard), which `coer` tolerates,
 /// or anything else (a range beyond its end, an encrypted object...), which ends the batch.
 enum Failure {
     Missing,
-    Hard(String),
+    Hard(StatusCode, String),
 }
 
 /// The size, time and bytes of one entry (the range of it, when one is asked).
@@ -228,7 +388,7 @@ fn window(start: u64, len: Option<u64>, size: u64) -> Option<(u64, u64)> {
 }
 
 fn out_of_range(item: &Item, size: u64) -> Failure {
-    Failure::Hard(format!("{}: range not satisfiable (size {size})", item.name))
+    Failure::Hard(StatusCode::RANGE_NOT_SATISFIABLE, format!("{}: range not satisfiable (size {size})", item.name))
 }
 
 /// From this node's copy (never from a backend).
@@ -236,10 +396,13 @@ async fn local(state: &SharedState, item: &Item) -> Result<(u64, u64, ByteStream
     let (st, bck, key) = (state.clone(), item.entry.bck.clone(), item.key.clone());
     let open = tokio::task::spawn_blocking(move || st.store.open_cached(&bck, &key))
         .await
-        .map_err(|e| Failure::Hard(e.to_string()))?
+        .map_err(|e| Failure::Hard(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|_| Failure::Missing)?;
     if open.meta.sse.is_some() {
-        return Err(Failure::Hard(format!("{}: encrypted objects are not served by GetBatch", item.name)));
+        return Err(Failure::Hard(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{}: encrypted objects are not served by GetBatch", item.name),
+        ));
     }
     let mtime = (open.meta.mtime_ms.max(0) / 1000) as u64;
     let Some(path) = &item.archpath else {
@@ -252,7 +415,7 @@ async fn local(state: &SharedState, item: &Item) -> Result<(u64, u64, ByteStream
         return Ok((len, mtime, Box::pin(body.map_err(std::io::Error::other))));
     };
     let format = crate::data::archive::format_of(&open.file, &item.key, None)
-        .map_err(|e| Failure::Hard(format!("{}: {e}", item.name)))?;
+        .map_err(|e| Failure::Hard(StatusCode::BAD_REQUEST, format!("{}: {e}", item.name)))?;
     let read = crate::data::archive::read_one(
         &state.shards,
         &item.entry.bck.name,
@@ -264,7 +427,7 @@ async fn local(state: &SharedState, item: &Item) -> Result<(u64, u64, ByteStream
     .await
     .map_err(|e| match e {
         crate::data::Error::NoSuchKey => Failure::Missing,
-        other => Failure::Hard(format!("{}: {other}", item.name)),
+        other => Failure::Hard(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {other}", item.name)),
     })?;
     Ok(match read {
         crate::data::archive::Extracted::Range { file, start, end } => {
@@ -295,18 +458,19 @@ async fn from_node(state: &SharedState, url: &str, item: &Item) -> Result<(u64, 
         let last = len.map_or(String::new(), |l| (start + l - 1).to_string());
         req = req.header(http::header::RANGE, format!("bytes={start}-{last}"));
     }
-    let req = req.body(s3s::Body::empty()).map_err(|e| Failure::Hard(e.to_string()))?;
-    let resp = state.forwarder.request(req).await.map_err(|e| Failure::Hard(format!("{}: {e}", item.name)))?;
+    let unavailable = |e: String| Failure::Hard(StatusCode::SERVICE_UNAVAILABLE, e);
+    let req = req.body(s3s::Body::empty()).map_err(|e| unavailable(e.to_string()))?;
+    let resp = state.forwarder.request(req).await.map_err(|e| unavailable(format!("{}: {e}", item.name)))?;
     match resp.status() {
         s if s.is_success() => {}
         StatusCode::NOT_FOUND => return Err(Failure::Missing),
-        s => return Err(Failure::Hard(format!("{}: the node that keeps it answered {s}", item.name))),
+        s => return Err(unavailable(format!("{}: the node that keeps it answered {s}", item.name))),
     }
     let size = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .ok_or_else(|| Failure::Hard(format!("{}: no length from the node that keeps it", item.name)))?;
+        .ok_or_else(|| unavailable(format!("{}: no length from the node that keeps it", item.name)))?;
     let body = http_body_util::BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
     Ok((size, 0, Box::pin(body)))
 }

@@ -62,6 +62,9 @@ pub fn parse(body: &Value, bucket: &str, remote: bool, policy: &HostPolicy) -> R
         }
     };
     let kind = text("type")?;
+    if !text("etl_name")?.is_empty() {
+        return Err("downloads through an ETL (etl_name) are not supported by Trove".into());
+    }
     let timeout = match text("timeout")?.as_str() {
         "" => None,
         t => Some(go_duration(t).map_err(|e| format!("failed to parse timeout field: {e}"))?),
@@ -362,6 +365,7 @@ mod tests {
             (json!({"type": "multi", "objects": {"a": 1}}), "should be strings"),
             (json!({"type": "multi"}), "should not be empty"),
             (json!({"type": "backend"}), "requires a remote bucket"),
+            (json!({"type": "single", "link": "http://127.0.0.1/x", "etl_name": "md5"}), "ETL"),
             (json!({"type": "single", "link": "http://127.0.0.1/x", "timeout": "soon"}), "timeout"),
             (json!({"type": "single", "link": "http://127.0.0.1/x", "limits": {"connections": -1}}), "non-negative"),
             (json!({"type": "single", "link": "http://10.0.0.1/x"}), "not a public address"),
