@@ -47,4 +47,5 @@ TROVE_TEST_CLUSTER=3 compat-tests/.venv/bin/python -m pytest -p no:cacheprovider
   compat-tests/test_objects.py compat-tests/test_multipart.py compat-tests/test_list.py \
   compat-tests/test_buckets.py compat-tests/test_awscli.py compat-tests/test_backends.py \
   compat-tests/test_direct_reads.py compat-tests/test_fast_path.py compat-tests/test_versioning.py compat-tests/test_object_lock.py compat-tests/test_sse.py compat-tests/test_bucket_configs.py compat-tests/test_acls.py \
+  compat-tests/test_download.py \
   compat-tests/test_hardening.py::test_stalled_upload_body_times_out compat-tests/test_hardening.py::test_large_form_upload_streams_to_disk ${PYTEST_ARGS:-}

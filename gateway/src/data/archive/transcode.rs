@@ -121,11 +121,7 @@ mod tests {
             let got = super::super::contents(std::sync::Arc::new(file), format).unwrap();
             let names: Vec<_> = got.iter().map(|m| (m.name.as_str(), m.size)).collect();
             let again = if format == Format::Zip { "a/1~1.txt" } else { "a/1.txt" };
-            assert_eq!(
-                names,
-                [("a/1.txt", 3), (long.as_str(), 300_000), ("__404__/b/m", 0), (again, 5)],
-                "{format:?}"
-            );
+            assert_eq!(names, [("a/1.txt", 3), (long.as_str(), 300_000), ("__404__/b/m", 0), (again, 5)], "{format:?}");
         }
     }
 
