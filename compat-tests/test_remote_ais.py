@@ -146,6 +146,55 @@ def test_cli_attaches_shows_and_detaches(two_clusters):
     assert bad.returncode != 0 and "no remote cluster" in bad.stderr
 
 
+def wait_job(node: Node, job_id: str) -> dict:
+    def status():
+        s = node.native("GET", "/v1/cluster", params={"what": "status"}, json={"ID": job_id}).json()
+        return s if s["end_time"] != 0 else None
+
+    s = wait_for(status, what=f"job {job_id} done")
+    assert not s.get("err") and not s.get("aborted"), s
+    return s
+
+
+def test_copies_to_and_from_a_remote_cluster(two_clusters):
+    """copy-bck between a remote cluster's bucket and this cluster's: from the remote (its listing, `presence=0`)
+    into a new local bucket, and from a local bucket into a bucket of the remote cluster (addressed
+    `ais/@alias#/name/`); a missing remote bucket is not made here."""
+    here, there = two_clusters
+    assert attach(here, "cprem", there[0].endpoint).status_code == 200
+    try:
+        origin = there[0].client()
+        origin.create_bucket(Bucket="cpsrc")
+        data = {f"a/{i}": os.urandom(2000 + i) for i in range(6)}
+        for k, v in data.items():
+            origin.put_object(Bucket="cpsrc", Key=k, Body=v)
+        job = here.native("POST", "/v1/buckets/cpsrc", params={
+            "provider": "ais", "namespace": "@cprem", "bck_to": "ais/@#/cpdst/", "presence": "0"},
+            json={"action": "copy-bck", "value": {"prefix": "", "prepend": "", "dry_run": False}})
+        assert job.status_code == 200, job.text
+        wait_job(here, job.text)
+        s3 = here.client()
+        for k, v in data.items():
+            assert s3.get_object(Bucket="cpdst", Key=k)["Body"].read() == v, k
+        # Back the other way, into a bucket of the remote cluster (no bucket of that name is made here).
+        origin.create_bucket(Bucket="cpback")
+        job = here.native("POST", "/v1/buckets/cpdst", params={"provider": "ais", "bck_to": "ais/@cprem#/cpback/"},
+                          json={"action": "copy-bck", "value": {"prefix": "a/", "prepend": "copied/", "dry_run": False}})
+        assert job.status_code == 200, job.text
+        wait_job(here, job.text)
+        for k, v in data.items():
+            assert origin.get_object(Bucket="cpback", Key=f"copied/{k}")["Body"].read() == v, k
+        # Here the name stands for the remote bucket: reads go through to it.
+        assert s3.get_object(Bucket="cpback", Key="copied/a/0")["Body"].read() == data["a/0"]
+        # A remote bucket that does not exist is not made here.
+        job = here.native("POST", "/v1/buckets/cpdst", params={"provider": "ais", "bck_to": "ais/@cprem#/nosuch/"},
+                          json={"action": "copy-bck", "value": {"prefix": "", "prepend": "", "dry_run": False}})
+        assert job.status_code == 404, job.text
+        assert "nosuch" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    finally:
+        here.native("PUT", "/v1/cluster/detach", params={"what": "remote"}, headers={"Ais-Remote-Ais-Alias": "cprem"})
+
+
 def remote_object_gets(nodes: list[Node]) -> float:
     """Object reads the remote cluster's nodes served (its health checks and intra-cluster calls count apart)."""
     return metric_total(nodes, "trove_requests_total", op="NativeGetObject")
@@ -325,3 +374,4 @@ def test_a_remote_bucket_attached_under_an_s3_name_is_cached_like_a_cloud_bucket
     with pytest.raises(botocore.exceptions.ClientError):
         s3.get_object(Bucket="shards", Key="shard-3.tar")
     assert by_alias(here)["remais"]["uuid"] == "defunct"
+

@@ -161,7 +161,7 @@ async fn run(
         content_type: Some(format.content_type().to_owned()),
         ..Default::default()
     };
-    store(state, dst, staged, meta).await.map_err(|e| e.to_string())
+    super::store(state, dst, staged, meta).await.map_err(|e| e.to_string())
 }
 
 /// Every key of a bucket under `prefix`, in the cluster (or its backend's listing).
@@ -239,24 +239,4 @@ async fn shard_file(state: &SharedState, dst: &BucketEntry, name: &str) -> Optio
     let (file, _, _) = object_file(state, dst, name).await.ok().flatten()?;
     let format = crate::data::archive::format_of(&file, name, None).ok()?;
     Some((file, format))
-}
-
-/// Stores the finished shard by its key's owner.
-async fn store(
-    state: &SharedState,
-    dst: &BucketEntry,
-    staged: trove_cache::Staged,
-    meta: trove_cache::ObjMeta,
-) -> Result<(), crate::data::Error> {
-    match state.owner(&dst.bck, &meta.key) {
-        Owner::Local => crate::data::put(state, dst, staged, meta, None).await.map(|_| ()),
-        Owner::Remote(_) if dst.bck.is_remote() => {
-            let mut meta = meta;
-            crate::data::write_through(state, dst, &staged, &mut meta).await
-        }
-        Owner::Remote(node) => {
-            let token = crate::data::copies::stage_on(state, &node, dst, &staged, &meta).await?;
-            crate::data::copies::finish_on(state, &node, token, true).await.map(|_| ())
-        }
-    }
 }

@@ -548,6 +548,8 @@ async fn fetch(ctx: &Ctx, name: &str, link: &str, task: &Task) -> Result<Fetched
             Err(e) => Err(e.to_string()),
         };
     }
+    // Names from a template are made per link: checked here, as the request's own names were at the start.
+    request::check_name(name)?;
     let url = request::check_link(&ctx.state.download_policy, link)?;
     if unchanged(ctx, name, &url).await {
         return Ok(Fetched::Skipped);
@@ -681,7 +683,7 @@ async fn fetch_once(ctx: &Ctx, name: &str, url: &reqwest::Url, task: &Task) -> R
         user,
         ..Default::default()
     };
-    super::copy::store(&ctx.state, &ctx.dst, staged, meta)
+    super::store(&ctx.state, &ctx.dst, staged, meta)
         .await
         .map_err(|e| Failure::Final(format!("storing {name}: {e}")))?;
     Ok(received.size)

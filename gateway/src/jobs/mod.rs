@@ -246,3 +246,29 @@ pub(crate) fn spawn(job: Arc<Job>, work: impl std::future::Future<Output = Resul
         );
     });
 }
+
+/// Stores a staged object as `meta.key` of `dst` where that key belongs: here when this node owns it, else
+/// sent to its owner (the metadata travels with it); a cloud destination is written through to its backend.
+pub(crate) async fn store(
+    state: &crate::state::SharedState,
+    dst: &trove_namespace::BucketEntry,
+    staged: trove_cache::Staged,
+    meta: trove_cache::ObjMeta,
+) -> Result<(), crate::data::Error> {
+    use crate::cluster::Owner;
+    match state.owner(&dst.bck, &meta.key) {
+        Owner::Local => {
+            crate::data::put(state, dst, staged, meta, None).await?;
+        }
+        Owner::Remote(_) if dst.bck.is_remote() => {
+            // The backend gets it from here; its owner caches it when first read.
+            let mut meta = meta;
+            crate::data::write_through(state, dst, &staged, &mut meta).await?;
+        }
+        Owner::Remote(node) => {
+            let token = crate::data::copies::stage_on(state, &node, dst, &staged, &meta).await?;
+            crate::data::copies::finish_on(state, &node, token, true).await?;
+        }
+    }
+    Ok(())
+}

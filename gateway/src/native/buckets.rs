@@ -75,34 +75,46 @@ async fn copy(state: &SharedState, call: &Call, name: &str, action: &str) -> Rep
     let v = &call.msg.value;
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_owned();
     let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
-    let (to_name, to_provider) = if action == action::COPY_BCK {
+    // The destination: name, provider and AIS namespace (`@uuid#name`; `@#` or empty: this cluster's).
+    let (to_name, to_provider, to_ns) = if action == action::COPY_BCK {
         let uname =
             call.param("bck_to").ok_or_else(|| bad("copy-bck needs bck_to=<provider>/<namespace>/<name>/".into()))?;
         let mut parts = uname.trim_end_matches('/').splitn(3, '/');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(p), Some(_ns), Some(n)) if !n.is_empty() => (n.to_owned(), p.to_owned()),
+            (Some(p), Some(ns), Some(n)) if !n.is_empty() => (n.to_owned(), p.to_owned(), ns.to_owned()),
             _ => return Err(bad(format!("invalid bck_to {uname:?}"))),
         }
     } else {
         let to = v.get("tobck").ok_or_else(|| bad("copy-listrange needs tobck".into()))?;
         let n = to.get("name").and_then(|x| x.as_str()).unwrap_or_default();
         if n.is_empty() {
-            (src.bck.name.clone(), src.bck.provider.as_str().to_owned())
+            let ns = if src.bck.ns.is_global() {
+                String::new()
+            } else {
+                format!("@{}#{}", src.bck.ns.uuid, src.bck.ns.name)
+            };
+            (src.bck.name.clone(), src.bck.provider.as_str().to_owned(), ns)
         } else {
-            (n.to_owned(), to.get("provider").and_then(|x| x.as_str()).unwrap_or("ais").to_owned())
+            let ns = to.get("namespace");
+            let field = |k: &str| ns.and_then(|x| x.get(k)).and_then(|x| x.as_str()).unwrap_or_default();
+            let ns = format!("@{}#{}", field("uuid"), field("name"));
+            (n.to_owned(), to.get("provider").and_then(|x| x.as_str()).unwrap_or("ais").to_owned(), ns)
         }
     };
+    let to_ns = if matches!(to_ns.as_str(), "" | "@#" | "@") { None } else { Some(to_ns) };
     let (prepend, dry_run) = (text("prepend"), flag("dry_run"));
     if flag("synchronize") && !prepend.is_empty() {
         return Err(bad(format!("prepend option ({prepend}) is incompatible with the request to synchronize buckets")));
     }
     let provider = if to_provider.is_empty() { "ais".to_owned() } else { to_provider };
-    let params = vec![(query::PROVIDER.to_owned(), provider.clone())];
-    let dst = match super::bucket(state, &to_name, &params).await {
-        Ok((_, e)) => e,
-        Err((StatusCode::NOT_FOUND, _)) if provider == "ais" => {
+    let mut params = vec![(query::PROVIDER.to_owned(), provider.clone())];
+    params.extend(to_ns.clone().map(|ns| (query::NAMESPACE.to_owned(), ns)));
+    let (dst_name, dst) = match super::bucket(state, &to_name, &params).await {
+        Ok(found) => found,
+        // A missing bucket of this cluster is made; one of a remote cluster is the remote's to make.
+        Err((StatusCode::NOT_FOUND, _)) if provider == "ais" && to_ns.is_none() => {
             create_ais(state, &to_name, &serde_json::json!({})).await?;
-            super::bucket(state, &to_name, &params).await?.1
+            super::bucket(state, &to_name, &params).await?
         }
         Err(e) => return Err(e),
     };
@@ -114,7 +126,7 @@ async fn copy(state: &SharedState, call: &Call, name: &str, action: &str) -> Rep
     let presence =
         call.param("presence").map_or(Ok(2), |p| p.parse::<u8>()).map_err(|_| bad("invalid presence".into()))?;
     let spec = crate::jobs::copy::CopySpec {
-        to: dst.bck.name.clone(),
+        to: dst_name,
         prefix: text("prefix").trim_end_matches('*').to_owned(),
         prepend,
         dry_run,
