@@ -440,9 +440,24 @@ async fn produce(ctx: &Ctx, tx: &mpsc::Sender<(String, String)>) -> Result<(), S
             let Ok(Names::Template(t)) = Template::parse(template) else {
                 return Err(format!("invalid template {template:?}"));
             };
-            let total = t.names().filter_map(|link| request::range_name(subdir, &link)).filter(|n| mine(n)).count();
+            // Counting millions of names is seconds of work: off the async threads.
+            let total = {
+                let (t, subdir, st, bck) = (t.clone(), subdir.clone(), state.clone(), bck.clone());
+                tokio::task::spawn_blocking(move || {
+                    t.names()
+                        .filter_map(|link| request::range_name(&subdir, &link))
+                        .filter(|n| st.owner(&bck, n) == Owner::Local)
+                        .count()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            };
             ctx.download.total.store(total as i64, Ordering::Relaxed);
-            for link in t.names() {
+            for (i, link) in t.names().enumerate() {
+                // Most names belong to other nodes: give the thread back now and then.
+                if i % 1024 == 1023 {
+                    tokio::task::yield_now().await;
+                }
                 let Some(name) = request::range_name(subdir, &link) else { continue };
                 if mine(&name) && !send(name, link).await {
                     break;
