@@ -104,3 +104,32 @@ def test_copy_on_three_nodes(trove_factory, moto):
 
     t = trove_factory(cluster=3, env=dict(TROVE_ENV), extra_config=backends_toml(moto))
     copy_from_moto(t, moto)
+
+
+def test_copy_into_a_versioned_bucket_on_three_nodes(trove_factory):
+    """Each copy becomes the key's new version, whichever node owns the key; copying again adds a version."""
+    t = trove_factory(cluster=3, env=dict(TROVE_ENV))
+    client, s3 = sdk(t), t.client()
+    src, dst = new_bucket_name(), new_bucket_name()
+    s3.create_bucket(Bucket=src)
+    s3.create_bucket(Bucket=dst)
+    s3.put_bucket_versioning(Bucket=dst, VersioningConfiguration={"Status": "Enabled"})
+    data = {f"k/{i:02d}": random_bytes(700 + i) for i in range(12)}
+    for k, v in data.items():
+        s3.put_object(Bucket=src, Key=k, Body=v)
+    wait_ok(client, client.bucket(src).copy(client.bucket(dst)))
+    s3.put_object(Bucket=src, Key="k/00", Body=b"second")
+    wait_ok(client, client.bucket(src).copy(client.bucket(dst)))
+    versions = s3.list_object_versions(Bucket=dst)["Versions"]
+    by_key = {}
+    for v in versions:
+        by_key.setdefault(v["Key"], []).append(v)
+    assert sorted(by_key) == sorted(data)
+    assert all(len(vs) == 2 and all(v["VersionId"] != "null" for v in vs) for vs in by_key.values()), by_key
+    for k, vs in by_key.items():
+        latest = next(v for v in vs if v["IsLatest"])
+        got = s3.get_object(Bucket=dst, Key=k)
+        assert got["VersionId"] == latest["VersionId"]
+        assert got["Body"].read() == (b"second" if k == "k/00" else data[k])
+        older = next(v for v in vs if not v["IsLatest"])
+        assert s3.get_object(Bucket=dst, Key=k, VersionId=older["VersionId"])["Body"].read() == data[k]

@@ -51,12 +51,6 @@ pub fn start(
         .registry
         .get(&spec.to)
         .ok_or_else(|| StartError::NoBackend(format!("destination bucket {} does not exist", spec.to)))?;
-    if crate::data::versions::is_versioned(&dst) {
-        return Err(StartError::NoBackend(format!(
-            "copying into the versioned bucket {} is not supported by Trove",
-            spec.to
-        )));
-    }
     let names = if !msg.names.objnames.is_empty() {
         None
     } else {

@@ -249,6 +249,7 @@ pub(crate) fn spawn(job: Arc<Job>, work: impl std::future::Future<Output = Resul
 
 /// Stores a staged object as `meta.key` of `dst` where that key belongs: here when this node owns it, else
 /// sent to its owner (the metadata travels with it); a cloud destination is written through to its backend.
+/// In a versioned bucket the object becomes the key's new version.
 pub(crate) async fn store(
     state: &crate::state::SharedState,
     dst: &trove_namespace::BucketEntry,
@@ -266,6 +267,9 @@ pub(crate) async fn store(
             crate::data::write_through(state, dst, &staged, &mut meta).await?;
         }
         Owner::Remote(node) => {
+            // The version is made here, as a write received here would make it; the owner keeps it as sent.
+            let mut meta = meta;
+            crate::data::versions::stamp(dst, &mut meta);
             let token = crate::data::copies::stage_on(state, &node, dst, &staged, &meta).await?;
             crate::data::copies::finish_on(state, &node, token, true).await?;
         }
