@@ -418,6 +418,27 @@ def test_put_files_into_a_shard(gateway, shard):
     assert put("../x", b"1").status_code == 400
 
 
+def test_shards_made_into_a_versioned_bucket_are_versions(gateway):
+    """The archive job into a versioned bucket: each shard written is the key's new version, the old ones kept."""
+    from test_ais_sdk import wait_ok
+
+    client, s3 = sdk(gateway), gateway.client()
+    src, dst = new_bucket_name(), new_bucket_name()
+    s3.create_bucket(Bucket=src)
+    s3.create_bucket(Bucket=dst)
+    s3.put_bucket_versioning(Bucket=dst, VersioningConfiguration={"Status": "Enabled"})
+    for i in range(3):
+        s3.put_object(Bucket=src, Key=f"x/{i}", Body=b"%d" % i)
+    for names in (["x/0"], ["x/1", "x/2"]):
+        wait_ok(client, client.bucket(src).objects(obj_names=names).archive(archive_name="v.tar",
+                                                                             to_bck=client.bucket(dst))[0])
+    versions = s3.list_object_versions(Bucket=dst, Prefix="v.tar")["Versions"]
+    assert len(versions) == 2 and all(v["VersionId"] != "null" for v in versions), versions
+    latest = next(v for v in versions if v["IsLatest"])
+    body = s3.get_object(Bucket=dst, Key="v.tar", VersionId=latest["VersionId"])["Body"].read()
+    assert sorted(m.name for m in tarfile.open(fileobj=io.BytesIO(body))) == ["x/1", "x/2"]
+
+
 @pytest.mark.parametrize("archname", ["made.tar", "made.tgz", "made.zip"])
 def test_make_shards_from_objects(gateway, archname):
     """The `archive` job (SDK `objects(...).archive(...)`): a shard of listed or templated objects, entry names as

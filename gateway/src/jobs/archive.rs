@@ -55,9 +55,6 @@ pub fn start(
         return Err(bad(format!("mime mismatch: {:?} for {:?}", msg.mime, msg.archname)));
     }
     crate::s3::ctx::check_key(&msg.archname).map_err(|_| bad(format!("invalid archname {:?}", msg.archname)))?;
-    if crate::data::versions::is_versioned(dst) {
-        return Err(bad(format!("writing shards into the versioned bucket {} is not supported", dst.bck.name)));
-    }
     let names = if msg.names.objnames.is_empty() { Some(Template::parse(&msg.names.template)?) } else { None };
     let job = state.jobs.create(ARCHIVE, &src.bck, None);
     let (st, src, dst, j) = (state.clone(), src.clone(), dst.clone(), job.clone());
