@@ -680,6 +680,25 @@ def test_backend_prefetch_from_a_moto_bucket(trove_factory, moto):
         assert read(trove, origin, "bk/sub/c.bin") == data["bk/sub/c.bin"]
 
 
+def test_backend_synchronize_refetches_changed_and_drops_vanished(trove_factory, moto):
+    """`synchronize`: a second backend download refetches what changed in the bucket, skips what did not, and
+    drops cached copies of objects the bucket no longer has (the backend itself is never written)."""
+    trove = trove_factory(extra_config=backends_toml(moto), env=dict(TROVE_ENV))
+    with fresh_origin(trove, moto) as origin:
+        names = ["s/a.bin", "s/b.bin", "s/c.bin"]
+        put_objects(moto, origin, names, size=3000, seed=9)
+        body = {"type": "backend", "bucket": {"name": origin, "provider": "aws"}, "prefix": "s/"}
+        assert wait_done(trove, start_download(trove, body))["finished_cnt"] == 3
+        changed = put_objects(moto, origin, ["s/b.bin"], size=1234, seed=10)["s/b.bin"]
+        moto.delete_object(origin, "s/c.bin")
+        status = wait_done(trove, start_download(trove, {**body, "synchronize": True}))
+        assert status["error_cnt"] == 0 and not status["aborted"], status
+        assert status["skipped_cnt"] == 1, status  # s/a.bin unchanged
+        assert presences(trove, origin, names) == {"s/a.bin": 200, "s/b.bin": 200, "s/c.bin": 404}
+        assert read(trove, origin, "s/b.bin") == changed
+        assert sorted(moto.list_keys(origin)) == ["s/a.bin", "s/b.bin"]
+
+
 # ---------------------------------------------------------------------------------------------
 # 8. three nodes
 # ---------------------------------------------------------------------------------------------
