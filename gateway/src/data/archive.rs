@@ -88,6 +88,16 @@ impl Format {
             Format::TarLz4 => "application/x-lz4",
         }
     }
+
+    /// The extension a file of this format is named with (without the dot).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Tar => "tar",
+            Format::TarGz => "tgz",
+            Format::Zip => "zip",
+            Format::TarLz4 => "tar.lz4",
+        }
+    }
 }
 
 fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {

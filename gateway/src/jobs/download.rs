@@ -49,11 +49,9 @@ const KEEP_TASKS: usize = 10_000;
 /// The largest file a download stores (S3's largest object).
 const MAX_FILE: u64 = 5 << 40;
 
-/// A new job id: `dnl-` and nine characters, as AIS makes them.
+/// A new job id: `dnl-` and a job id, as AIS makes them.
 pub fn new_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let tail: String = (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect();
-    format!("{ID_PREFIX}{tail}")
+    format!("{ID_PREFIX}{}", super::new_id())
 }
 
 /// A file being fetched.

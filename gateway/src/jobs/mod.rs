@@ -63,6 +63,28 @@ pub fn now_ns() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
 }
 
+/// A new job id: nine random characters, as AIS's short ids.
+pub fn new_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
+    (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// A job time (ns since the Unix epoch) as AIS reports it: RFC 3339 with nine fraction digits, so that times
+/// also compare as strings.
+pub fn rfc3339(ns: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns.into()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
 impl Job {
     pub fn finished(&self) -> bool {
         self.end_ns.load(Ordering::Acquire) != 0
@@ -112,10 +134,7 @@ impl Jobs {
 
     /// A new job; `id` is given when another node started the cluster's job.
     pub fn create(&self, kind: &'static str, bck: &Bck, id: Option<&str>) -> Arc<Job> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
-        let id: String = id
-            .map(str::to_owned)
-            .unwrap_or_else(|| (0..9).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect());
+        let id: String = id.map(str::to_owned).unwrap_or_else(new_id);
         let job = Arc::new(Job {
             id: id.clone(),
             kind,

@@ -86,13 +86,6 @@ struct JobQuery {
     show_active: bool,
 }
 
-fn rfc3339(ns: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 /// AIS's `nl.Status` of the cluster's job (all nodes' parts).
 fn status(j: &JobView) -> serde_json::Value {
     json!({
@@ -116,8 +109,8 @@ fn snap(j: &JobView) -> serde_json::Value {
     json!({
         "id": j.id,
         "kind": j.kind,
-        "start-time": rfc3339(j.start_ns),
-        "end-time": if j.finished() { rfc3339(j.end_ns) } else { String::new() },
+        "start-time": crate::jobs::rfc3339(j.start_ns),
+        "end-time": if j.finished() { crate::jobs::rfc3339(j.end_ns) } else { String::new() },
         "bck": {"name": j.bck.name, "provider": j.bck.provider.as_str(), "namespace": {"uuid": j.bck.ns.uuid, "name": j.bck.ns.name}},
         "stats": {
             "loc-objs": if moved { zero() } else { objs.clone() },

@@ -156,27 +156,8 @@ pub async fn handle(state: &SharedState, path_bucket: Option<&str>, query: &[(St
     let body = crate::data::archive::from_tar(format, Box::pin(tar));
     let blob = s3s::dto::StreamingBlob::wrap(crate::data::SyncBody::new(body));
     let mut r = http::Response::new(s3s::Body::from(blob));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type(format)));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(format.content_type()));
     Ok(r)
-}
-
-/// AIS's content types of GetBatch answers.
-fn content_type(format: Format) -> &'static str {
-    match format {
-        Format::Tar => "application/x-tar",
-        Format::TarGz => "application/gzip",
-        Format::TarLz4 => "application/x-lz4",
-        Format::Zip => "application/zip",
-    }
-}
-
-fn extension(format: Format) -> &'static str {
-    match format {
-        Format::Tar => "tar",
-        Format::TarGz => "tgz",
-        Format::TarLz4 => "tar.lz4",
-        Format::Zip => "zip",
-    }
 }
 
 /// The buffered answer: the archive spooled to a work file (removed when the answer ends), then sent after
@@ -221,8 +202,8 @@ async fn buffered(state: &SharedState, items: Vec<Item>, batch: Batch, format: F
     let boundary = format!("{:032x}", rand::random::<u128>());
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"{META_PART}\"\r\nContent-Type: application/json\r\n\r\n{meta}\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{DATA_PART}\"; filename=\"batch-{uuid}.{}\"\r\nContent-Type: {}\r\n\r\n",
-        extension(format),
-        content_type(format)
+        format.extension(),
+        format.content_type()
     );
     let tail = format!("\r\n--{boundary}--\r\n");
     let length = head.len() as u64 + size + tail.len() as u64;

@@ -56,22 +56,13 @@ pub struct Status {
     pub download_errors: Vec<TaskError>,
 }
 
-/// RFC 3339 with nine fraction digits, so that times compare as strings; 0 is Go's zero time.
+/// A job time as AIS's download status writes it; 0 is Go's zero time.
 pub fn rfc3339(ns: i64) -> String {
     if ns == 0 {
-        return ZERO_TIME.to_owned();
+        ZERO_TIME.to_owned()
+    } else {
+        crate::jobs::rfc3339(ns)
     }
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns.into()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond()
-    )
 }
 
 impl JobRecord {
